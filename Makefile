@@ -1,0 +1,51 @@
+# Agentry — see README.md. `make run` runs the local gateway, `make test`
+# runs every test CI runs.
+SHELL := /bin/bash
+GO    ?= go
+PKG   := ./...
+# Packages whose tests also run under the race detector.
+RACE_PKGS := ./internal/amtp/... ./internal/gateway/... ./internal/delivery/... ./internal/discovery/... \
+             ./internal/embedded/... ./internal/httpapi/... ./internal/netguard/... ./internal/localgw/... \
+             ./internal/config/...
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/agentry/agentry/internal/localgw.Version=$(VERSION)
+BIN     := bin
+
+.PHONY: all run build test test-race lint fmt-check vet fuzz clean
+
+all: build
+
+## run: start the local gateway in the foreground (AGENTRY_* variables apply)
+run:
+	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/agentry serve
+
+## build: build the agentry binary into bin/
+build:
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/agentry ./cmd/agentry
+
+## test: formatting, vet, every test (race detector on the core packages)
+test: fmt-check vet
+	$(GO) test -race -count=1 -timeout 15m $(RACE_PKGS)
+	$(GO) test -count=1 -timeout 15m $$($(GO) list ./... | grep -v -E '/internal/(amtp|gateway|delivery|discovery|embedded|httpapi|netguard|localgw|config)(/|$$)')
+
+## lint: gofmt + go vet
+lint: fmt-check vet
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKG)
+
+## fuzz: run each fuzz target for FUZZTIME (default 1m)
+FUZZTIME ?= 1m
+fuzz:
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/amtp
+	$(GO) test -run='^$$' -fuzz='^FuzzCanonicalize$$' -fuzztime=$(FUZZTIME) ./internal/amtp
+	$(GO) test -run='^$$' -fuzz='^FuzzParseAddress$$' -fuzztime=$(FUZZTIME) ./internal/amtp
+	$(GO) test -run='^$$' -fuzz='^FuzzParseTXT$$' -fuzztime=$(FUZZTIME) ./internal/discovery
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,113 @@
+// Command agentry is the local AMTP gateway (`agentry serve`) and a thin
+// command-line client of its API (send, status, inbox, ack, dns-record).
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/agentry/agentry/internal/config"
+	"github.com/agentry/agentry/internal/gateway"
+	"github.com/agentry/agentry/internal/localgw"
+)
+
+const usage = `agentry — an AMTP gateway
+
+usage:
+  agentry serve                     run the gateway in the foreground (configured by AGENTRY_* variables)
+  agentry dns-record                print the _amtp TXT record to publish for AGENTRY_DOMAIN
+  agentry send [flags]              send a message          (agentry send -h)
+  agentry status <message-id>       show a message's delivery status
+  agentry inbox <recipient> [-ack]  list (and acknowledge) a pull agent's inbox
+  agentry ack <recipient> <id>      acknowledge one inbox message
+  agentry version
+
+client commands talk to AGENTRY_URL (default http://127.0.0.1:8080) with the
+bearer key in AGENTRY_API_KEY (an agent's key, or the admin key).
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = serve(stdout, stderr)
+	case "dns-record":
+		err = dnsRecord(stdout)
+	case "send":
+		err = clientSend(args[1:], stdout, stderr)
+	case "status":
+		err = clientStatus(args[1:], stdout)
+	case "inbox":
+		err = clientInbox(args[1:], stdout, stderr)
+	case "ack":
+		err = clientAck(args[1:], stdout)
+	case "version":
+		fmt.Fprintln(stdout, "agentry", localgw.Version)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "agentry: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "agentry:", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+func serve(stdout, stderr io.Writer) error {
+	cfg, err := config.FromEnv(nil)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+	slog.SetDefault(log)
+	g, err := localgw.New(cfg, localgw.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	if err := g.Listen(); err != nil {
+		g.Close()
+		return err
+	}
+	if g.AdminKeyGenerated {
+		fmt.Fprintf(stdout, "generated admin key (stored in %s/admin.key; shown once):\n  %s\n", cfg.DataDir, g.Config.AdminKey)
+	}
+	fmt.Fprintf(stdout, "agentry %s: AMTP gateway for %s listening on %s (data in %s)\n", localgw.Version, cfg.Domain, g.Addr(), cfg.DataDir)
+	fmt.Fprintf(stdout, "publish: _amtp.%s. IN TXT %q\n", cfg.Domain, g.Service.TXTRecord())
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err = g.Serve(ctx)
+	log.Info("stopped")
+	return err
+}
+
+func dnsRecord(stdout io.Writer) error {
+	cfg, err := config.FromEnv(nil)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	rec := gateway.TXTRecord(cfg.PublicURL, gateway.DefaultAuthMethods, cfg.MaxMessageBytes)
+	fmt.Fprintf(stdout, "_amtp.%s. 300 IN TXT %q\n", cfg.Domain, rec)
+	return nil
+}

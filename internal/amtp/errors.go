@@ -1,0 +1,137 @@
+// Package amtp is the Agent Message Transfer Protocol as Agentry speaks it:
+// the message model, addresses, identifiers, validation, canonical JSON and
+// the error vocabulary. It imports nothing else of Agentry's and does no I/O.
+package amtp
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Code is an AMTP error code (draft §13.1 plus Agentry's additions).
+type Code string
+
+// Protocol errors (draft §13.1.1).
+const (
+	CodeInvalidMessageFormat   Code = "INVALID_MESSAGE_FORMAT"
+	CodeUnsupportedVersion     Code = "UNSUPPORTED_VERSION"
+	CodeSchemaValidationFailed Code = "SCHEMA_VALIDATION_FAILED"
+	CodeMessageTooLarge        Code = "MESSAGE_TOO_LARGE"
+	CodeInvalidRecipient       Code = "INVALID_RECIPIENT"
+)
+
+// Delivery errors (draft §13.1.2).
+const (
+	CodeRecipientUnavailable Code = "RECIPIENT_UNAVAILABLE"
+	CodeRecipientNotFound    Code = "RECIPIENT_NOT_FOUND"
+	CodeAuthenticationFailed Code = "AUTHENTICATION_FAILED"
+	CodeRateLimitExceeded    Code = "RATE_LIMIT_EXCEEDED"
+	CodeTemporaryFailure     Code = "TEMPORARY_FAILURE"
+)
+
+// Coordination errors (draft §13.1.3).
+const (
+	CodeWorkflowTimeout         Code = "WORKFLOW_TIMEOUT"
+	CodeRequiredResponseMissing Code = "REQUIRED_RESPONSE_MISSING"
+	CodeCoordinationFailed      Code = "COORDINATION_FAILED"
+)
+
+// Agentry's additions (shared/PROTOCOL.md "Errors").
+const (
+	CodeAgentUnknown           Code = "AGENT_UNKNOWN"
+	CodeIdempotencyConflict    Code = "IDEMPOTENCY_CONFLICT"
+	CodeAuthenticationRequired Code = "AUTHENTICATION_REQUIRED"
+	CodeForbidden              Code = "FORBIDDEN"
+	CodeNotFound               Code = "NOT_FOUND"
+	CodeSignatureInvalid       Code = "SIGNATURE_INVALID"
+	CodePolicyDenied           Code = "POLICY_DENIED"
+)
+
+// defaultStatus is the HTTP status an error code answers with unless the
+// Error overrides it (a 405 is NOT_FOUND with status 405, for example).
+var defaultStatus = map[Code]int{
+	CodeInvalidMessageFormat:    http.StatusBadRequest,
+	CodeUnsupportedVersion:      http.StatusBadRequest,
+	CodeSchemaValidationFailed:  http.StatusBadRequest,
+	CodeMessageTooLarge:         http.StatusRequestEntityTooLarge,
+	CodeInvalidRecipient:        http.StatusBadRequest,
+	CodeRecipientUnavailable:    http.StatusServiceUnavailable,
+	CodeRecipientNotFound:       http.StatusNotFound,
+	CodeAuthenticationFailed:    http.StatusUnauthorized,
+	CodeRateLimitExceeded:       http.StatusTooManyRequests,
+	CodeTemporaryFailure:        http.StatusServiceUnavailable,
+	CodeWorkflowTimeout:         http.StatusGatewayTimeout,
+	CodeRequiredResponseMissing: http.StatusBadRequest,
+	CodeCoordinationFailed:      http.StatusBadRequest,
+	CodeAgentUnknown:            http.StatusBadRequest,
+	CodeIdempotencyConflict:     http.StatusConflict,
+	CodeAuthenticationRequired:  http.StatusUnauthorized,
+	CodeForbidden:               http.StatusForbidden,
+	CodeNotFound:                http.StatusNotFound,
+	CodeSignatureInvalid:        http.StatusUnauthorized,
+	CodePolicyDenied:            http.StatusForbidden,
+}
+
+// Error is an AMTP error: a code, a human message, optional structured
+// details and the HTTP status it is answered with.
+type Error struct {
+	Code    Code
+	Message string
+	Details map[string]any
+	Status  int
+}
+
+func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
+
+// HTTPStatus is the status code to answer with.
+func (e *Error) HTTPStatus() int {
+	if e.Status != 0 {
+		return e.Status
+	}
+	if s, ok := defaultStatus[e.Code]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// Errorf builds an Error with the code's default status.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// WithDetail returns e with one more detail set. It mutates e, which is
+// always freshly built by Errorf at the call site.
+func (e *Error) WithDetail(key string, value any) *Error {
+	if e.Details == nil {
+		e.Details = make(map[string]any, 2)
+	}
+	e.Details[key] = value
+	return e
+}
+
+// WithStatus overrides the HTTP status.
+func (e *Error) WithStatus(status int) *Error {
+	e.Status = status
+	return e
+}
+
+// FieldError is the usual INVALID_MESSAGE_FORMAT with details.field.
+func FieldError(field, format string, args ...any) *Error {
+	return Errorf(CodeInvalidMessageFormat, format, args...).WithDetail("field", field)
+}
+
+// AsError extracts an *Error from err's chain.
+func AsError(err error) (*Error, bool) {
+	var e *Error
+	if errors.As(err, &e) {
+		return e, true
+	}
+	return nil, false
+}
+
+// IsCode reports whether err carries the given AMTP code.
+func IsCode(err error, code Code) bool {
+	e, ok := AsError(err)
+	return ok && e.Code == code
+}

@@ -1,0 +1,182 @@
+package amtp
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"sync"
+	"time"
+)
+
+// UUIDv7 generation keeps a process-wide monotonic state so that ids made in
+// the same millisecond still sort in creation order (RFC 9562 §6.2 method 1:
+// a 12-bit counter in rand_a, re-seeded randomly each millisecond).
+var v7 struct {
+	sync.Mutex
+	lastMS  int64
+	counter uint16
+}
+
+// NewUUIDv7 returns a new lower-case UUIDv7.
+func NewUUIDv7() string { return newUUIDv7(time.Now()) }
+
+func newUUIDv7(now time.Time) string {
+	var b [16]byte
+	if _, err := rand.Read(b[6:]); err != nil {
+		panic("amtp: crypto/rand failed: " + err.Error())
+	}
+	ms := now.UnixMilli()
+	v7.Lock()
+	if ms <= v7.lastMS {
+		// Same millisecond, or the clock stepped back: keep ordering by
+		// staying on the last timestamp and bumping the counter.
+		ms = v7.lastMS
+		v7.counter++
+		if v7.counter > 0x0fff {
+			ms++
+			v7.counter = binary.BigEndian.Uint16(b[6:8]) & 0x07ff
+		}
+	} else {
+		// Start each millisecond in the lower half so there is room to count.
+		v7.counter = binary.BigEndian.Uint16(b[6:8]) & 0x07ff
+	}
+	v7.lastMS = ms
+	counter := v7.counter
+	v7.Unlock()
+
+	b[0] = byte(ms >> 40)
+	b[1] = byte(ms >> 32)
+	b[2] = byte(ms >> 24)
+	b[3] = byte(ms >> 16)
+	b[4] = byte(ms >> 8)
+	b[5] = byte(ms)
+	b[6] = 0x70 | byte(counter>>8)
+	b[7] = byte(counter)
+	b[8] = 0x80 | (b[8] & 0x3f)
+	return formatUUID(b)
+}
+
+// NewUUIDv4 returns a new random lower-case UUIDv4.
+func NewUUIDv4() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("amtp: crypto/rand failed: " + err.Error())
+	}
+	b[6] = 0x40 | (b[6] & 0x0f)
+	b[8] = 0x80 | (b[8] & 0x3f)
+	return formatUUID(b)
+}
+
+func formatUUID(b [16]byte) string {
+	var out [36]byte
+	hex.Encode(out[0:8], b[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], b[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], b[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], b[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:], b[10:])
+	return string(out[:])
+}
+
+// parseUUID decodes the 8-4-4-4-12 hex form (either case).
+func parseUUID(s string) ([16]byte, bool) {
+	var b [16]byte
+	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+		return b, false
+	}
+	var compact [32]byte
+	n := 0
+	for i := 0; i < 36; i++ {
+		if i == 8 || i == 13 || i == 18 || i == 23 {
+			continue
+		}
+		compact[n] = s[i]
+		n++
+	}
+	if _, err := hex.Decode(b[:], compact[:]); err != nil {
+		return b, false
+	}
+	return b, true
+}
+
+// IsUUID reports whether s is an RFC 9562 UUID: versions 1 to 8 with the
+// RFC variant, or the Nil and Max UUIDs.
+func IsUUID(s string) bool {
+	b, ok := parseUUID(s)
+	if !ok {
+		return false
+	}
+	if b == [16]byte{} {
+		return true
+	}
+	if b == [16]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff} {
+		return true
+	}
+	ver := b[6] >> 4
+	return ver >= 1 && ver <= 8 && b[8]&0xc0 == 0x80
+}
+
+// IsUUIDv7 reports whether s is a UUID of version 7.
+func IsUUIDv7(s string) bool {
+	b, ok := parseUUID(s)
+	return ok && b[6]>>4 == 7 && b[8]&0xc0 == 0x80
+}
+
+// IsUUIDv4 reports whether s is a UUID of version 4.
+func IsUUIDv4(s string) bool {
+	b, ok := parseUUID(s)
+	return ok && b[6]>>4 == 4 && b[8]&0xc0 == 0x80
+}
+
+// IsULID reports whether s is a ULID: 26 Crockford base32 characters whose
+// first character is 0–7 (the 128-bit bound). Either case is accepted, as
+// the ULID spec allows.
+func IsULID(s string) bool {
+	if len(s) != 26 {
+		return false
+	}
+	if s[0] < '0' || s[0] > '7' {
+		return false
+	}
+	for i := 1; i < 26; i++ {
+		if !isCrockford(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func isCrockford(c byte) bool {
+	if c >= 'a' && c <= 'z' {
+		c -= 'a' - 'A'
+	}
+	switch {
+	case c >= '0' && c <= '9':
+		return true
+	case c >= 'A' && c <= 'Z':
+		return c != 'I' && c != 'L' && c != 'O' && c != 'U'
+	}
+	return false
+}
+
+// ValidMessageID reports whether a supplied message_id is acceptable.
+func ValidMessageID(s string) bool { return IsUUID(s) || IsULID(s) }
+
+// MaxIdempotencyKeyLen is the longest idempotency key accepted.
+const MaxIdempotencyKeyLen = 128
+
+// ValidIdempotencyKey reports whether s is 1–128 visible ASCII characters.
+func ValidIdempotencyKey(s string) bool {
+	if len(s) == 0 || len(s) > MaxIdempotencyKeyLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,515 @@
+package amtp
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Limits bound what Parse accepts. Zero fields take the defaults.
+type Limits struct {
+	MaxRecipients int // after de-duplication; default 100
+}
+
+// Field bounds. They are generous for real use and small enough that a
+// hostile message cannot make the gateway do unbounded work per field.
+const (
+	DefaultMaxRecipients = 100
+	MaxSubjectLen        = 998 // the RFC 5322 line limit: subjects cross the email bridge
+	MaxSchemaLen         = 256
+	MaxHeaders           = 64
+	MaxHeaderNameLen     = 128
+	MaxHeaderValueLen    = 4096
+	MaxAttachments       = 32
+	MaxFilenameLen       = 255
+	MaxURLLen            = 2048
+	MaxExtensions        = 16
+	MaxExtensionNameLen  = 64
+	MaxCoordinationBytes = 64 << 10
+	MaxSignatureValueLen = 4096
+)
+
+func (l Limits) maxRecipients() int {
+	if l.MaxRecipients > 0 {
+		return l.MaxRecipients
+	}
+	return DefaultMaxRecipients
+}
+
+// Parse decodes and validates one AMTP message. Every rejection is an
+// *Error carrying the AMTP code and, for format errors, details.field.
+// Recipients come back normalised (lower-case domain) and de-duplicated.
+// Fields the client may omit stay empty; Complete fills them.
+func Parse(data []byte, lim Limits) (*Message, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, Errorf(CodeInvalidMessageFormat, "message is not valid JSON: %s", jsonErrText(err))
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, Errorf(CodeInvalidMessageFormat, "message must be a JSON object")
+	}
+	m := &Message{}
+	seen := make(map[string]bool, 16)
+	var (
+		haveSender, haveRecipients, havePayload bool
+		recipientsRaw                           json.RawMessage
+	)
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, Errorf(CodeInvalidMessageFormat, "message is not valid JSON: %s", jsonErrText(err))
+		}
+		name, _ := tok.(string)
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, Errorf(CodeInvalidMessageFormat, "message is not valid JSON: %s", jsonErrText(err))
+		}
+		if seen[name] {
+			return nil, FieldError(name, "member %q appears more than once", name)
+		}
+		seen[name] = true
+		switch name {
+		case "version":
+			v, err := stringField(name, raw)
+			if err != nil {
+				return nil, err
+			}
+			if !supportedVersion(v) {
+				return nil, Errorf(CodeUnsupportedVersion, "version %q is not supported; this gateway speaks 1.x", v).WithDetail("supported", []string{Version})
+			}
+			m.Version = v
+		case "message_id":
+			v, err := stringField(name, raw)
+			if err != nil {
+				return nil, err
+			}
+			if !ValidMessageID(v) {
+				return nil, FieldError(name, "message_id must be a UUID (RFC 9562) or a ULID")
+			}
+			m.MessageID = v
+		case "idempotency_key":
+			v, err := stringField(name, raw)
+			if err != nil {
+				return nil, err
+			}
+			if !ValidIdempotencyKey(v) {
+				return nil, FieldError(name, "idempotency_key must be 1 to 128 visible ASCII characters")
+			}
+			m.IdempotencyKey = v
+		case "timestamp":
+			v, err := stringField(name, raw)
+			if err != nil {
+				return nil, err
+			}
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				return nil, FieldError(name, "timestamp %q is not an RFC 3339 time", v)
+			}
+			if t.Year() < 1 || t.Year() > 9999 {
+				return nil, FieldError(name, "timestamp is out of range")
+			}
+			m.Timestamp = t.UTC().Truncate(time.Millisecond)
+		case "sender":
+			v, err := stringField(name, raw)
+			if err != nil {
+				return nil, err
+			}
+			a, err := ParseAddress(v)
+			if err != nil {
+				e, _ := AsError(err)
+				return nil, FieldError(name, "sender is not a valid address: %s", e.Message)
+			}
+			m.Sender = a.String()
+			haveSender = true
+		case "recipients":
+			recipientsRaw = raw
+			haveRecipients = true
+		case "subject":
+			v, err := stringField(name, raw)
+			if err != nil {
+				return nil, err
+			}
+			if len(v) > MaxSubjectLen || !validUTF8NoControl(v) {
+				return nil, FieldError(name, "subject must be at most %d bytes without control characters", MaxSubjectLen)
+			}
+			m.Subject = v
+		case "schema":
+			v, err := stringField(name, raw)
+			if err != nil {
+				return nil, err
+			}
+			if !validSchemaID(v) {
+				return nil, FieldError(name, "schema must be an identifier like agntcy:commerce.order.v2")
+			}
+			m.Schema = v
+		case "in_reply_to":
+			v, err := stringField(name, raw)
+			if err != nil {
+				return nil, err
+			}
+			if !ValidMessageID(v) {
+				return nil, FieldError(name, "in_reply_to must be a message_id (UUID or ULID)")
+			}
+			m.InReplyTo = v
+		case "response_type":
+			v, err := stringField(name, raw)
+			if err != nil {
+				return nil, err
+			}
+			switch v {
+			case ResponseWorkflowResponse, ResponseWorkflowError, ResponseWorkflowResult:
+			default:
+				return nil, FieldError(name, "response_type must be workflow_response, workflow_error or workflow_result")
+			}
+			m.ResponseType = v
+		case "headers":
+			h, err := parseHeaders(raw)
+			if err != nil {
+				return nil, err
+			}
+			m.Headers = h
+		case "coordination":
+			if isJSONNull(raw) {
+				continue
+			}
+			if len(raw) > MaxCoordinationBytes {
+				return nil, FieldError(name, "coordination is larger than %d bytes", MaxCoordinationBytes)
+			}
+			if _, err := ParseCoordination(raw); err != nil {
+				return nil, err
+			}
+			m.Coordination = compactCopy(raw)
+		case "payload":
+			if isJSONNull(raw) {
+				return nil, FieldError(name, "payload must not be null")
+			}
+			m.Payload = compactCopy(raw)
+			havePayload = true
+		case "attachments":
+			a, err := parseAttachments(raw)
+			if err != nil {
+				return nil, err
+			}
+			m.Attachments = a
+		case "signature":
+			if isJSONNull(raw) {
+				continue
+			}
+			s, err := parseSignature(raw)
+			if err != nil {
+				return nil, err
+			}
+			m.Signature = s
+		default:
+			if len(name) == 0 || len(name) > MaxExtensionNameLen || !validUTF8NoControl(name) {
+				return nil, FieldError(name, "unknown member name is empty, too long or not printable")
+			}
+			if m.Extensions == nil {
+				m.Extensions = make(map[string]json.RawMessage, 2)
+			}
+			if len(m.Extensions) >= MaxExtensions {
+				return nil, FieldError(name, "more than %d unknown members", MaxExtensions)
+			}
+			m.Extensions[name] = compactCopy(raw)
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, Errorf(CodeInvalidMessageFormat, "message is not valid JSON: %s", jsonErrText(err))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, Errorf(CodeInvalidMessageFormat, "message has data after the JSON object")
+	}
+
+	switch {
+	case !haveSender:
+		return nil, FieldError("sender", "sender is required")
+	case !haveRecipients:
+		return nil, FieldError("recipients", "recipients is required")
+	case !havePayload:
+		return nil, FieldError("payload", "payload is required")
+	}
+	rcpts, err := parseRecipients(recipientsRaw, lim.maxRecipients())
+	if err != nil {
+		return nil, err
+	}
+	m.Recipients = rcpts
+	return m, nil
+}
+
+func supportedVersion(v string) bool {
+	if v == "1" {
+		return true
+	}
+	if !strings.HasPrefix(v, "1.") || len(v) < 3 || len(v) > 8 {
+		return false
+	}
+	return isAllDigits(v[2:])
+}
+
+// SupportedVersionHeader reports whether an X-AMTP-Version header value is one
+// this gateway speaks.
+func SupportedVersionHeader(v string) bool { return supportedVersion(strings.TrimSpace(v)) }
+
+func jsonErrText(err error) string {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("%s (at byte %d)", se.Error(), se.Offset)
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return "unexpected end of input"
+	}
+	return err.Error()
+}
+
+// compactCopy returns raw without insignificant whitespace, in a fresh
+// buffer (the decoder reuses its own).
+func compactCopy(raw json.RawMessage) json.RawMessage {
+	var buf bytes.Buffer
+	buf.Grow(len(raw))
+	if err := json.Compact(&buf, raw); err != nil {
+		return append(json.RawMessage(nil), raw...)
+	}
+	return buf.Bytes()
+}
+
+func stringField(name string, raw json.RawMessage) (string, error) {
+	if len(raw) == 0 || raw[0] != '"' {
+		return "", FieldError(name, "%s must be a string", name)
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", FieldError(name, "%s must be a string", name)
+	}
+	if !utf8.ValidString(s) {
+		return "", FieldError(name, "%s is not valid UTF-8", name)
+	}
+	return s, nil
+}
+
+func parseRecipients(raw json.RawMessage, max int) ([]string, error) {
+	if len(raw) == 0 || raw[0] != '[' {
+		return nil, FieldError("recipients", "recipients must be an array of addresses")
+	}
+	var list []json.RawMessage
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return nil, FieldError("recipients", "recipients must be an array of addresses")
+	}
+	if len(list) == 0 {
+		return nil, FieldError("recipients", "recipients must not be empty")
+	}
+	// Duplicates are folded, but a list this long is abuse, not duplicates.
+	if len(list) > 4*max {
+		return nil, FieldError("recipients", "too many recipients (at most %d)", max).WithDetail("max", max)
+	}
+	out := make([]string, 0, len(list))
+	seen := make(map[string]bool, len(list))
+	for i, r := range list {
+		field := fmt.Sprintf("recipients[%d]", i)
+		s, err := stringField(field, r)
+		if err != nil {
+			return nil, err
+		}
+		a, err := ParseAddress(s)
+		if err != nil {
+			e, _ := AsError(err)
+			return nil, Errorf(CodeInvalidRecipient, "%s", e.Message).WithDetail("field", field)
+		}
+		k := a.Key()
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		out = append(out, a.String())
+	}
+	if len(out) > max {
+		return nil, FieldError("recipients", "too many recipients (at most %d)", max).WithDetail("max", max)
+	}
+	return out, nil
+}
+
+func parseHeaders(raw json.RawMessage) (map[string]string, error) {
+	if isJSONNull(raw) {
+		return nil, nil
+	}
+	if len(raw) == 0 || raw[0] != '{' {
+		return nil, FieldError("headers", "headers must be an object of strings")
+	}
+	var h map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &h); err != nil {
+		return nil, FieldError("headers", "headers must be an object of strings")
+	}
+	if len(h) > MaxHeaders {
+		return nil, FieldError("headers", "at most %d headers", MaxHeaders)
+	}
+	out := make(map[string]string, len(h))
+	for k, v := range h {
+		field := "headers." + k
+		if k == "" || len(k) > MaxHeaderNameLen || !isToken(k) {
+			return nil, FieldError(field, "header names are 1 to %d token characters", MaxHeaderNameLen)
+		}
+		s, err := stringField(field, v)
+		if err != nil {
+			return nil, err
+		}
+		// CR, LF and NUL would let a header smuggle lines into the email
+		// bridge or an HTTP hop.
+		if len(s) > MaxHeaderValueLen || strings.ContainsAny(s, "\r\n\x00") {
+			return nil, FieldError(field, "header values are at most %d bytes without CR, LF or NUL", MaxHeaderValueLen)
+		}
+		out[k] = s
+	}
+	return out, nil
+}
+
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= 0x20 || c >= 0x7f || strings.IndexByte("()<>@,;:\\\"/[]?={}", c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func validSchemaID(s string) bool {
+	if s == "" || len(s) > MaxSchemaLen {
+		return false
+	}
+	colon := strings.IndexByte(s, ':')
+	if colon <= 0 || colon == len(s)-1 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '.' || c == '-' || c == '_' || c == ':' || c == '/':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func parseAttachments(raw json.RawMessage) ([]Attachment, error) {
+	if isJSONNull(raw) {
+		return nil, nil
+	}
+	var list []json.RawMessage
+	if len(raw) == 0 || raw[0] != '[' || json.Unmarshal(raw, &list) != nil {
+		return nil, FieldError("attachments", "attachments must be an array of objects")
+	}
+	if len(list) > MaxAttachments {
+		return nil, FieldError("attachments", "at most %d attachments", MaxAttachments)
+	}
+	out := make([]Attachment, 0, len(list))
+	for i, r := range list {
+		field := fmt.Sprintf("attachments[%d]", i)
+		var a Attachment
+		dec := json.NewDecoder(bytes.NewReader(r))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&a); err != nil {
+			return nil, FieldError(field, "attachment must be an object with filename, content_type, size, hash and url: %s", jsonErrText(err))
+		}
+		switch {
+		case a.Filename == "" || len(a.Filename) > MaxFilenameLen || !validUTF8NoControl(a.Filename) || strings.ContainsAny(a.Filename, `/\`):
+			return nil, FieldError(field+".filename", "filename must be 1 to %d bytes, no path separators or control characters", MaxFilenameLen)
+		case !validContentType(a.ContentType):
+			return nil, FieldError(field+".content_type", "content_type must be a media type like application/pdf")
+		case a.Size < 0:
+			return nil, FieldError(field+".size", "size must not be negative")
+		case a.Hash != "" && !validSHA256Ref(a.Hash):
+			return nil, FieldError(field+".hash", "hash must be sha256: followed by 64 hex digits")
+		}
+		if err := validAttachmentURL(a.URL); err != nil {
+			return nil, FieldError(field+".url", "%s", err.Error())
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+func validContentType(s string) bool {
+	if s == "" || len(s) > 255 {
+		return false
+	}
+	slash := strings.IndexByte(s, '/')
+	if slash <= 0 || slash == len(s)-1 {
+		return false
+	}
+	main, sub := s[:slash], s[slash+1:]
+	if semi := strings.IndexByte(sub, ';'); semi >= 0 {
+		sub = strings.TrimSpace(sub[:semi])
+	}
+	return isToken(main) && isToken(sub) && !strings.ContainsAny(s, "\r\n")
+}
+
+func validSHA256Ref(s string) bool {
+	const prefix = "sha256:"
+	if !strings.HasPrefix(s, prefix) || len(s) != len(prefix)+64 {
+		return false
+	}
+	for i := len(prefix); i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+func validAttachmentURL(s string) error {
+	if s == "" || len(s) > MaxURLLen {
+		return errors.New("url must be an absolute https URL of at most 2048 bytes")
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || u.User != nil {
+		return errors.New("url must be an absolute https URL without credentials")
+	}
+	if u.Scheme != "https" {
+		return errors.New("url must use https")
+	}
+	return nil
+}
+
+func parseSignature(raw json.RawMessage) (*Signature, error) {
+	var s Signature
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if len(raw) == 0 || raw[0] != '{' || dec.Decode(&s) != nil {
+		return nil, FieldError("signature", "signature must be an object with algorithm, keyid and value")
+	}
+	switch s.Algorithm {
+	case "RS256", "ES256", "EdDSA":
+	default:
+		return nil, FieldError("signature.algorithm", "signature algorithm must be RS256, ES256 or EdDSA")
+	}
+	if s.Value == "" || len(s.Value) > MaxSignatureValueLen || !isBase64URLish(s.Value) {
+		return nil, FieldError("signature.value", "signature value must be base64url")
+	}
+	if len(s.KeyID) > 300 || !validUTF8NoControl(s.KeyID) {
+		return nil, FieldError("signature.keyid", "keyid must be <domain>:<selector>")
+	}
+	return &s, nil
+}
+
+func isBase64URLish(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '-' || c == '_' || c == '+' || c == '/' || c == '=':
+		default:
+			return false
+		}
+	}
+	return true
+}

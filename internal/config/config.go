@@ -1,0 +1,133 @@
+// Package config reads Agentry's AGENTRY_* environment variables, the one
+// way every entry point (the local gateway, each Lambda) is configured.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/agentry/agentry/internal/amtp"
+)
+
+// Config is the gateway's configuration. README documents each variable.
+type Config struct {
+	Domain          string        // AGENTRY_DOMAIN, default localhost
+	Addr            string        // AGENTRY_ADDR, default 127.0.0.1:8080
+	DataDir         string        // AGENTRY_DATA_DIR, default ./.agentry
+	AdminKey        string        // AGENTRY_ADMIN_KEY; generated into the data dir when empty
+	DNSServer       string        // AGENTRY_DNS_SERVER host:port; default the system resolver
+	AllowInsecure   bool          // AGENTRY_ALLOW_INSECURE=1: http:// and private targets (dev/test only)
+	MaxMessageBytes int64         // AGENTRY_MAX_MESSAGE_BYTES, default 10 MiB
+	MaxRecipients   int           // AGENTRY_MAX_RECIPIENTS, default 100
+	TLSCert         string        // AGENTRY_TLS_CERT
+	TLSKey          string        // AGENTRY_TLS_KEY
+	PublicURL       string        // AGENTRY_PUBLIC_URL, default derived from Addr and TLS
+	LogLevel        string        // AGENTRY_LOG_LEVEL: debug, info, warn, error
+	Workers         int           // AGENTRY_WORKERS, parallel deliveries, default 16
+	RetryBase       time.Duration // AGENTRY_RETRY_BASE, default 1s (first retry delay)
+	RetryMax        time.Duration // AGENTRY_RETRY_MAX, default 1h (cap)
+	RetryWindow     time.Duration // AGENTRY_RETRY_WINDOW, default 168h (give up after)
+}
+
+// Getenv is os.Getenv; tests pass a map's lookup instead.
+type Getenv func(string) string
+
+// FromEnv reads the configuration.
+func FromEnv(getenv Getenv) (Config, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	get := func(k, def string) string {
+		if v := strings.TrimSpace(getenv(k)); v != "" {
+			return v
+		}
+		return def
+	}
+	c := Config{
+		Domain:    get("AGENTRY_DOMAIN", "localhost"),
+		Addr:      get("AGENTRY_ADDR", "127.0.0.1:8080"),
+		DataDir:   get("AGENTRY_DATA_DIR", "./.agentry"),
+		AdminKey:  getenv("AGENTRY_ADMIN_KEY"),
+		DNSServer: get("AGENTRY_DNS_SERVER", ""),
+		TLSCert:   get("AGENTRY_TLS_CERT", ""),
+		TLSKey:    get("AGENTRY_TLS_KEY", ""),
+		PublicURL: get("AGENTRY_PUBLIC_URL", ""),
+		LogLevel:  get("AGENTRY_LOG_LEVEL", "info"),
+	}
+	var errs []error
+	d, err := amtp.NormalizeDomain(c.Domain)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("AGENTRY_DOMAIN %q: %w", c.Domain, err))
+	}
+	c.Domain = d
+	c.AllowInsecure, err = parseBool(get("AGENTRY_ALLOW_INSECURE", "0"))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("AGENTRY_ALLOW_INSECURE: %w", err))
+	}
+	c.MaxMessageBytes, err = parseInt(get("AGENTRY_MAX_MESSAGE_BYTES", "10485760"), 1024, 1<<30)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("AGENTRY_MAX_MESSAGE_BYTES: %w", err))
+	}
+	n, err := parseInt(get("AGENTRY_MAX_RECIPIENTS", "100"), 1, 10000)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("AGENTRY_MAX_RECIPIENTS: %w", err))
+	}
+	c.MaxRecipients = int(n)
+	n, err = parseInt(get("AGENTRY_WORKERS", "16"), 1, 1024)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("AGENTRY_WORKERS: %w", err))
+	}
+	c.Workers = int(n)
+	for _, d := range []struct {
+		name, def string
+		dst       *time.Duration
+	}{
+		{"AGENTRY_RETRY_BASE", "1s", &c.RetryBase},
+		{"AGENTRY_RETRY_MAX", "1h", &c.RetryMax},
+		{"AGENTRY_RETRY_WINDOW", "168h", &c.RetryWindow},
+	} {
+		v, err := time.ParseDuration(get(d.name, d.def))
+		if err != nil || v <= 0 {
+			errs = append(errs, fmt.Errorf("%s: must be a positive duration like 1s", d.name))
+		}
+		*d.dst = v
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("AGENTRY_TLS_CERT and AGENTRY_TLS_KEY must be set together"))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("AGENTRY_LOG_LEVEL %q: must be debug, info, warn or error", c.LogLevel))
+	}
+	if c.PublicURL == "" {
+		scheme := "http"
+		if c.TLSCert != "" {
+			scheme = "https"
+		}
+		c.PublicURL = scheme + "://" + c.Addr
+	}
+	return c, errors.Join(errs...)
+}
+
+func parseBool(v string) (bool, error) {
+	switch strings.ToLower(v) {
+	case "1", "true", "yes", "on":
+		return true, nil
+	case "0", "false", "no", "off", "":
+		return false, nil
+	}
+	return false, fmt.Errorf("%q is not a boolean (use 1 or 0)", v)
+}
+
+func parseInt(v string, min, max int64) (int64, error) {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < min || n > max {
+		return 0, fmt.Errorf("%q must be a whole number from %d to %d", v, min, max)
+	}
+	return n, nil
+}

@@ -1,0 +1,603 @@
+package delivery
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/agentry/agentry/internal/amtp"
+	"github.com/agentry/agentry/internal/gateway"
+)
+
+// Reporter accepts messages the gateway writes itself (failure reports).
+type Reporter interface {
+	SubmitSystem(ctx context.Context, m *amtp.Message) (*gateway.AcceptResult, error)
+}
+
+// Config configures a Worker.
+type Config struct {
+	Domain           string
+	Retry            RetryPolicy
+	Concurrency      int           // parallel deliveries, default 16
+	AttemptTimeout   time.Duration // one HTTP attempt, default 30s
+	MaxResponseBytes int64         // bytes read from an agent or peer, default 1 MiB
+	MaxReplyBytes    int           // a synchronous reply kept in the status, default 64 KiB
+	Now              func() time.Time
+	Logger           *slog.Logger
+}
+
+// Deps are the ports a Worker uses.
+type Deps struct {
+	Messages gateway.MessageStore
+	Inbox    gateway.InboxStore
+	Agents   gateway.AgentStore
+	Queue    gateway.TaskQueue
+	Discover gateway.Discoverer
+	Reporter Reporter
+	Client   *http.Client // outbound, from netguard
+}
+
+// Worker delivers tasks. One Worker serves both the local process (Run)
+// and the Lambda deliver function (Process per SQS record).
+type Worker struct {
+	cfg Config
+	d   Deps
+	log *slog.Logger
+}
+
+// New builds a Worker.
+func New(cfg Config, d Deps) (*Worker, error) {
+	if d.Messages == nil || d.Inbox == nil || d.Agents == nil || d.Queue == nil || d.Client == nil {
+		return nil, errors.New("delivery: stores, queue and client are required")
+	}
+	cfg.Retry = cfg.Retry.withDefaults()
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 16
+	}
+	if cfg.AttemptTimeout <= 0 {
+		cfg.AttemptTimeout = 30 * time.Second
+	}
+	if cfg.MaxResponseBytes <= 0 {
+		cfg.MaxResponseBytes = 1 << 20
+	}
+	if cfg.MaxReplyBytes <= 0 {
+		cfg.MaxReplyBytes = 64 << 10
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Worker{cfg: cfg, d: d, log: cfg.Logger}, nil
+}
+
+// Run receives and delivers tasks until ctx is cancelled, then waits for
+// the deliveries in flight to finish (graceful shutdown).
+func (w *Worker) Run(ctx context.Context) error {
+	var (
+		wg       sync.WaitGroup
+		inflight atomic.Int64
+		slotFree = make(chan struct{}, 1)
+	)
+	work := context.WithoutCancel(ctx)
+	for ctx.Err() == nil {
+		free := int64(w.cfg.Concurrency) - inflight.Load()
+		if free <= 0 {
+			select {
+			case <-slotFree:
+			case <-ctx.Done():
+			}
+			continue
+		}
+		tasks, err := w.d.Queue.Receive(ctx, int(free), time.Second)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			w.log.Error("receive tasks", "err", err)
+			select {
+			case <-time.After(time.Second):
+			case <-ctx.Done():
+			}
+			continue
+		}
+		for _, t := range tasks {
+			inflight.Add(1)
+			wg.Add(1)
+			go func(t gateway.Task) {
+				defer wg.Done()
+				defer func() {
+					inflight.Add(-1)
+					select {
+					case slotFree <- struct{}{}:
+					default:
+					}
+				}()
+				if err := w.Process(work, t); err != nil {
+					w.log.Error("process task", "task", t.ID, "err", err)
+				}
+			}(t)
+		}
+	}
+	wg.Wait()
+	return nil
+}
+
+// outcome of one attempt for the recipients of a task.
+type outcome struct {
+	results    map[string]result // by recipient address; settled recipients
+	transient  *amtp.Error       // set when the whole attempt should be retried
+	retryAfter time.Duration     // peer-requested minimum delay
+}
+
+type result struct {
+	delivered bool
+	via       string
+	reply     json.RawMessage
+	err       *amtp.Error
+}
+
+func settledAll(rcpts []string, code amtp.Code, msg string) outcome {
+	o := outcome{results: map[string]result{}}
+	for _, r := range rcpts {
+		o.results[r] = result{err: amtp.Errorf(code, "%s", msg)}
+	}
+	return o
+}
+
+func deliveredAll(rcpts []string, via string, reply json.RawMessage) outcome {
+	o := outcome{results: map[string]result{}}
+	for _, r := range rcpts {
+		o.results[r] = result{delivered: true, via: via, reply: reply}
+	}
+	return o
+}
+
+// Process delivers one task and settles it with the queue: Ack when every
+// recipient is settled, Retry with backoff on a transient failure,
+// DeadLetter (plus a failure report) when a recipient failed for good. It
+// returns an error only when the queue or store could not record the
+// result, in which case the task will come back.
+func (w *Worker) Process(ctx context.Context, t gateway.Task) error {
+	_, err := w.process(ctx, t, true)
+	return err
+}
+
+// DeliverNow is the Immediate Path: the first attempt of a push delivery,
+// made while the submitting client waits. The task was enqueued with a
+// NotBefore past the window, so no queue worker races it.
+func (w *Worker) DeliverNow(ctx context.Context, t gateway.Task) (gateway.ImmediateResult, error) {
+	return w.process(ctx, t, false)
+}
+
+func (w *Worker) process(ctx context.Context, t gateway.Task, leased bool) (gateway.ImmediateResult, error) {
+	var ir gateway.ImmediateResult
+	sm, err := w.d.Messages.GetMessage(ctx, t.MessageID)
+	if errors.Is(err, gateway.ErrNotFound) {
+		w.log.Warn("task for a message that is not stored; dropping it", "task", t.ID)
+		return ir, w.d.Queue.Ack(ctx, t)
+	}
+	if err != nil {
+		return ir, fmt.Errorf("load message %s: %w", t.MessageID, err)
+	}
+	statuses, err := w.d.Messages.GetStatuses(ctx, t.MessageID)
+	if err != nil {
+		return ir, fmt.Errorf("load status %s: %w", t.MessageID, err)
+	}
+	// A redelivered task (crash after the attempt, an SQS duplicate, the
+	// Immediate Path having settled it) must not deliver again.
+	pending, prevAttempts := pendingRecipients(t.Recipients, statuses)
+	if len(pending) == 0 {
+		return ir, w.d.Queue.Ack(ctx, t)
+	}
+	attempt := max(t.Attempt, prevAttempts) + 1
+	m, err := amtp.Parse(sm.Raw, amtp.Limits{MaxRecipients: 1 << 16})
+	if err != nil {
+		// Stored messages were validated on the way in; this is corruption.
+		return ir, fmt.Errorf("stored message %s does not parse: %w", t.MessageID, err)
+	}
+
+	var o outcome
+	switch t.Kind {
+	case gateway.TaskLocal:
+		o = w.deliverLocal(ctx, m, sm, pending[0], attempt)
+	case gateway.TaskRemote:
+		o = w.deliverRemote(ctx, m, t.Domain, pending)
+	default:
+		o = settledAll(pending, amtp.CodeTemporaryFailure, "unknown task kind "+string(t.Kind))
+	}
+	now := w.cfg.Now().UTC()
+
+	if o.transient != nil {
+		delay := max(w.cfg.Retry.Delay(attempt), o.retryAfter)
+		next := now.Add(delay)
+		if next.Sub(t.CreatedAt) > w.cfg.Retry.Window && !t.CreatedAt.IsZero() {
+			// Out of time: the last transient error becomes final.
+			o = settledAll(pending, o.transient.Code, "gave up after "+fmt.Sprint(attempt)+" attempts: "+o.transient.Message)
+		} else {
+			ups := make([]gateway.RecipientStatus, 0, len(pending))
+			for _, r := range pending {
+				n := next
+				ups = append(ups, gateway.RecipientStatus{Address: r, Status: gateway.StateRetrying, Attempts: attempt, UpdatedAt: now, NextRetry: &n, ErrorCode: string(o.transient.Code), ErrorMessage: o.transient.Message})
+			}
+			if err := w.d.Messages.UpdateStatuses(ctx, t.MessageID, ups); err != nil {
+				return ir, fmt.Errorf("record retry of %s: %w", t.ID, err)
+			}
+			t.Attempt = attempt
+			if err := w.d.Queue.Retry(ctx, t, next); err != nil && leased {
+				return ir, fmt.Errorf("schedule retry of %s: %w", t.ID, err)
+			}
+			w.log.Info("delivery will be retried", "task", t.ID, "attempt", attempt, "next_retry", next, "error_code", string(o.transient.Code), "error", o.transient.Message)
+			return ir, nil
+		}
+	}
+
+	// Every pending recipient is settled now.
+	var (
+		ups    = make([]gateway.RecipientStatus, 0, len(pending))
+		failed []string
+		first  *amtp.Error
+	)
+	for _, r := range pending {
+		res, ok := o.results[r]
+		if !ok {
+			res = result{err: amtp.Errorf(amtp.CodeRecipientUnavailable, "the destination did not report on this recipient")}
+		}
+		st := gateway.RecipientStatus{Address: r, Attempts: attempt, UpdatedAt: now}
+		if res.delivered {
+			n := now
+			st.Status, st.DeliveredAt, st.Via = gateway.StateDelivered, &n, res.via
+			if len(res.reply) > 0 && len(res.reply) <= w.cfg.MaxReplyBytes {
+				st.Response = res.reply
+				ir.Reply = res.reply
+			}
+			ir.Delivered = true
+		} else {
+			st.Status, st.ErrorCode, st.ErrorMessage = gateway.StateFailed, string(res.err.Code), res.err.Message
+			failed = append(failed, r)
+			if first == nil {
+				first = res.err
+			}
+		}
+		ups = append(ups, st)
+	}
+	if t.Kind == gateway.TaskLocal && ups[0].Status == gateway.StateDelivered && ups[0].Via == "inbox" {
+		if err := w.d.Inbox.DeliverToInbox(ctx, pending[0], t.MessageID, ups[0]); err != nil {
+			return ir, fmt.Errorf("deliver %s to inbox of %s: %w", t.MessageID, pending[0], err)
+		}
+	} else if err := w.d.Messages.UpdateStatuses(ctx, t.MessageID, ups); err != nil {
+		return ir, fmt.Errorf("record outcome of %s: %w", t.ID, err)
+	}
+	if len(failed) == 0 {
+		w.log.Info("delivered", "task", t.ID, "attempt", attempt, "via", ups[0].Via)
+		if err := w.d.Queue.Ack(ctx, t); err != nil && leased {
+			return ir, fmt.Errorf("ack %s: %w", t.ID, err)
+		}
+		return ir, nil
+	}
+	w.log.Warn("delivery failed", "task", t.ID, "attempt", attempt, "failed", failed, "error_code", string(first.Code), "error", first.Message)
+	w.report(ctx, m, t, failed, first, attempt, now)
+	dl := gateway.DeadLetter{MessageID: t.MessageID, TaskID: t.ID, Recipients: failed, FailureReason: string(first.Code), ErrorMessage: first.Message, Attempts: attempt, FirstAttempt: t.CreatedAt, LastAttempt: now, DLQTimestamp: now}
+	if err := w.d.Queue.DeadLetter(ctx, t, dl); err != nil && leased {
+		return ir, fmt.Errorf("dead-letter %s: %w", t.ID, err)
+	}
+	return ir, nil
+}
+
+// pendingRecipients are the task's recipients not yet delivered or failed,
+// and the most attempts any of them has had.
+func pendingRecipients(rcpts []string, statuses []gateway.RecipientStatus) ([]string, int) {
+	by := make(map[string]gateway.RecipientStatus, len(statuses))
+	for _, s := range statuses {
+		by[strings.ToLower(s.Address)] = s
+	}
+	var out []string
+	most := 0
+	for _, r := range rcpts {
+		s, ok := by[strings.ToLower(r)]
+		if ok && s.Status.Terminal() {
+			continue
+		}
+		if s.Attempts > most {
+			most = s.Attempts
+		}
+		out = append(out, r)
+	}
+	return out, most
+}
+
+// ---- local ----
+
+func (w *Worker) deliverLocal(ctx context.Context, m *amtp.Message, sm *gateway.StoredMessage, rcpt string, attempt int) outcome {
+	a, err := amtp.ParseAddress(rcpt)
+	if err != nil {
+		return settledAll([]string{rcpt}, amtp.CodeInvalidRecipient, err.Error())
+	}
+	ag, err := w.d.Agents.GetAgent(ctx, a.Key())
+	if errors.Is(err, gateway.ErrNotFound) {
+		return settledAll([]string{rcpt}, amtp.CodeAgentUnknown, "no agent "+rcpt+" is registered at this gateway")
+	}
+	if err != nil {
+		return outcome{transient: amtp.Errorf(amtp.CodeTemporaryFailure, "agent registry unavailable")}
+	}
+	switch ag.DeliveryMode {
+	case gateway.ModePull:
+		return deliveredAll([]string{rcpt}, "inbox", nil)
+	case gateway.ModePush:
+		return w.push(ctx, ag, sm.Raw, m.MessageID, rcpt)
+	}
+	return settledAll([]string{rcpt}, amtp.CodeAgentUnknown, "agent "+rcpt+" has no delivery mode")
+}
+
+// push POSTs the message to a webhook, signed with Standard Webhooks.
+func (w *Worker) push(ctx context.Context, ag *gateway.Agent, body []byte, messageID, rcpt string) outcome {
+	now := w.cfg.Now()
+	sig, err := SignWebhook(ag.WebhookSecret, messageID, now, body)
+	if err != nil {
+		return settledAll([]string{rcpt}, amtp.CodeAuthenticationFailed, "webhook secret unusable: "+err.Error())
+	}
+	actx, cancel := context.WithTimeout(ctx, w.cfg.AttemptTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(actx, http.MethodPost, ag.WebhookURL, bytes.NewReader(body))
+	if err != nil {
+		return settledAll([]string{rcpt}, amtp.CodeRecipientUnavailable, "webhook URL unusable")
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(HeaderWebhookID, messageID)
+	req.Header.Set(HeaderWebhookTimestamp, fmt.Sprint(now.Unix()))
+	req.Header.Set(HeaderWebhookSignature, sig)
+	resp, err := w.d.Client.Do(req)
+	if err != nil {
+		return w.networkFailure([]string{rcpt}, "webhook", err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, w.cfg.MaxResponseBytes))
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return deliveredAll([]string{rcpt}, "webhook", syncReply(data))
+	}
+	return w.httpFailure([]string{rcpt}, "webhook", resp, data)
+}
+
+// syncReply extracts {"status":"accepted","response":{…}} from a webhook
+// answer; anything else is no reply.
+func syncReply(data []byte) json.RawMessage {
+	if len(data) == 0 || data[0] != '{' {
+		return nil
+	}
+	var r struct {
+		Status   string          `json:"status"`
+		Response json.RawMessage `json:"response"`
+	}
+	if json.Unmarshal(data, &r) != nil || r.Status != "accepted" || len(r.Response) == 0 || string(r.Response) == "null" {
+		return nil
+	}
+	var buf bytes.Buffer
+	if json.Compact(&buf, r.Response) != nil {
+		return nil
+	}
+	return buf.Bytes()
+}
+
+func (w *Worker) networkFailure(rcpts []string, what string, err error) outcome {
+	if errors.Is(err, gateway.ErrBlockedAddress) {
+		return settledAll(rcpts, amtp.CodeRecipientUnavailable, what+" address is not allowed: "+err.Error())
+	}
+	return outcome{transient: amtp.Errorf(amtp.CodeRecipientUnavailable, "%s not reachable: %s", what, redact(err))}
+}
+
+// httpFailure classifies a non-2xx answer: 408, 429 and 5xx are retried,
+// every other status is final.
+func (w *Worker) httpFailure(rcpts []string, what string, resp *http.Response, body []byte) outcome {
+	code := resp.StatusCode
+	msg := fmt.Sprintf("%s answered %d %s", what, code, http.StatusText(code))
+	if e := peerError(body); e != nil {
+		msg += ": " + e.Message
+	}
+	if code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500 {
+		return outcome{
+			transient:  amtp.Errorf(amtp.CodeRecipientUnavailable, "%s", msg),
+			retryAfter: retryAfter(resp.Header, w.cfg.Now(), w.cfg.Retry.Max),
+		}
+	}
+	c := amtp.CodeRecipientUnavailable
+	switch code {
+	case http.StatusUnauthorized, http.StatusForbidden:
+		c = amtp.CodeAuthenticationFailed
+	case http.StatusNotFound, http.StatusGone:
+		c = amtp.CodeRecipientNotFound
+	}
+	if e := peerError(body); e != nil && e.Code != "" {
+		c = e.Code
+	}
+	return settledAll(rcpts, c, msg)
+}
+
+// peerError reads an AMTP error body.
+func peerError(body []byte) *amtp.Error {
+	var e struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if len(body) == 0 || json.Unmarshal(body, &e) != nil || e.Error.Code == "" {
+		return nil
+	}
+	msg := e.Error.Message
+	if len(msg) > 512 {
+		msg = msg[:512]
+	}
+	return &amtp.Error{Code: amtp.Code(sanitizeCode(e.Error.Code)), Message: msg}
+}
+
+// sanitizeCode keeps a peer's error code only if it looks like one.
+func sanitizeCode(c string) string {
+	if len(c) > 64 {
+		return string(amtp.CodeRecipientUnavailable)
+	}
+	for i := 0; i < len(c); i++ {
+		if !(c[i] >= 'A' && c[i] <= 'Z' || c[i] == '_') {
+			return string(amtp.CodeRecipientUnavailable)
+		}
+	}
+	return c
+}
+
+// redact keeps URLs' queries (which may hold tokens) out of statuses.
+func redact(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if u, perr := url.Parse(ue.URL); perr == nil {
+			return ue.Op + " " + u.Redacted() + ": " + ue.Err.Error()
+		}
+	}
+	return err.Error()
+}
+
+// ---- remote ----
+
+func (w *Worker) deliverRemote(ctx context.Context, m *amtp.Message, domain string, rcpts []string) outcome {
+	if w.d.Discover == nil {
+		return outcome{transient: amtp.Errorf(amtp.CodeTemporaryFailure, "discovery is not configured")}
+	}
+	route, err := w.d.Discover.Discover(ctx, domain)
+	if err != nil {
+		return outcome{transient: amtp.Errorf(amtp.CodeTemporaryFailure, "discovery of %s failed: %s", domain, err.Error())}
+	}
+	if !route.Found {
+		why := "no AMTP record at _amtp." + domain
+		if route.Invalid != "" {
+			why = "invalid AMTP record for " + domain + ": " + route.Invalid
+		} else if len(route.MX) > 0 {
+			why += " and the email bridge is not enabled"
+		}
+		return settledAll(rcpts, amtp.CodeRecipientNotFound, why)
+	}
+	// One POST per domain carries just that domain's recipients.
+	fwd := *m
+	fwd.Recipients = rcpts
+	body := fwd.AppendJSON(make([]byte, 0, 512+len(m.Payload)))
+	if route.MaxSize > 0 && int64(len(body)) > route.MaxSize {
+		return settledAll(rcpts, amtp.CodeMessageTooLarge, fmt.Sprintf("message is %d bytes; %s accepts at most %d", len(body), domain, route.MaxSize))
+	}
+	target, err := messagesURL(route.Gateway)
+	if err != nil {
+		return settledAll(rcpts, amtp.CodeRecipientNotFound, "gateway URL of "+domain+" is unusable")
+	}
+	actx, cancel := context.WithTimeout(ctx, w.cfg.AttemptTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(actx, http.MethodPost, target, bytes.NewReader(body))
+	if err != nil {
+		return settledAll(rcpts, amtp.CodeRecipientNotFound, "gateway URL of "+domain+" is unusable")
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := w.d.Client.Do(req)
+	if err != nil {
+		return w.networkFailure(rcpts, "gateway of "+domain, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, w.cfg.MaxResponseBytes))
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusAccepted {
+		return w.httpFailure(rcpts, "gateway of "+domain, resp, data)
+	}
+	o := deliveredAll(rcpts, "amtp", nil)
+	// The peer may have refused some recipients synchronously (an unknown
+	// agent among several); believe it about those.
+	var ans struct {
+		Recipients []gateway.RecipientStatus `json:"recipients"`
+	}
+	if json.Unmarshal(data, &ans) == nil {
+		for _, r := range ans.Recipients {
+			if r.Status != gateway.StateFailed {
+				continue
+			}
+			for _, mine := range rcpts {
+				if strings.EqualFold(mine, r.Address) {
+					code := sanitizeCode(r.ErrorCode)
+					if code == "" {
+						code = string(amtp.CodeRecipientUnavailable)
+					}
+					msg := r.ErrorMessage
+					if len(msg) > 512 {
+						msg = msg[:512]
+					}
+					o.results[mine] = result{err: &amtp.Error{Code: amtp.Code(code), Message: domain + " refused: " + msg}}
+				}
+			}
+		}
+	}
+	return o
+}
+
+func messagesURL(gw string) (string, error) {
+	u, err := url.Parse(gw)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return "", errors.New("bad gateway URL")
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/") + "/v1/messages"
+	u.RawQuery, u.Fragment = "", ""
+	return u.String(), nil
+}
+
+// ---- failure reports ----
+
+// IsReport reports whether m is a delivery failure report, about which no
+// further report is ever sent.
+func IsReport(m *amtp.Message) bool {
+	if strings.EqualFold(m.SenderAddress().Local, "postmaster") {
+		return true
+	}
+	return m.Headers["amtp-report"] == "delivery_failure"
+}
+
+func (w *Worker) report(ctx context.Context, orig *amtp.Message, t gateway.Task, failed []string, cause *amtp.Error, attempts int, at time.Time) {
+	if w.d.Reporter == nil || IsReport(orig) {
+		return
+	}
+	payload, _ := json.Marshal(map[string]any{
+		"version":             amtp.Version,
+		"message_type":        "delivery_failure",
+		"original_message_id": orig.MessageID,
+		"failed_recipients":   failed,
+		"error_code":          string(cause.Code),
+		"error_message":       cause.Message,
+		"retry_count":         attempts - 1,
+		"final_attempt":       amtp.FormatTime(at),
+	})
+	// A deterministic key: a re-processed task yields the same report,
+	// which the accept path then de-duplicates.
+	sum := sha256.Sum256([]byte(t.ID))
+	subject := "Delivery failure"
+	if orig.Subject != "" {
+		subject += ": " + orig.Subject
+	}
+	if len(subject) > amtp.MaxSubjectLen {
+		subject = subject[:amtp.MaxSubjectLen]
+	}
+	rep := &amtp.Message{
+		Version:        amtp.Version,
+		IdempotencyKey: "dsn-" + hex.EncodeToString(sum[:16]),
+		Sender:         "postmaster@" + w.cfg.Domain,
+		Recipients:     []string{orig.Sender},
+		Subject:        subject,
+		InReplyTo:      orig.MessageID,
+		Headers:        map[string]string{"amtp-report": "delivery_failure"},
+		Payload:        payload,
+	}
+	if _, err := w.d.Reporter.SubmitSystem(ctx, rep); err != nil && !amtp.IsCode(err, amtp.CodeIdempotencyConflict) {
+		w.log.Warn("could not send delivery failure report", "message_id", orig.MessageID, "to", orig.Sender, "err", err)
+	}
+}

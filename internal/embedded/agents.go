@@ -1,0 +1,168 @@
+package embedded
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/agentry/agentry/internal/gateway"
+)
+
+// PutAgent creates or replaces an agent, moving its key-hash index entry
+// when the key changed so that the old key stops authenticating at once.
+func (db *DB) PutAgent(ctx context.Context, a *gateway.Agent) error {
+	if a == nil || a.Address == "" {
+		return errors.New("put agent: no address")
+	}
+	release, err := db.enter(ctx)
+	if err != nil {
+		return fmt.Errorf("put agent %s: %w", a.Address, err)
+	}
+	defer release()
+	addr := []byte(strings.ToLower(a.Address))
+	hash := []byte(strings.ToLower(a.APIKeyHash))
+	v, err := json.Marshal(a)
+	if err != nil {
+		return fmt.Errorf("put agent %s: %w", a.Address, err)
+	}
+	err = db.bolt.Update(func(tx *bolt.Tx) error {
+		agents, keys := tx.Bucket(bucketAgents), tx.Bucket(bucketAgentKeys)
+		if old := agents.Get(addr); old != nil {
+			if err := dropKeyHash(keys, addr, old); err != nil {
+				return err
+			}
+		}
+		if err := agents.Put(addr, v); err != nil {
+			return err
+		}
+		if len(hash) == 0 {
+			return nil
+		}
+		return keys.Put(hash, addr)
+	})
+	if err != nil {
+		return fmt.Errorf("put agent %s: %w", a.Address, err)
+	}
+	return nil
+}
+
+// dropKeyHash removes the index entry of a stored agent, but only while it
+// still points at that agent: a hash now owned by another agent stays.
+func dropKeyHash(keys *bolt.Bucket, addr, stored []byte) error {
+	var old gateway.Agent
+	if err := json.Unmarshal(stored, &old); err != nil {
+		return fmt.Errorf("corrupt agent record: %w", err)
+	}
+	h := []byte(strings.ToLower(old.APIKeyHash))
+	if len(h) == 0 || string(keys.Get(h)) != string(addr) {
+		return nil
+	}
+	return keys.Delete(h)
+}
+
+// GetAgent returns gateway.ErrNotFound for an unknown address.
+func (db *DB) GetAgent(ctx context.Context, address string) (*gateway.Agent, error) {
+	release, err := db.enter(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("get agent %s: %w", address, err)
+	}
+	defer release()
+	var a *gateway.Agent
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		a, err = readAgent(tx, []byte(strings.ToLower(address)))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("get agent %s: %w", address, err)
+	}
+	return a, nil
+}
+
+func readAgent(tx *bolt.Tx, addr []byte) (*gateway.Agent, error) {
+	v := tx.Bucket(bucketAgents).Get(addr)
+	if v == nil {
+		return nil, gateway.ErrNotFound
+	}
+	var a gateway.Agent
+	if err := json.Unmarshal(v, &a); err != nil {
+		return nil, fmt.Errorf("corrupt agent record: %w", err)
+	}
+	return &a, nil
+}
+
+// AgentByKeyHash finds the agent whose API key hashes to h.
+func (db *DB) AgentByKeyHash(ctx context.Context, h string) (*gateway.Agent, error) {
+	release, err := db.enter(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("agent by key hash: %w", err)
+	}
+	defer release()
+	var a *gateway.Agent
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		addr := tx.Bucket(bucketAgentKeys).Get([]byte(strings.ToLower(h)))
+		if addr == nil || h == "" {
+			return gateway.ErrNotFound
+		}
+		a, err = readAgent(tx, addr)
+		return err
+	})
+	if err != nil {
+		// The hash is a credential: keep it out of error messages and logs.
+		return nil, fmt.Errorf("agent by key hash: %w", err)
+	}
+	return a, nil
+}
+
+// DeleteAgent removes an agent and its key-hash index entry; it returns
+// gateway.ErrNotFound for an unknown address.
+func (db *DB) DeleteAgent(ctx context.Context, address string) error {
+	release, err := db.enter(ctx)
+	if err != nil {
+		return fmt.Errorf("delete agent %s: %w", address, err)
+	}
+	defer release()
+	addr := []byte(strings.ToLower(address))
+	err = db.bolt.Update(func(tx *bolt.Tx) error {
+		agents := tx.Bucket(bucketAgents)
+		old := agents.Get(addr)
+		if old == nil {
+			return gateway.ErrNotFound
+		}
+		if err := dropKeyHash(tx.Bucket(bucketAgentKeys), addr, old); err != nil {
+			return err
+		}
+		return agents.Delete(addr)
+	})
+	if err != nil {
+		return fmt.Errorf("delete agent %s: %w", address, err)
+	}
+	return nil
+}
+
+// ListAgents returns every agent, ordered by address.
+func (db *DB) ListAgents(ctx context.Context) ([]*gateway.Agent, error) {
+	release, err := db.enter(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list agents: %w", err)
+	}
+	defer release()
+	var out []*gateway.Agent
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketAgents).ForEach(func(k, v []byte) error {
+			var a gateway.Agent
+			if err := json.Unmarshal(v, &a); err != nil {
+				return fmt.Errorf("agent %s: corrupt record: %w", k, err)
+			}
+			out = append(out, &a)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list agents: %w", err)
+	}
+	return out, nil
+}

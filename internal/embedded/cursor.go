@@ -1,0 +1,48 @@
+package embedded
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+)
+
+// ErrBadCursor is returned for a cursor this store did not hand out.
+var ErrBadCursor = errors.New("bad cursor")
+
+// A cursor is a position in one index. Its first byte names the index so
+// that a cursor from one listing is refused by another instead of being
+// read as a nonsensical position.
+const (
+	cursorMessages byte = 'm'
+	cursorInbox    byte = 'i'
+)
+
+func encodeCursor(kind byte, pos []byte) string {
+	b := make([]byte, 0, 1+len(pos))
+	b = append(b, kind)
+	b = append(b, pos...)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// decodeCursor returns the position, which must be longer than minLen.
+func decodeCursor(kind byte, s string, minLen int) ([]byte, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("cursor %q: %w", s, ErrBadCursor)
+	}
+	if len(b) < 1 || b[0] != kind || len(b)-1 <= minLen {
+		return nil, fmt.Errorf("cursor %q: %w", s, ErrBadCursor)
+	}
+	return b[1:], nil
+}
+
+// pageLimit applies the listing defaults: 100 when unset, at most 1000.
+func pageLimit(n int) int {
+	switch {
+	case n <= 0:
+		return 100
+	case n > 1000:
+		return 1000
+	}
+	return n
+}

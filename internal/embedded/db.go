@@ -1,0 +1,286 @@
+package embedded
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/agentry/agentry/internal/gateway"
+)
+
+// FileName is the name of the database file inside Options.Dir.
+const FileName = "agentry.db"
+
+// Options configures Open. Zero values take the documented defaults.
+type Options struct {
+	// Dir is the data directory (AGENTRY_DATA_DIR). It is created with mode
+	// 0700 if missing; the database file inside it gets mode 0600.
+	Dir string
+	// MaxBatchDelay is the group-commit window: how long a write waits for
+	// others to share its transaction and fsync. Default 1ms.
+	MaxBatchDelay time.Duration
+	// MaxBatchSize caps the number of writes in one group commit. Default 256.
+	MaxBatchSize int
+	// LeaseTimeout is how long a received task stays invisible when it is
+	// neither acked nor retried. Default 5m.
+	LeaseTimeout time.Duration
+	// SweepInterval is how often expired idempotency records are pruned.
+	// Default 5m.
+	SweepInterval time.Duration
+	// Now replaces the clock in tests. Default time.Now.
+	Now func() time.Time
+}
+
+const (
+	defaultBatchDelay    = time.Millisecond
+	defaultBatchSize     = 256
+	defaultLeaseTimeout  = 5 * time.Minute
+	defaultSweepInterval = 5 * time.Minute
+	// lockTimeout keeps a second process on the same directory from hanging
+	// forever on bbolt's file lock.
+	lockTimeout = 2 * time.Second
+	// initialMmap is address space only: it spares readers most of the
+	// remaps that would otherwise block them while the file grows.
+	initialMmap = 64 << 20
+)
+
+var (
+	bucketMessages    = []byte("messages")
+	bucketStatuses    = []byte("statuses")
+	bucketMsgTime     = []byte("msg_time")
+	bucketIdem        = []byte("idem")
+	bucketIdemTime    = []byte("idem_time")
+	bucketInbox       = []byte("inbox")
+	bucketInboxRef    = []byte("inbox_ref")
+	bucketAgents      = []byte("agents")
+	bucketAgentKeys   = []byte("agent_keys")
+	bucketTasks       = []byte("tasks")
+	bucketDue         = []byte("due")
+	bucketDeadLetters = []byte("dead_letters")
+
+	allBuckets = [][]byte{
+		bucketMessages, bucketStatuses, bucketMsgTime, bucketIdem, bucketIdemTime,
+		bucketInbox, bucketInboxRef, bucketAgents, bucketAgentKeys, bucketTasks,
+		bucketDue, bucketDeadLetters,
+	}
+)
+
+// DB is the embedded backend. It is safe for concurrent use.
+type DB struct {
+	bolt *bolt.DB
+	now  func() time.Time
+
+	leaseTimeout  time.Duration
+	sweepInterval time.Duration
+
+	// mu is held shared by every call for its whole duration and exclusively
+	// by Close, so that Close waits for calls in progress and later calls
+	// see closed instead of a closed bolt handle.
+	mu     sync.RWMutex
+	closed bool
+	// done is closed first thing in Close, to wake blocked Receives and the
+	// sweeper, which do not hold mu while they wait.
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+	sweeping  sync.WaitGroup
+
+	queue queueState
+}
+
+// Open opens (or creates) the database in opts.Dir.
+func Open(opts Options) (*DB, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("open embedded store: no data directory")
+	}
+	if opts.MaxBatchDelay <= 0 {
+		opts.MaxBatchDelay = defaultBatchDelay
+	}
+	if opts.MaxBatchSize <= 0 {
+		opts.MaxBatchSize = defaultBatchSize
+	}
+	if opts.LeaseTimeout <= 0 {
+		opts.LeaseTimeout = defaultLeaseTimeout
+	}
+	if opts.SweepInterval <= 0 {
+		opts.SweepInterval = defaultSweepInterval
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if err := makeDataDir(opts.Dir); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(opts.Dir, FileName)
+	bdb, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout: lockTimeout,
+		// The freelist is rebuilt from the pages on open instead of being
+		// written on every commit; data and meta pages are still fsynced,
+		// so this costs a slower open, never durability.
+		NoFreelistSync:  true,
+		FreelistType:    bolt.FreelistMapType,
+		InitialMmapSize: initialMmap,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	bdb.MaxBatchDelay = opts.MaxBatchDelay
+	bdb.MaxBatchSize = opts.MaxBatchSize
+	err = bdb.Update(func(tx *bolt.Tx) error {
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		_ = bdb.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	db := &DB{
+		bolt:          bdb,
+		now:           opts.Now,
+		leaseTimeout:  opts.LeaseTimeout,
+		sweepInterval: opts.SweepInterval,
+		done:          make(chan struct{}),
+		queue:         newQueueState(),
+	}
+	db.sweeping.Add(1)
+	go db.sweepLoop()
+	return db, nil
+}
+
+func makeDataDir(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("data dir %s: %w", dir, err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create data dir %s: %w", dir, err)
+	}
+	// MkdirAll's mode passes through the umask; a restrictive umask can only
+	// narrow 0700, but say it explicitly so the directory is never shared.
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("chmod data dir %s: %w", dir, err)
+	}
+	return nil
+}
+
+// Close stops the sweeper, waits for calls in progress and closes the file.
+// Later calls return gateway.ErrClosed; a second Close returns nil.
+func (db *DB) Close() error {
+	first := false
+	db.closeOnce.Do(func() {
+		first = true
+		close(db.done)
+		db.mu.Lock()
+		db.closed = true
+		db.mu.Unlock()
+		db.sweeping.Wait()
+		if err := db.bolt.Close(); err != nil {
+			db.closeErr = fmt.Errorf("close %s: %w", FileName, err)
+		}
+	})
+	if !first {
+		return nil
+	}
+	return db.closeErr
+}
+
+// Ping reports whether the store is open and readable.
+func (db *DB) Ping(ctx context.Context) error {
+	release, err := db.enter(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return db.bolt.View(func(tx *bolt.Tx) error {
+		for _, name := range allBuckets {
+			if tx.Bucket(name) == nil {
+				return fmt.Errorf("ping: bucket %s missing", name)
+			}
+		}
+		return nil
+	})
+}
+
+// enter admits a call: it fails fast on a cancelled context or a closed
+// store, and otherwise holds off Close until release is called. Calls must
+// not nest enter, or a pending Close could deadlock them.
+func (db *DB) enter(ctx context.Context) (release func(), err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	db.mu.RLock()
+	if db.closed {
+		db.mu.RUnlock()
+		return nil, gateway.ErrClosed
+	}
+	return db.mu.RUnlock, nil
+}
+
+// putTime appends t as 8 bytes whose byte order is time order: flipping the
+// sign bit maps int64 order onto uint64 order, so times before 1970 still
+// sort first.
+func putTime(b []byte, t time.Time) []byte {
+	return binary.BigEndian.AppendUint64(b, uint64(unixNano(t))^(1<<63))
+}
+
+// getTime reads what putTime wrote.
+func getTime(b []byte) time.Time {
+	return time.Unix(0, int64(binary.BigEndian.Uint64(b)^(1<<63))).UTC()
+}
+
+// unixNano clamps to the representable range instead of overflowing, so
+// that a zero time sorts first rather than at some arbitrary point.
+func unixNano(t time.Time) int64 {
+	switch {
+	case t.Before(minNanoTime):
+		return math.MinInt64
+	case t.After(maxNanoTime):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+var (
+	minNanoTime = time.Unix(0, math.MinInt64)
+	maxNanoTime = time.Unix(0, math.MaxInt64)
+)
+
+const timeLen = 8
+
+// join builds a key from parts separated by 0x00.
+func join(parts ...string) []byte {
+	n := len(parts) - 1
+	for _, p := range parts {
+		n += len(p)
+	}
+	b := make([]byte, 0, n)
+	for i, p := range parts {
+		if i > 0 {
+			b = append(b, 0)
+		}
+		b = append(b, p...)
+	}
+	return b
+}
+
+// clone copies a value out of a bbolt page, which is only valid inside the
+// transaction that read it.
+func clone(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append([]byte(nil), b...)
+}

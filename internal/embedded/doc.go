@@ -1,0 +1,38 @@
+// Package embedded is Agentry's local default backend: one bbolt file that
+// implements gateway.MessageStore, InboxStore, AgentStore and TaskQueue, so
+// that a single process can run the gateway with nothing else installed.
+//
+// Every write is a fsynced bbolt transaction. Writes on the hot path go
+// through bbolt's DB.Batch, which folds concurrent callers into one
+// transaction and one fsync (group commit). The only state kept in memory
+// is the set of task leases handed out by Receive; it is bounded by what
+// callers have received and not yet settled, and it is lost on restart on
+// purpose: after a crash every unsettled task is simply due again.
+//
+// # Bucket layout
+//
+// Times in keys are 8-byte big-endian int64 Unix nanoseconds with the sign
+// bit flipped, so that byte order is time order (see putTime). "+" below
+// means concatenation, 0x00 is a separator byte that no address contains.
+//
+//	messages      id → uvarint(len(meta)) + meta JSON + raw message bytes
+//	              (meta: sender, recipients, subject, origin, accepted_at;
+//	              the raw bytes follow unencoded so that inbox reads copy
+//	              them straight out of the page)
+//	statuses      id → JSON []gateway.RecipientStatus, in the message's order
+//	msg_time      time(accepted_at) + id → empty; ListMessages walks it backwards
+//	idem          lower(sender) + 0x00 + key → JSON gateway.IdempotencyRecord
+//	idem_time     time(record.created_at) + lower(sender) + 0x00 + key → empty;
+//	              the sweeper walks it forwards to prune expired records
+//	inbox         lower(recipient) + 0x00 + time(received_at) + id → empty;
+//	              ListInbox walks one recipient's prefix forwards
+//	inbox_ref     lower(recipient) + 0x00 + id → time(received_at); makes
+//	              DeliverToInbox idempotent and AckInbox a point lookup
+//	agents        lower(address) → JSON gateway.Agent
+//	agent_keys    lower(api key hash) → lower(address)
+//	tasks         task id → time(due) + JSON gateway.Task; the due time is
+//	              kept with the task so that its due entry can be found
+//	due           time(due) + task id → empty; Receive walks it forwards up
+//	              to now, so the queue never holds all tasks in memory
+//	dead_letters  time(dlq_timestamp) + task id → JSON gateway.DeadLetter
+package embedded

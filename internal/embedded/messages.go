@@ -1,0 +1,479 @@
+package embedded
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/agentry/agentry/internal/gateway"
+)
+
+// messageMeta is the part of a stored message that listings read; the raw
+// message follows it in the value so that listings never decode the body.
+type messageMeta struct {
+	Sender     string         `json:"sender"`
+	Recipients []string       `json:"recipients"`
+	Subject    string         `json:"subject,omitempty"`
+	Origin     gateway.Origin `json:"origin,omitempty"`
+	AcceptedAt time.Time      `json:"accepted_at"`
+}
+
+func encodeMessage(m *gateway.StoredMessage, acceptedAt time.Time) ([]byte, error) {
+	meta, err := json.Marshal(messageMeta{
+		Sender:     m.Sender,
+		Recipients: m.Recipients,
+		Subject:    m.Subject,
+		Origin:     m.Origin,
+		AcceptedAt: acceptedAt,
+	})
+	if err != nil {
+		return nil, err
+	}
+	v := make([]byte, 0, binary.MaxVarintLen64+len(meta)+len(m.Raw))
+	v = binary.AppendUvarint(v, uint64(len(meta)))
+	v = append(v, meta...)
+	return append(v, m.Raw...), nil
+}
+
+// decodeMessage splits a messages value; raw aliases v.
+func decodeMessage(v []byte) (meta messageMeta, raw []byte, err error) {
+	n, k := binary.Uvarint(v)
+	if k <= 0 || uint64(len(v)-k) < n {
+		return meta, nil, errors.New("corrupt message record")
+	}
+	if err := json.Unmarshal(v[k:k+int(n)], &meta); err != nil {
+		return meta, nil, fmt.Errorf("corrupt message record: %w", err)
+	}
+	return meta, v[k+int(n):], nil
+}
+
+// idemKey is the idempotency scope: the sender case-insensitively, the key
+// exactly.
+func idemKey(sender, key string) []byte { return join(strings.ToLower(sender), key) }
+
+// preparedAccept is an Acceptance already encoded, so that the batch
+// function (which bbolt may run more than once) only does lookups and puts
+// and the encoding work stays outside the write lock.
+type preparedAccept struct {
+	id          []byte
+	message     []byte
+	statuses    []byte
+	timeKey     []byte
+	idemKey     []byte // nil when the acceptance carries no key
+	idemRecord  []byte
+	idemTimeKey []byte
+	tasks       []preparedTask
+}
+
+type preparedTask struct {
+	id     []byte
+	value  []byte
+	dueKey []byte
+}
+
+func prepareTask(t gateway.Task, due time.Time) (preparedTask, error) {
+	t.Lease = ""
+	body, err := json.Marshal(t)
+	if err != nil {
+		return preparedTask{}, fmt.Errorf("encode task %s: %w", t.ID, err)
+	}
+	dueKey := putTime(nil, due)
+	return preparedTask{
+		id:     []byte(t.ID),
+		value:  append(putTime(make([]byte, 0, timeLen+len(body)), due), body...),
+		dueKey: append(dueKey, t.ID...),
+	}, nil
+}
+
+// put stores the task and its due entry unless a task with its id is
+// already there, which keeps re-enqueueing idempotent.
+func (p preparedTask) put(tasks, due *bolt.Bucket) (bool, error) {
+	if tasks.Get(p.id) != nil {
+		return false, nil
+	}
+	if err := tasks.Put(p.id, p.value); err != nil {
+		return false, err
+	}
+	return true, due.Put(p.dueKey, nil)
+}
+
+func (db *DB) prepareAccept(a *gateway.Acceptance, now time.Time) (*preparedAccept, error) {
+	m := &a.Message
+	acceptedAt := m.AcceptedAt
+	if acceptedAt.IsZero() {
+		acceptedAt = now
+	}
+	p := &preparedAccept{id: []byte(m.ID)}
+	var err error
+	if p.message, err = encodeMessage(m, acceptedAt); err != nil {
+		return nil, fmt.Errorf("encode message: %w", err)
+	}
+	if p.statuses, err = json.Marshal(a.Statuses); err != nil {
+		return nil, fmt.Errorf("encode statuses: %w", err)
+	}
+	p.timeKey = append(putTime(nil, acceptedAt), m.ID...)
+	if a.Idempotency.Key != "" {
+		rec := a.Idempotency
+		if rec.Sender == "" {
+			rec.Sender = m.Sender
+		}
+		if rec.MessageID == "" {
+			rec.MessageID = m.ID
+		}
+		if rec.CreatedAt.IsZero() {
+			rec.CreatedAt = now
+		}
+		p.idemKey = idemKey(rec.Sender, rec.Key)
+		if p.idemRecord, err = json.Marshal(rec); err != nil {
+			return nil, fmt.Errorf("encode idempotency record: %w", err)
+		}
+		p.idemTimeKey = append(putTime(nil, rec.CreatedAt), p.idemKey...)
+	}
+	for _, t := range a.Tasks {
+		due := t.NotBefore
+		if due.IsZero() {
+			due = now
+		}
+		pt, err := prepareTask(t, due)
+		if err != nil {
+			return nil, err
+		}
+		p.tasks = append(p.tasks, pt)
+	}
+	return p, nil
+}
+
+// Accept stores the message, its statuses, its idempotency record, its
+// listing entry and its tasks in one transaction.
+func (db *DB) Accept(ctx context.Context, a *gateway.Acceptance) (*gateway.IdempotencyRecord, error) {
+	if a == nil || a.Message.ID == "" {
+		return nil, errors.New("accept: message without id")
+	}
+	id := a.Message.ID
+	release, err := db.enter(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("accept %s: %w", id, err)
+	}
+	defer release()
+	now := db.now()
+	p, err := db.prepareAccept(a, now)
+	if err != nil {
+		return nil, fmt.Errorf("accept %s: %w", id, err)
+	}
+	// A duplicate is an answer, not a failure: reporting it through these
+	// variables rather than the function's error keeps it from aborting
+	// the other writes sharing the batch.
+	var (
+		earlier   *gateway.IdempotencyRecord
+		idExists  bool
+		taskAdded bool
+	)
+	err = db.bolt.Batch(func(tx *bolt.Tx) error {
+		earlier, idExists, taskAdded = nil, false, false
+		idem := tx.Bucket(bucketIdem)
+		if p.idemKey != nil {
+			if v := idem.Get(p.idemKey); v != nil {
+				var rec gateway.IdempotencyRecord
+				if err := json.Unmarshal(v, &rec); err != nil {
+					return fmt.Errorf("corrupt idempotency record: %w", err)
+				}
+				if now.Before(rec.CreatedAt.Add(gateway.IdempotencyWindow)) {
+					earlier = &rec
+					return nil
+				}
+				// The expired record is replaced below; its sweep entry
+				// must go too, or the sweeper would later take the new
+				// record for the old one.
+				oldTimeKey := append(putTime(nil, rec.CreatedAt), p.idemKey...)
+				if err := tx.Bucket(bucketIdemTime).Delete(oldTimeKey); err != nil {
+					return err
+				}
+			}
+		}
+		messages := tx.Bucket(bucketMessages)
+		if v := messages.Get(p.id); v != nil {
+			meta, _, err := decodeMessage(v)
+			if err != nil {
+				return err
+			}
+			earlier = &gateway.IdempotencyRecord{Sender: meta.Sender, MessageID: id, CreatedAt: meta.AcceptedAt}
+			idExists = true
+			return nil
+		}
+		if err := messages.Put(p.id, p.message); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketStatuses).Put(p.id, p.statuses); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketMsgTime).Put(p.timeKey, nil); err != nil {
+			return err
+		}
+		if p.idemKey != nil {
+			if err := idem.Put(p.idemKey, p.idemRecord); err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketIdemTime).Put(p.idemTimeKey, nil); err != nil {
+				return err
+			}
+		}
+		tasks, due := tx.Bucket(bucketTasks), tx.Bucket(bucketDue)
+		for _, t := range p.tasks {
+			added, err := t.put(tasks, due)
+			if err != nil {
+				return err
+			}
+			taskAdded = taskAdded || added
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("accept %s: %w", id, err)
+	}
+	if idExists {
+		return earlier, fmt.Errorf("accept %s: message id already stored: %w", id, gateway.ErrDuplicate)
+	}
+	if earlier != nil {
+		return earlier, fmt.Errorf("accept %s: key used by %s: %w", id, earlier.MessageID, gateway.ErrDuplicate)
+	}
+	if taskAdded {
+		db.queue.work.broadcast()
+	}
+	return nil, nil
+}
+
+// GetMessage returns gateway.ErrNotFound for an unknown id.
+func (db *DB) GetMessage(ctx context.Context, id string) (*gateway.StoredMessage, error) {
+	release, err := db.enter(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("get message %s: %w", id, err)
+	}
+	defer release()
+	var m *gateway.StoredMessage
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketMessages).Get([]byte(id))
+		if v == nil {
+			return gateway.ErrNotFound
+		}
+		meta, raw, err := decodeMessage(v)
+		if err != nil {
+			return err
+		}
+		m = &gateway.StoredMessage{
+			ID:         id,
+			Raw:        clone(raw),
+			Sender:     meta.Sender,
+			Recipients: meta.Recipients,
+			Subject:    meta.Subject,
+			Origin:     meta.Origin,
+			AcceptedAt: meta.AcceptedAt,
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("get message %s: %w", id, err)
+	}
+	return m, nil
+}
+
+// GetStatuses returns the statuses in the order the message was accepted with.
+func (db *DB) GetStatuses(ctx context.Context, id string) ([]gateway.RecipientStatus, error) {
+	release, err := db.enter(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("get statuses %s: %w", id, err)
+	}
+	defer release()
+	var rs []gateway.RecipientStatus
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		rs, err = readStatuses(tx, []byte(id))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("get statuses %s: %w", id, err)
+	}
+	return rs, nil
+}
+
+func readStatuses(tx *bolt.Tx, id []byte) ([]gateway.RecipientStatus, error) {
+	v := tx.Bucket(bucketStatuses).Get(id)
+	if v == nil {
+		return nil, gateway.ErrNotFound
+	}
+	var rs []gateway.RecipientStatus
+	if err := json.Unmarshal(v, &rs); err != nil {
+		return nil, fmt.Errorf("corrupt statuses: %w", err)
+	}
+	return rs, nil
+}
+
+// mergeStatuses writes updates over the stored statuses of the same
+// addresses. A stored entry keeps its address spelling; an update for an
+// address the message does not have is appended, as a per-recipient item
+// store would do.
+func mergeStatuses(tx *bolt.Tx, id []byte, updates []gateway.RecipientStatus) error {
+	rs, err := readStatuses(tx, id)
+	if err != nil {
+		return err
+	}
+	for _, u := range updates {
+		found := false
+		for i := range rs {
+			if strings.EqualFold(rs[i].Address, u.Address) {
+				addr := rs[i].Address
+				rs[i] = u
+				rs[i].Address = addr
+				found = true
+				break
+			}
+		}
+		if !found {
+			rs = append(rs, u)
+		}
+	}
+	v, err := json.Marshal(rs)
+	if err != nil {
+		return fmt.Errorf("encode statuses: %w", err)
+	}
+	return tx.Bucket(bucketStatuses).Put(id, v)
+}
+
+// UpdateStatuses replaces the named recipients' statuses.
+func (db *DB) UpdateStatuses(ctx context.Context, id string, updates []gateway.RecipientStatus) error {
+	release, err := db.enter(ctx)
+	if err != nil {
+		return fmt.Errorf("update statuses %s: %w", id, err)
+	}
+	defer release()
+	key := []byte(id)
+	var missing bool
+	err = db.bolt.Batch(func(tx *bolt.Tx) error {
+		missing = false
+		err := mergeStatuses(tx, key, updates)
+		if errors.Is(err, gateway.ErrNotFound) {
+			// Not a failure of the batch: nothing was written.
+			missing = true
+			return nil
+		}
+		return err
+	})
+	if err == nil && missing {
+		err = gateway.ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("update statuses %s: %w", id, err)
+	}
+	return nil
+}
+
+// ListMessages walks the time index newest first, filtering as it goes.
+// One call examines at most 10×limit+1000 index entries, so a page can come
+// back short (even empty) with a cursor when the filters are selective; the
+// cursor is empty only when the listing is complete.
+func (db *DB) ListMessages(ctx context.Context, q gateway.MessageQuery) ([]gateway.MessageSummary, string, error) {
+	limit := pageLimit(q.Limit)
+	var from []byte
+	if q.Cursor != "" {
+		var err error
+		if from, err = decodeCursor(cursorMessages, q.Cursor, timeLen); err != nil {
+			return nil, "", fmt.Errorf("list messages: %w", err)
+		}
+	}
+	release, err := db.enter(ctx)
+	if err != nil {
+		return nil, "", fmt.Errorf("list messages: %w", err)
+	}
+	defer release()
+	budget := 10*limit + 1000
+	var (
+		out  []gateway.MessageSummary
+		next string
+	)
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		messages := tx.Bucket(bucketMessages)
+		c := tx.Bucket(bucketMsgTime).Cursor()
+		var k []byte
+		if from == nil {
+			k, _ = c.Last()
+		} else if k, _ = c.Seek(from); k == nil {
+			k, _ = c.Last()
+		} else {
+			// Seek lands on the first key ≥ the cursor; everything from
+			// there up was on earlier pages.
+			k, _ = c.Prev()
+		}
+		var last []byte
+		for examined := 0; k != nil; k, _ = c.Prev() {
+			if !q.Since.IsZero() && getTime(k).Before(q.Since) {
+				return nil
+			}
+			if len(out) == limit || examined == budget {
+				next = encodeCursor(cursorMessages, last)
+				return nil
+			}
+			examined++
+			last = k
+			id := k[timeLen:]
+			v := messages.Get(id)
+			if v == nil {
+				continue
+			}
+			meta, _, err := decodeMessage(v)
+			if err != nil {
+				return fmt.Errorf("message %s: %w", id, err)
+			}
+			if !matchParties(q, &meta) {
+				continue
+			}
+			rs, err := readStatuses(tx, id)
+			if err != nil {
+				return fmt.Errorf("message %s: %w", id, err)
+			}
+			state := gateway.DeriveState(rs)
+			if q.Status != "" && state != q.Status {
+				continue
+			}
+			out = append(out, gateway.MessageSummary{
+				MessageID:  string(id),
+				Sender:     meta.Sender,
+				Recipients: meta.Recipients,
+				Subject:    meta.Subject,
+				Status:     state,
+				CreatedAt:  meta.AcceptedAt,
+				Statuses:   rs,
+			})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("list messages: %w", err)
+	}
+	return out, next, nil
+}
+
+func matchParties(q gateway.MessageQuery, m *messageMeta) bool {
+	if q.Sender != "" && !strings.EqualFold(q.Sender, m.Sender) {
+		return false
+	}
+	if q.Recipient != "" && !hasAddress(m.Recipients, q.Recipient) {
+		return false
+	}
+	if q.Party != "" && !strings.EqualFold(q.Party, m.Sender) && !hasAddress(m.Recipients, q.Party) {
+		return false
+	}
+	return true
+}
+
+func hasAddress(list []string, addr string) bool {
+	for _, a := range list {
+		if strings.EqualFold(a, addr) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,85 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors every adapter returns for the same conditions (the contract tests
+// in gatewaytest check them).
+var (
+	ErrNotFound  = errors.New("not found")
+	ErrDuplicate = errors.New("idempotency key already used")
+	ErrClosed    = errors.New("store closed")
+	// ErrBlockedAddress: an outbound connection would have reached a
+	// non-public address (the SSRF guard said no).
+	ErrBlockedAddress = errors.New("destination address is not public")
+)
+
+// MessageStore keeps messages, their recipients' statuses and the
+// idempotency records.
+type MessageStore interface {
+	// Accept makes a whole Acceptance durable, or nothing of it. If
+	// (sender, key) was used within IdempotencyWindow it writes nothing and
+	// returns the earlier record with ErrDuplicate. When Accept returns nil,
+	// every task in the Acceptance will be handed to a worker at least once,
+	// even if the process dies the next instant.
+	Accept(ctx context.Context, a *Acceptance) (*IdempotencyRecord, error)
+	// GetMessage returns ErrNotFound for an unknown id.
+	GetMessage(ctx context.Context, id string) (*StoredMessage, error)
+	// GetStatuses returns the recipients' statuses in the message's order.
+	GetStatuses(ctx context.Context, id string) ([]RecipientStatus, error)
+	// UpdateStatuses replaces the statuses of the named recipients
+	// (matched by address, case-insensitively) and leaves the others.
+	UpdateStatuses(ctx context.Context, id string, updates []RecipientStatus) error
+	// ListMessages pages through messages, newest first.
+	ListMessages(ctx context.Context, q MessageQuery) ([]MessageSummary, string, error)
+}
+
+// InboxStore keeps the inboxes of pull agents.
+type InboxStore interface {
+	// DeliverToInbox puts the message into the recipient's inbox and records
+	// the recipient's status in the same write. Delivering the same message
+	// twice leaves one entry.
+	DeliverToInbox(ctx context.Context, recipient string, messageID string, status RecipientStatus) error
+	// ListInbox pages through an inbox, oldest first.
+	ListInbox(ctx context.Context, recipient string, limit int, cursor string) ([]InboxEntry, string, error)
+	// AckInbox removes a message from an inbox; ErrNotFound if it is not there.
+	AckInbox(ctx context.Context, recipient, messageID string) error
+}
+
+// AgentStore keeps the registry of local agents. Addresses are keys in
+// canonical lower-case form.
+type AgentStore interface {
+	// PutAgent creates or replaces an agent.
+	PutAgent(ctx context.Context, a *Agent) error
+	GetAgent(ctx context.Context, address string) (*Agent, error)
+	// AgentByKeyHash finds the agent whose API key hashes to h.
+	AgentByKeyHash(ctx context.Context, h string) (*Agent, error)
+	DeleteAgent(ctx context.Context, address string) error
+	ListAgents(ctx context.Context) ([]*Agent, error)
+}
+
+// TaskQueue is the delivery queue as workers see it.
+type TaskQueue interface {
+	// Enqueue adds tasks outside an Accept (a re-drive, a workflow step).
+	// A task whose ID is already queued is not added twice.
+	Enqueue(ctx context.Context, tasks ...Task) error
+	// Receive returns up to max due tasks, leased to the caller until it
+	// calls Ack, Retry or DeadLetter (or, for adapters with visibility
+	// timeouts, until the lease lapses). It waits up to wait for work.
+	Receive(ctx context.Context, max int, wait time.Duration) ([]Task, error)
+	// Ack removes a finished task.
+	Ack(ctx context.Context, t Task) error
+	// Retry puts the task back to be received again at or after `at`, with
+	// t.Attempt as its new attempt count.
+	Retry(ctx context.Context, t Task, at time.Time) error
+	// DeadLetter removes the task and keeps the record for operators.
+	DeadLetter(ctx context.Context, t Task, d DeadLetter) error
+}
+
+// Pinger is implemented by stores that can tell whether they are usable.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}

@@ -1,0 +1,643 @@
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/agentry/agentry/internal/amtp"
+)
+
+// Config is what the use cases need to know about this gateway.
+type Config struct {
+	Domain          string        // our domain, lower-case
+	AdminKey        string        // bearer key of the admin API; empty disables it
+	MaxRecipients   int           // default amtp.DefaultMaxRecipients
+	MaxMessageBytes int64         // advertised max-size
+	PublicURL       string        // where other gateways reach us (TXT gateway=)
+	AuthMethods     []string      // advertised in TXT auth=
+	AllowInsecure   bool          // dev/test: http:// and private webhook targets
+	ImmediateWindow time.Duration // how long the Immediate Path may hold a push delivery
+	Now             func() time.Time
+	Logger          *slog.Logger
+}
+
+// ImmediateDeliverer performs the first attempt of a local push delivery
+// inside the request (draft §5.1 Immediate Path).
+type ImmediateDeliverer interface {
+	DeliverNow(ctx context.Context, t Task) (ImmediateResult, error)
+}
+
+// ImmediateResult is the outcome of an inline attempt.
+type ImmediateResult struct {
+	Delivered bool
+	Reply     json.RawMessage // the agent's synchronous reply, if any
+}
+
+// Service implements the gateway's use cases on top of its ports.
+type Service struct {
+	cfg       Config
+	messages  MessageStore
+	inbox     InboxStore
+	agents    AgentStore
+	queue     TaskQueue
+	discover  Discoverer
+	immediate ImmediateDeliverer
+	log       *slog.Logger
+	adminHash [32]byte
+}
+
+// Ports groups what NewService needs.
+type Ports struct {
+	Messages MessageStore
+	Inbox    InboxStore
+	Agents   AgentStore
+	Queue    TaskQueue
+	Discover Discoverer // may be nil: capabilities of other domains unavailable
+}
+
+// NewService wires the use cases.
+func NewService(cfg Config, p Ports) (*Service, error) {
+	d, err := amtp.NormalizeDomain(cfg.Domain)
+	if err != nil {
+		return nil, fmt.Errorf("gateway domain %q: %w", cfg.Domain, err)
+	}
+	cfg.Domain = d
+	if cfg.MaxRecipients <= 0 {
+		cfg.MaxRecipients = amtp.DefaultMaxRecipients
+	}
+	if cfg.MaxMessageBytes <= 0 {
+		cfg.MaxMessageBytes = 10 << 20
+	}
+	if cfg.ImmediateWindow <= 0 {
+		cfg.ImmediateWindow = 5 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if len(cfg.AuthMethods) == 0 {
+		cfg.AuthMethods = DefaultAuthMethods
+	}
+	if p.Messages == nil || p.Inbox == nil || p.Agents == nil || p.Queue == nil {
+		return nil, errors.New("gateway: every store port is required")
+	}
+	s := &Service{cfg: cfg, messages: p.Messages, inbox: p.Inbox, agents: p.Agents, queue: p.Queue, discover: p.Discover, log: cfg.Logger}
+	if cfg.AdminKey != "" {
+		s.adminHash = sha256.Sum256([]byte(cfg.AdminKey))
+	}
+	return s, nil
+}
+
+// SetImmediate installs the Immediate Path deliverer. It is set after
+// construction because the deliverer itself needs the Service (for reports).
+func (s *Service) SetImmediate(d ImmediateDeliverer) { s.immediate = d }
+
+// Config returns the effective configuration.
+func (s *Service) Config() Config { return s.cfg }
+
+// Domain is our domain.
+func (s *Service) Domain() string { return s.cfg.Domain }
+
+// ---- principals ----
+
+// PrincipalKind says who is calling.
+type PrincipalKind int
+
+const (
+	Anonymous PrincipalKind = iota // no credentials: another gateway, or the public
+	AgentCaller
+	AdminCaller
+)
+
+// Principal is an authenticated caller.
+type Principal struct {
+	Kind  PrincipalKind
+	Agent *Agent
+}
+
+// HashAPIKey is how agent keys are stored.
+func HashAPIKey(key string) string {
+	h := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(h[:])
+}
+
+// Authenticate resolves a bearer token. An empty token is Anonymous; an
+// unknown one is an error, never silently anonymous.
+func (s *Service) Authenticate(ctx context.Context, token string) (Principal, error) {
+	if token == "" {
+		return Principal{Kind: Anonymous}, nil
+	}
+	if s.cfg.AdminKey != "" {
+		h := sha256.Sum256([]byte(token))
+		if subtle.ConstantTimeCompare(h[:], s.adminHash[:]) == 1 {
+			return Principal{Kind: AdminCaller}, nil
+		}
+	}
+	// Agent keys are high-entropy and looked up by their hash, so the
+	// lookup's timing reveals nothing usable about any key.
+	a, err := s.agents.AgentByKeyHash(ctx, HashAPIKey(token))
+	if errors.Is(err, ErrNotFound) {
+		return Principal{}, amtp.Errorf(amtp.CodeAuthenticationRequired, "the bearer token is not a valid key")
+	}
+	if err != nil {
+		return Principal{}, s.unavailable("authenticate", err)
+	}
+	return Principal{Kind: AgentCaller, Agent: a}, nil
+}
+
+// RequireAdmin answers 401/403 unless p is the admin.
+func RequireAdmin(p Principal) error {
+	switch p.Kind {
+	case AdminCaller:
+		return nil
+	case Anonymous:
+		return amtp.Errorf(amtp.CodeAuthenticationRequired, "this call needs the admin key as a bearer token")
+	}
+	return amtp.Errorf(amtp.CodeForbidden, "this call is for the gateway admin only")
+}
+
+// unavailable wraps a backend failure as a retryable AMTP error and logs the
+// cause, which is not shown to callers.
+func (s *Service) unavailable(op string, err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return amtp.Errorf(amtp.CodeTemporaryFailure, "%s: request cancelled or timed out", op)
+	}
+	s.log.Error("backend failure", "op", op, "err", err)
+	return amtp.Errorf(amtp.CodeTemporaryFailure, "%s: storage is temporarily unavailable, retry later", op)
+}
+
+func (s *Service) isLocal(a amtp.Address) bool { return a.Domain == s.cfg.Domain }
+
+// LocalAddress resolves "name" or "name@our-domain" to a local address.
+func (s *Service) LocalAddress(v string) (amtp.Address, error) {
+	if !strings.Contains(v, "@") {
+		v += "@" + s.cfg.Domain
+	}
+	a, err := amtp.ParseAddress(v)
+	if err != nil {
+		return amtp.Address{}, err
+	}
+	if !s.isLocal(a) {
+		return amtp.Address{}, amtp.Errorf(amtp.CodeInvalidRecipient, "%s is not an address of %s", a, s.cfg.Domain)
+	}
+	return a, nil
+}
+
+// ---- accept ----
+
+// AcceptResult is the answer to a submission.
+type AcceptResult struct {
+	HTTPStatus int
+	MessageID  string
+	Status     MessageState
+	Recipients []RecipientStatus
+	Reply      json.RawMessage // Immediate Path reply (HTTPStatus 200)
+	Duplicate  bool
+}
+
+// Accept validates, authorises and durably accepts a message submitted
+// over the API (by a local agent, the admin, or another gateway).
+func (s *Service) Accept(ctx context.Context, p Principal, body []byte) (*AcceptResult, error) {
+	if int64(len(body)) > s.cfg.MaxMessageBytes {
+		return nil, amtp.Errorf(amtp.CodeMessageTooLarge, "message is larger than %d bytes", s.cfg.MaxMessageBytes).WithDetail("max_size", s.cfg.MaxMessageBytes)
+	}
+	m, err := amtp.Parse(body, amtp.Limits{MaxRecipients: s.cfg.MaxRecipients})
+	if err != nil {
+		return nil, err
+	}
+	origin, err := s.authorizeSubmission(p, m)
+	if err != nil {
+		return nil, err
+	}
+	return s.accept(ctx, m, origin)
+}
+
+// SubmitSystem accepts a message this gateway itself writes (a delivery
+// failure report, a workflow result). It skips caller authorisation but
+// otherwise takes exactly the same path.
+func (s *Service) SubmitSystem(ctx context.Context, m *amtp.Message) (*AcceptResult, error) {
+	raw := m.AppendJSON(nil)
+	parsed, err := amtp.Parse(raw, amtp.Limits{MaxRecipients: s.cfg.MaxRecipients})
+	if err != nil {
+		return nil, fmt.Errorf("system message invalid: %w", err)
+	}
+	return s.accept(ctx, parsed, OriginSystem)
+}
+
+func (s *Service) authorizeSubmission(p Principal, m *amtp.Message) (Origin, error) {
+	sender := m.SenderAddress()
+	switch p.Kind {
+	case AgentCaller:
+		if sender.Key() != strings.ToLower(p.Agent.Address) {
+			return "", amtp.Errorf(amtp.CodeForbidden, "agent %s may only send as itself, not as %s", p.Agent.Address, sender).WithDetail("field", "sender")
+		}
+		return OriginLocal, nil
+	case AdminCaller:
+		if !s.isLocal(sender) {
+			return "", amtp.Errorf(amtp.CodeForbidden, "the admin may only send as an address of %s", s.cfg.Domain).WithDetail("field", "sender")
+		}
+		return OriginLocal, nil
+	}
+	// No credentials: only another domain's gateway handing us mail for our
+	// own domain. Anything else is either an unauthenticated local sender or
+	// an attempt to use us as an open relay.
+	if s.isLocal(sender) {
+		return "", amtp.Errorf(amtp.CodeAuthenticationRequired, "sending as %s needs that agent's API key", sender)
+	}
+	for i, r := range m.RecipientAddresses() {
+		if !s.isLocal(r) {
+			return "", amtp.Errorf(amtp.CodeForbidden, "this gateway does not relay: %s is not in %s", r, s.cfg.Domain).WithDetail("field", fmt.Sprintf("recipients[%d]", i))
+		}
+	}
+	return OriginRemote, nil
+}
+
+func (s *Service) contentDigest(m *amtp.Message) (string, error) {
+	canon, err := amtp.Canonicalize(m.ContentDigestInput())
+	if err != nil {
+		return "", amtp.Errorf(amtp.CodeInvalidMessageFormat, "message cannot be canonicalised: %s", err.Error())
+	}
+	h := sha256.Sum256(canon)
+	return hex.EncodeToString(h[:]), nil
+}
+
+func (s *Service) accept(ctx context.Context, m *amtp.Message, origin Origin) (*AcceptResult, error) {
+	// The digest is taken before Complete fills generated fields, so that a
+	// retry of a submission without message_id compares equal.
+	digest, err := s.contentDigest(m)
+	if err != nil {
+		return nil, err
+	}
+	now := s.cfg.Now().UTC()
+	m.Complete(now)
+
+	statuses := make([]RecipientStatus, 0, len(m.Recipients))
+	var (
+		tasks      []Task
+		unknown    []string
+		remoteByDm = map[string][]string{}
+		domains    []string
+		pushOnly   *Agent
+		localCount int
+	)
+	for _, r := range m.RecipientAddresses() {
+		st := RecipientStatus{Address: r.String(), Status: StateQueued, UpdatedAt: now}
+		if s.isLocal(r) {
+			localCount++
+			ag, err := s.agents.GetAgent(ctx, r.Key())
+			switch {
+			case errors.Is(err, ErrNotFound):
+				st.Status = StateFailed
+				st.ErrorCode = string(amtp.CodeAgentUnknown)
+				st.ErrorMessage = "no agent " + r.String() + " is registered at this gateway"
+				unknown = append(unknown, r.String())
+			case err != nil:
+				return nil, s.unavailable("accept", err)
+			default:
+				tasks = append(tasks, Task{ID: TaskID(m.MessageID, r.Key()), MessageID: m.MessageID, Kind: TaskLocal, Recipients: []string{r.String()}, CreatedAt: now})
+				if ag.DeliveryMode == ModePush {
+					pushOnly = ag
+				}
+			}
+		} else {
+			if _, ok := remoteByDm[r.Domain]; !ok {
+				domains = append(domains, r.Domain)
+			}
+			remoteByDm[r.Domain] = append(remoteByDm[r.Domain], r.String())
+		}
+		statuses = append(statuses, st)
+	}
+	if len(unknown) == len(statuses) {
+		e := amtp.Errorf(amtp.CodeAgentUnknown, "no agent %s is registered at this gateway", strings.Join(unknown, ", ")).WithDetail("recipients", unknown)
+		return nil, e
+	}
+	for _, d := range domains {
+		tasks = append(tasks, Task{ID: TaskID(m.MessageID, "@"+d), MessageID: m.MessageID, Kind: TaskRemote, Recipients: remoteByDm[d], Domain: d, CreatedAt: now})
+	}
+
+	// The Immediate Path applies to a message from a local agent whose only
+	// recipient is a local push agent. Its task is held back for the window
+	// so that a queue worker does not race the inline attempt; if the
+	// attempt does not settle it, the queue takes over after the window.
+	// Mail from another gateway always takes the durable path: whatever
+	// fails after our 202 is then ours to report, and only synchronous
+	// refusals (an unknown agent) are reported by the sending gateway.
+	immediate := s.immediate != nil && origin == OriginLocal && len(statuses) == 1 && localCount == 1 && pushOnly != nil && len(tasks) == 1
+	if immediate {
+		tasks[0].NotBefore = now.Add(s.cfg.ImmediateWindow + time.Second)
+	}
+
+	raw := m.AppendJSON(make([]byte, 0, 512+len(m.Payload)))
+	acc := &Acceptance{
+		Message: StoredMessage{
+			ID: m.MessageID, Raw: raw, Sender: m.Sender, Recipients: m.Recipients,
+			Subject: m.Subject, Origin: origin, AcceptedAt: now,
+		},
+		Idempotency: IdempotencyRecord{Sender: m.SenderAddress().Key(), Key: m.IdempotencyKey, MessageID: m.MessageID, Digest: digest, CreatedAt: now},
+		Statuses:    statuses,
+		Tasks:       tasks,
+	}
+	prev, err := s.messages.Accept(ctx, acc)
+	if errors.Is(err, ErrDuplicate) {
+		return s.replay(ctx, prev, digest)
+	}
+	if err != nil {
+		return nil, s.unavailable("accept", err)
+	}
+	s.log.Info("message accepted", "message_id", m.MessageID, "sender", m.Sender, "recipients", len(m.Recipients), "origin", string(origin))
+
+	res := &AcceptResult{HTTPStatus: http.StatusAccepted, MessageID: m.MessageID, Status: DeriveState(statuses), Recipients: statuses}
+	if immediate {
+		ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ImmediateWindow)
+		out, err := s.immediate.DeliverNow(ictx, tasks[0])
+		cancel()
+		if err != nil {
+			s.log.Warn("immediate delivery did not settle; the queue will retry", "message_id", m.MessageID, "err", err)
+		}
+		if cur, err := s.messages.GetStatuses(ctx, m.MessageID); err == nil {
+			res.Recipients = cur
+			res.Status = DeriveState(cur)
+		}
+		if out.Delivered && len(out.Reply) > 0 {
+			res.HTTPStatus = http.StatusOK
+			res.Reply = out.Reply
+		}
+	}
+	return res, nil
+}
+
+// replay answers a repeated submission: the same message and status code
+// when the content matches, 409 when it does not.
+func (s *Service) replay(ctx context.Context, prev *IdempotencyRecord, digest string) (*AcceptResult, error) {
+	if prev == nil {
+		return nil, s.unavailable("accept", errors.New("duplicate without a record"))
+	}
+	if prev.Digest != digest {
+		return nil, amtp.Errorf(amtp.CodeIdempotencyConflict, "idempotency key %q was already used by %s for different content", prev.Key, prev.MessageID).WithDetail("message_id", prev.MessageID)
+	}
+	st, err := s.messages.GetStatuses(ctx, prev.MessageID)
+	if err != nil {
+		return nil, s.unavailable("accept", err)
+	}
+	res := &AcceptResult{HTTPStatus: http.StatusAccepted, MessageID: prev.MessageID, Status: DeriveState(st), Recipients: st, Duplicate: true}
+	if len(st) == 1 && len(st[0].Response) > 0 {
+		res.HTTPStatus = http.StatusOK
+		res.Reply = st[0].Response
+	}
+	return res, nil
+}
+
+// ---- reading messages ----
+
+// StatusView is the answer of GET /v1/messages/{id}/status (draft §5.2.2
+// with per-recipient detail).
+type StatusView struct {
+	MessageID   string            `json:"message_id"`
+	Status      MessageState      `json:"status"`
+	CreatedAt   time.Time         `json:"created_at"`
+	UpdatedAt   time.Time         `json:"updated_at"`
+	DeliveredAt *time.Time        `json:"delivered_at,omitempty"`
+	Attempts    int               `json:"attempts"`
+	NextRetry   *time.Time        `json:"next_retry"`
+	Recipients  []RecipientStatus `json:"recipients"`
+}
+
+// canRead reports whether p may see the message: the admin, its sender, or
+// one of its local recipients. Everyone else gets 404, so that ids cannot
+// be probed.
+func (s *Service) canRead(p Principal, sm *StoredMessage) bool {
+	switch p.Kind {
+	case AdminCaller:
+		return true
+	case AgentCaller:
+		me := strings.ToLower(p.Agent.Address)
+		if strings.ToLower(sm.Sender) == me {
+			return true
+		}
+		for _, r := range sm.Recipients {
+			if strings.ToLower(r) == me {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (s *Service) readable(ctx context.Context, p Principal, id string) (*StoredMessage, error) {
+	if p.Kind == Anonymous {
+		return nil, amtp.Errorf(amtp.CodeAuthenticationRequired, "reading messages needs an agent key or the admin key")
+	}
+	if !amtp.ValidMessageID(id) {
+		return nil, amtp.Errorf(amtp.CodeNotFound, "no message %q", id)
+	}
+	sm, err := s.messages.GetMessage(ctx, id)
+	if errors.Is(err, ErrNotFound) || (err == nil && !s.canRead(p, sm)) {
+		return nil, amtp.Errorf(amtp.CodeNotFound, "no message %s", id)
+	}
+	if err != nil {
+		return nil, s.unavailable("read message", err)
+	}
+	return sm, nil
+}
+
+// GetMessage returns the stored JSON of a message.
+func (s *Service) GetMessage(ctx context.Context, p Principal, id string) ([]byte, error) {
+	sm, err := s.readable(ctx, p, id)
+	if err != nil {
+		return nil, err
+	}
+	return sm.Raw, nil
+}
+
+// Status returns the delivery status of a message.
+func (s *Service) Status(ctx context.Context, p Principal, id string) (*StatusView, error) {
+	sm, err := s.readable(ctx, p, id)
+	if err != nil {
+		return nil, err
+	}
+	st, err := s.messages.GetStatuses(ctx, id)
+	if err != nil {
+		return nil, s.unavailable("read status", err)
+	}
+	return BuildStatusView(sm, st), nil
+}
+
+// BuildStatusView summarises recipients into the message-level view.
+func BuildStatusView(sm *StoredMessage, st []RecipientStatus) *StatusView {
+	v := &StatusView{MessageID: sm.ID, Status: DeriveState(st), CreatedAt: sm.AcceptedAt, UpdatedAt: sm.AcceptedAt, Recipients: st}
+	var lastDelivered time.Time
+	allDelivered := len(st) > 0
+	for _, r := range st {
+		v.Attempts += r.Attempts
+		if r.UpdatedAt.After(v.UpdatedAt) {
+			v.UpdatedAt = r.UpdatedAt
+		}
+		if r.NextRetry != nil && (v.NextRetry == nil || r.NextRetry.Before(*v.NextRetry)) {
+			t := *r.NextRetry
+			v.NextRetry = &t
+		}
+		if r.DeliveredAt != nil && r.DeliveredAt.After(lastDelivered) {
+			lastDelivered = *r.DeliveredAt
+		}
+		if r.Status != StateDelivered {
+			allDelivered = false
+		}
+	}
+	if allDelivered && !lastDelivered.IsZero() {
+		v.DeliveredAt = &lastDelivered
+	}
+	return v
+}
+
+// ListMessages lists what p may see: everything for the admin, an agent's
+// own sent and received mail otherwise.
+func (s *Service) ListMessages(ctx context.Context, p Principal, q MessageQuery) ([]MessageSummary, string, error) {
+	switch p.Kind {
+	case Anonymous:
+		return nil, "", amtp.Errorf(amtp.CodeAuthenticationRequired, "listing messages needs an agent key or the admin key")
+	case AgentCaller:
+		q.Party = strings.ToLower(p.Agent.Address)
+	}
+	if q.Limit <= 0 {
+		q.Limit = 100
+	}
+	if q.Limit > 1000 {
+		q.Limit = 1000
+	}
+	out, next, err := s.messages.ListMessages(ctx, q)
+	if err != nil {
+		return nil, "", s.listError("list messages", err)
+	}
+	return out, next, nil
+}
+
+// ErrBadCursor is returned by stores for a cursor they did not issue.
+var ErrBadCursor = errors.New("bad cursor")
+
+func (s *Service) listError(op string, err error) error {
+	if errors.Is(err, ErrBadCursor) {
+		return amtp.Errorf(amtp.CodeInvalidMessageFormat, "cursor is not valid").WithDetail("field", "cursor")
+	}
+	return s.unavailable(op, err)
+}
+
+// ---- inbox ----
+
+func (s *Service) inboxOwner(p Principal, recipient string) (amtp.Address, error) {
+	if p.Kind == Anonymous {
+		return amtp.Address{}, amtp.Errorf(amtp.CodeAuthenticationRequired, "reading an inbox needs the agent's key")
+	}
+	a, err := s.LocalAddress(recipient)
+	if err != nil {
+		return amtp.Address{}, amtp.Errorf(amtp.CodeNotFound, "no inbox %q at this gateway", recipient)
+	}
+	if p.Kind == AgentCaller && strings.ToLower(p.Agent.Address) != a.Key() {
+		return amtp.Address{}, amtp.Errorf(amtp.CodeForbidden, "agent %s may only read its own inbox", p.Agent.Address)
+	}
+	return a, nil
+}
+
+// Inbox lists a pull agent's waiting messages, oldest first.
+func (s *Service) Inbox(ctx context.Context, p Principal, recipient string, limit int, cursor string) ([]json.RawMessage, string, error) {
+	a, err := s.inboxOwner(p, recipient)
+	if err != nil {
+		return nil, "", err
+	}
+	if limit <= 0 {
+		limit = 50
+	}
+	if limit > 500 {
+		limit = 500
+	}
+	entries, next, err := s.inbox.ListInbox(ctx, a.Key(), limit, cursor)
+	if err != nil {
+		return nil, "", s.listError("list inbox", err)
+	}
+	out := make([]json.RawMessage, len(entries))
+	for i, e := range entries {
+		out[i] = e.Raw
+	}
+	return out, next, nil
+}
+
+// Ack removes a message from an inbox.
+func (s *Service) Ack(ctx context.Context, p Principal, recipient, messageID string) error {
+	a, err := s.inboxOwner(p, recipient)
+	if err != nil {
+		return err
+	}
+	err = s.inbox.AckInbox(ctx, a.Key(), messageID)
+	if errors.Is(err, ErrNotFound) {
+		return amtp.Errorf(amtp.CodeNotFound, "message %s is not in the inbox of %s", messageID, a)
+	}
+	if err != nil {
+		return s.unavailable("ack", err)
+	}
+	return nil
+}
+
+// ---- discovery of local agents ----
+
+// AgentInfo is the public view of an agent.
+type AgentInfo struct {
+	Address          string       `json:"address"`
+	DeliveryMode     DeliveryMode `json:"delivery_mode"`
+	SupportedSchemas []string     `json:"supported_schemas,omitempty"`
+	CreatedAt        time.Time    `json:"created_at"`
+}
+
+func publicInfo(a *Agent) AgentInfo {
+	return AgentInfo{Address: a.Address, DeliveryMode: a.DeliveryMode, SupportedSchemas: a.SupportedSchemas, CreatedAt: a.CreatedAt}
+}
+
+// AgentFilter narrows DiscoverAgents.
+type AgentFilter struct {
+	DeliveryMode DeliveryMode
+	Schema       string // agents declaring a pattern that matches this schema id
+}
+
+// DiscoverAgents lists local agents without any secret.
+func (s *Service) DiscoverAgents(ctx context.Context, f AgentFilter) ([]AgentInfo, error) {
+	all, err := s.agents.ListAgents(ctx)
+	if err != nil {
+		return nil, s.unavailable("list agents", err)
+	}
+	out := make([]AgentInfo, 0, len(all))
+	for _, a := range all {
+		if f.DeliveryMode != "" && a.DeliveryMode != f.DeliveryMode {
+			continue
+		}
+		if f.Schema != "" && !SchemaListMatches(a.SupportedSchemas, f.Schema) {
+			continue
+		}
+		out = append(out, publicInfo(a))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Address < out[j].Address })
+	return out, nil
+}
+
+// SchemaListMatches reports whether any pattern (exact id, or prefix ending
+// in "*") matches id.
+func SchemaListMatches(patterns []string, id string) bool {
+	for _, p := range patterns {
+		if p == id || p == "*" {
+			return true
+		}
+		if strings.HasSuffix(p, "*") && strings.HasPrefix(id, strings.TrimSuffix(p, "*")) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,61 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/agentry/agentry/internal/amtp"
+)
+
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code      amtp.Code      `json:"code"`
+	Message   string         `json:"message"`
+	Details   map[string]any `json:"details,omitempty"`
+	Timestamp string         `json:"timestamp"`
+	RequestID string         `json:"request_id"`
+}
+
+// writeError answers with the AMTP error body. Errors that are not AMTP
+// errors are internal: their text is logged, never shown.
+func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	e, ok := amtp.AsError(err)
+	if !ok {
+		h.log.Error("unexpected error", "request_id", requestID(r), "path", r.URL.Path, "err", err)
+		e = amtp.Errorf(amtp.CodeTemporaryFailure, "internal error; retry later").WithStatus(http.StatusInternalServerError)
+	}
+	status := e.HTTPStatus()
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="amtp"`)
+	}
+	if status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeJSON(w, status, errorBody{Error: errorDetail{
+		Code: e.Code, Message: e.Message, Details: e.Details,
+		Timestamp: amtp.FormatTime(time.Now()), RequestID: requestID(r),
+	}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		data = []byte(`{"error":{"code":"TEMPORARY_FAILURE","message":"response encoding failed"}}`)
+	}
+	writeRaw(w, status, data)
+}
+
+func writeRaw(w http.ResponseWriter, status int, data []byte) {
+	hd := w.Header()
+	hd.Set("Content-Type", "application/json")
+	hd.Set("Content-Length", strconv.Itoa(len(data)+1))
+	w.WriteHeader(status)
+	_, _ = w.Write(data)
+	_, _ = w.Write([]byte{'\n'})
+}

@@ -1,0 +1,497 @@
+// Package httpapi is the one HTTP handler of Agentry's REST API. The local
+// server serves it with net/http and the api Lambda wraps it with
+// aws-lambda-go-api-proxy; no request handling exists anywhere else.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/agentry/agentry/internal/amtp"
+	"github.com/agentry/agentry/internal/gateway"
+)
+
+// Options configures the handler.
+type Options struct {
+	Version      string // reported by /healthz and in User-Agent
+	Logger       *slog.Logger
+	MaxAdminBody int64 // bound on admin request bodies, default 64 KiB
+	Ready        func(ctx context.Context) error
+}
+
+// Handler serves the REST API.
+type Handler struct {
+	svc  *gateway.Service
+	opt  Options
+	log  *slog.Logger
+	mux  *http.ServeMux
+	max  int64
+	root http.Handler
+}
+
+// New builds the handler.
+func New(svc *gateway.Service, opt Options) *Handler {
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	if opt.MaxAdminBody <= 0 {
+		opt.MaxAdminBody = 64 << 10
+	}
+	if opt.Version == "" {
+		opt.Version = "dev"
+	}
+	h := &Handler{svc: svc, opt: opt, log: opt.Logger, mux: http.NewServeMux(), max: svc.Config().MaxMessageBytes}
+	// Routes are registered without methods so that every 405 goes through
+	// our own error body (ServeMux's built-in 405 is plain text).
+	h.route("/v1/messages", methods{"POST": h.postMessage, "GET": h.listMessages})
+	h.route("/v1/messages/{id}", methods{"GET": h.getMessage})
+	h.route("/v1/messages/{id}/status", methods{"GET": h.getStatus})
+	h.route("/v1/inbox/{recipient}", methods{"GET": h.getInbox})
+	h.route("/v1/inbox/{recipient}/{id}", methods{"DELETE": h.ackInbox})
+	h.route("/v1/discovery/agents", methods{"GET": h.discoverAgents})
+	h.route("/v1/capabilities/{domain}", methods{"GET": h.capabilities})
+	h.route("/v1/admin/agents", methods{"POST": h.registerAgent, "GET": h.listAgents})
+	h.route("/v1/admin/agents/{address}", methods{"GET": h.getAgent, "DELETE": h.deleteAgent})
+	h.route("/.well-known/amtp", methods{"GET": h.wellKnown})
+	for _, p := range []string{"/healthz", "/health"} {
+		h.route(p, methods{"GET": h.health})
+	}
+	for _, p := range []string{"/readyz", "/ready"} {
+		h.route(p, methods{"GET": h.ready})
+	}
+	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		h.writeError(w, r, amtp.Errorf(amtp.CodeNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
+	})
+	h.root = h.middleware(h.mux)
+	return h
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.root.ServeHTTP(w, r) }
+
+type methods map[string]func(http.ResponseWriter, *http.Request)
+
+func (h *Handler) route(pattern string, m methods) {
+	allowed := make([]string, 0, len(m))
+	for k := range m {
+		allowed = append(allowed, k)
+	}
+	if _, ok := m["GET"]; ok {
+		allowed = append(allowed, "HEAD")
+	}
+	allow := strings.Join(allowed, ", ")
+	h.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		method := r.Method
+		if method == http.MethodHead {
+			method = http.MethodGet
+		}
+		fn, ok := m[method]
+		if !ok {
+			w.Header().Set("Allow", allow)
+			h.writeError(w, r, amtp.Errorf(amtp.CodeNotFound, "%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, allow).WithStatus(http.StatusMethodNotAllowed).WithDetail("allowed", allowed))
+			return
+		}
+		fn(w, r)
+	})
+}
+
+// ---- middleware ----
+
+type ctxKey int
+
+const requestIDKey ctxKey = 1
+
+func requestID(r *http.Request) string {
+	if v, ok := r.Context().Value(requestIDKey).(string); ok {
+		return v
+	}
+	return ""
+}
+
+func validRequestID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func (h *Handler) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rid := r.Header.Get("X-Request-ID")
+		if !validRequestID(rid) {
+			rid = "req_" + amtp.NewUUIDv7()
+		}
+		r = r.WithContext(context.WithValue(r.Context(), requestIDKey, rid))
+		w.Header().Set("X-Request-ID", rid)
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				h.log.Error("panic in handler", "request_id", rid, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+				h.writeError(w, r, amtp.Errorf(amtp.CodeTemporaryFailure, "internal error; retry later").WithStatus(http.StatusInternalServerError))
+			}
+		}()
+		if v := r.Header.Get("X-AMTP-Version"); v != "" && !amtp.SupportedVersionHeader(v) {
+			h.writeError(w, r, amtp.Errorf(amtp.CodeUnsupportedVersion, "X-AMTP-Version %q is not supported; this gateway speaks 1.x", v).WithDetail("supported", []string{amtp.Version}))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// principal authenticates the request's bearer token.
+func (h *Handler) principal(r *http.Request) (gateway.Principal, error) {
+	auth := r.Header.Get("Authorization")
+	if auth == "" {
+		return gateway.Principal{Kind: gateway.Anonymous}, nil
+	}
+	scheme, token, ok := strings.Cut(auth, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+		return gateway.Principal{}, amtp.Errorf(amtp.CodeAuthenticationRequired, "Authorization must be: Bearer <key>")
+	}
+	return h.svc.Authenticate(r.Context(), strings.TrimSpace(token))
+}
+
+// readBody reads a request body of at most max bytes; a declared or actual
+// larger body is 413 without reading it all.
+func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
+	if r.ContentLength > max {
+		return nil, amtp.Errorf(amtp.CodeMessageTooLarge, "body of %d bytes is larger than the limit of %d", r.ContentLength, max).WithDetail("max_size", max)
+	}
+	body := http.MaxBytesReader(w, r.Body, max)
+	data, err := io.ReadAll(body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, amtp.Errorf(amtp.CodeMessageTooLarge, "body is larger than the limit of %d bytes", max).WithDetail("max_size", max)
+		}
+		return nil, amtp.Errorf(amtp.CodeInvalidMessageFormat, "could not read the request body")
+	}
+	return data, nil
+}
+
+// ---- messages ----
+
+type acceptAnswer struct {
+	MessageID  string                    `json:"message_id"`
+	Status     gateway.MessageState      `json:"status"`
+	Recipients []gateway.RecipientStatus `json:"recipients"`
+	Response   json.RawMessage           `json:"response,omitempty"`
+}
+
+func (h *Handler) postMessage(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength > h.max {
+		h.writeError(w, r, amtp.Errorf(amtp.CodeMessageTooLarge, "message of %d bytes is larger than the limit of %d", r.ContentLength, h.max).WithDetail("max_size", h.max))
+		return
+	}
+	p, err := h.principal(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	body, err := readBody(w, r, h.max)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	res, err := h.svc.Accept(r.Context(), p, body)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, res.HTTPStatus, acceptAnswer{MessageID: res.MessageID, Status: res.Status, Recipients: res.Recipients, Response: res.Reply})
+}
+
+func (h *Handler) getMessage(w http.ResponseWriter, r *http.Request) {
+	p, err := h.principal(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	raw, err := h.svc.GetMessage(r.Context(), p, r.PathValue("id"))
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	writeRaw(w, http.StatusOK, raw)
+}
+
+func (h *Handler) getStatus(w http.ResponseWriter, r *http.Request) {
+	p, err := h.principal(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	v, err := h.svc.Status(r.Context(), p, r.PathValue("id"))
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func queryLimit(r *http.Request) (int, error) {
+	v := r.URL.Query().Get("limit")
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 1000 {
+		return 0, amtp.FieldError("limit", "limit must be a number from 1 to 1000")
+	}
+	return n, nil
+}
+
+func (h *Handler) addressFilter(field, v string) (string, error) {
+	if v == "" {
+		return "", nil
+	}
+	if !strings.Contains(v, "@") {
+		v += "@" + h.svc.Domain()
+	}
+	a, err := amtp.ParseAddress(v)
+	if err != nil {
+		return "", amtp.FieldError(field, "%s must be an address", field)
+	}
+	return a.Key(), nil
+}
+
+func (h *Handler) listMessages(w http.ResponseWriter, r *http.Request) {
+	p, err := h.principal(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	var mq gateway.MessageQuery
+	if mq.Limit, err = queryLimit(r); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if s := q.Get("status"); s != "" {
+		switch gateway.MessageState(s) {
+		case gateway.MessageAccepted, gateway.MessageDelivering, gateway.MessageDelivered, gateway.MessagePartiallyDelivered, gateway.MessageFailed:
+			mq.Status = gateway.MessageState(s)
+		default:
+			h.writeError(w, r, amtp.FieldError("status", "status must be accepted, delivering, delivered, partially_delivered or failed"))
+			return
+		}
+	}
+	if mq.Sender, err = h.addressFilter("sender", q.Get("sender")); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if mq.Recipient, err = h.addressFilter("recipient", q.Get("recipient")); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if s := q.Get("since"); s != "" {
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			h.writeError(w, r, amtp.FieldError("since", "since must be an RFC 3339 time"))
+			return
+		}
+		mq.Since = t.UTC()
+	}
+	mq.Cursor = q.Get("cursor")
+	list, next, err := h.svc.ListMessages(r.Context(), p, mq)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if list == nil {
+		list = []gateway.MessageSummary{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"messages": list, "next_cursor": nullable(next)})
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// ---- inbox ----
+
+func (h *Handler) getInbox(w http.ResponseWriter, r *http.Request) {
+	p, err := h.principal(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	limit, err := queryLimit(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	msgs, next, err := h.svc.Inbox(r.Context(), p, r.PathValue("recipient"), limit, r.URL.Query().Get("cursor"))
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if msgs == nil {
+		msgs = []json.RawMessage{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"messages": msgs, "next_cursor": nullable(next)})
+}
+
+func (h *Handler) ackInbox(w http.ResponseWriter, r *http.Request) {
+	p, err := h.principal(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	id := r.PathValue("id")
+	if err := h.svc.Ack(r.Context(), p, r.PathValue("recipient"), id); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"message_id": id, "status": "acknowledged"})
+}
+
+// ---- discovery ----
+
+func (h *Handler) discoverAgents(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := gateway.AgentFilter{Schema: q.Get("schema")}
+	switch m := q.Get("delivery_mode"); m {
+	case "", string(gateway.ModePush), string(gateway.ModePull):
+		f.DeliveryMode = gateway.DeliveryMode(m)
+	default:
+		h.writeError(w, r, amtp.FieldError("delivery_mode", "delivery_mode must be push or pull"))
+		return
+	}
+	agents, err := h.svc.DiscoverAgents(r.Context(), f)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"domain": h.svc.Domain(), "agents": agents, "count": len(agents)})
+}
+
+func (h *Handler) capabilities(w http.ResponseWriter, r *http.Request) {
+	route, err := h.svc.Capabilities(r.Context(), r.PathValue("domain"))
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"domain": route.Domain, "amtp": route.Found, "version": "1.0", "gateway": route.Gateway,
+		"auth": route.Auth, "max_size": route.MaxSize, "schemas": route.Schemas, "mx": route.MX,
+		"invalid": route.Invalid,
+	})
+}
+
+func (h *Handler) wellKnown(w http.ResponseWriter, r *http.Request) {
+	own := h.svc.OwnRoute()
+	writeJSON(w, http.StatusOK, map[string]any{
+		"gateway": own.Gateway, "versions": []string{amtp.Version}, "max_size": own.MaxSize, "auth": own.Auth,
+	})
+}
+
+// ---- admin ----
+
+func (h *Handler) registerAgent(w http.ResponseWriter, r *http.Request) {
+	p, err := h.principal(r)
+	if err == nil {
+		err = gateway.RequireAdmin(p)
+	}
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	body, err := readBody(w, r, h.opt.MaxAdminBody)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	var req gateway.RegisterRequest
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		h.writeError(w, r, amtp.Errorf(amtp.CodeInvalidMessageFormat, "registration must be a JSON object {address, delivery_mode, webhook_url?, supported_schemas?}: %s", err.Error()))
+		return
+	}
+	reg, err := h.svc.RegisterAgent(r.Context(), p, req)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusCreated, reg)
+}
+
+func (h *Handler) listAgents(w http.ResponseWriter, r *http.Request) {
+	p, err := h.principal(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	list, err := h.svc.ListAgents(r.Context(), p)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"agents": list, "count": len(list)})
+}
+
+func (h *Handler) getAgent(w http.ResponseWriter, r *http.Request) {
+	p, err := h.principal(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	a, err := h.svc.GetAgent(r.Context(), p, r.PathValue("address"))
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, a)
+}
+
+func (h *Handler) deleteAgent(w http.ResponseWriter, r *http.Request) {
+	p, err := h.principal(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if err := h.svc.DeleteAgent(r.Context(), p, r.PathValue("address")); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// ---- health ----
+
+func (h *Handler) health(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": h.opt.Version, "domain": h.svc.Domain()})
+}
+
+func (h *Handler) ready(w http.ResponseWriter, r *http.Request) {
+	if h.opt.Ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := h.opt.Ready(ctx); err != nil {
+			h.log.Warn("not ready", "err", err)
+			h.writeError(w, r, amtp.Errorf(amtp.CodeTemporaryFailure, "not ready: storage unavailable"))
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}

@@ -1,0 +1,225 @@
+// Package localgw assembles the local gateway: the embedded store and
+// queue, DNS discovery, the delivery worker and the HTTP API, in one
+// process. `agentry serve` and the end-to-end tests both start it here, so
+// what is tested is what runs.
+package localgw
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/agentry/agentry/internal/config"
+	"github.com/agentry/agentry/internal/delivery"
+	"github.com/agentry/agentry/internal/discovery"
+	"github.com/agentry/agentry/internal/embedded"
+	"github.com/agentry/agentry/internal/gateway"
+	"github.com/agentry/agentry/internal/httpapi"
+	"github.com/agentry/agentry/internal/netguard"
+)
+
+// Version is the gateway's version string, set at build time.
+var Version = "dev"
+
+// Gateway is a running local gateway.
+type Gateway struct {
+	Config  config.Config
+	DB      *embedded.DB
+	Service *gateway.Service
+	Worker  *delivery.Worker
+	Handler http.Handler
+
+	// AdminKeyGenerated is true when this start generated the admin key
+	// (it is then printed once by the caller).
+	AdminKeyGenerated bool
+
+	log      *slog.Logger
+	listener net.Listener
+	server   *http.Server
+	closeDB  sync.Once
+}
+
+// Options adjusts New for callers other than `agentry serve`.
+type Options struct {
+	Listener net.Listener // use this instead of listening on Config.Addr
+	Logger   *slog.Logger
+}
+
+// New opens the store and builds every part, without serving yet.
+func New(cfg config.Config, o Options) (*Gateway, error) {
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	g := &Gateway{Config: cfg, log: log, listener: o.Listener}
+	if err := g.loadAdminKey(); err != nil {
+		return nil, err
+	}
+	db, err := embedded.Open(embedded.Options{Dir: cfg.DataDir})
+	if err != nil {
+		return nil, fmt.Errorf("open data dir %s: %w", cfg.DataDir, err)
+	}
+	g.DB = db
+	res, err := discovery.New(discovery.Config{Server: cfg.DNSServer})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("dns resolver: %w", err)
+	}
+	disc := discovery.Gateway{Resolver: res}
+	svc, err := gateway.NewService(gateway.Config{
+		Domain: cfg.Domain, AdminKey: cfg.AdminKey, MaxRecipients: cfg.MaxRecipients,
+		MaxMessageBytes: cfg.MaxMessageBytes, PublicURL: cfg.PublicURL, AllowInsecure: cfg.AllowInsecure,
+		Logger: log,
+	}, gateway.Ports{Messages: db, Inbox: db, Agents: db, Queue: db, Discover: disc})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	client := netguard.NewClient(netguard.Options{
+		AllowInsecure: cfg.AllowInsecure,
+		UserAgent:     "AMTP/1.0 (agentry/" + Version + ")",
+	})
+	w, err := delivery.New(delivery.Config{
+		Domain: cfg.Domain, Concurrency: cfg.Workers, Logger: log,
+		Retry: delivery.RetryPolicy{Base: cfg.RetryBase, Max: cfg.RetryMax, Window: cfg.RetryWindow, Jitter: 0.25},
+	}, delivery.Deps{Messages: db, Inbox: db, Agents: db, Queue: db, Discover: disc, Reporter: svc, Client: client})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	svc.SetImmediate(w)
+	g.Service, g.Worker = svc, w
+	g.Handler = httpapi.New(svc, httpapi.Options{Version: Version, Logger: log, Ready: db.Ping})
+	return g, nil
+}
+
+// loadAdminKey takes AGENTRY_ADMIN_KEY, else the key stored in the data
+// dir, else generates one and stores it (0600) for the next start.
+func (g *Gateway) loadAdminKey() error {
+	if g.Config.AdminKey != "" {
+		if len(g.Config.AdminKey) < 16 {
+			return errors.New("AGENTRY_ADMIN_KEY must be at least 16 characters")
+		}
+		return nil
+	}
+	if err := os.MkdirAll(g.Config.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	path := filepath.Join(g.Config.DataDir, "admin.key")
+	if data, err := os.ReadFile(path); err == nil {
+		g.Config.AdminKey = strings.TrimSpace(string(data))
+		if g.Config.AdminKey != "" {
+			return nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return fmt.Errorf("generate admin key: %w", err)
+	}
+	key := "amtpadm_" + base64.RawURLEncoding.EncodeToString(b)
+	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+		return fmt.Errorf("store admin key: %w", err)
+	}
+	g.Config.AdminKey = key
+	g.AdminKeyGenerated = true
+	return nil
+}
+
+// Listen binds the API address (unless a listener was given).
+func (g *Gateway) Listen() error {
+	if g.listener != nil {
+		return nil
+	}
+	l, err := net.Listen("tcp", g.Config.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", g.Config.Addr, err)
+	}
+	g.listener = l
+	return nil
+}
+
+// Addr is the bound address (after Listen).
+func (g *Gateway) Addr() string {
+	if g.listener == nil {
+		return g.Config.Addr
+	}
+	return g.listener.Addr().String()
+}
+
+// Serve runs the API and the delivery worker until ctx is cancelled, then
+// shuts down gracefully: in-flight requests finish, in-flight deliveries
+// finish, the store is closed.
+func (g *Gateway) Serve(ctx context.Context) error {
+	if err := g.Listen(); err != nil {
+		return err
+	}
+	g.server = &http.Server{
+		Handler:           g.Handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+	}
+	l := g.listener
+	if g.Config.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(g.Config.TLSCert, g.Config.TLSKey)
+		if err != nil {
+			return fmt.Errorf("load TLS certificate: %w", err)
+		}
+		l = tls.NewListener(l, &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}})
+	}
+	workerCtx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
+	workerDone := make(chan struct{})
+	go func() {
+		defer close(workerDone)
+		_ = g.Worker.Run(workerCtx)
+	}()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- g.server.Serve(l) }()
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if serr := g.server.Shutdown(shutdownCtx); serr != nil && err == nil {
+		err = fmt.Errorf("http shutdown: %w", serr)
+	}
+	stopWorker()
+	select {
+	case <-workerDone:
+	case <-shutdownCtx.Done():
+		g.log.Warn("deliveries still running at shutdown deadline; they resume at the next start")
+	}
+	if cerr := g.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Close closes the store (Serve does it on shutdown).
+func (g *Gateway) Close() error {
+	var err error
+	g.closeDB.Do(func() { err = g.DB.Close() })
+	return err
+}

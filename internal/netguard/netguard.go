@@ -1,0 +1,111 @@
+// Package netguard builds the HTTP client for every outbound request the
+// gateway makes on someone else's say-so (a webhook URL an admin
+// registered, a gateway URL from another domain's DNS). It refuses
+// non-public addresses at connect time, after resolution, so that a name
+// which resolves (or re-resolves) to a private address cannot be used to
+// reach the gateway's own network.
+package netguard
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"syscall"
+	"time"
+
+	"github.com/agentry/agentry/internal/gateway"
+)
+
+// Options configures the client.
+type Options struct {
+	// AllowInsecure permits plain http and private/loopback targets. For
+	// development and tests only.
+	AllowInsecure bool
+	// Timeout bounds a whole request, default 30s.
+	Timeout time.Duration
+	// UserAgent is sent with every request.
+	UserAgent string
+	// Transport wraps the final RoundTripper (tracing); nil for none.
+	Wrap func(http.RoundTripper) http.RoundTripper
+}
+
+// ErrBlockedAddress is returned when a connection would reach a
+// non-public address.
+var ErrBlockedAddress = gateway.ErrBlockedAddress
+
+// NewClient returns a client that adds the AMTP headers, never follows
+// redirects (a delivery is a POST to exactly the URL we decided on), never
+// uses a proxy from the environment, and speaks TLS 1.3 only.
+func NewClient(o Options) *http.Client {
+	if o.Timeout <= 0 {
+		o.Timeout = 30 * time.Second
+	}
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	if !o.AllowInsecure {
+		dialer.Control = func(network, address string, _ syscall.RawConn) error {
+			ap, err := netip.ParseAddrPort(address)
+			if err != nil {
+				return fmt.Errorf("%w: %s", ErrBlockedAddress, address)
+			}
+			if !gateway.PublicIP(ap.Addr()) {
+				return fmt.Errorf("%w: %s", ErrBlockedAddress, ap.Addr())
+			}
+			return nil
+		}
+	}
+	tr := &http.Transport{
+		Proxy:                 nil,
+		DialContext:           dialer.DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: o.Timeout,
+		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS13},
+	}
+	var rt http.RoundTripper = tr
+	if !o.AllowInsecure {
+		rt = httpsOnly{tr}
+	}
+	rt = headers{next: rt, ua: o.UserAgent}
+	if o.Wrap != nil {
+		rt = o.Wrap(rt)
+	}
+	return &http.Client{
+		Transport: rt,
+		Timeout:   o.Timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+}
+
+type httpsOnly struct{ next http.RoundTripper }
+
+func (h httpsOnly) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Scheme != "https" {
+		return nil, fmt.Errorf("%w: %s is not https", ErrBlockedAddress, r.URL.Redacted())
+	}
+	return h.next.RoundTrip(r)
+}
+
+type headers struct {
+	next http.RoundTripper
+	ua   string
+}
+
+func (h headers) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("X-AMTP-Version", "1.0")
+	if h.ua != "" {
+		r.Header.Set("User-Agent", h.ua)
+	}
+	return h.next.RoundTrip(r)
+}
+
+// Blocked reports whether err came from the address guard.
+func Blocked(err error) bool { return errors.Is(err, ErrBlockedAddress) }
