@@ -122,7 +122,7 @@ func NormalizeDomain(domain string) (string, error) {
 	}
 	lower := true
 	labelStart := 0
-	allNumericLast := false
+	numericLast := false
 	for i := 0; i <= len(domain); i++ {
 		if i < len(domain) && domain[i] != '.' {
 			c := domain[i]
@@ -148,18 +148,35 @@ func NormalizeDomain(domain string) (string, error) {
 		if label[0] == '-' || label[len(label)-1] == '-' {
 			return "", addrError("domain label starts or ends with a hyphen")
 		}
-		allNumericLast = isAllDigits(label)
+		numericLast = isIPv4Number(label)
 		labelStart = i + 1
 	}
 	// A numeric top-level label means a dotted-quad or similar: an IP
-	// address in disguise, never a registrable name.
-	if allNumericLast {
+	// address in disguise, never a registrable name. inet_aton (and so
+	// getaddrinfo) and the WHATWG URL parser also read 0x-prefixed hex that
+	// way: 0x7f000001 is 127.0.0.1 to them.
+	if numericLast {
 		return "", addrError("IP-address domains are not accepted")
 	}
 	if lower {
 		return domain, nil
 	}
 	return strings.ToLower(domain), nil
+}
+
+// isIPv4Number reports whether a label is one that IPv4 parsers take as a
+// number: decimal digits, or 0x followed by hex digits (or nothing).
+func isIPv4Number(label string) bool {
+	if len(label) >= 2 && label[0] == '0' && (label[1] == 'x' || label[1] == 'X') {
+		for i := 2; i < len(label); i++ {
+			c := label[i]
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+				return false
+			}
+		}
+		return true
+	}
+	return isAllDigits(label)
 }
 
 func isAllDigits(s string) bool {

@@ -47,6 +47,12 @@ func (l Limits) maxRecipients() int {
 // Recipients come back normalised (lower-case domain) and de-duplicated.
 // Fields the client may omit stay empty; Complete fills them.
 func Parse(data []byte, lim Limits) (*Message, error) {
+	// encoding/json would quietly turn invalid UTF-8 into U+FFFD in strings
+	// and keep it raw in payload, so a message could change in transit or
+	// carry bytes no JSON peer has to accept.
+	if !utf8.Valid(data) {
+		return nil, Errorf(CodeInvalidMessageFormat, "message is not valid UTF-8")
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	tok, err := dec.Token()
@@ -58,10 +64,12 @@ func Parse(data []byte, lim Limits) (*Message, error) {
 	}
 	m := &Message{}
 	seen := make(map[string]bool, 16)
-	var (
-		haveSender, haveRecipients, havePayload bool
-		recipientsRaw                           json.RawMessage
-	)
+	var st parseState
+	// The first member error waits until the object has been read whole:
+	// broken JSON and an unsupported version are answered first, whatever
+	// the order of the members, so a 2.x message hears about its version
+	// rather than about a member its own format shapes differently.
+	var memberErr error
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
@@ -72,153 +80,21 @@ func Parse(data []byte, lim Limits) (*Message, error) {
 		if err := dec.Decode(&raw); err != nil {
 			return nil, Errorf(CodeInvalidMessageFormat, "message is not valid JSON: %s", jsonErrText(err))
 		}
+		if memberErr != nil && name != "version" {
+			continue
+		}
 		if seen[name] {
-			return nil, FieldError(name, "member %q appears more than once", name)
+			memberErr = FieldError(name, "member %q appears more than once", name)
+			continue
 		}
 		seen[name] = true
-		switch name {
-		case "version":
-			v, err := stringField(name, raw)
-			if err != nil {
+		if err := m.setMember(name, raw, &st); err != nil {
+			if IsCode(err, CodeUnsupportedVersion) {
 				return nil, err
 			}
-			if !supportedVersion(v) {
-				return nil, Errorf(CodeUnsupportedVersion, "version %q is not supported; this gateway speaks 1.x", v).WithDetail("supported", []string{Version})
+			if memberErr == nil {
+				memberErr = err
 			}
-			m.Version = v
-		case "message_id":
-			v, err := stringField(name, raw)
-			if err != nil {
-				return nil, err
-			}
-			if !ValidMessageID(v) {
-				return nil, FieldError(name, "message_id must be a UUID (RFC 9562) or a ULID")
-			}
-			m.MessageID = v
-		case "idempotency_key":
-			v, err := stringField(name, raw)
-			if err != nil {
-				return nil, err
-			}
-			if !ValidIdempotencyKey(v) {
-				return nil, FieldError(name, "idempotency_key must be 1 to 128 visible ASCII characters")
-			}
-			m.IdempotencyKey = v
-		case "timestamp":
-			v, err := stringField(name, raw)
-			if err != nil {
-				return nil, err
-			}
-			t, err := time.Parse(time.RFC3339Nano, v)
-			if err != nil {
-				return nil, FieldError(name, "timestamp %q is not an RFC 3339 time", v)
-			}
-			if t.Year() < 1 || t.Year() > 9999 {
-				return nil, FieldError(name, "timestamp is out of range")
-			}
-			m.Timestamp = t.UTC().Truncate(time.Millisecond)
-		case "sender":
-			v, err := stringField(name, raw)
-			if err != nil {
-				return nil, err
-			}
-			a, err := ParseAddress(v)
-			if err != nil {
-				e, _ := AsError(err)
-				return nil, FieldError(name, "sender is not a valid address: %s", e.Message)
-			}
-			m.Sender = a.String()
-			haveSender = true
-		case "recipients":
-			recipientsRaw = raw
-			haveRecipients = true
-		case "subject":
-			v, err := stringField(name, raw)
-			if err != nil {
-				return nil, err
-			}
-			if len(v) > MaxSubjectLen || !validUTF8NoControl(v) {
-				return nil, FieldError(name, "subject must be at most %d bytes without control characters", MaxSubjectLen)
-			}
-			m.Subject = v
-		case "schema":
-			v, err := stringField(name, raw)
-			if err != nil {
-				return nil, err
-			}
-			if !validSchemaID(v) {
-				return nil, FieldError(name, "schema must be an identifier like agntcy:commerce.order.v2")
-			}
-			m.Schema = v
-		case "in_reply_to":
-			v, err := stringField(name, raw)
-			if err != nil {
-				return nil, err
-			}
-			if !ValidMessageID(v) {
-				return nil, FieldError(name, "in_reply_to must be a message_id (UUID or ULID)")
-			}
-			m.InReplyTo = v
-		case "response_type":
-			v, err := stringField(name, raw)
-			if err != nil {
-				return nil, err
-			}
-			switch v {
-			case ResponseWorkflowResponse, ResponseWorkflowError, ResponseWorkflowResult:
-			default:
-				return nil, FieldError(name, "response_type must be workflow_response, workflow_error or workflow_result")
-			}
-			m.ResponseType = v
-		case "headers":
-			h, err := parseHeaders(raw)
-			if err != nil {
-				return nil, err
-			}
-			m.Headers = h
-		case "coordination":
-			if isJSONNull(raw) {
-				continue
-			}
-			if len(raw) > MaxCoordinationBytes {
-				return nil, FieldError(name, "coordination is larger than %d bytes", MaxCoordinationBytes)
-			}
-			if _, err := ParseCoordination(raw); err != nil {
-				return nil, err
-			}
-			m.Coordination = compactCopy(raw)
-		case "payload":
-			if isJSONNull(raw) {
-				return nil, FieldError(name, "payload must not be null")
-			}
-			m.Payload = compactCopy(raw)
-			havePayload = true
-		case "attachments":
-			a, err := parseAttachments(raw)
-			if err != nil {
-				return nil, err
-			}
-			m.Attachments = a
-		case "signature":
-			if isJSONNull(raw) {
-				continue
-			}
-			s, err := parseSignature(raw)
-			if err != nil {
-				return nil, err
-			}
-			m.Signature = s
-		default:
-			if len(name) == 0 || len(name) > MaxExtensionNameLen || !validUTF8NoControl(name) {
-				return nil, FieldError(name, "unknown member name is empty, too long or not printable")
-			}
-			if m.Extensions == nil {
-				m.Extensions = make(map[string]json.RawMessage, 2)
-			}
-			if len(m.Extensions) >= MaxExtensions {
-				return nil, FieldError(name, "more than %d unknown members", MaxExtensions)
-			}
-			m.Extensions[name] = compactCopy(raw)
 		}
 	}
 	if _, err := dec.Token(); err != nil { // the closing brace
@@ -227,21 +103,200 @@ func Parse(data []byte, lim Limits) (*Message, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, Errorf(CodeInvalidMessageFormat, "message has data after the JSON object")
 	}
+	if memberErr != nil {
+		return nil, memberErr
+	}
 
 	switch {
-	case !haveSender:
+	case !st.haveSender:
 		return nil, FieldError("sender", "sender is required")
-	case !haveRecipients:
+	case !st.haveRecipients:
 		return nil, FieldError("recipients", "recipients is required")
-	case !havePayload:
+	case !st.havePayload:
 		return nil, FieldError("payload", "payload is required")
 	}
-	rcpts, err := parseRecipients(recipientsRaw, lim.maxRecipients())
+	rcpts, err := parseRecipients(st.recipientsRaw, lim.maxRecipients())
 	if err != nil {
 		return nil, err
 	}
 	m.Recipients = rcpts
 	return m, nil
+}
+
+// parseState is what Parse checks once every member has been read.
+type parseState struct {
+	haveSender, haveRecipients, havePayload bool
+	recipientsRaw                           json.RawMessage
+}
+
+// setMember validates one top-level member and stores it in m.
+func (m *Message) setMember(name string, raw json.RawMessage, st *parseState) error {
+	switch name {
+	case "version":
+		v, err := stringField(name, raw)
+		if err != nil {
+			return err
+		}
+		if !supportedVersion(v) {
+			return Errorf(CodeUnsupportedVersion, "version %q is not supported; this gateway speaks 1.x", v).WithDetail("supported", []string{Version})
+		}
+		m.Version = v
+	case "message_id":
+		v, err := stringField(name, raw)
+		if err != nil {
+			return err
+		}
+		if !ValidMessageID(v) {
+			return FieldError(name, "message_id must be a UUID (RFC 9562) or a ULID")
+		}
+		m.MessageID = v
+	case "idempotency_key":
+		v, err := stringField(name, raw)
+		if err != nil {
+			return err
+		}
+		if !ValidIdempotencyKey(v) {
+			return FieldError(name, "idempotency_key must be 1 to 128 visible ASCII characters")
+		}
+		m.IdempotencyKey = v
+	case "timestamp":
+		v, err := stringField(name, raw)
+		if err != nil {
+			return err
+		}
+		t, ok := parseTimestamp(v)
+		if !ok {
+			return FieldError(name, "timestamp %q is not an RFC 3339 time", v)
+		}
+		// The range is checked in UTC, the form it is written back in. The
+		// zero instant is refused because it reads as "absent" and Complete
+		// would replace it with the gateway's clock.
+		t = t.UTC().Truncate(time.Millisecond)
+		if t.Year() < 1 || t.Year() > 9999 || t.IsZero() {
+			return FieldError(name, "timestamp is out of range")
+		}
+		m.Timestamp = t
+	case "sender":
+		v, err := stringField(name, raw)
+		if err != nil {
+			return err
+		}
+		a, err := ParseAddress(v)
+		if err != nil {
+			e, _ := AsError(err)
+			return FieldError(name, "sender is not a valid address: %s", e.Message)
+		}
+		m.Sender = a.String()
+		st.haveSender = true
+	case "recipients":
+		st.recipientsRaw = raw
+		st.haveRecipients = true
+	case "subject":
+		v, err := stringField(name, raw)
+		if err != nil {
+			return err
+		}
+		if len(v) > MaxSubjectLen || !validUTF8NoControl(v) {
+			return FieldError(name, "subject must be at most %d bytes without control characters", MaxSubjectLen)
+		}
+		m.Subject = v
+	case "schema":
+		v, err := stringField(name, raw)
+		if err != nil {
+			return err
+		}
+		if !validSchemaID(v) {
+			return FieldError(name, "schema must be an identifier like agntcy:commerce.order.v2")
+		}
+		m.Schema = v
+	case "in_reply_to":
+		v, err := stringField(name, raw)
+		if err != nil {
+			return err
+		}
+		if !ValidMessageID(v) {
+			return FieldError(name, "in_reply_to must be a message_id (UUID or ULID)")
+		}
+		m.InReplyTo = v
+	case "response_type":
+		v, err := stringField(name, raw)
+		if err != nil {
+			return err
+		}
+		switch v {
+		case ResponseWorkflowResponse, ResponseWorkflowError, ResponseWorkflowResult:
+		default:
+			return FieldError(name, "response_type must be workflow_response, workflow_error or workflow_result")
+		}
+		m.ResponseType = v
+	case "headers":
+		h, err := parseHeaders(raw)
+		if err != nil {
+			return err
+		}
+		m.Headers = h
+	case "coordination":
+		if isJSONNull(raw) {
+			return nil
+		}
+		if len(raw) > MaxCoordinationBytes {
+			return FieldError(name, "coordination is larger than %d bytes", MaxCoordinationBytes)
+		}
+		if _, err := ParseCoordination(raw); err != nil {
+			return err
+		}
+		m.Coordination = compactCopy(raw)
+	case "payload":
+		if isJSONNull(raw) {
+			return FieldError(name, "payload must not be null")
+		}
+		m.Payload = compactCopy(raw)
+		st.havePayload = true
+	case "attachments":
+		a, err := parseAttachments(raw)
+		if err != nil {
+			return err
+		}
+		m.Attachments = a
+	case "signature":
+		if isJSONNull(raw) {
+			return nil
+		}
+		s, err := parseSignature(raw)
+		if err != nil {
+			return err
+		}
+		m.Signature = s
+	default:
+		if len(name) == 0 || len(name) > MaxExtensionNameLen || !validUTF8NoControl(name) {
+			return FieldError(name, "unknown member name is empty, too long or not printable")
+		}
+		if m.Extensions == nil {
+			m.Extensions = make(map[string]json.RawMessage, 2)
+		}
+		if len(m.Extensions) >= MaxExtensions {
+			return FieldError(name, "more than %d unknown members", MaxExtensions)
+		}
+		m.Extensions[name] = compactCopy(raw)
+	}
+	return nil
+}
+
+// parseTimestamp reads any RFC 3339 date-time. RFC 3339 §5.6 allows the T
+// and Z in lower case; Go's parser takes upper case only.
+func parseTimestamp(s string) (time.Time, bool) {
+	if len(s) > 10 && (s[10] == 't' || s[len(s)-1] == 'z') {
+		b := []byte(s)
+		if b[10] == 't' {
+			b[10] = 'T'
+		}
+		if b[len(b)-1] == 'z' {
+			b[len(b)-1] = 'Z'
+		}
+		s = string(b)
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	return t, err == nil
 }
 
 func supportedVersion(v string) bool {

@@ -103,8 +103,11 @@ func (db *DB) AgentByKeyHash(ctx context.Context, h string) (*gateway.Agent, err
 	defer release()
 	var a *gateway.Agent
 	err = db.bolt.View(func(tx *bolt.Tx) error {
+		if h == "" {
+			return gateway.ErrNotFound
+		}
 		addr := tx.Bucket(bucketAgentKeys).Get([]byte(strings.ToLower(h)))
-		if addr == nil || h == "" {
+		if addr == nil {
 			return gateway.ErrNotFound
 		}
 		a, err = readAgent(tx, addr)

@@ -2,12 +2,15 @@ package embedded
 
 import (
 	"encoding/base64"
-	"errors"
 	"fmt"
+
+	"github.com/agentry/agentry/internal/gateway"
 )
 
-// ErrBadCursor is returned for a cursor this store did not hand out.
-var ErrBadCursor = errors.New("bad cursor")
+// ErrBadCursor is returned (wrapped) for a cursor this store did not hand
+// out. It is gateway.ErrBadCursor itself, which the service turns into a
+// client error.
+var ErrBadCursor = gateway.ErrBadCursor
 
 // A cursor is a position in one index. Its first byte names the index so
 // that a cursor from one listing is refused by another instead of being

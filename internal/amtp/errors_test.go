@@ -1,0 +1,216 @@
+package amtp
+
+import (
+	"errors"
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// declaredCodes reads the package source and returns every exported
+// constant declared with type Code, so a code added later without a status
+// makes the test below fail instead of silently answering 500.
+func declaredCodes(t *testing.T) map[string]Code {
+	t.Helper()
+	files, err := filepath.Glob("*.go")
+	require.NoError(t, err)
+	fset := token.NewFileSet()
+	out := map[string]Code{}
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(name)
+		require.NoError(t, err)
+		f, err := parser.ParseFile(fset, name, src, 0)
+		require.NoError(t, err, name)
+		for _, decl := range f.Decls {
+			gd, ok := decl.(*ast.GenDecl)
+			if !ok || gd.Tok != token.CONST {
+				continue
+			}
+			for _, spec := range gd.Specs {
+				vs := spec.(*ast.ValueSpec)
+				typ, ok := vs.Type.(*ast.Ident)
+				if !ok || typ.Name != "Code" {
+					continue
+				}
+				for i, id := range vs.Names {
+					if !id.IsExported() {
+						continue
+					}
+					lit, ok := vs.Values[i].(*ast.BasicLit)
+					require.True(t, ok, "%s is not a string literal", id.Name)
+					v, err := strconv.Unquote(lit.Value)
+					require.NoError(t, err)
+					out[id.Name] = Code(v)
+				}
+			}
+		}
+	}
+	return out
+}
+
+func TestEveryCodeHasAStatus(t *testing.T) {
+	codes := declaredCodes(t)
+	// the draft's 13 plus the 7 of shared/PROTOCOL.md
+	require.Len(t, codes, 20)
+	for name, c := range codes {
+		s, ok := defaultStatus[c]
+		assert.True(t, ok, "%s (%s) has no default HTTP status", name, c)
+		assert.NotEqual(t, http.StatusInternalServerError, s, name)
+		assert.Equal(t, s, (&Error{Code: c}).HTTPStatus(), name)
+		assert.Equal(t, strings.ToUpper(string(c)), string(c), "codes are upper-case")
+	}
+	assert.Len(t, defaultStatus, len(codes), "a status for a code that is not declared")
+}
+
+func TestCodeStatuses(t *testing.T) {
+	// The statuses PROTOCOL.md and the draft name explicitly.
+	want := map[Code]int{
+		CodeInvalidMessageFormat:   400,
+		CodeUnsupportedVersion:     400,
+		CodeSchemaValidationFailed: 400,
+		CodeInvalidRecipient:       400,
+		CodeMessageTooLarge:        413,
+		CodeAuthenticationRequired: 401,
+		CodeForbidden:              403,
+		CodeIdempotencyConflict:    409,
+		CodeAgentUnknown:           400,
+		CodeRateLimitExceeded:      429,
+		CodeTemporaryFailure:       503,
+		CodeNotFound:               404,
+	}
+	for c, s := range want {
+		assert.Equal(t, s, Errorf(c, "x").HTTPStatus(), string(c))
+	}
+}
+
+func TestCodeStrings(t *testing.T) {
+	// These strings go on the wire; other gateways match on them.
+	want := map[Code]string{
+		CodeInvalidMessageFormat:    "INVALID_MESSAGE_FORMAT",
+		CodeUnsupportedVersion:      "UNSUPPORTED_VERSION",
+		CodeSchemaValidationFailed:  "SCHEMA_VALIDATION_FAILED",
+		CodeMessageTooLarge:         "MESSAGE_TOO_LARGE",
+		CodeInvalidRecipient:        "INVALID_RECIPIENT",
+		CodeRecipientUnavailable:    "RECIPIENT_UNAVAILABLE",
+		CodeRecipientNotFound:       "RECIPIENT_NOT_FOUND",
+		CodeAuthenticationFailed:    "AUTHENTICATION_FAILED",
+		CodeRateLimitExceeded:       "RATE_LIMIT_EXCEEDED",
+		CodeTemporaryFailure:        "TEMPORARY_FAILURE",
+		CodeWorkflowTimeout:         "WORKFLOW_TIMEOUT",
+		CodeRequiredResponseMissing: "REQUIRED_RESPONSE_MISSING",
+		CodeCoordinationFailed:      "COORDINATION_FAILED",
+		CodeAgentUnknown:            "AGENT_UNKNOWN",
+		CodeIdempotencyConflict:     "IDEMPOTENCY_CONFLICT",
+		CodeAuthenticationRequired:  "AUTHENTICATION_REQUIRED",
+		CodeForbidden:               "FORBIDDEN",
+		CodeNotFound:                "NOT_FOUND",
+		CodeSignatureInvalid:        "SIGNATURE_INVALID",
+		CodePolicyDenied:            "POLICY_DENIED",
+	}
+	for c, s := range want {
+		assert.Equal(t, s, string(c))
+	}
+}
+
+func TestUnknownCodeIs500(t *testing.T) {
+	assert.Equal(t, http.StatusInternalServerError, Errorf("SOMETHING_NEW", "x").HTTPStatus())
+	assert.Equal(t, http.StatusInternalServerError, (&Error{}).HTTPStatus())
+}
+
+func TestErrorf(t *testing.T) {
+	e := Errorf(CodeInvalidRecipient, "address %q has %d problems", "x@y", 2)
+	assert.Equal(t, CodeInvalidRecipient, e.Code)
+	assert.Equal(t, `address "x@y" has 2 problems`, e.Message)
+	assert.Equal(t, `INVALID_RECIPIENT: address "x@y" has 2 problems`, e.Error())
+	assert.Nil(t, e.Details)
+	assert.Zero(t, e.Status)
+	assert.Equal(t, 400, e.HTTPStatus())
+
+	// a format string without arguments is taken literally
+	assert.Equal(t, "100% sure", Errorf(CodeForbidden, "100%% sure").Message)
+}
+
+func TestWithDetail(t *testing.T) {
+	e := Errorf(CodeInvalidMessageFormat, "bad")
+	got := e.WithDetail("field", "sender")
+	assert.Same(t, e, got, "WithDetail mutates and returns the receiver")
+	e.WithDetail("max", 100).WithDetail("field", "recipients")
+	assert.Equal(t, map[string]any{"field": "recipients", "max": 100}, e.Details)
+}
+
+func TestWithStatus(t *testing.T) {
+	e := Errorf(CodeNotFound, "no route")
+	assert.Equal(t, 404, e.HTTPStatus())
+	got := e.WithStatus(http.StatusMethodNotAllowed)
+	assert.Same(t, e, got)
+	assert.Equal(t, 405, e.HTTPStatus())
+	assert.Equal(t, CodeNotFound, e.Code, "the code is unchanged")
+
+	// an override also beats the 500 of an unknown code
+	assert.Equal(t, 418, Errorf("TEAPOT", "x").WithStatus(418).HTTPStatus())
+}
+
+func TestFieldError(t *testing.T) {
+	e := FieldError("recipients[3]", "recipient %d is bad", 3)
+	assert.Equal(t, CodeInvalidMessageFormat, e.Code)
+	assert.Equal(t, "recipient 3 is bad", e.Message)
+	assert.Equal(t, map[string]any{"field": "recipients[3]"}, e.Details)
+	assert.Equal(t, 400, e.HTTPStatus())
+}
+
+func TestAsErrorAndIsCode(t *testing.T) {
+	base := Errorf(CodeIdempotencyConflict, "key reused").WithDetail("idempotency_key", "k1")
+	wrapped := fmt.Errorf("store: %w", base)
+	twice := fmt.Errorf("gateway: %w", wrapped)
+	joined := errors.Join(errors.New("other"), twice)
+
+	for name, err := range map[string]error{"bare": base, "wrapped": wrapped, "twice": twice, "joined": joined} {
+		t.Run(name, func(t *testing.T) {
+			e, ok := AsError(err)
+			require.True(t, ok)
+			assert.Same(t, base, e, "the original *Error, not a copy")
+			assert.Equal(t, 409, e.HTTPStatus())
+			assert.Equal(t, "k1", e.Details["idempotency_key"])
+			assert.True(t, IsCode(err, CodeIdempotencyConflict))
+			assert.False(t, IsCode(err, CodeInvalidMessageFormat))
+		})
+	}
+
+	for name, err := range map[string]error{
+		"nil":        nil,
+		"plain":      errors.New("INVALID_MESSAGE_FORMAT: looks like one but is not"),
+		"wrapped":    fmt.Errorf("x: %w", errors.New("y")),
+		"not %w":     fmt.Errorf("x: %v", base),
+		"wrapped nil": fmt.Errorf("x: %w", error(nil)),
+	} {
+		t.Run("not/"+name, func(t *testing.T) {
+			e, ok := AsError(err)
+			assert.False(t, ok)
+			assert.Nil(t, e)
+			assert.False(t, IsCode(err, CodeIdempotencyConflict))
+			assert.False(t, IsCode(err, CodeInvalidMessageFormat))
+		})
+	}
+}
+
+func TestErrorSatisfiesErrorsAs(t *testing.T) {
+	var err error = fmt.Errorf("wrap: %w", Errorf(CodeForbidden, "relay denied"))
+	var e *Error
+	require.True(t, errors.As(err, &e))
+	assert.Equal(t, CodeForbidden, e.Code)
+	assert.Equal(t, 403, e.HTTPStatus())
+	assert.Contains(t, err.Error(), "FORBIDDEN: relay denied")
+}

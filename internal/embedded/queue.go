@@ -1,0 +1,344 @@
+package embedded
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/agentry/agentry/internal/gateway"
+)
+
+// queueState is all the queue keeps in memory: the leases of tasks that
+// callers received and have not settled yet.
+type queueState struct {
+	// mu covers leased and seq, and is held across Receive's scan so that a
+	// settle (commit, then drop the lease under mu) can never interleave
+	// with a scan that saw the task before the commit but the lease after.
+	mu     sync.Mutex
+	leased map[string]time.Time // task id → lease expiry
+	seq    uint64
+	work   signal
+}
+
+func newQueueState() queueState {
+	return queueState{leased: make(map[string]time.Time)}
+}
+
+func (q *queueState) release(id string) {
+	q.mu.Lock()
+	delete(q.leased, id)
+	q.mu.Unlock()
+}
+
+// signal wakes every waiter at once: the channel is closed on broadcast and
+// a new one made for the next round of waiters.
+type signal struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func (s *signal) wait() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch == nil {
+		s.ch = make(chan struct{})
+	}
+	return s.ch
+}
+
+func (s *signal) broadcast() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch != nil {
+		close(s.ch)
+		s.ch = nil
+	}
+}
+
+// Enqueue adds tasks that are not stored yet; a task whose id is present
+// (queued, leased or scheduled for retry) is left as it is.
+func (db *DB) Enqueue(ctx context.Context, tasks ...gateway.Task) error {
+	if len(tasks) == 0 {
+		return nil
+	}
+	release, err := db.enter(ctx)
+	if err != nil {
+		return fmt.Errorf("enqueue %s: %w", tasks[0].ID, err)
+	}
+	defer release()
+	now := db.now()
+	prepared := make([]preparedTask, 0, len(tasks))
+	for _, t := range tasks {
+		due := t.NotBefore
+		if due.IsZero() {
+			due = now
+		}
+		p, err := prepareTask(t, due)
+		if err != nil {
+			return fmt.Errorf("enqueue: %w", err)
+		}
+		prepared = append(prepared, p)
+	}
+	var added bool
+	err = db.bolt.Batch(func(tx *bolt.Tx) error {
+		added = false
+		b, due := tx.Bucket(bucketTasks), tx.Bucket(bucketDue)
+		for _, p := range prepared {
+			ok, err := p.put(b, due)
+			if err != nil {
+				return err
+			}
+			added = added || ok
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("enqueue %s: %w", tasks[0].ID, err)
+	}
+	if added {
+		db.queue.work.broadcast()
+	}
+	return nil
+}
+
+// Receive leases up to limit due tasks. With nothing due it waits, without
+// polling, until a task is added, the next due time or lease expiry comes,
+// wait elapses, ctx is done or the store closes.
+func (db *DB) Receive(ctx context.Context, limit int, wait time.Duration) ([]gateway.Task, error) {
+	limit = max(limit, 1)
+	var deadline <-chan time.Time
+	if wait > 0 {
+		timer := time.NewTimer(wait)
+		defer timer.Stop()
+		deadline = timer.C
+	}
+	for {
+		// Taken before the scan: work added after the scan has already
+		// looked must still wake this round.
+		woken := db.queue.work.wait()
+		tasks, wake, err := db.lease(ctx, limit)
+		if err != nil || len(tasks) > 0 || wait <= 0 {
+			return tasks, err
+		}
+		var wakeC <-chan time.Time
+		var wakeTimer *time.Timer
+		if !wake.IsZero() {
+			wakeTimer = time.NewTimer(max(wake.Sub(db.now()), time.Millisecond))
+			wakeC = wakeTimer.C
+		}
+		select {
+		case <-woken:
+		case <-wakeC:
+		case <-deadline:
+			return nil, nil
+		case <-ctx.Done():
+			return nil, fmt.Errorf("receive: %w", ctx.Err())
+		case <-db.done:
+			return nil, fmt.Errorf("receive: %w", gateway.ErrClosed)
+		}
+		if wakeTimer != nil {
+			wakeTimer.Stop()
+		}
+	}
+}
+
+// lease walks the due index from its start up to now, skipping tasks under
+// a live lease, and leases what it returns. When it returns nothing, wake
+// is the next moment something could become receivable (a future due time
+// or a lease running out), zero if none.
+func (db *DB) lease(ctx context.Context, limit int) (out []gateway.Task, wake time.Time, err error) {
+	release, err := db.enter(ctx)
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("receive: %w", err)
+	}
+	defer release()
+	q := &db.queue
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	now := db.now()
+	sooner := func(t time.Time) {
+		if wake.IsZero() || t.Before(wake) {
+			wake = t
+		}
+	}
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		tasks := tx.Bucket(bucketTasks)
+		c := tx.Bucket(bucketDue).Cursor()
+		for k, _ := c.First(); k != nil && len(out) < limit; k, _ = c.Next() {
+			if due := getTime(k); due.After(now) {
+				sooner(due)
+				return nil
+			}
+			id := string(k[timeLen:])
+			if until, ok := q.leased[id]; ok {
+				if until.After(now) {
+					sooner(until)
+					continue
+				}
+				delete(q.leased, id)
+			}
+			v := tasks.Get(k[timeLen:])
+			if len(v) < timeLen {
+				// Task and due entry are written and removed together,
+				// so this is unreachable short of corruption.
+				continue
+			}
+			var t gateway.Task
+			if err := json.Unmarshal(v[timeLen:], &t); err != nil {
+				return fmt.Errorf("task %s: corrupt record: %w", id, err)
+			}
+			q.seq++
+			t.Lease = strconv.FormatUint(q.seq, 36)
+			q.leased[id] = now.Add(db.leaseTimeout)
+			out = append(out, t)
+		}
+		return nil
+	})
+	if err != nil {
+		for _, t := range out {
+			delete(q.leased, t.ID)
+		}
+		return nil, time.Time{}, fmt.Errorf("receive: %w", err)
+	}
+	return out, wake, nil
+}
+
+// removeTask deletes a task and its due entry, if it is still there.
+func removeTask(tx *bolt.Tx, id []byte) error {
+	tasks := tx.Bucket(bucketTasks)
+	v := tasks.Get(id)
+	if v == nil {
+		return nil
+	}
+	if len(v) < timeLen {
+		return fmt.Errorf("task %s: corrupt record", id)
+	}
+	dueKey := append(clone(v[:timeLen]), id...)
+	if err := tx.Bucket(bucketDue).Delete(dueKey); err != nil {
+		return err
+	}
+	return tasks.Delete(id)
+}
+
+// Ack removes a finished task. Acking a task that is already gone is not an
+// error: with at-least-once delivery two workers may finish the same task.
+func (db *DB) Ack(ctx context.Context, t gateway.Task) error {
+	release, err := db.enter(ctx)
+	if err != nil {
+		return fmt.Errorf("ack %s: %w", t.ID, err)
+	}
+	defer release()
+	id := []byte(t.ID)
+	if err := db.bolt.Batch(func(tx *bolt.Tx) error { return removeTask(tx, id) }); err != nil {
+		return fmt.Errorf("ack %s: %w", t.ID, err)
+	}
+	// Only after the commit, so that a Receive never finds the task both
+	// still stored and no longer leased.
+	db.queue.release(t.ID)
+	return nil
+}
+
+// Retry stores the task as given (with its new Attempt) due at `at`. A task
+// that was already removed is stored again: the worker still holds work that
+// must not be lost.
+func (db *DB) Retry(ctx context.Context, t gateway.Task, at time.Time) error {
+	release, err := db.enter(ctx)
+	if err != nil {
+		return fmt.Errorf("retry %s: %w", t.ID, err)
+	}
+	defer release()
+	if at.IsZero() {
+		at = db.now()
+	}
+	p, err := prepareTask(t, at)
+	if err != nil {
+		return fmt.Errorf("retry: %w", err)
+	}
+	err = db.bolt.Batch(func(tx *bolt.Tx) error {
+		if err := removeTask(tx, p.id); err != nil {
+			return err
+		}
+		_, err := p.put(tx.Bucket(bucketTasks), tx.Bucket(bucketDue))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("retry %s: %w", t.ID, err)
+	}
+	db.queue.release(t.ID)
+	db.queue.work.broadcast()
+	return nil
+}
+
+// DeadLetter removes the task and keeps d for operators. Fields of d left
+// empty are filled from the task.
+func (db *DB) DeadLetter(ctx context.Context, t gateway.Task, d gateway.DeadLetter) error {
+	release, err := db.enter(ctx)
+	if err != nil {
+		return fmt.Errorf("dead-letter %s: %w", t.ID, err)
+	}
+	defer release()
+	if d.TaskID == "" {
+		d.TaskID = t.ID
+	}
+	if d.MessageID == "" {
+		d.MessageID = t.MessageID
+	}
+	if d.Recipients == nil {
+		d.Recipients = t.Recipients
+	}
+	if d.Attempts == 0 {
+		d.Attempts = t.Attempt
+	}
+	if d.DLQTimestamp.IsZero() {
+		d.DLQTimestamp = db.now()
+	}
+	v, err := json.Marshal(d)
+	if err != nil {
+		return fmt.Errorf("dead-letter %s: %w", t.ID, err)
+	}
+	key := append(putTime(nil, d.DLQTimestamp), t.ID...)
+	id := []byte(t.ID)
+	err = db.bolt.Batch(func(tx *bolt.Tx) error {
+		if err := removeTask(tx, id); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketDeadLetters).Put(key, v)
+	})
+	if err != nil {
+		return fmt.Errorf("dead-letter %s: %w", t.ID, err)
+	}
+	db.queue.release(t.ID)
+	return nil
+}
+
+// DeadLetters returns up to limit dead-letter records, oldest first, for
+// operators (limit defaults as in the listings).
+func (db *DB) DeadLetters(ctx context.Context, limit int) ([]gateway.DeadLetter, error) {
+	limit = pageLimit(limit)
+	release, err := db.enter(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("dead letters: %w", err)
+	}
+	defer release()
+	var out []gateway.DeadLetter
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketDeadLetters).Cursor()
+		for k, v := c.First(); k != nil && len(out) < limit; k, v = c.Next() {
+			var d gateway.DeadLetter
+			if err := json.Unmarshal(v, &d); err != nil {
+				return fmt.Errorf("dead letter %q: corrupt record: %w", k, err)
+			}
+			out = append(out, d)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dead letters: %w", err)
+	}
+	return out, nil
+}
