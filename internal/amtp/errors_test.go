@@ -190,10 +190,10 @@ func TestAsErrorAndIsCode(t *testing.T) {
 	}
 
 	for name, err := range map[string]error{
-		"nil":        nil,
-		"plain":      errors.New("INVALID_MESSAGE_FORMAT: looks like one but is not"),
-		"wrapped":    fmt.Errorf("x: %w", errors.New("y")),
-		"not %w":     fmt.Errorf("x: %v", base),
+		"nil":         nil,
+		"plain":       errors.New("INVALID_MESSAGE_FORMAT: looks like one but is not"),
+		"wrapped":     fmt.Errorf("x: %w", errors.New("y")),
+		"not %w":      fmt.Errorf("x: %v", base),
 		"wrapped nil": fmt.Errorf("x: %w", error(nil)),
 	} {
 		t.Run("not/"+name, func(t *testing.T) {

@@ -80,21 +80,17 @@ func Parse(data []byte, lim Limits) (*Message, error) {
 		if err := dec.Decode(&raw); err != nil {
 			return nil, Errorf(CodeInvalidMessageFormat, "message is not valid JSON: %s", jsonErrText(err))
 		}
-		if memberErr != nil && name != "version" {
-			continue
-		}
 		if seen[name] {
-			memberErr = FieldError(name, "member %q appears more than once", name)
-			continue
+			err = FieldError(name, "member %q appears more than once", name)
+		} else {
+			seen[name] = true
+			err = m.setMember(name, raw, &st)
 		}
-		seen[name] = true
-		if err := m.setMember(name, raw, &st); err != nil {
-			if IsCode(err, CodeUnsupportedVersion) {
-				return nil, err
-			}
-			if memberErr == nil {
-				memberErr = err
-			}
+		if IsCode(err, CodeUnsupportedVersion) {
+			return nil, err
+		}
+		if err != nil && memberErr == nil {
+			memberErr = err
 		}
 	}
 	if _, err := dec.Token(); err != nil { // the closing brace
@@ -404,6 +400,10 @@ func parseHeaders(raw json.RawMessage) (map[string]string, error) {
 	if len(h) > MaxHeaders {
 		return nil, FieldError("headers", "at most %d headers", MaxHeaders)
 	}
+	if len(h) == 0 {
+		// MarshalJSON leaves an empty map out; nil keeps a re-parse equal.
+		return nil, nil
+	}
 	out := make(map[string]string, len(h))
 	for k, v := range h {
 		field := "headers." + k
@@ -464,6 +464,10 @@ func parseAttachments(raw json.RawMessage) ([]Attachment, error) {
 	}
 	if len(list) > MaxAttachments {
 		return nil, FieldError("attachments", "at most %d attachments", MaxAttachments)
+	}
+	if len(list) == 0 {
+		// MarshalJSON leaves an empty list out; nil keeps a re-parse equal.
+		return nil, nil
 	}
 	out := make([]Attachment, 0, len(list))
 	for i, r := range list {

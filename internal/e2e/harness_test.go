@@ -41,6 +41,7 @@ type gw struct {
 type gwOpts struct {
 	listener net.Listener // reuse a reserved port
 	dataDir  string
+	secure   bool // production settings: no http:// or private targets
 }
 
 // startGateway starts a gateway for domain on a loopback port and
@@ -69,6 +70,9 @@ func startGateway(t *testing.T, dns *dnstest.Server, domain string, o gwOpts) *g
 		"AGENTRY_RETRY_BASE":     "100ms",
 		"AGENTRY_RETRY_MAX":      "1s",
 		"AGENTRY_LOG_LEVEL":      "warn",
+	}
+	if o.secure {
+		env["AGENTRY_ALLOW_INSECURE"] = "0"
 	}
 	cfg, err := config.FromEnv(func(k string) string { return env[k] })
 	require.NoError(t, err)
