@@ -1,0 +1,49 @@
+package config
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func env(m map[string]string) Getenv { return func(k string) string { return m[k] } }
+
+func TestDefaults(t *testing.T) {
+	c, err := FromEnv(env(nil))
+	require.NoError(t, err)
+	assert.Equal(t, "localhost", c.Domain)
+	assert.Equal(t, "127.0.0.1:8080", c.Addr)
+	assert.Equal(t, "./.agentry", c.DataDir)
+	assert.Equal(t, int64(10<<20), c.MaxMessageBytes)
+	assert.Equal(t, 100, c.MaxRecipients)
+	assert.False(t, c.AllowInsecure)
+	assert.Equal(t, "http://127.0.0.1:8080", c.PublicURL)
+	assert.Equal(t, time.Second, c.RetryBase)
+	assert.Equal(t, time.Hour, c.RetryMax)
+	assert.Equal(t, 168*time.Hour, c.RetryWindow)
+}
+
+func TestValues(t *testing.T) {
+	c, err := FromEnv(env(map[string]string{
+		"AGENTRY_DOMAIN": "Example.COM", "AGENTRY_ALLOW_INSECURE": "1", "AGENTRY_MAX_MESSAGE_BYTES": "2048",
+		"AGENTRY_TLS_CERT": "c", "AGENTRY_TLS_KEY": "k", "AGENTRY_ADDR": "0.0.0.0:443",
+	}))
+	require.NoError(t, err)
+	assert.Equal(t, "example.com", c.Domain)
+	assert.True(t, c.AllowInsecure)
+	assert.Equal(t, int64(2048), c.MaxMessageBytes)
+	assert.Equal(t, "https://0.0.0.0:443", c.PublicURL)
+}
+
+func TestInvalidValuesAreReportedTogether(t *testing.T) {
+	_, err := FromEnv(env(map[string]string{
+		"AGENTRY_DOMAIN": "bad domain", "AGENTRY_ALLOW_INSECURE": "maybe", "AGENTRY_MAX_MESSAGE_BYTES": "-1",
+		"AGENTRY_TLS_CERT": "only-cert", "AGENTRY_RETRY_BASE": "soon", "AGENTRY_LOG_LEVEL": "loud",
+	}))
+	require.Error(t, err)
+	for _, name := range []string{"AGENTRY_DOMAIN", "AGENTRY_ALLOW_INSECURE", "AGENTRY_MAX_MESSAGE_BYTES", "AGENTRY_TLS_KEY", "AGENTRY_RETRY_BASE", "AGENTRY_LOG_LEVEL"} {
+		assert.Contains(t, err.Error(), name)
+	}
+}
