@@ -83,7 +83,7 @@ func (m *Message) RecipientAddresses() []Address {
 
 // Complete fills in what a client may leave out: version, message_id
 // (UUIDv7), idempotency_key (UUIDv4, never derived from content) and
-// timestamp. It reports which were generated.
+// timestamp. Members already set are left alone.
 func (m *Message) Complete(now time.Time) {
 	if m.Version == "" {
 		m.Version = Version

@@ -142,6 +142,7 @@ func badInputCases() []badCase {
 		{"trailing garbage", valid + `x`, imf, "", 0},
 		{"second object", valid + `{}`, imf, "", 0},
 		{"two messages", valid + "\n" + valid, imf, "", 0},
+		{"bad member then broken JSON", `{"sender":5,"recipients":[`, imf, "", 0},
 		{"top-level array", `[` + valid + `]`, imf, "", 0},
 		{"top-level string", `"hello"`, imf, "", 0},
 		{"top-level number", `42`, imf, "", 0},

@@ -267,7 +267,7 @@ func (s *Service) authorizeSubmission(p Principal, m *amtp.Message) (Origin, err
 func (s *Service) contentDigest(m *amtp.Message) (string, error) {
 	canon, err := amtp.Canonicalize(m.ContentDigestInput())
 	if err != nil {
-		return "", amtp.Errorf(amtp.CodeInvalidMessageFormat, "message cannot be canonicalised: %s", err.Error())
+		return "", amtp.Errorf(amtp.CodeInvalidMessageFormat, "message content is not I-JSON (duplicate keys, lone surrogates or out-of-range numbers): %s", err.Error()).WithDetail("field", "payload")
 	}
 	h := sha256.Sum256(canon)
 	return hex.EncodeToString(h[:]), nil
