@@ -251,6 +251,31 @@ func TestReusedExpiredKeyIsNotSwept(t *testing.T) {
 	assert.ErrorIs(t, err, gateway.ErrDuplicate, "the reused key still blocks")
 }
 
+// TestDuplicateIDKeepsExpiredKeySweepable: an Accept refused because its
+// message id exists must not touch the expired record of the key it
+// carries, or that record would never be swept.
+func TestDuplicateIDKeepsExpiredKeySweepable(t *testing.T) {
+	db := openDB(t, Options{Dir: t.TempDir()})
+	ctx := t.Context()
+	now := time.Now().UTC()
+	old := gatewaytest.NewAcceptance(gatewaytest.NewID("msg"), "alice@a.example", []string{"bob@b.example"}, now.Add(-gateway.IdempotencyWindow-time.Minute))
+	other := gatewaytest.NewAcceptance(gatewaytest.NewID("msg"), "alice@a.example", []string{"bob@b.example"}, now)
+	for _, a := range []*gateway.Acceptance{old, other} {
+		_, err := db.Accept(ctx, a)
+		require.NoError(t, err)
+	}
+	clash := gatewaytest.NewAcceptance(other.Message.ID, "alice@a.example", []string{"bob@b.example"}, now)
+	clash.Idempotency.Key = old.Idempotency.Key
+	_, err := db.Accept(ctx, clash)
+	require.ErrorIs(t, err, gateway.ErrDuplicate)
+
+	n, err := db.sweepIdempotency(100)
+	require.NoError(t, err)
+	assert.Equal(t, 1, n, "the expired record is still indexed for the sweeper")
+	assert.Nil(t, readIdem(t, db, "alice@a.example", old.Idempotency.Key))
+	assert.NotNil(t, readIdem(t, db, "alice@a.example", other.Idempotency.Key))
+}
+
 func TestListMessagesBoundedScan(t *testing.T) {
 	db := openDB(t, Options{Dir: t.TempDir()})
 	ctx := t.Context()

@@ -176,7 +176,10 @@ func (db *DB) Accept(ctx context.Context, a *gateway.Acceptance) (*gateway.Idemp
 	)
 	err = db.bolt.Batch(func(tx *bolt.Tx) error {
 		earlier, idExists, taskAdded = nil, false, false
-		idem := tx.Bucket(bucketIdem)
+		// Every check comes before the first write: an answer of
+		// "duplicate" must leave the transaction untouched.
+		idem, idemTime := tx.Bucket(bucketIdem), tx.Bucket(bucketIdemTime)
+		var expiredTimeKey []byte
 		if p.idemKey != nil {
 			if v := idem.Get(p.idemKey); v != nil {
 				var rec gateway.IdempotencyRecord
@@ -187,13 +190,7 @@ func (db *DB) Accept(ctx context.Context, a *gateway.Acceptance) (*gateway.Idemp
 					earlier = &rec
 					return nil
 				}
-				// The expired record is replaced below; its sweep entry
-				// must go too, or the sweeper would later take the new
-				// record for the old one.
-				oldTimeKey := append(putTime(nil, rec.CreatedAt), p.idemKey...)
-				if err := tx.Bucket(bucketIdemTime).Delete(oldTimeKey); err != nil {
-					return err
-				}
+				expiredTimeKey = append(putTime(nil, rec.CreatedAt), p.idemKey...)
 			}
 		}
 		messages := tx.Bucket(bucketMessages)
@@ -205,6 +202,13 @@ func (db *DB) Accept(ctx context.Context, a *gateway.Acceptance) (*gateway.Idemp
 			earlier = &gateway.IdempotencyRecord{Sender: meta.Sender, MessageID: id, CreatedAt: meta.AcceptedAt}
 			idExists = true
 			return nil
+		}
+		if expiredTimeKey != nil {
+			// The expired record is replaced below; its sweep entry must
+			// go too, or the sweeper would take the new record for it.
+			if err := idemTime.Delete(expiredTimeKey); err != nil {
+				return err
+			}
 		}
 		if err := messages.Put(p.id, p.message); err != nil {
 			return err
@@ -219,7 +223,7 @@ func (db *DB) Accept(ctx context.Context, a *gateway.Acceptance) (*gateway.Idemp
 			if err := idem.Put(p.idemKey, p.idemRecord); err != nil {
 				return err
 			}
-			if err := tx.Bucket(bucketIdemTime).Put(p.idemTimeKey, nil); err != nil {
+			if err := idemTime.Put(p.idemTimeKey, nil); err != nil {
 				return err
 			}
 		}

@@ -8,10 +8,26 @@ import (
 
 // Errors every adapter returns for the same conditions (the contract tests
 // in gatewaytest check them).
+//
+// Rules every adapter follows (also checked by gatewaytest):
+//   - addresses (senders, recipients, agents) match case-insensitively;
+//     idempotency keys and message ids are case-sensitive;
+//   - Accept of a message id that is already stored (under another key)
+//     writes nothing and returns ErrDuplicate;
+//   - DeleteAgent of an unknown address and DeliverToInbox of a message that
+//     is not stored return ErrNotFound;
+//   - UpdateStatuses for a recipient the message does not have adds it;
+//   - Ack of a task that is gone is not an error, and Ack/Retry work on a
+//     task that was never received (the Immediate Path settles its task
+//     without leasing it);
+//   - ListMessages may return a short (even empty) page with a cursor when
+//     filters are selective: only an empty cursor means the end.
 var (
 	ErrNotFound  = errors.New("not found")
 	ErrDuplicate = errors.New("idempotency key already used")
 	ErrClosed    = errors.New("store closed")
+	// ErrBadCursor is returned for a paging cursor the store did not issue.
+	ErrBadCursor = errors.New("bad cursor")
 	// ErrBlockedAddress: an outbound connection would have reached a
 	// non-public address (the SSRF guard said no).
 	ErrBlockedAddress = errors.New("destination address is not public")

@@ -523,9 +523,6 @@ func (s *Service) ListMessages(ctx context.Context, p Principal, q MessageQuery)
 	return out, next, nil
 }
 
-// ErrBadCursor is returned by stores for a cursor they did not issue.
-var ErrBadCursor = errors.New("bad cursor")
-
 func (s *Service) listError(op string, err error) error {
 	if errors.Is(err, ErrBadCursor) {
 		return amtp.Errorf(amtp.CodeInvalidMessageFormat, "cursor is not valid").WithDetail("field", "cursor")

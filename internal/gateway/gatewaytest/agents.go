@@ -155,7 +155,7 @@ func testAgentsReopen(t *testing.T, b Backend) {
 	requireReopenable(t, b)
 	a := newAgent("shop@a.example", gateway.ModePush)
 	require.NoError(t, b.Agents.PutAgent(ctx(t), a))
-	b = reopen(t, b)
+	b = b.Reopen(t)
 	got, err := b.Agents.GetAgent(ctx(t), a.Address)
 	require.NoError(t, err)
 	assertAgent(t, a, got)

@@ -53,16 +53,8 @@ func RunAll(t *testing.T, f Factory) {
 	t.Run("TaskQueue", func(t *testing.T) { RunTaskQueue(t, f) })
 }
 
-// reopen returns the backend reopened, or skips the test when the adapter
-// cannot be reopened.
-func reopen(t *testing.T, b Backend) Backend {
-	t.Helper()
-	if b.Reopen == nil {
-		t.Skip("backend cannot be reopened")
-	}
-	return b.Reopen(t)
-}
-
+// requireReopenable skips a durability test, before it does any work, when
+// the adapter cannot be reopened.
 func requireReopenable(t *testing.T, b Backend) {
 	t.Helper()
 	if b.Reopen == nil {

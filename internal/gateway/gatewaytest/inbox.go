@@ -171,7 +171,7 @@ func testInboxReopen(t *testing.T, b Backend) {
 		require.NoError(t, b.Inbox.DeliverToInbox(ctx(t), "bob@b.example", a.Message.ID, delivered("bob@b.example", Now())))
 		time.Sleep(3 * time.Millisecond)
 	}
-	b = reopen(t, b)
+	b = b.Reopen(t)
 	entries := inboxAll(t, b.Inbox, "bob@b.example", 1)
 	assert.Equal(t, []string{a1.Message.ID, a2.Message.ID}, entryIDs(entries))
 	if len(entries) == 2 {

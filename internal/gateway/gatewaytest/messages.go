@@ -404,7 +404,7 @@ func testMessagesReopen(t *testing.T, b Backend) {
 	up := gateway.RecipientStatus{Address: "dave@d.example", Status: gateway.StateDelivered, Attempts: 1, UpdatedAt: now, Via: "webhook"}
 	require.NoError(t, b.Messages.UpdateStatuses(ctx(t), a2.Message.ID, []gateway.RecipientStatus{up}))
 
-	b = reopen(t, b)
+	b = b.Reopen(t)
 	for _, a := range []*gateway.Acceptance{a1, a2} {
 		m, err := b.Messages.GetMessage(ctx(t), a.Message.ID)
 		require.NoError(t, err)

@@ -245,7 +245,7 @@ func testQueueReopen(t *testing.T, b Backend) {
 	queued := newTask("e@a.example")
 	require.NoError(t, b.Queue.Enqueue(ctx(t), queued))
 
-	b = reopen(t, b)
+	b = b.Reopen(t)
 	// The lease of the in-flight task did not survive: it is due again.
 	got = receiveN(t, b.Queue, 2, 10*time.Second)
 	assertTasks(t, []gateway.Task{inflight, queued}, got)
