@@ -3,10 +3,9 @@
 SHELL := /bin/bash
 GO    ?= go
 PKG   := ./...
-# Packages whose tests also run under the race detector.
-RACE_PKGS := ./internal/amtp/... ./internal/gateway/... ./internal/delivery/... ./internal/discovery/... \
-             ./internal/embedded/... ./internal/httpapi/... ./internal/netguard/... ./internal/localgw/... \
-             ./internal/config/...
+# Packages whose tests run under the race detector (the core and everything
+# that runs it in-process); the rest run without it.
+RACE_RE := /internal/(amtp|gateway|delivery|discovery|embedded|httpapi|netguard|localgw|config|e2e)(/|$$)
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/agentry/agentry/internal/localgw.Version=$(VERSION)
 BIN     := bin
@@ -26,8 +25,8 @@ build:
 
 ## test: formatting, vet, every test (race detector on the core packages)
 test: fmt-check vet
-	$(GO) test -race -count=1 -timeout 15m $(RACE_PKGS)
-	$(GO) test -count=1 -timeout 15m $$($(GO) list ./... | grep -v -E '/internal/(amtp|gateway|delivery|discovery|embedded|httpapi|netguard|localgw|config)(/|$$)')
+	$(GO) test -race -count=1 -timeout 15m $$($(GO) list ./... | grep -E '$(RACE_RE)')
+	$(GO) test -count=1 -timeout 15m $$($(GO) list ./... | grep -v -E '$(RACE_RE)')
 
 ## lint: gofmt + go vet
 lint: fmt-check vet
