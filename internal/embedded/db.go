@@ -24,9 +24,6 @@ type Options struct {
 	// Dir is the data directory (AGENTRY_DATA_DIR). It is created with mode
 	// 0700 if missing; the database file inside it gets mode 0600.
 	Dir string
-	// MaxBatchDelay is the group-commit window: how long a write waits for
-	// others to share its transaction and fsync. Default 1ms.
-	MaxBatchDelay time.Duration
 	// MaxBatchSize caps the number of writes in one group commit. Default 256.
 	MaxBatchSize int
 	// LeaseTimeout is how long a received task stays invisible when it is
@@ -40,7 +37,6 @@ type Options struct {
 }
 
 const (
-	defaultBatchDelay    = time.Millisecond
 	defaultBatchSize     = 256
 	defaultLeaseTimeout  = 5 * time.Minute
 	defaultSweepInterval = 5 * time.Minute
@@ -93,16 +89,14 @@ type DB struct {
 	closeErr  error
 	sweeping  sync.WaitGroup
 
-	queue queueState
+	queue  queueState
+	commit *committer
 }
 
 // Open opens (or creates) the database in opts.Dir.
 func Open(opts Options) (*DB, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("open embedded store: no data directory")
-	}
-	if opts.MaxBatchDelay <= 0 {
-		opts.MaxBatchDelay = defaultBatchDelay
 	}
 	if opts.MaxBatchSize <= 0 {
 		opts.MaxBatchSize = defaultBatchSize
@@ -132,8 +126,6 @@ func Open(opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	bdb.MaxBatchDelay = opts.MaxBatchDelay
-	bdb.MaxBatchSize = opts.MaxBatchSize
 	err = bdb.Update(func(tx *bolt.Tx) error {
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -153,6 +145,7 @@ func Open(opts Options) (*DB, error) {
 		sweepInterval: opts.SweepInterval,
 		done:          make(chan struct{}),
 		queue:         newQueueState(),
+		commit:        newCommitter(bdb, opts.MaxBatchSize),
 	}
 	db.sweeping.Add(1)
 	go db.sweepLoop()
@@ -187,6 +180,7 @@ func (db *DB) Close() error {
 		db.closed = true
 		db.mu.Unlock()
 		db.sweeping.Wait()
+		db.commit.close()
 		if err := db.bolt.Close(); err != nil {
 			db.closeErr = fmt.Errorf("close %s: %w", FileName, err)
 		}

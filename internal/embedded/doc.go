@@ -3,7 +3,7 @@
 // that a single process can run the gateway with nothing else installed.
 //
 // Every write is a fsynced bbolt transaction. Writes on the hot path go
-// through bbolt's DB.Batch, which folds concurrent callers into one
+// through the store's committer (commit.go), which folds concurrent callers into one
 // transaction and one fsync (group commit). The only state kept in memory
 // is the set of task leases handed out by Receive; it is bounded by what
 // callers have received and not yet settled, and it is lost on restart on

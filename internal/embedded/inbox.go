@@ -37,7 +37,7 @@ func (db *DB) DeliverToInbox(ctx context.Context, recipient, messageID string, s
 	}
 	updates := []gateway.RecipientStatus{status}
 	var missing bool
-	err = db.bolt.Batch(func(tx *bolt.Tx) error {
+	err = db.commit.do(func(tx *bolt.Tx) error {
 		missing = false
 		if tx.Bucket(bucketMessages).Get(id) == nil {
 			missing = true
@@ -136,7 +136,7 @@ func (db *DB) AckInbox(ctx context.Context, recipient, messageID string) error {
 	prefix := inboxPrefix(recipient)
 	refKey := append(bytes.Clone(prefix), messageID...)
 	var missing bool
-	err = db.bolt.Batch(func(tx *bolt.Tx) error {
+	err = db.commit.do(func(tx *bolt.Tx) error {
 		missing = false
 		refs := tx.Bucket(bucketInboxRef)
 		received := refs.Get(refKey)

@@ -1,6 +1,7 @@
 package embedded
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -69,6 +70,12 @@ type preparedAccept struct {
 	idemRecord  []byte
 	idemTimeKey []byte
 	tasks       []preparedTask
+	inbox       []inboxPut
+}
+
+// inboxPut is one inbox entry written by Accept.
+type inboxPut struct {
+	refKey, entryKey, received []byte
 }
 
 type preparedTask struct {
@@ -146,6 +153,15 @@ func (db *DB) prepareAccept(a *gateway.Acceptance, now time.Time) (*preparedAcce
 		}
 		p.tasks = append(p.tasks, pt)
 	}
+	received := putTime(nil, acceptedAt)
+	for _, r := range a.Inbox {
+		prefix := inboxPrefix(r)
+		p.inbox = append(p.inbox, inboxPut{
+			refKey:   append(bytes.Clone(prefix), m.ID...),
+			entryKey: append(append(bytes.Clone(prefix), received...), m.ID...),
+			received: received,
+		})
+	}
 	return p, nil
 }
 
@@ -174,7 +190,7 @@ func (db *DB) Accept(ctx context.Context, a *gateway.Acceptance) (*gateway.Idemp
 		idExists  bool
 		taskAdded bool
 	)
-	err = db.bolt.Batch(func(tx *bolt.Tx) error {
+	err = db.commit.do(func(tx *bolt.Tx) error {
 		earlier, idExists, taskAdded = nil, false, false
 		// Every check comes before the first write: an answer of
 		// "duplicate" must leave the transaction untouched.
@@ -234,6 +250,18 @@ func (db *DB) Accept(ctx context.Context, a *gateway.Acceptance) (*gateway.Idemp
 				return err
 			}
 			taskAdded = taskAdded || added
+		}
+		refs, inbox := tx.Bucket(bucketInboxRef), tx.Bucket(bucketInbox)
+		for _, in := range p.inbox {
+			if refs.Get(in.refKey) != nil {
+				continue
+			}
+			if err := refs.Put(in.refKey, in.received); err != nil {
+				return err
+			}
+			if err := inbox.Put(in.entryKey, nil); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
@@ -356,7 +384,7 @@ func (db *DB) UpdateStatuses(ctx context.Context, id string, updates []gateway.R
 	defer release()
 	key := []byte(id)
 	var missing bool
-	err = db.bolt.Batch(func(tx *bolt.Tx) error {
+	err = db.commit.do(func(tx *bolt.Tx) error {
 		missing = false
 		err := mergeStatuses(tx, key, updates)
 		if errors.Is(err, gateway.ErrNotFound) {

@@ -85,7 +85,7 @@ func (db *DB) Enqueue(ctx context.Context, tasks ...gateway.Task) error {
 		prepared = append(prepared, p)
 	}
 	var added bool
-	err = db.bolt.Batch(func(tx *bolt.Tx) error {
+	err = db.commit.do(func(tx *bolt.Tx) error {
 		added = false
 		b, due := tx.Bucket(bucketTasks), tx.Bucket(bucketDue)
 		for _, p := range prepared {
@@ -234,7 +234,7 @@ func (db *DB) Ack(ctx context.Context, t gateway.Task) error {
 	}
 	defer release()
 	id := []byte(t.ID)
-	if err := db.bolt.Batch(func(tx *bolt.Tx) error { return removeTask(tx, id) }); err != nil {
+	if err := db.commit.do(func(tx *bolt.Tx) error { return removeTask(tx, id) }); err != nil {
 		return fmt.Errorf("ack %s: %w", t.ID, err)
 	}
 	// Only after the commit, so that a Receive never finds the task both
@@ -259,7 +259,7 @@ func (db *DB) Retry(ctx context.Context, t gateway.Task, at time.Time) error {
 	if err != nil {
 		return fmt.Errorf("retry: %w", err)
 	}
-	err = db.bolt.Batch(func(tx *bolt.Tx) error {
+	err = db.commit.do(func(tx *bolt.Tx) error {
 		if err := removeTask(tx, p.id); err != nil {
 			return err
 		}
@@ -303,7 +303,7 @@ func (db *DB) DeadLetter(ctx context.Context, t gateway.Task, d gateway.DeadLett
 	}
 	key := append(putTime(nil, d.DLQTimestamp), t.ID...)
 	id := []byte(t.ID)
-	err = db.bolt.Batch(func(tx *bolt.Tx) error {
+	err = db.commit.do(func(tx *bolt.Tx) error {
 		if err := removeTask(tx, id); err != nil {
 			return err
 		}

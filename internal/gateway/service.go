@@ -286,6 +286,7 @@ func (s *Service) accept(ctx context.Context, m *amtp.Message, origin Origin) (*
 	statuses := make([]RecipientStatus, 0, len(m.Recipients))
 	var (
 		tasks      []Task
+		inbox      []string
 		unknown    []string
 		remoteByDm = map[string][]string{}
 		domains    []string
@@ -305,6 +306,12 @@ func (s *Service) accept(ctx context.Context, m *amtp.Message, origin Origin) (*
 				unknown = append(unknown, r.String())
 			case err != nil:
 				return nil, s.unavailable("accept", err)
+			case ag.DeliveryMode == ModePull:
+				// Delivery to an inbox is a store write: it happens in the
+				// same write that accepts the message.
+				n := now
+				st.Status, st.Attempts, st.DeliveredAt, st.Via = StateDelivered, 1, &n, "inbox"
+				inbox = append(inbox, r.Key())
 			default:
 				tasks = append(tasks, Task{ID: TaskID(m.MessageID, r.Key()), MessageID: m.MessageID, Kind: TaskLocal, Recipients: []string{r.String()}, CreatedAt: now})
 				if ag.DeliveryMode == ModePush {
@@ -348,6 +355,7 @@ func (s *Service) accept(ctx context.Context, m *amtp.Message, origin Origin) (*
 		Idempotency: IdempotencyRecord{Sender: m.SenderAddress().Key(), Key: m.IdempotencyKey, MessageID: m.MessageID, Digest: digest, CreatedAt: now},
 		Statuses:    statuses,
 		Tasks:       tasks,
+		Inbox:       inbox,
 	}
 	prev, err := s.messages.Accept(ctx, acc)
 	if errors.Is(err, ErrDuplicate) {

@@ -164,6 +164,11 @@ type Acceptance struct {
 	Idempotency IdempotencyRecord
 	Statuses    []RecipientStatus
 	Tasks       []Task
+	// Inbox lists local pull recipients (canonical addresses) whose inbox
+	// receives the message in the same write: delivery to an inbox is a
+	// store write, so it needs no task. Their Statuses are already
+	// delivered.
+	Inbox []string
 }
 
 // MessageQuery filters a message listing. Empty fields do not filter.

@@ -14,6 +14,7 @@ import (
 // after Accept, so the Backend needs Messages too.
 func RunInboxStore(t *testing.T, f Factory) {
 	t.Run("DeliverSetsStatus", func(t *testing.T) { testDeliverSetsStatus(t, f(t)) })
+	t.Run("AcceptDeliversToInbox", func(t *testing.T) { testAcceptDeliversToInbox(t, f(t)) })
 	t.Run("DeliverTwiceOneEntry", func(t *testing.T) { testDeliverTwice(t, f(t)) })
 	t.Run("DeliverUnknownMessage", func(t *testing.T) { testDeliverUnknown(t, f(t)) })
 	t.Run("OldestFirstWithPaging", func(t *testing.T) { testInboxPaging(t, f(t)) })
@@ -217,4 +218,30 @@ func entryIDs(es []gateway.InboxEntry) []string {
 		out = append(out, e.MessageID)
 	}
 	return out
+}
+
+func testAcceptDeliversToInbox(t *testing.T, b Backend) {
+	at := Now()
+	a := NewAcceptance(NewID("inb"), "alice@a.example", []string{"bob@b.example", "carol@c.example"}, at)
+	// bob is a pull recipient delivered by the accept itself: no task.
+	a.Statuses[0] = delivered("bob@b.example", at)
+	a.Tasks = a.Tasks[1:]
+	a.Inbox = []string{"Bob@B.example"}
+	_, err := b.Messages.Accept(ctx(t), a)
+	require.NoError(t, err)
+
+	entries := inboxAll(t, b.Inbox, "bob@b.example", 0)
+	require.Len(t, entries, 1)
+	assert.Equal(t, a.Message.ID, entries[0].MessageID)
+	assert.Equal(t, string(a.Message.Raw), string(entries[0].Raw))
+	st, err := b.Messages.GetStatuses(ctx(t), a.Message.ID)
+	require.NoError(t, err)
+	assert.Equal(t, gateway.StateDelivered, st[0].Status)
+	assert.Empty(t, inboxAll(t, b.Inbox, "carol@c.example", 0), "only the listed inbox")
+
+	// A later DeliverToInbox of the same message (a redelivered task) adds no second entry.
+	require.NoError(t, b.Inbox.DeliverToInbox(ctx(t), "bob@b.example", a.Message.ID, delivered("bob@b.example", at)))
+	assert.Len(t, inboxAll(t, b.Inbox, "bob@b.example", 0), 1)
+	require.NoError(t, b.Inbox.AckInbox(ctx(t), "bob@b.example", a.Message.ID))
+	assert.Empty(t, inboxAll(t, b.Inbox, "bob@b.example", 0))
 }
