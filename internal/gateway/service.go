@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/agentry/agentry/internal/amtp"
@@ -19,8 +20,12 @@ import (
 
 // Config is what the use cases need to know about this gateway.
 type Config struct {
-	Domain          string        // our domain, lower-case
-	AdminKey        string        // bearer key of the admin API; empty disables it
+	Domain   string // our domain, lower-case
+	AdminKey string // bearer key of the admin API
+	// AdminKeyFunc fetches the admin key when AdminKey is empty (from
+	// Secrets Manager on AWS), on first use rather than at start, so that
+	// a Lambda cold start does no network call it can avoid.
+	AdminKeyFunc    func(context.Context) (string, error)
 	MaxRecipients   int           // default amtp.DefaultMaxRecipients
 	MaxMessageBytes int64         // advertised max-size
 	PublicURL       string        // where other gateways reach us (TXT gateway=)
@@ -53,7 +58,9 @@ type Service struct {
 	discover  Discoverer
 	immediate ImmediateDeliverer
 	log       *slog.Logger
+	adminMu   sync.Mutex
 	adminHash [32]byte
+	adminSet  bool
 }
 
 // Ports groups what NewService needs.
@@ -96,6 +103,7 @@ func NewService(cfg Config, p Ports) (*Service, error) {
 	s := &Service{cfg: cfg, messages: p.Messages, inbox: p.Inbox, agents: p.Agents, queue: p.Queue, discover: p.Discover, log: cfg.Logger}
 	if cfg.AdminKey != "" {
 		s.adminHash = sha256.Sum256([]byte(cfg.AdminKey))
+		s.adminSet = true
 	}
 	return s, nil
 }
@@ -139,9 +147,11 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Principal, er
 	if token == "" {
 		return Principal{Kind: Anonymous}, nil
 	}
-	if s.cfg.AdminKey != "" {
+	if admin, ok, err := s.adminKeyHash(ctx); err != nil {
+		return Principal{}, s.unavailable("authenticate", err)
+	} else if ok {
 		h := sha256.Sum256([]byte(token))
-		if subtle.ConstantTimeCompare(h[:], s.adminHash[:]) == 1 {
+		if subtle.ConstantTimeCompare(h[:], admin[:]) == 1 {
 			return Principal{Kind: AdminCaller}, nil
 		}
 	}
@@ -155,6 +165,28 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Principal, er
 		return Principal{}, s.unavailable("authenticate", err)
 	}
 	return Principal{Kind: AgentCaller, Agent: a}, nil
+}
+
+// adminKeyHash returns the admin key's hash, fetching the key once when it
+// comes from AdminKeyFunc. ok is false when no admin key is configured.
+func (s *Service) adminKeyHash(ctx context.Context) ([32]byte, bool, error) {
+	s.adminMu.Lock()
+	defer s.adminMu.Unlock()
+	if s.adminSet {
+		return s.adminHash, true, nil
+	}
+	if s.cfg.AdminKeyFunc == nil {
+		return [32]byte{}, false, nil
+	}
+	key, err := s.cfg.AdminKeyFunc(ctx)
+	if err != nil {
+		return [32]byte{}, false, fmt.Errorf("fetch admin key: %w", err)
+	}
+	if len(key) < 16 {
+		return [32]byte{}, false, errors.New("admin key is shorter than 16 characters")
+	}
+	s.adminHash, s.adminSet = sha256.Sum256([]byte(key)), true
+	return s.adminHash, true, nil
 }
 
 // RequireAdmin answers 401/403 unless p is the admin.
