@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/agentry/agentry/internal/amtp"
+	"github.com/agentry/agentry/internal/awsres"
 )
 
 // Config is the gateway's configuration. README documents each variable.
@@ -31,6 +32,16 @@ type Config struct {
 	RetryBase       time.Duration // AGENTRY_RETRY_BASE, default 1s (first retry delay)
 	RetryMax        time.Duration // AGENTRY_RETRY_MAX, default 1h (cap)
 	RetryWindow     time.Duration // AGENTRY_RETRY_WINDOW, default 168h (give up after)
+
+	// The AWS backend (AGENTRY_BACKEND=aws; the Lambdas always use it).
+	Backend           string // AGENTRY_BACKEND: embedded (default) or aws
+	AWSBootstrap      bool   // AGENTRY_AWS_BOOTSTRAP=1: create missing resources at start
+	ResourcePrefix    string // AGENTRY_RESOURCE_PREFIX, default agentry-<domain with dashes>
+	Table             string // AGENTRY_TABLE, default <prefix>-main
+	QueueURL          string // AGENTRY_QUEUE_URL, default looked up by name <prefix>-delivery
+	DLQURL            string // AGENTRY_DLQ_URL, default looked up by name <prefix>-delivery-dlq
+	Bucket            string // AGENTRY_BUCKET, default <prefix>-bodies
+	AdminKeySecretARN string // AGENTRY_ADMIN_KEY_SECRET_ARN: admin key in Secrets Manager
 }
 
 // Getenv is os.Getenv; tests pass a map's lookup instead.
@@ -96,6 +107,24 @@ func FromEnv(getenv Getenv) (Config, error) {
 		}
 		*d.dst = v
 	}
+	c.Backend = get("AGENTRY_BACKEND", "embedded")
+	if c.Backend != "embedded" && c.Backend != "aws" {
+		errs = append(errs, fmt.Errorf("AGENTRY_BACKEND %q: must be embedded or aws", c.Backend))
+	}
+	c.AWSBootstrap, err = parseBool(get("AGENTRY_AWS_BOOTSTRAP", "0"))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("AGENTRY_AWS_BOOTSTRAP: %w", err))
+	}
+	c.ResourcePrefix = get("AGENTRY_RESOURCE_PREFIX", awsres.DefaultPrefix(c.Domain))
+	if names, err := awsres.NamesFor(c.ResourcePrefix); err != nil {
+		errs = append(errs, fmt.Errorf("AGENTRY_RESOURCE_PREFIX: %w", err))
+	} else {
+		c.Table = get("AGENTRY_TABLE", names.Table)
+		c.Bucket = get("AGENTRY_BUCKET", names.Bucket)
+	}
+	c.QueueURL = get("AGENTRY_QUEUE_URL", "")
+	c.DLQURL = get("AGENTRY_DLQ_URL", "")
+	c.AdminKeySecretARN = get("AGENTRY_ADMIN_KEY_SECRET_ARN", "")
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("AGENTRY_TLS_CERT and AGENTRY_TLS_KEY must be set together"))
 	}

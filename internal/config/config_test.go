@@ -47,3 +47,17 @@ func TestInvalidValuesAreReportedTogether(t *testing.T) {
 		assert.Contains(t, err.Error(), name)
 	}
 }
+
+func TestAWSSettings(t *testing.T) {
+	c, err := FromEnv(env(map[string]string{"AGENTRY_DOMAIN": "a.test", "AGENTRY_BACKEND": "aws", "AGENTRY_AWS_BOOTSTRAP": "1"}))
+	require.NoError(t, err)
+	assert.Equal(t, "aws", c.Backend)
+	assert.True(t, c.AWSBootstrap)
+	assert.Equal(t, "agentry-a-test", c.ResourcePrefix)
+	assert.Equal(t, "agentry-a-test-main", c.Table)
+	assert.Equal(t, "agentry-a-test-bodies", c.Bucket)
+	_, err = FromEnv(env(map[string]string{"AGENTRY_BACKEND": "mainframe"}))
+	assert.ErrorContains(t, err, "AGENTRY_BACKEND")
+	_, err = FromEnv(env(map[string]string{"AGENTRY_RESOURCE_PREFIX": "Bad_Prefix"}))
+	assert.ErrorContains(t, err, "AGENTRY_RESOURCE_PREFIX")
+}

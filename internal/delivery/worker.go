@@ -219,6 +219,42 @@ func (w *Worker) process(ctx context.Context, t gateway.Task, leased bool) (gate
 	default:
 		o = settledAll(pending, amtp.CodeTemporaryFailure, "unknown task kind "+string(t.Kind))
 	}
+	return w.finish(ctx, t, m, pending, attempt, o, leased, true)
+}
+
+// FailPoison settles a task that the queue gave up on without our worker
+// ever settling it (SQS moved it to the dead-letter queue after it crashed
+// its worker too often): its pending recipients fail and the sender gets a
+// report. A task already settled is left alone.
+func (w *Worker) FailPoison(ctx context.Context, t gateway.Task, reason string) error {
+	sm, err := w.d.Messages.GetMessage(ctx, t.MessageID)
+	if errors.Is(err, gateway.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("load message %s: %w", t.MessageID, err)
+	}
+	statuses, err := w.d.Messages.GetStatuses(ctx, t.MessageID)
+	if err != nil {
+		return fmt.Errorf("load status %s: %w", t.MessageID, err)
+	}
+	pending, prevAttempts := pendingRecipients(t.Recipients, statuses)
+	if len(pending) == 0 {
+		return nil
+	}
+	m, err := amtp.Parse(sm.Raw, amtp.Limits{MaxRecipients: 1 << 16})
+	if err != nil {
+		return fmt.Errorf("stored message %s does not parse: %w", t.MessageID, err)
+	}
+	o := settledAll(pending, amtp.CodeTemporaryFailure, reason)
+	_, err = w.finish(ctx, t, m, pending, max(t.Attempt, prevAttempts), o, false, false)
+	return err
+}
+
+// finish records an attempt's outcome and settles the task with the queue
+// (unless queueSettle is false: the caller owns the queue record).
+func (w *Worker) finish(ctx context.Context, t gateway.Task, m *amtp.Message, pending []string, attempt int, o outcome, leased, queueSettle bool) (gateway.ImmediateResult, error) {
+	var ir gateway.ImmediateResult
 	now := w.cfg.Now().UTC()
 
 	if o.transient != nil {
@@ -237,6 +273,9 @@ func (w *Worker) process(ctx context.Context, t gateway.Task, leased bool) (gate
 				return ir, fmt.Errorf("record retry of %s: %w", t.ID, err)
 			}
 			t.Attempt = attempt
+			if !queueSettle {
+				return ir, nil
+			}
 			if err := w.d.Queue.Retry(ctx, t, next); err != nil && leased {
 				return ir, fmt.Errorf("schedule retry of %s: %w", t.ID, err)
 			}
@@ -283,6 +322,9 @@ func (w *Worker) process(ctx context.Context, t gateway.Task, leased bool) (gate
 	}
 	if len(failed) == 0 {
 		w.log.Info("delivered", "task", t.ID, "attempt", attempt, "via", ups[0].Via)
+		if !queueSettle {
+			return ir, nil
+		}
 		if err := w.d.Queue.Ack(ctx, t); err != nil && leased {
 			return ir, fmt.Errorf("ack %s: %w", t.ID, err)
 		}
@@ -290,6 +332,9 @@ func (w *Worker) process(ctx context.Context, t gateway.Task, leased bool) (gate
 	}
 	w.log.Warn("delivery failed", "task", t.ID, "attempt", attempt, "failed", failed, "error_code", string(first.Code), "error", first.Message)
 	w.report(ctx, m, t, failed, first, attempt, now)
+	if !queueSettle {
+		return ir, nil
+	}
 	dl := gateway.DeadLetter{MessageID: t.MessageID, TaskID: t.ID, Recipients: failed, FailureReason: string(first.Code), ErrorMessage: first.Message, Attempts: attempt, FirstAttempt: t.CreatedAt, LastAttempt: now, DLQTimestamp: now}
 	if err := w.d.Queue.DeadLetter(ctx, t, dl); err != nil && leased {
 		return ir, fmt.Errorf("dead-letter %s: %w", t.ID, err)
