@@ -46,7 +46,6 @@ type Gateway struct {
 
 	log      *slog.Logger
 	listener net.Listener
-	server   *http.Server
 	closeDB  sync.Once
 }
 
@@ -166,31 +165,51 @@ func (g *Gateway) Serve(ctx context.Context) error {
 	if err := g.Listen(); err != nil {
 		return err
 	}
-	g.server = &http.Server{
-		Handler:           g.Handler,
+	err := RunServer(ctx, g.Config, g.listener, g.Handler, g.log, func(ctx context.Context) { _ = g.Worker.Run(ctx) })
+	if cerr := g.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// RunServer serves h on l (with TLS 1.3 when the configuration has a
+// certificate) and runs each background loop (delivery workers, pollers)
+// until ctx is cancelled; then it stops accepting, lets in-flight requests
+// finish, cancels the loops and waits for them (each loop finishes its
+// in-flight work before returning), all within 30 seconds.
+func RunServer(ctx context.Context, cfg config.Config, l net.Listener, h http.Handler, log *slog.Logger, background ...func(context.Context)) error {
+	server := &http.Server{
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	l := g.listener
-	if g.Config.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(g.Config.TLSCert, g.Config.TLSKey)
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
 		if err != nil {
 			return fmt.Errorf("load TLS certificate: %w", err)
 		}
 		l = tls.NewListener(l, &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}})
 	}
-	workerCtx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
-	workerDone := make(chan struct{})
+	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	var bg sync.WaitGroup
+	for _, run := range background {
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			run(bgCtx)
+		}()
+	}
+	bgDone := make(chan struct{})
 	go func() {
-		defer close(workerDone)
-		_ = g.Worker.Run(workerCtx)
+		bg.Wait()
+		close(bgDone)
 	}()
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- g.server.Serve(l) }()
+	go func() { serveErr <- server.Serve(l) }()
 
 	var err error
 	select {
@@ -202,17 +221,14 @@ func (g *Gateway) Serve(ctx context.Context) error {
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if serr := g.server.Shutdown(shutdownCtx); serr != nil && err == nil {
+	if serr := server.Shutdown(shutdownCtx); serr != nil && err == nil {
 		err = fmt.Errorf("http shutdown: %w", serr)
 	}
-	stopWorker()
+	stopBackground()
 	select {
-	case <-workerDone:
+	case <-bgDone:
 	case <-shutdownCtx.Done():
-		g.log.Warn("deliveries still running at shutdown deadline; they resume at the next start")
-	}
-	if cerr := g.Close(); cerr != nil && err == nil {
-		err = cerr
+		log.Warn("work still running at the shutdown deadline; it resumes at the next start")
 	}
 	return err
 }
