@@ -203,6 +203,19 @@ func (w *Worker) process(ctx context.Context, t gateway.Task, leased bool) (gate
 	if len(pending) == 0 {
 		return ir, w.d.Queue.Ack(ctx, t)
 	}
+	if t.Attempt < prevAttempts {
+		// A stale copy of a task whose retry is already scheduled (an
+		// at-least-once queue can hold two copies, for instance after the
+		// Immediate Path scheduled its retry): put it back at that time
+		// rather than attempting early and starting a second chain.
+		if next := earliestRetry(pending, statuses); next.After(w.cfg.Now()) {
+			t.Attempt = prevAttempts
+			if err := w.d.Queue.Retry(ctx, t, next); err != nil && leased {
+				return ir, fmt.Errorf("reschedule stale copy of %s: %w", t.ID, err)
+			}
+			return ir, nil
+		}
+	}
 	attempt := max(t.Attempt, prevAttempts) + 1
 	m, err := amtp.Parse(sm.Raw, amtp.Limits{MaxRecipients: 1 << 16})
 	if err != nil {
@@ -340,6 +353,23 @@ func (w *Worker) finish(ctx context.Context, t gateway.Task, m *amtp.Message, pe
 		return ir, fmt.Errorf("dead-letter %s: %w", t.ID, err)
 	}
 	return ir, nil
+}
+
+// earliestRetry is the soonest next_retry among the pending recipients
+// (zero when none has one).
+func earliestRetry(pending []string, statuses []gateway.RecipientStatus) time.Time {
+	var at time.Time
+	for _, s := range statuses {
+		if s.NextRetry == nil || s.Status.Terminal() {
+			continue
+		}
+		for _, p := range pending {
+			if strings.EqualFold(p, s.Address) && (at.IsZero() || s.NextRetry.Before(at)) {
+				at = *s.NextRetry
+			}
+		}
+	}
+	return at
 }
 
 // pendingRecipients are the task's recipients not yet delivered or failed,
