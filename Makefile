@@ -23,8 +23,8 @@ build:
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/agentry ./cmd/agentry
 
-## test: formatting, vet, every test (race detector on the core packages)
-test: fmt-check vet
+## test: formatting, vet, cfn-lint of the stack and template.yaml, every test (race detector on the core packages)
+test: fmt-check vet cfn-lint
 	$(GO) test -race -count=1 -timeout 15m $$($(GO) list ./... | grep -E '$(RACE_RE)')
 	$(GO) test -count=1 -timeout 15m $$($(GO) list ./... | grep -v -E '$(RACE_RE)')
 
@@ -48,3 +48,9 @@ fuzz:
 
 clean:
 	rm -rf $(BIN)
+
+# emulators-up, emulators-down, emulators-check, run-aws-local
+include mk/emulators.mk
+
+# lambdas, synth, deploy, destroy, cdk-bootstrap, cfn-lint, snapshot
+include mk/infra.mk

@@ -4,13 +4,18 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
 
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+
+	"github.com/agentry/agentry/internal/awsgw"
 	"github.com/agentry/agentry/internal/config"
 	"github.com/agentry/agentry/internal/gateway"
 	"github.com/agentry/agentry/internal/localgw"
@@ -82,6 +87,18 @@ func serve(stdout, stderr io.Writer) error {
 	}
 	log := newLogger(stderr, cfg.LogLevel)
 	slog.SetDefault(log)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if cfg.Backend == "aws" {
+		err = serveAWS(ctx, cfg, stdout, log)
+	} else {
+		err = serveEmbedded(ctx, cfg, stdout, log)
+	}
+	log.Info("stopped")
+	return err
+}
+
+func serveEmbedded(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.Logger) error {
 	g, err := localgw.New(cfg, localgw.Options{Logger: log})
 	if err != nil {
 		return err
@@ -95,11 +112,33 @@ func serve(stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "agentry %s: AMTP gateway for %s listening on %s (data in %s)\n", localgw.Version, cfg.Domain, g.Addr(), cfg.DataDir)
 	fmt.Fprintf(stdout, "publish: _amtp.%s. IN TXT %q\n", cfg.Domain, g.Service.TXTRecord())
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err = g.Serve(ctx)
-	log.Info("stopped")
-	return err
+	return g.Serve(ctx)
+}
+
+// serveAWS runs the same API on the AWS adapters, with an SQS poller in
+// place of the deliver Lambda and another in place of the deadletter one.
+func serveAWS(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.Logger) error {
+	if cfg.AdminKey == "" && cfg.AdminKeySecretARN == "" {
+		return errors.New("AGENTRY_BACKEND=aws needs AGENTRY_ADMIN_KEY or AGENTRY_ADMIN_KEY_SECRET_ARN")
+	}
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return fmt.Errorf("aws configuration: %w", err)
+	}
+	awsgw.Version = localgw.Version
+	g, err := awsgw.New(ctx, cfg, awsCfg, log)
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	fmt.Fprintf(stdout, "agentry %s: AMTP gateway for %s listening on %s (AWS backend: table %s, queue %s)\n", localgw.Version, cfg.Domain, l.Addr(), g.Config.Table, g.Config.QueueURL)
+	fmt.Fprintf(stdout, "publish: _amtp.%s. IN TXT %q\n", cfg.Domain, g.Service.TXTRecord())
+	return localgw.RunServer(ctx, g.Config, l, g.Handler, log,
+		func(ctx context.Context) { _ = g.Worker.Run(ctx) },
+		g.PollDeadLetters)
 }
 
 func dnsRecord(stdout io.Writer) error {

@@ -1,7 +1,8 @@
 // Package awstest gives tests a real AWS API to talk to: moto's server on
 // loopback, reached through the real aws-sdk-go-v2 clients. It uses the
-// emulator named by AGENTRY_TEST_AWS_ENDPOINT (which `make test` starts
-// once for the whole run) or starts a private moto for the test binary.
+// emulator named by AGENTRY_TEST_AWS_ENDPOINT (for instance one started by
+// `make emulators-up`) or starts a private moto for the test binary, which
+// dies with it (so `make test` needs no manual step).
 // When neither is possible the test FAILS with the reason: an integration
 // test that cannot find its backend must not pass by skipping.
 package awstest
@@ -26,6 +27,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	"github.com/agentry/agentry/internal/awsres"
+	"github.com/agentry/agentry/internal/cfntemplate"
 )
 
 // EnvEndpoint names an already running emulator to use.
@@ -147,21 +149,37 @@ func Env(t testing.TB) []string {
 	}
 }
 
+// SnapshotPath is the dev stack as `cdk synth` writes it, committed in
+// infra/testdata (`make snapshot` refreshes it; an infra test fails when
+// it is stale).
+func SnapshotPath() string {
+	return filepath.Join(RepoRoot(), "infra", "testdata", "agentry-dev.template.json")
+}
+
+var (
+	snapOnce sync.Once
+	snap     *cfntemplate.Template
+	snapErr  error
+)
+
 // Resources creates a fresh, uniquely named set of Agentry's resources for
-// one test and returns their names and endpoints.
+// one test and returns their names and endpoints. They are created from
+// the synthesized CDK template itself (through internal/cfntemplate), so
+// tests run against the key schemas, GSIs, TTL, redrive policy and bucket
+// settings that are deployed, not against a copy of them.
 func Resources(t testing.TB) (awsres.Names, awsres.Endpoints) {
 	t.Helper()
 	cfg := Config(t)
-	prefix := fmt.Sprintf("t%d-%d", os.Getpid()%100000, seq.Add(1))
-	n, err := awsres.NamesFor(prefix)
-	if err != nil {
-		t.Fatalf("awstest: %v", err)
+	snapOnce.Do(func() { snap, snapErr = cfntemplate.Load(SnapshotPath()) })
+	if snapErr != nil {
+		t.Fatalf("awstest: %v", snapErr)
 	}
+	prefix := fmt.Sprintf("t%d-%d", os.Getpid()%100000, seq.Add(1))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	ep, err := awsres.Ensure(ctx, cfg, n)
+	d, err := cfntemplate.Create(ctx, cfg, snap, cfntemplate.Options{Prefix: prefix})
 	if err != nil {
-		t.Fatalf("awstest: create resources %s: %v", prefix, err)
+		t.Fatalf("awstest: create resources %s from %s: %v", prefix, SnapshotPath(), err)
 	}
-	return n, ep
+	return d.Names(), d.Endpoints()
 }

@@ -23,10 +23,14 @@ type world struct {
 	bobAddr, carAddr string
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T) *world { return newWorldOn(t, false) }
+
+// newWorldOn builds the world with a.test on the AWS adapters when aws is
+// set: the same scenarios must pass on both runtimes.
+func newWorldOn(t *testing.T, aws bool) *world {
 	t.Helper()
 	w := &world{dns: dnstest.Start(t)}
-	w.a = startGateway(t, w.dns, "a.test", gwOpts{})
+	w.a = startGateway(t, w.dns, "a.test", gwOpts{aws: aws})
 	w.b = startGateway(t, w.dns, "b.test", gwOpts{})
 	w.alice, _ = w.a.register("alice", "pull", "")
 	w.bob, _ = w.b.register("bob@b.test", "pull", "")
@@ -39,7 +43,11 @@ func newWorld(t *testing.T) *world {
 }
 
 func TestTwoGatewaysDeliverPushAndPullExactlyOnce(t *testing.T) {
-	w := newWorld(t)
+	bothRuntimes(t, testTwoGatewaysDeliverPushAndPullExactlyOnce)
+}
+
+func testTwoGatewaysDeliverPushAndPullExactlyOnce(t *testing.T, onAWS bool) {
+	w := newWorldOn(t, onAWS)
 	status, out := w.a.send(w.alice, msg(w.aliceAddr, []string{w.bobAddr, w.carAddr}, map[string]any{"hello": "world"}))
 	require.Equal(t, http.StatusAccepted, status, "%v", out)
 	id := str(out["message_id"])
@@ -78,7 +86,11 @@ func TestTwoGatewaysDeliverPushAndPullExactlyOnce(t *testing.T) {
 }
 
 func TestPushRetriedUntilDelivered(t *testing.T) {
-	w := newWorld(t)
+	bothRuntimes(t, testPushRetriedUntilDelivered)
+}
+
+func testPushRetriedUntilDelivered(t *testing.T, onAWS bool) {
+	w := newWorldOn(t, onAWS)
 	dave := newPushAgent(t, http.StatusServiceUnavailable, http.StatusServiceUnavailable, http.StatusOK)
 	_, secret := w.a.register("dave", "push", dave.srv.URL)
 	dave.secret = secret
@@ -99,7 +111,11 @@ func TestPushRetriedUntilDelivered(t *testing.T) {
 }
 
 func TestPermanentFailureReportsToSender(t *testing.T) {
-	w := newWorld(t)
+	bothRuntimes(t, testPermanentFailureReportsToSender)
+}
+
+func testPermanentFailureReportsToSender(t *testing.T, onAWS bool) {
+	w := newWorldOn(t, onAWS)
 	gone := newPushAgent(t, http.StatusGone)
 	_, secret := w.b.register("erin", "push", gone.srv.URL)
 	gone.secret = secret
@@ -131,7 +147,11 @@ func TestPermanentFailureReportsToSender(t *testing.T) {
 }
 
 func TestLocalPushFailureReportsToLocalSender(t *testing.T) {
-	w := newWorld(t)
+	bothRuntimes(t, testLocalPushFailureReportsToLocalSender)
+}
+
+func testLocalPushFailureReportsToLocalSender(t *testing.T, onAWS bool) {
+	w := newWorldOn(t, onAWS)
 	gone := newPushAgent(t, http.StatusGone)
 	_, secret := w.a.register("frank", "push", gone.srv.URL)
 	gone.secret = secret
@@ -150,7 +170,11 @@ func TestLocalPushFailureReportsToLocalSender(t *testing.T) {
 }
 
 func TestDomainWithoutRecordFailsFast(t *testing.T) {
-	w := newWorld(t)
+	bothRuntimes(t, testDomainWithoutRecordFailsFast)
+}
+
+func testDomainWithoutRecordFailsFast(t *testing.T, onAWS bool) {
+	w := newWorldOn(t, onAWS)
 	start := time.Now()
 	status, out := w.a.send(w.alice, msg(w.aliceAddr, []string{"nobody@c.test"}, map[string]any{}))
 	require.Equal(t, http.StatusAccepted, status, "%v", out)
@@ -163,7 +187,11 @@ func TestDomainWithoutRecordFailsFast(t *testing.T) {
 }
 
 func TestDuplicateSubmissions(t *testing.T) {
-	w := newWorld(t)
+	bothRuntimes(t, testDuplicateSubmissions)
+}
+
+func testDuplicateSubmissions(t *testing.T, onAWS bool) {
+	w := newWorldOn(t, onAWS)
 	m := msg(w.aliceAddr, []string{w.bobAddr}, map[string]any{"order": 7})
 	m["idempotency_key"] = "order-7-submission"
 	s1, out1 := w.a.send(w.alice, m)
@@ -190,7 +218,11 @@ func TestDuplicateSubmissions(t *testing.T) {
 }
 
 func TestImmediatePathReply(t *testing.T) {
-	w := newWorld(t)
+	bothRuntimes(t, testImmediatePathReply)
+}
+
+func testImmediatePathReply(t *testing.T, onAWS bool) {
+	w := newWorldOn(t, onAWS)
 	echo := newPushAgent(t)
 	echo.reply = map[string]any{"status": "accepted", "response": map[string]any{"answer": 42}}
 	_, secret := w.a.register("oracle", "push", echo.srv.URL)
@@ -205,4 +237,11 @@ func TestImmediatePathReply(t *testing.T) {
 	assert.Equal(t, 1, calls, "the Immediate Path delivery is not repeated by the queue")
 	st := w.a.status(w.alice, id)
 	assert.Equal(t, "delivered", st["status"])
+}
+
+// bothRuntimes runs a scenario with a.test on the embedded store and on
+// the AWS adapters (moto).
+func bothRuntimes(t *testing.T, f func(t *testing.T, onAWS bool)) {
+	t.Run("embedded", func(t *testing.T) { f(t, false) })
+	t.Run("aws", func(t *testing.T) { f(t, true) })
 }

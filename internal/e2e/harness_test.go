@@ -20,6 +20,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/agentry/agentry/internal/awsgw"
+	"github.com/agentry/agentry/internal/awstest"
 	"github.com/agentry/agentry/internal/config"
 	"github.com/agentry/agentry/internal/delivery"
 	"github.com/agentry/agentry/internal/discovery/dnstest"
@@ -33,7 +35,6 @@ type gw struct {
 	t      *testing.T
 	domain string
 	url    string
-	g      *localgw.Gateway
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -42,6 +43,7 @@ type gwOpts struct {
 	listener net.Listener // reuse a reserved port
 	dataDir  string
 	secure   bool // production settings: no http:// or private targets
+	aws      bool // run on the AWS adapters (DynamoDB, SQS, S3 in moto)
 }
 
 // startGateway starts a gateway for domain on a loopback port and
@@ -77,13 +79,25 @@ func startGateway(t *testing.T, dns *dnstest.Server, domain string, o gwOpts) *g
 	cfg, err := config.FromEnv(func(k string) string { return env[k] })
 	require.NoError(t, err)
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	g, err := localgw.New(cfg, localgw.Options{Listener: l, Logger: log})
-	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- g.Serve(ctx) }()
+	if o.aws {
+		names, ep := awstest.Resources(t)
+		cfg.Backend, cfg.ResourcePrefix, cfg.Table, cfg.Bucket = "aws", names.Prefix, names.Table, names.Bucket
+		cfg.QueueURL, cfg.DLQURL = ep.DeliveryQueueURL, ep.DeadLetterURL
+		g, err := awsgw.New(ctx, cfg, awstest.Config(t), log)
+		require.NoError(t, err)
+		go func() {
+			done <- localgw.RunServer(ctx, g.Config, l, g.Handler, log,
+				func(ctx context.Context) { _ = g.Worker.Run(ctx) }, g.PollDeadLetters)
+		}()
+	} else {
+		g, err := localgw.New(cfg, localgw.Options{Listener: l, Logger: log})
+		require.NoError(t, err)
+		go func() { done <- g.Serve(ctx) }()
+	}
 	dns.SetTXT("_amtp."+domain, 60, "v=amtp1;gateway="+base+";auth=apikey;max-size=10485760")
-	x := &gw{t: t, domain: domain, url: base, g: g, cancel: cancel, done: done}
+	x := &gw{t: t, domain: domain, url: base, cancel: cancel, done: done}
 	t.Cleanup(x.stop)
 	return x
 }

@@ -1,0 +1,21 @@
+// Command api is the api Lambda: API Gateway HTTP API (payload v2) events
+// in, the one REST handler of internal/httpapi behind them.
+package main
+
+import (
+	"context"
+	"log"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
+
+	"github.com/agentry/agentry/internal/awsgw"
+)
+
+func main() {
+	g, err := awsgw.FromEnv(context.Background())
+	if err != nil {
+		log.Fatalf("api: %v", err)
+	}
+	lambda.Start(httpadapter.NewV2(g.Handler).ProxyWithContext)
+}

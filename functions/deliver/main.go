@@ -1,0 +1,20 @@
+// Command deliver is the deliver Lambda: SQS batches of delivery tasks in,
+// partial batch failures out.
+package main
+
+import (
+	"context"
+	"log"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/agentry/agentry/internal/awsgw"
+)
+
+func main() {
+	g, err := awsgw.FromEnv(context.Background())
+	if err != nil {
+		log.Fatalf("deliver: %v", err)
+	}
+	lambda.Start(g.DeliverBatch)
+}

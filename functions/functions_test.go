@@ -1,0 +1,265 @@
+// Package functions_test runs the real Lambda bootstrap binaries under our
+// own Runtime API (internal/lambdatest), against moto, fed with the sample
+// events in events/ — what `sam local invoke -e events/…` does.
+package functions_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/agentry/agentry/internal/awstest"
+	"github.com/agentry/agentry/internal/dynamo"
+	"github.com/agentry/agentry/internal/gateway"
+	"github.com/agentry/agentry/internal/lambdatest"
+	"github.com/agentry/agentry/internal/sqsq"
+)
+
+const adminKey = "functions-test-admin-key-0123"
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+// bootstrap builds every function once per test run (for this machine's
+// architecture; the deployment build is arm64).
+func bootstrap(t *testing.T, name string) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "agentry-lambdas-")
+		if buildErr != nil {
+			return
+		}
+		for _, fn := range []string{"api", "deliver", "deadletter"} {
+			cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-o", filepath.Join(binDir, fn, "bootstrap"), "./functions/"+fn)
+			cmd.Dir = awstest.RepoRoot()
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				buildErr = &buildError{fn: fn, out: string(out), err: err}
+				return
+			}
+		}
+	})
+	require.NoError(t, buildErr)
+	return filepath.Join(binDir, name, "bootstrap")
+}
+
+type buildError struct {
+	fn, out string
+	err     error
+}
+
+func (e *buildError) Error() string { return "build " + e.fn + ": " + e.err.Error() + "\n" + e.out }
+
+// function is one bootstrap process under a Runtime API.
+type function struct {
+	rt  *lambdatest.Runtime
+	cmd *exec.Cmd
+}
+
+func startFunction(t *testing.T, name string, env []string) *function {
+	t.Helper()
+	rt, err := lambdatest.Start()
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = rt.Close() })
+	cmd := exec.Command(bootstrap(t, name))
+	cmd.Env = append(append(append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.TempDir()}, rt.Env(name)...), awstest.Env(t)...), env...)
+	cmd.Stdout = logWriter{t, name}
+	cmd.Stderr = logWriter{t, name}
+	start := time.Now()
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	first, err := rt.FirstNext(ctx)
+	require.NoError(t, err, "%s never polled the Runtime API", name)
+	t.Logf("%s init: %s (process start to first /next)", name, first.Sub(start))
+	return &function{rt: rt, cmd: cmd}
+}
+
+func (f *function) invoke(t *testing.T, payload []byte) lambdatest.Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	res, err := f.rt.Invoke(ctx, payload)
+	require.NoError(t, err)
+	return res
+}
+
+type logWriter struct {
+	t    *testing.T
+	name string
+}
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.t.Logf("[%s] %s", w.name, strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+func loadEvent(t *testing.T, file string, into any) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(awstest.RepoRoot(), "events", file))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(data, into))
+}
+
+// apiCall sends an HTTP API v2 event built from the sample POST event.
+func apiCall(t *testing.T, f *function, method, path, key, body string) (int, map[string]any) {
+	t.Helper()
+	var ev events.APIGatewayV2HTTPRequest
+	loadEvent(t, "api-post-message.json", &ev)
+	ev.RawPath, ev.RequestContext.HTTP.Path, ev.RequestContext.HTTP.Method, ev.Body = path, path, method, body
+	if key != "" {
+		ev.Headers["authorization"] = "Bearer " + key
+	}
+	payload, err := json.Marshal(ev)
+	require.NoError(t, err)
+	res := f.invoke(t, payload)
+	require.False(t, res.Err, "api function error: %s", res.Payload)
+	var resp events.APIGatewayV2HTTPResponse
+	require.NoError(t, json.Unmarshal(res.Payload, &resp))
+	var out map[string]any
+	if resp.Body != "" {
+		require.NoError(t, json.Unmarshal([]byte(resp.Body), &out), resp.Body)
+	}
+	return resp.StatusCode, out
+}
+
+func TestBootstrapsUnderRuntimeAPI(t *testing.T) {
+	names, ep := awstest.Resources(t)
+	cfg := awstest.Config(t)
+	env := []string{
+		"AGENTRY_DOMAIN=example.com", "AGENTRY_RESOURCE_PREFIX=" + names.Prefix, "AGENTRY_TABLE=" + names.Table,
+		"AGENTRY_BUCKET=" + names.Bucket, "AGENTRY_QUEUE_URL=" + ep.DeliveryQueueURL, "AGENTRY_DLQ_URL=" + ep.DeadLetterURL,
+		"AGENTRY_ADMIN_KEY=" + adminKey, "AGENTRY_ALLOW_INSECURE=1", "AGENTRY_DNS_SERVER=127.0.0.1:1",
+		"AGENTRY_PUBLIC_URL=https://amtp.example.com", "AGENTRY_LOG_LEVEL=warn",
+	}
+	sqsc := sqs.NewFromConfig(cfg)
+	queue, err := sqsq.New(sqsc, sqsq.Config{QueueURL: ep.DeliveryQueueURL, DeadLetterURL: ep.DeadLetterURL})
+	require.NoError(t, err)
+	store, err := dynamo.New(dynamodb.NewFromConfig(cfg), dynamo.Config{Table: names.Table, Queue: queue})
+	require.NoError(t, err)
+
+	// carol is a push agent: a real HTTP server.
+	var (
+		mu  sync.Mutex
+		got []map[string]any
+	)
+	carol := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var m map[string]any
+		if json.Unmarshal(body, &m) == nil && r.Header.Get("webhook-signature") != "" {
+			mu.Lock()
+			got = append(got, m)
+			mu.Unlock()
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer carol.Close()
+
+	api := startFunction(t, "api", env)
+	status, out := apiCall(t, api, "GET", "/healthz", "", "")
+	require.Equal(t, http.StatusOK, status, "%v", out)
+	status, out = apiCall(t, api, "POST", "/v1/admin/agents", adminKey, `{"address":"carol","delivery_mode":"push","webhook_url":"`+carol.URL+`"}`)
+	require.Equal(t, http.StatusCreated, status, "%v", out)
+	status, out = apiCall(t, api, "POST", "/v1/admin/agents", adminKey, `{"address":"dave","delivery_mode":"pull"}`)
+	require.Equal(t, http.StatusCreated, status, "%v", out)
+	daveKey := out["api_key"].(string)
+	status, out = apiCall(t, api, "POST", "/v1/admin/agents", adminKey, `{"address":"erin","delivery_mode":"push","webhook_url":"http://127.0.0.1:1/unreachable"}`)
+	require.Equal(t, http.StatusCreated, status, "%v", out)
+
+	// 1. api: the sample POST (from another domain's gateway to carol) is
+	// accepted; the message is in DynamoDB and its task on the queue.
+	var post events.APIGatewayV2HTTPRequest
+	loadEvent(t, "api-post-message.json", &post)
+	payload, _ := json.Marshal(post)
+	res := api.invoke(t, payload)
+	require.False(t, res.Err, "%s", res.Payload)
+	var resp events.APIGatewayV2HTTPResponse
+	require.NoError(t, json.Unmarshal(res.Payload, &resp))
+	require.Equal(t, http.StatusAccepted, resp.StatusCode, resp.Body)
+	var accepted map[string]any
+	require.NoError(t, json.Unmarshal([]byte(resp.Body), &accepted))
+	id := accepted["message_id"].(string)
+	sm, err := store.GetMessage(context.Background(), id)
+	require.NoError(t, err, "message stored in DynamoDB")
+	assert.Equal(t, "alice@partner.example", sm.Sender)
+	recv, err := sqsc.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(ep.DeliveryQueueURL), MaxNumberOfMessages: 10, WaitTimeSeconds: 2, VisibilityTimeout: 60})
+	require.NoError(t, err)
+	require.Len(t, recv.Messages, 1, "one delivery task on the queue")
+	task, err := sqsq.ParseTask(aws.ToString(recv.Messages[0].Body))
+	require.NoError(t, err)
+	assert.Equal(t, id, task.MessageID)
+
+	// 2. deliver: the sample batch with the real task in place of its
+	// first record; the poison record (and only it) is a batch failure.
+	var batch events.SQSEvent
+	loadEvent(t, "sqs-deliver-batch.json", &batch)
+	require.Len(t, batch.Records, 3)
+	batch.Records[0].Body = aws.ToString(recv.Messages[0].Body)
+	batch.Records[0].ReceiptHandle = aws.ToString(recv.Messages[0].ReceiptHandle)
+	batch.Records[0].MessageId = aws.ToString(recv.Messages[0].MessageId)
+	deliver := startFunction(t, "deliver", env)
+	payload, _ = json.Marshal(batch)
+	res = deliver.invoke(t, payload)
+	require.False(t, res.Err, "%s", res.Payload)
+	var batchResp events.SQSEventResponse
+	require.NoError(t, json.Unmarshal(res.Payload, &batchResp))
+	require.Len(t, batchResp.BatchItemFailures, 1, "%s", res.Payload)
+	assert.Equal(t, batch.Records[2].MessageId, batchResp.BatchItemFailures[0].ItemIdentifier)
+	mu.Lock()
+	require.Len(t, got, 1, "carol received the message")
+	assert.Equal(t, id, got[0]["message_id"])
+	mu.Unlock()
+	st, err := store.GetStatuses(context.Background(), id)
+	require.NoError(t, err)
+	assert.Equal(t, gateway.StateDelivered, st[0].Status)
+
+	// 3. deadletter: dave's message to erin never got through; the raw task
+	// SQS moved to the DLQ fails erin and reports to dave.
+	status, out = apiCall(t, api, "POST", "/v1/messages", daveKey, `{"sender":"dave@example.com","recipients":["erin@example.com"],"subject":"ping","payload":{"n":1}}`)
+	require.Contains(t, []int{http.StatusAccepted, http.StatusOK}, status, "%v", out)
+	id2 := out["message_id"].(string)
+	var dlq events.SQSEvent
+	loadEvent(t, "sqs-deadletter-record.json", &dlq)
+	var raw map[string]any
+	require.NoError(t, json.Unmarshal([]byte(dlq.Records[0].Body), &raw))
+	raw["message_id"], raw["id"] = id2, gateway.TaskID(id2, "erin@example.com")
+	b, _ := json.Marshal(raw)
+	dlq.Records[0].Body = string(b)
+	dead := startFunction(t, "deadletter", env)
+	payload, _ = json.Marshal(dlq)
+	res = dead.invoke(t, payload)
+	require.False(t, res.Err, "%s", res.Payload)
+	require.NoError(t, json.Unmarshal(res.Payload, &batchResp))
+	assert.Empty(t, batchResp.BatchItemFailures)
+	st, err = store.GetStatuses(context.Background(), id2)
+	require.NoError(t, err)
+	assert.Equal(t, gateway.StateFailed, st[0].Status)
+	assert.NotEmpty(t, st[0].ErrorCode)
+	require.Eventually(t, func() bool {
+		inbox, _, err := store.ListInbox(context.Background(), "dave@example.com", 10, "")
+		if err != nil || len(inbox) == 0 {
+			return false
+		}
+		return strings.Contains(string(inbox[0].Raw), `"delivery_failure"`) && strings.Contains(string(inbox[0].Raw), id2)
+	}, 10*time.Second, 100*time.Millisecond, "dave received the failure report")
+}

@@ -1,0 +1,169 @@
+// Package awsgw assembles the gateway on its AWS adapters — DynamoDB, SQS,
+// S3, Secrets Manager — around the same core the local gateway uses. Each
+// Lambda main and `agentry serve` with AGENTRY_BACKEND=aws build it here,
+// so the two runtimes cannot drift apart.
+package awsgw
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/agentry/agentry/internal/awsres"
+	"github.com/agentry/agentry/internal/config"
+	"github.com/agentry/agentry/internal/delivery"
+	"github.com/agentry/agentry/internal/discovery"
+	"github.com/agentry/agentry/internal/dynamo"
+	"github.com/agentry/agentry/internal/gateway"
+	"github.com/agentry/agentry/internal/httpapi"
+	"github.com/agentry/agentry/internal/netguard"
+	"github.com/agentry/agentry/internal/s3blob"
+	"github.com/agentry/agentry/internal/sqsq"
+)
+
+// Version is the gateway's version string, set at build time.
+var Version = "dev"
+
+// Gateway is the gateway on AWS adapters.
+type Gateway struct {
+	Config  config.Config
+	AWS     aws.Config
+	SQS     *sqs.Client
+	Store   *dynamo.Store
+	Queue   *sqsq.Queue
+	Service *gateway.Service
+	Worker  *delivery.Worker
+	Handler http.Handler
+	log     *slog.Logger
+}
+
+// New builds every part. It makes no network call unless queue URLs must
+// be looked up by name or AGENTRY_AWS_BOOTSTRAP asks for resources to be
+// created, so that a Lambda's cold start stays small (the functions get
+// their URLs from the stack).
+func New(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.Logger) (*Gateway, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	g := &Gateway{Config: cfg, AWS: awsCfg, log: log}
+	g.SQS = sqs.NewFromConfig(awsCfg)
+	names, err := awsres.NamesFor(cfg.ResourcePrefix)
+	if err != nil {
+		return nil, err
+	}
+	names.Table, names.Bucket = cfg.Table, cfg.Bucket
+	if cfg.AWSBootstrap {
+		ep, err := awsres.Ensure(ctx, awsCfg, names)
+		if err != nil {
+			return nil, fmt.Errorf("bootstrap AWS resources: %w", err)
+		}
+		if cfg.QueueURL == "" {
+			cfg.QueueURL = ep.DeliveryQueueURL
+		}
+		if cfg.DLQURL == "" {
+			cfg.DLQURL = ep.DeadLetterURL
+		}
+	}
+	if cfg.QueueURL == "" {
+		if cfg.QueueURL, err = queueURL(ctx, g.SQS, names.DeliveryQueue); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.DLQURL == "" {
+		if cfg.DLQURL, err = queueURL(ctx, g.SQS, names.DeadLetter); err != nil {
+			return nil, err
+		}
+	}
+	g.Config = cfg
+
+	g.Queue, err = sqsq.New(g.SQS, sqsq.Config{QueueURL: cfg.QueueURL, DeadLetterURL: cfg.DLQURL})
+	if err != nil {
+		return nil, err
+	}
+	s3c := s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = awsCfg.BaseEndpoint != nil })
+	blobs, err := s3blob.New(s3c, cfg.Bucket)
+	if err != nil {
+		return nil, err
+	}
+	g.Store, err = dynamo.New(dynamodb.NewFromConfig(awsCfg), dynamo.Config{Table: cfg.Table, Blobs: blobs, Queue: g.Queue})
+	if err != nil {
+		return nil, err
+	}
+	res, err := discovery.New(discovery.Config{Server: cfg.DNSServer})
+	if err != nil {
+		return nil, fmt.Errorf("dns resolver: %w", err)
+	}
+	disc := discovery.Gateway{Resolver: res}
+	gcfg := gateway.Config{
+		Domain: cfg.Domain, AdminKey: cfg.AdminKey, MaxRecipients: cfg.MaxRecipients,
+		MaxMessageBytes: cfg.MaxMessageBytes, PublicURL: cfg.PublicURL, AllowInsecure: cfg.AllowInsecure,
+		Logger: log,
+	}
+	if cfg.AdminKey == "" && cfg.AdminKeySecretARN != "" {
+		gcfg.AdminKeyFunc = secretFetcher(secretsmanager.NewFromConfig(awsCfg), cfg.AdminKeySecretARN)
+	}
+	svc, err := gateway.NewService(gcfg, gateway.Ports{Messages: g.Store, Inbox: g.Store, Agents: g.Store, Queue: g.Queue, Discover: disc})
+	if err != nil {
+		return nil, err
+	}
+	client := netguard.NewClient(netguard.Options{AllowInsecure: cfg.AllowInsecure, UserAgent: "AMTP/1.0 (agentry/" + Version + ")"})
+	g.Worker, err = delivery.New(delivery.Config{
+		Domain: cfg.Domain, Concurrency: cfg.Workers, Logger: log,
+		// An attempt must end (and be recorded) well inside the deliver
+		// function's timeout, or a hanging endpoint would kill the
+		// invocation before the retry is scheduled.
+		AttemptTimeout: time.Duration(awsres.DeliverTimeoutSeconds) * time.Second * 2 / 3,
+		Retry:          delivery.RetryPolicy{Base: cfg.RetryBase, Max: cfg.RetryMax, Window: cfg.RetryWindow, Jitter: 0.25},
+	}, delivery.Deps{Messages: g.Store, Inbox: g.Store, Agents: g.Store, Queue: g.Queue, Discover: disc, Reporter: svc, Client: client})
+	if err != nil {
+		return nil, err
+	}
+	svc.SetImmediate(g.Worker)
+	g.Service = svc
+	g.Handler = httpapi.New(svc, httpapi.Options{Version: Version, Logger: log, Ready: g.Store.Ping})
+	return g, nil
+}
+
+func queueURL(ctx context.Context, c *sqs.Client, name string) (string, error) {
+	out, err := c.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(name)})
+	if err != nil {
+		return "", fmt.Errorf("find queue %s (set AGENTRY_QUEUE_URL/AGENTRY_DLQ_URL, or AGENTRY_AWS_BOOTSTRAP=1 to create it): %w", name, err)
+	}
+	return aws.ToString(out.QueueUrl), nil
+}
+
+// secretFetcher reads the admin key from Secrets Manager on first use.
+func secretFetcher(c *secretsmanager.Client, arn string) func(context.Context) (string, error) {
+	var (
+		mu  sync.Mutex
+		key string
+	)
+	return func(ctx context.Context) (string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if key != "" {
+			return key, nil
+		}
+		out, err := c.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn)})
+		if err != nil {
+			return "", fmt.Errorf("read admin key secret: %w", err)
+		}
+		v := strings.TrimSpace(aws.ToString(out.SecretString))
+		if v == "" {
+			return "", errors.New("admin key secret is empty")
+		}
+		key = v
+		return key, nil
+	}
+}

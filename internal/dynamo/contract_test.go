@@ -1,0 +1,89 @@
+package dynamo
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/stretchr/testify/require"
+
+	"github.com/agentry/agentry/internal/awsres"
+	"github.com/agentry/agentry/internal/awstest"
+	"github.com/agentry/agentry/internal/gateway/gatewaytest"
+	"github.com/agentry/agentry/internal/s3blob"
+	"github.com/agentry/agentry/internal/sqsq"
+)
+
+// env is one test's fresh table, bucket and queues.
+type env struct {
+	names  awsres.Names
+	ep     awsres.Endpoints
+	client *dynamodb.Client
+	sqs    *sqs.Client
+	blobs  *s3blob.Store
+	queue  *sqsq.Queue
+	clock  *clock
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	names, ep := awstest.Resources(t)
+	cfg := awstest.Config(t)
+	blobs, err := s3blob.NewFromConfig(cfg, names.Bucket)
+	require.NoError(t, err)
+	e := &env{names: names, ep: ep, client: dynamodb.NewFromConfig(cfg), sqs: sqs.NewFromConfig(cfg), blobs: blobs, clock: &clock{}}
+	e.openQueue(t)
+	return e
+}
+
+// openQueue makes a client of the env's SQS queues, the queue the store
+// runs with in AWS; the suites read the tasks back through it.
+func (e *env) openQueue(t *testing.T) {
+	t.Helper()
+	q, err := sqsq.New(e.sqs, sqsq.Config{QueueURL: e.ep.DeliveryQueueURL, DeadLetterURL: e.ep.DeadLetterURL})
+	require.NoError(t, err)
+	e.queue = q
+}
+
+func (e *env) store(t *testing.T, mod ...func(*Config)) *Store {
+	t.Helper()
+	cfg := Config{Table: e.names.Table, Blobs: e.blobs, Queue: e.queue, Now: e.clock.Now}
+	for _, m := range mod {
+		m(&cfg)
+	}
+	s, err := New(e.client, cfg)
+	require.NoError(t, err)
+	return s
+}
+
+func (e *env) backend(t *testing.T) gatewaytest.Backend {
+	s := e.store(t)
+	return gatewaytest.Backend{
+		Messages: s,
+		Inbox:    s,
+		Agents:   s,
+		Queue:    e.queue,
+		// Both adapters keep their state in AWS: reopening is building
+		// them again.
+		Reopen: func(t *testing.T) gatewaytest.Backend {
+			e.openQueue(t)
+			return e.backend(t)
+		},
+	}
+}
+
+func factory(t *testing.T) gatewaytest.Backend { return newEnv(t).backend(t) }
+
+func TestMessageStore(t *testing.T) { gatewaytest.RunMessageStore(t, factory) }
+func TestInboxStore(t *testing.T)   { gatewaytest.RunInboxStore(t, factory) }
+func TestAgentStore(t *testing.T)   { gatewaytest.RunAgentStore(t, factory) }
+
+// clock is the real clock plus an offset the test moves forward, so that
+// times keep their meaning for the emulator while markers can expire
+// without waiting.
+type clock struct{ offset atomic.Int64 }
+
+func (c *clock) Now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }

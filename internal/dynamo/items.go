@@ -1,0 +1,427 @@
+package dynamo
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/agentry/agentry/internal/awsres"
+	"github.com/agentry/agentry/internal/gateway"
+)
+
+type item = map[string]types.AttributeValue
+
+// Key prefixes. Addresses in keys are lower-case, so that every lookup is
+// case-insensitive; ids and idempotency keys are kept exactly.
+const (
+	pfxMessage   = "MSG#"
+	skMessage    = "MSG"
+	pfxRecipient = "RCPT#"
+	pfxIdem      = "IDEM#"
+	pfxIdemKey   = "KEY#"
+	pfxAgent     = "AGENT#"
+	skAgent      = "AGENT"
+	pfxAPIKey    = "APIKEY#"
+	skAPIKey     = "APIKEY"
+
+	// gsi1 partitions
+	pfxFrom   = "FROM#"
+	pfxTo     = "TO#"
+	pkAgents  = "AGENTS"
+	pfxDay    = "DAY#"   // gsi2
+	pfxInbox  = "INBOX#" // gsi2
+	dayLayout = "2006-01-02"
+)
+
+// Index names, so that each query reads as what it looks up.
+const (
+	gsiFrom   = awsres.GSI1
+	gsiTo     = awsres.GSI1
+	gsiAgents = awsres.GSI1
+	gsiDay    = awsres.GSI2
+	gsiInbox  = awsres.GSI2
+)
+
+// Attribute names. They are short because every byte of every name counts
+// towards an item's size, and so towards its write units.
+const (
+	aPK  = awsres.AttrPK
+	aSK  = awsres.AttrSK
+	aTTL = awsres.AttrTTL
+	aG1P = awsres.AttrGSI1PK
+	aG1S = awsres.AttrGSI1SK
+	aG2P = awsres.AttrGSI2PK
+	aG2S = awsres.AttrGSI2SK
+
+	// message
+	aRaw    = "raw"  // B: the message JSON, when it fits
+	aBlob   = "blob" // S: s3blob reference, when it does not
+	aFrom   = "from" // S: sender as given (also on the idempotency record)
+	aTo     = "to"   // L of S: recipients as given, in order
+	aSubj   = "subj"
+	aOrigin = "orig"
+	aAt     = "at"   // S: accepted_at, RFC 3339 with nanoseconds
+	aRN     = "rn"   // N: number of recipients with a status at accept
+	aOver   = "over" // S: JSON of recipient items not written by the transaction
+
+	// recipient
+	aAddr   = "addr" // S: address as first stored
+	aN      = "n"    // N: position in the message's order
+	aStatus = "st"   // M: the status
+
+	// idempotency record
+	aKey     = "key"
+	aMsgID   = "mid"
+	aDigest  = "dig"
+	aCreated = "cat"
+	aPending = "pend"  // N: enqueue marker, epoch ms after which a retry takes over
+	aTasks   = "tasks" // S: JSON []gateway.Task, kept while the marker is set
+)
+
+// keyTime is the time in sort keys: fixed width and UTC, so that byte
+// order is time order. Milliseconds are the precision the ports promise.
+const keyTime = "2006-01-02T15:04:05.000Z"
+
+func formatKeyTime(t time.Time) string { return t.UTC().Format(keyTime) }
+
+// timeSK is the sort key of a message in every time-ordered index: its
+// time, then its id, which breaks ties and makes the key unique.
+func timeSK(t time.Time, id string) string { return formatKeyTime(t) + "#" + id }
+
+// parseTimeSK splits a time sort key; the id part may be absent (a cursor
+// at a day boundary).
+func parseTimeSK(sk string) (time.Time, string, error) {
+	if len(sk) < len(keyTime) {
+		return time.Time{}, "", fmt.Errorf("sort key %q is too short", sk)
+	}
+	t, err := time.Parse(keyTime, sk[:len(keyTime)])
+	if err != nil {
+		return time.Time{}, "", fmt.Errorf("sort key %q: %w", sk, err)
+	}
+	rest := sk[len(keyTime):]
+	if rest == "" {
+		return t, "", nil
+	}
+	if rest[0] != '#' || len(rest) == 1 {
+		return time.Time{}, "", fmt.Errorf("sort key %q has no id", sk)
+	}
+	return t, rest[1:], nil
+}
+
+func messageKey(id string) item { return key(pfxMessage+id, skMessage) }
+
+func recipientKey(id, addr string) item {
+	return key(pfxMessage+id, pfxRecipient+strings.ToLower(addr))
+}
+
+func idemKey(sender, k string) item {
+	return key(pfxIdem+strings.ToLower(sender), pfxIdemKey+k)
+}
+
+func agentKey(addr string) item { return key(pfxAgent+strings.ToLower(addr), skAgent) }
+
+func apiKeyKey(hash string) item { return key(pfxAPIKey+strings.ToLower(hash), skAPIKey) }
+
+func key(pk, sk string) item { return item{aPK: str(pk), aSK: str(sk)} }
+
+// ---- attribute values ----
+
+func str(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
+
+func num(v int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)}
+}
+
+func bin(v []byte) types.AttributeValue { return &types.AttributeValueMemberB{Value: v} }
+
+func strList(vs []string) types.AttributeValue {
+	l := make([]types.AttributeValue, len(vs))
+	for i, v := range vs {
+		l[i] = str(v)
+	}
+	return &types.AttributeValueMemberL{Value: l}
+}
+
+func timeAttr(t time.Time) types.AttributeValue { return str(t.UTC().Format(time.RFC3339Nano)) }
+
+// putStr sets a string attribute only when it has a value: DynamoDB
+// refuses empty strings in key attributes, and absent costs nothing.
+func putStr(it item, name, v string) {
+	if v != "" {
+		it[name] = str(v)
+	}
+}
+
+func getStr(it item, name string) string {
+	if v, ok := it[name].(*types.AttributeValueMemberS); ok {
+		return v.Value
+	}
+	return ""
+}
+
+func getNum(it item, name string) (int64, bool) {
+	v, ok := it[name].(*types.AttributeValueMemberN)
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(v.Value, 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return n, true
+}
+
+func getBin(it item, name string) []byte {
+	if v, ok := it[name].(*types.AttributeValueMemberB); ok {
+		return v.Value
+	}
+	return nil
+}
+
+func getStrList(it item, name string) []string {
+	v, ok := it[name].(*types.AttributeValueMemberL)
+	if !ok {
+		return nil
+	}
+	out := make([]string, 0, len(v.Value))
+	for _, e := range v.Value {
+		if s, ok := e.(*types.AttributeValueMemberS); ok {
+			out = append(out, s.Value)
+		}
+	}
+	return out
+}
+
+func getTime(it item, name string) (time.Time, error) {
+	s := getStr(it, name)
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("attribute %s: %w", name, err)
+	}
+	return t, nil
+}
+
+// expired reports whether DynamoDB's TTL may delete the item already: its
+// deletion lags by up to days, so readers hide such items themselves.
+func expired(it item, now time.Time) bool {
+	exp, ok := getNum(it, aTTL)
+	return ok && exp <= now.Unix()
+}
+
+// ttl is the TTL attribute's value for a deadline: epoch seconds, rounded
+// up so that an item never expires before its deadline.
+func ttl(t time.Time) int64 {
+	s := t.Unix()
+	if t.Nanosecond() > 0 {
+		s++
+	}
+	return s
+}
+
+// ---- statuses ----
+
+// Status map field names.
+const (
+	stState     = "s"
+	stAttempts  = "a"
+	stUpdated   = "u"
+	stNextRetry = "nr"
+	stDelivered = "d"
+	stErrCode   = "ec"
+	stErrMsg    = "em"
+	stVia       = "via"
+	stResponse  = "resp"
+)
+
+// statusAttr encodes a status without its address, which the recipient
+// item keeps separately in the spelling it was first stored with.
+func statusAttr(r gateway.RecipientStatus) types.AttributeValue {
+	m := item{
+		stState:    str(string(r.Status)),
+		stAttempts: num(int64(r.Attempts)),
+		stUpdated:  timeAttr(r.UpdatedAt),
+	}
+	if r.NextRetry != nil {
+		m[stNextRetry] = timeAttr(*r.NextRetry)
+	}
+	if r.DeliveredAt != nil {
+		m[stDelivered] = timeAttr(*r.DeliveredAt)
+	}
+	putStr(m, stErrCode, r.ErrorCode)
+	putStr(m, stErrMsg, r.ErrorMessage)
+	putStr(m, stVia, r.Via)
+	if len(r.Response) > 0 {
+		m[stResponse] = bin(r.Response)
+	}
+	return &types.AttributeValueMemberM{Value: m}
+}
+
+func decodeStatus(addr string, av types.AttributeValue) (gateway.RecipientStatus, error) {
+	r := gateway.RecipientStatus{Address: addr}
+	mv, ok := av.(*types.AttributeValueMemberM)
+	if !ok {
+		return r, fmt.Errorf("status of %s is not a map", addr)
+	}
+	m := mv.Value
+	r.Status = gateway.State(getStr(m, stState))
+	if n, ok := getNum(m, stAttempts); ok {
+		r.Attempts = int(n)
+	}
+	var err error
+	if r.UpdatedAt, err = getTime(m, stUpdated); err != nil {
+		return r, fmt.Errorf("status of %s: %w", addr, err)
+	}
+	for _, f := range []struct {
+		name string
+		dst  **time.Time
+	}{{stNextRetry, &r.NextRetry}, {stDelivered, &r.DeliveredAt}} {
+		if _, ok := m[f.name]; !ok {
+			continue
+		}
+		t, err := getTime(m, f.name)
+		if err != nil {
+			return r, fmt.Errorf("status of %s: %w", addr, err)
+		}
+		*f.dst = &t
+	}
+	r.ErrorCode = getStr(m, stErrCode)
+	r.ErrorMessage = getStr(m, stErrMsg)
+	r.Via = getStr(m, stVia)
+	if b := getBin(m, stResponse); len(b) > 0 {
+		r.Response = json.RawMessage(b)
+	}
+	return r, nil
+}
+
+// recipientSpec is everything a recipient item is made from. Accept writes
+// most of them in its transaction; the rest travel in the message item
+// (aOver) as JSON until they are written.
+type recipientSpec struct {
+	Address string                  `json:"addr"`
+	N       int64                   `json:"n"`
+	Status  gateway.RecipientStatus `json:"status"`
+	// Indexed: the address is one of the message's recipients, so the
+	// item appears in its TO# listing (recipients added later do not).
+	Indexed bool `json:"indexed,omitempty"`
+	// Inbox: filed in the recipient's inbox at this time.
+	Inbox *time.Time `json:"inbox,omitempty"`
+}
+
+// messageRef is what every recipient item repeats of its message.
+type messageRef struct {
+	id      string
+	at      time.Time // accepted_at
+	rn      int64     // recipients with a status at accept
+	expires int64     // TTL
+}
+
+func recipientItem(m messageRef, r recipientSpec) item {
+	it := recipientKey(m.id, r.Address)
+	it[aAddr] = str(r.Address)
+	it[aN] = num(r.N)
+	it[aRN] = num(m.rn)
+	it[aStatus] = statusAttr(r.Status)
+	it[aTTL] = num(m.expires)
+	if r.Indexed {
+		it[aG1P] = str(pfxTo + strings.ToLower(r.Address))
+		it[aG1S] = str(timeSK(m.at, m.id))
+	}
+	if r.Inbox != nil {
+		it[aG2P] = str(pfxInbox + strings.ToLower(r.Address))
+		it[aG2S] = str(timeSK(*r.Inbox, m.id))
+	}
+	return it
+}
+
+// ---- projections ----
+
+// projection is a ProjectionExpression with every name aliased, so that
+// no attribute name ever collides with a DynamoDB reserved word.
+type projection struct {
+	expr  string
+	names map[string]string
+}
+
+func project(attrs ...string) *projection {
+	p := &projection{names: make(map[string]string, len(attrs))}
+	parts := make([]string, len(attrs))
+	for i, a := range attrs {
+		alias := "#p" + strconv.Itoa(i)
+		p.names[alias] = a
+		parts[i] = alias
+	}
+	p.expr = strings.Join(parts, ", ")
+	return p
+}
+
+// alias is the placeholder of a projected attribute, for use in the same
+// request's other expressions.
+func (p *projection) alias(attr string) string {
+	for a, name := range p.names {
+		if name == attr {
+			return a
+		}
+	}
+	panic("dynamo: attribute " + attr + " is not in the projection")
+}
+
+// headAttrs is a message without its body, plus its recipient items: what
+// listings and status reads need.
+var headAttrs = project(aPK, aSK, aFrom, aTo, aSubj, aOrigin, aAt, aRN, aOver, aTTL, aAddr, aN, aStatus)
+
+// ---- item size ----
+
+// itemSize is an item's size as DynamoDB bills it: attribute names plus
+// values (docs: "Item sizes and formats"). Accept uses it to decide whether
+// a body still fits inline; the tests use it to count write units.
+func itemSize(it item) int {
+	n := 0
+	for name, v := range it {
+		n += len(name) + valueSize(v)
+	}
+	return n
+}
+
+func valueSize(v types.AttributeValue) int {
+	switch v := v.(type) {
+	case *types.AttributeValueMemberS:
+		return len(v.Value)
+	case *types.AttributeValueMemberB:
+		return len(v.Value)
+	case *types.AttributeValueMemberN:
+		digits := len(strings.TrimLeft(strings.TrimPrefix(v.Value, "-"), "0"))
+		return (digits+1)/2 + 1
+	case *types.AttributeValueMemberBOOL, *types.AttributeValueMemberNULL:
+		return 1
+	case *types.AttributeValueMemberL:
+		n := 3
+		for _, e := range v.Value {
+			n += 1 + valueSize(e)
+		}
+		return n
+	case *types.AttributeValueMemberM:
+		n := 3
+		for k, e := range v.Value {
+			n += 1 + len(k) + valueSize(e)
+		}
+		return n
+	case *types.AttributeValueMemberSS:
+		n := 0
+		for _, e := range v.Value {
+			n += len(e)
+		}
+		return n
+	}
+	return 0
+}
+
+// writeUnits is what writing an item of this size costs outside a
+// transaction (inside one it costs twice as much).
+func writeUnits(size int) int { return max(1, (size+1023)/1024) }
