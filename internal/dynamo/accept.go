@@ -110,16 +110,7 @@ func (s *Store) plan(ctx context.Context, a *gateway.Acceptance, now time.Time) 
 	}
 
 	if a.Idempotency.Key != "" {
-		rec := a.Idempotency
-		if rec.Sender == "" {
-			rec.Sender = m.Sender
-		}
-		if rec.MessageID == "" {
-			rec.MessageID = m.ID
-		}
-		if rec.CreatedAt.IsZero() {
-			rec.CreatedAt = now
-		}
+		rec := a.Idempotency.Filled(m, now)
 		p.idem = idemKey(rec.Sender, rec.Key)
 		p.idem[aFrom] = str(rec.Sender)
 		p.idem[aKey] = str(rec.Key)

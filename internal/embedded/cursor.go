@@ -39,13 +39,5 @@ func decodeCursor(kind byte, s string, minLen int) ([]byte, error) {
 	return b[1:], nil
 }
 
-// pageLimit applies the listing defaults: 100 when unset, at most 1000.
-func pageLimit(n int) int {
-	switch {
-	case n <= 0:
-		return 100
-	case n > 1000:
-		return 1000
-	}
-	return n
-}
+// pageLimit applies the listing defaults shared by every store.
+func pageLimit(n int) int { return gateway.PageLimit(n) }

@@ -126,16 +126,7 @@ func (db *DB) prepareAccept(a *gateway.Acceptance, now time.Time) (*preparedAcce
 	}
 	p.timeKey = append(putTime(nil, acceptedAt), m.ID...)
 	if a.Idempotency.Key != "" {
-		rec := a.Idempotency
-		if rec.Sender == "" {
-			rec.Sender = m.Sender
-		}
-		if rec.MessageID == "" {
-			rec.MessageID = m.ID
-		}
-		if rec.CreatedAt.IsZero() {
-			rec.CreatedAt = now
-		}
+		rec := a.Idempotency.Filled(m, now)
 		p.idemKey = idemKey(rec.Sender, rec.Key)
 		if p.idemRecord, err = json.Marshal(rec); err != nil {
 			return nil, fmt.Errorf("encode idempotency record: %w", err)

@@ -213,3 +213,30 @@ type DeadLetter struct {
 	LastAttempt   time.Time `json:"last_attempt"`
 	DLQTimestamp  time.Time `json:"dlq_timestamp"`
 }
+
+// Filled returns the record with the defaults every store applies: sender
+// and message id from the message, creation time now.
+func (r IdempotencyRecord) Filled(m *StoredMessage, now time.Time) IdempotencyRecord {
+	if r.Sender == "" {
+		r.Sender = m.Sender
+	}
+	if r.MessageID == "" {
+		r.MessageID = m.ID
+	}
+	if r.CreatedAt.IsZero() {
+		r.CreatedAt = now
+	}
+	return r
+}
+
+// PageLimit applies the listing defaults of every store: 100 when unset,
+// at most 1000.
+func PageLimit(n int) int {
+	switch {
+	case n <= 0:
+		return 100
+	case n > 1000:
+		return 1000
+	}
+	return n
+}
