@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -262,4 +263,136 @@ func TestBootstrapsUnderRuntimeAPI(t *testing.T) {
 		}
 		return strings.Contains(string(inbox[0].Raw), `"delivery_failure"`) && strings.Contains(string(inbox[0].Raw), id2)
 	}, 10*time.Second, 100*time.Millisecond, "dave received the failure report")
+}
+
+// blackhole accepts connections and never answers: an SQS endpoint that
+// hangs, so that the api function is stuck between its DynamoDB write and
+// its SQS send when the test kills it.
+func blackhole(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var conns []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = l.Close()
+		mu.Lock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		mu.Unlock()
+	})
+	return "http://" + l.Addr().String()
+}
+
+// The api function is killed after the message is in DynamoDB and before
+// its task reaches SQS. The client retries with the same idempotency key:
+// the retry re-enqueues the original task, and the message is delivered
+// exactly once.
+func TestAPIKilledBetweenStoreAndEnqueueLosesNothing(t *testing.T) {
+	names, ep := awstest.Resources(t)
+	cfg := awstest.Config(t)
+	env := []string{
+		"AGENTRY_DOMAIN=example.com", "AGENTRY_RESOURCE_PREFIX=" + names.Prefix, "AGENTRY_TABLE=" + names.Table,
+		"AGENTRY_BUCKET=" + names.Bucket, "AGENTRY_QUEUE_URL=" + ep.DeliveryQueueURL, "AGENTRY_DLQ_URL=" + ep.DeadLetterURL,
+		"AGENTRY_ADMIN_KEY=" + adminKey, "AGENTRY_ALLOW_INSECURE=1", "AGENTRY_DNS_SERVER=127.0.0.1:1",
+		"AGENTRY_LOG_LEVEL=warn",
+	}
+	sqsc := sqs.NewFromConfig(cfg)
+	queue, err := sqsq.New(sqsc, sqsq.Config{QueueURL: ep.DeliveryQueueURL, DeadLetterURL: ep.DeadLetterURL})
+	require.NoError(t, err)
+	store, err := dynamo.New(dynamodb.NewFromConfig(cfg), dynamo.Config{Table: names.Table, Queue: queue})
+	require.NoError(t, err)
+
+	var (
+		mu    sync.Mutex
+		calls int
+	)
+	carol := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		calls++
+		mu.Unlock()
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer carol.Close()
+	setup := startFunction(t, "api", env)
+	status, out := apiCall(t, setup, "POST", "/v1/admin/agents", adminKey, `{"address":"carol","delivery_mode":"push","webhook_url":"`+carol.URL+`"}`)
+	require.Equal(t, http.StatusCreated, status, "%v", out)
+
+	// First attempt: SQS hangs; kill the function once the message is stored.
+	stuck := startFunction(t, "api", append(env, "AWS_ENDPOINT_URL_SQS="+blackhole(t)))
+	var post events.APIGatewayV2HTTPRequest
+	loadEvent(t, "api-post-message.json", &post)
+	payload, _ := json.Marshal(post)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, _ = stuck.rt.Invoke(ctx, payload)
+	}()
+	var id string
+	require.Eventually(t, func() bool {
+		list, _, err := store.ListMessages(context.Background(), gateway.MessageQuery{Limit: 10})
+		if err != nil || len(list) == 0 {
+			return false
+		}
+		id = list[0].MessageID
+		return true
+	}, 20*time.Second, 50*time.Millisecond, "the message reaches DynamoDB")
+	require.NoError(t, stuck.cmd.Process.Kill())
+	_, _ = stuck.cmd.Process.Wait()
+	recv, err := sqsc.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(ep.DeliveryQueueURL), MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
+	require.NoError(t, err)
+	require.Empty(t, recv.Messages, "the task never reached SQS")
+
+	// The client's retry with the same idempotency key.
+	retry := startFunction(t, "api", env)
+	res := retry.invoke(t, payload)
+	require.False(t, res.Err, "%s", res.Payload)
+	var resp events.APIGatewayV2HTTPResponse
+	require.NoError(t, json.Unmarshal(res.Payload, &resp))
+	require.Equal(t, http.StatusAccepted, resp.StatusCode, resp.Body)
+	assert.Contains(t, resp.Body, id, "the retry answers with the original message")
+
+	// Exactly one task, delivered once.
+	var tasks []*sqs.ReceiveMessageOutput
+	deadline := time.Now().Add(15 * time.Second)
+	total := 0
+	for time.Now().Before(deadline) && total == 0 {
+		r, err := sqsc.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(ep.DeliveryQueueURL), MaxNumberOfMessages: 10, WaitTimeSeconds: 1, VisibilityTimeout: 60})
+		require.NoError(t, err)
+		tasks = append(tasks, r)
+		total += len(r.Messages)
+	}
+	r, err := sqsc.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(ep.DeliveryQueueURL), MaxNumberOfMessages: 10, WaitTimeSeconds: 1, VisibilityTimeout: 60})
+	require.NoError(t, err)
+	total += len(r.Messages)
+	tasks = append(tasks, r)
+	require.Equal(t, 1, total, "exactly one delivery task")
+	var msgRec events.SQSMessage
+	for _, o := range tasks {
+		for _, m := range o.Messages {
+			msgRec = events.SQSMessage{MessageId: aws.ToString(m.MessageId), ReceiptHandle: aws.ToString(m.ReceiptHandle), Body: aws.ToString(m.Body), Attributes: map[string]string{"ApproximateReceiveCount": "1"}}
+		}
+	}
+	deliver := startFunction(t, "deliver", env)
+	batch, _ := json.Marshal(events.SQSEvent{Records: []events.SQSMessage{msgRec}})
+	res = deliver.invoke(t, batch)
+	require.False(t, res.Err, "%s", res.Payload)
+	st, err := store.GetStatuses(context.Background(), id)
+	require.NoError(t, err)
+	assert.Equal(t, gateway.StateDelivered, st[0].Status)
+	mu.Lock()
+	assert.Equal(t, 1, calls, "carol got the message exactly once")
+	mu.Unlock()
 }
