@@ -17,5 +17,8 @@ func main() {
 	if err != nil {
 		log.Fatalf("api: %v", err)
 	}
+	// Init runs once per instance, so this is the instance's cold start:
+	// one EMF line on stdout, no network call.
+	g.Metrics.ColdStart("api")
 	lambda.Start(httpadapter.NewV2(g.Handler).ProxyWithContext)
 }

@@ -16,5 +16,8 @@ func main() {
 	if err != nil {
 		log.Fatalf("deadletter: %v", err)
 	}
+	// Init runs once per instance, so this is the instance's cold start:
+	// one EMF line on stdout, no network call.
+	g.Metrics.ColdStart("deadletter")
 	lambda.Start(g.DeadLetterBatch)
 }

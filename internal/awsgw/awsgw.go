@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -28,6 +29,7 @@ import (
 	"github.com/agentry/agentry/internal/gateway"
 	"github.com/agentry/agentry/internal/httpapi"
 	"github.com/agentry/agentry/internal/netguard"
+	"github.com/agentry/agentry/internal/observe"
 	"github.com/agentry/agentry/internal/s3blob"
 	"github.com/agentry/agentry/internal/sqsq"
 )
@@ -45,6 +47,9 @@ type Gateway struct {
 	Service *gateway.Service
 	Worker  *delivery.Worker
 	Handler http.Handler
+	// Metrics publishes the gateway's metrics as EMF lines on stdout
+	// (docs/metrics.md); the functions also report their cold start here.
+	Metrics *observe.EMF
 	log     *slog.Logger
 }
 
@@ -53,10 +58,17 @@ type Gateway struct {
 // created, so that a Lambda's cold start stays small (the functions get
 // their URLs from the stack).
 func New(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.Logger) (*Gateway, error) {
-	if log == nil {
-		log = slog.Default()
+	// Every line logged with a request's or a task's context carries its
+	// correlation ids, whoever built the logger.
+	log = observe.Correlate(log)
+	metrics, err := observe.NewEMF(os.Stdout, cfg.ResourcePrefix)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
 	}
-	g := &Gateway{Config: cfg, AWS: awsCfg, log: log}
+	// Before any client is built from it: clients copy the options. A
+	// no-op unless X-Ray tracing is on (in Lambda, or AGENTRY_XRAY=1).
+	observe.InstrumentAWS(&awsCfg)
+	g := &Gateway{Config: cfg, AWS: awsCfg, Metrics: metrics, log: log}
 	g.SQS = sqs.NewFromConfig(awsCfg)
 	names, err := awsres.NamesFor(cfg.ResourcePrefix)
 	if err != nil {
@@ -108,7 +120,7 @@ func New(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.Lo
 	gcfg := gateway.Config{
 		Domain: cfg.Domain, AdminKey: cfg.AdminKey, MaxRecipients: cfg.MaxRecipients,
 		MaxMessageBytes: cfg.MaxMessageBytes, PublicURL: cfg.PublicURL, AllowInsecure: cfg.AllowInsecure,
-		Logger: log,
+		Logger: log, Metrics: metrics,
 	}
 	if cfg.AdminKey == "" && cfg.AdminKeySecretARN != "" {
 		gcfg.AdminKeyFunc = secretFetcher(secretsmanager.NewFromConfig(awsCfg), cfg.AdminKeySecretARN)
@@ -117,9 +129,14 @@ func New(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.Lo
 	if err != nil {
 		return nil, err
 	}
-	client := netguard.NewClient(netguard.Options{AllowInsecure: cfg.AllowInsecure, UserAgent: "AMTP/1.0 (agentry/" + Version + ")"})
+	client := netguard.NewClient(netguard.Options{
+		AllowInsecure: cfg.AllowInsecure, UserAgent: "AMTP/1.0 (agentry/" + Version + ")",
+		// Outermost, so that the subsegment covers the SSRF checks and
+		// the connection; observe.WrapHTTP is a no-op without tracing.
+		Wrap: observe.WrapHTTP,
+	})
 	g.Worker, err = delivery.New(delivery.Config{
-		Domain: cfg.Domain, Concurrency: cfg.Workers, Logger: log,
+		Domain: cfg.Domain, Concurrency: cfg.Workers, Logger: log, Metrics: metrics,
 		// An attempt must end (and be recorded) well inside the deliver
 		// function's timeout, or a hanging endpoint would kill the
 		// invocation before the retry is scheduled.

@@ -9,6 +9,7 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 
 	"github.com/agentry/agentry/internal/config"
+	"github.com/agentry/agentry/internal/observe"
 )
 
 // FromEnv builds the gateway from AGENTRY_* variables and the standard AWS
@@ -20,7 +21,7 @@ func FromEnv(ctx context.Context) (*Gateway, error) {
 	}
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
-	log := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: level}))
+	log := observe.NewLogger(os.Stdout, level)
 	slog.SetDefault(log)
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
 	if err != nil {

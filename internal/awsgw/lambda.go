@@ -2,6 +2,7 @@ package awsgw
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/agentry/agentry/internal/gateway"
+	"github.com/agentry/agentry/internal/observe"
 	"github.com/agentry/agentry/internal/sqsq"
 )
 
@@ -33,7 +35,7 @@ func (g *Gateway) DeliverBatch(ctx context.Context, ev events.SQSEvent) (events.
 		t, ok, err := g.Queue.Admit(ctx, sqsq.Record{MessageID: rec.MessageId, ReceiptHandle: rec.ReceiptHandle, Body: rec.Body, Attributes: rec.Attributes})
 		if err != nil || !ok {
 			if err != nil {
-				g.log.Error("delivery record not admitted", "sqs_message_id", rec.MessageId, "err", err)
+				g.log.ErrorContext(ctx, "delivery record not admitted", "sqs_message_id", rec.MessageId, "err", err)
 			}
 			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: rec.MessageId})
 			continue
@@ -50,7 +52,7 @@ func (g *Gateway) DeliverBatch(ctx context.Context, ev events.SQSEvent) (events.
 			// retry), so success here only lets Lambda delete a message
 			// that is already gone.
 			if err := g.Worker.Process(ctx, j.task); err != nil {
-				g.log.Error("delivery task failed; SQS will redeliver it", "task", j.task.ID, "err", err)
+				g.log.ErrorContext(observe.WithMessageID(ctx, j.task.MessageID), "delivery task failed; SQS will redeliver it", "task", j.task.ID, "err", err)
 				failed[i] = true
 			}
 		}(i, j)
@@ -73,28 +75,42 @@ func (g *Gateway) DeadLetterBatch(ctx context.Context, ev events.SQSEvent) (even
 	var resp events.SQSEventResponse
 	for _, rec := range ev.Records {
 		if err := g.HandleDeadLetter(ctx, rec.Body); err != nil {
-			g.log.Error("dead-letter record not handled", "sqs_message_id", rec.MessageId, "err", err)
+			g.log.ErrorContext(ctx, "dead-letter record not handled", "sqs_message_id", rec.MessageId, "err", err)
 			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: rec.MessageId})
 		}
 	}
 	return resp, nil
 }
 
-// HandleDeadLetter settles one dead-letter record.
+// HandleDeadLetter settles one dead-letter record, and counts it
+// (DeadLettered) once it is settled: a record whose handling fails comes
+// back and is counted when it finally succeeds.
 func (g *Gateway) HandleDeadLetter(ctx context.Context, body string) error {
 	t, dl, err := sqsq.ParseDeadLetterRecord(body)
 	if err != nil {
 		// Nothing to settle: keep a trace and let it go.
-		g.log.Error("unreadable dead-letter record dropped", "err", err, "body_prefix", prefix(body, 200))
+		g.log.ErrorContext(ctx, "unreadable dead-letter record dropped", "err", err, "body_prefix", prefix(body, 200))
 		return nil
 	}
 	if dl != nil {
-		g.log.Warn("dead letter", "message_id", dl.MessageID, "task", dl.TaskID, "failure_reason", dl.FailureReason, "attempts", dl.Attempts)
+		ctx = observe.WithMessageID(ctx, dl.MessageID)
+		g.log.WarnContext(ctx, "dead letter", "message_id", dl.MessageID, "task", dl.TaskID, "failure_reason", dl.FailureReason, "attempts", dl.Attempts)
+		g.Metrics.DeadLettered(ctx, dl.MessageID, dl.FailureReason)
 		return nil
 	}
-	g.log.Error("poison task reached the dead-letter queue", "task", t.ID, "message_id", t.MessageID)
-	return g.Worker.FailPoison(ctx, t, "delivery failed repeatedly without completing")
+	ctx = observe.WithMessageID(ctx, t.MessageID)
+	g.log.ErrorContext(ctx, "poison task reached the dead-letter queue", "task", t.ID, "message_id", t.MessageID)
+	// FailPoison counts the recipients it fails (DeliveryFailures).
+	if err := g.Worker.FailPoison(ctx, t, poisonReason); err != nil {
+		return fmt.Errorf("settle poison task %s: %w", t.ID, err)
+	}
+	g.Metrics.DeadLettered(ctx, t.MessageID, "poison")
+	return nil
 }
+
+// poisonReason is the failure recorded for the recipients of a task that
+// crashed its worker until SQS gave up on it.
+const poisonReason = "delivery failed repeatedly without completing"
 
 func prefix(s string, n int) string {
 	if len(s) > n {

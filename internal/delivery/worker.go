@@ -19,6 +19,7 @@ import (
 
 	"github.com/agentry/agentry/internal/amtp"
 	"github.com/agentry/agentry/internal/gateway"
+	"github.com/agentry/agentry/internal/observe/logctx"
 )
 
 // Reporter accepts messages the gateway writes itself (failure reports).
@@ -36,7 +37,38 @@ type Config struct {
 	MaxReplyBytes    int           // a synchronous reply kept in the status, default 64 KiB
 	Now              func() time.Time
 	Logger           *slog.Logger
+	// Metrics receives delivery events (docs/metrics.md); nil means none
+	// are published.
+	Metrics Metrics
 }
+
+// Metrics receives the worker's delivery events, named after the metrics
+// of docs/metrics.md (MessagesDelivered with DeliveryLatencyMs,
+// DeliveryRetries, DeliveryFailures). The worker declares this port so
+// that it never depends on how the numbers are published. Each method is
+// called once per event, after the outcome is durably recorded, and never
+// for a redelivered copy of a task that is already settled;
+// implementations must be safe for concurrent use and must not block.
+type Metrics interface {
+	// MessageDelivered: one recipient's delivery completed (via "inbox",
+	// "webhook" or "amtp"); latency is the delivery time minus the
+	// message's acceptance time, negative when unknown.
+	MessageDelivered(ctx context.Context, messageID, recipient, via string, latency time.Duration)
+	// DeliveryRetried: a transient failure and the next attempt of the
+	// task is scheduled; attempt is the attempt that failed.
+	DeliveryRetried(ctx context.Context, messageID string, attempt int, code string)
+	// DeliveryFailed: one recipient failed for good (a permanent error,
+	// the retry window over, a poison task).
+	DeliveryFailed(ctx context.Context, messageID, recipient, code string)
+}
+
+// noMetrics stands in for a nil Config.Metrics, so that the worker calls
+// the port unconditionally.
+type noMetrics struct{}
+
+func (noMetrics) MessageDelivered(context.Context, string, string, string, time.Duration) {}
+func (noMetrics) DeliveryRetried(context.Context, string, int, string)                    {}
+func (noMetrics) DeliveryFailed(context.Context, string, string, string)                  {}
 
 // Deps are the ports a Worker uses.
 type Deps struct {
@@ -80,6 +112,9 @@ func New(cfg Config, d Deps) (*Worker, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = noMetrics{}
 	}
 	return &Worker{cfg: cfg, d: d, log: cfg.Logger}, nil
 }
@@ -127,7 +162,7 @@ func (w *Worker) Run(ctx context.Context) error {
 					}
 				}()
 				if err := w.Process(work, t); err != nil {
-					w.log.Error("process task", "task", t.ID, "err", err)
+					w.log.ErrorContext(logctx.WithMessageID(work, t.MessageID), "process task", "task", t.ID, "err", err)
 				}
 			}(t)
 		}
@@ -185,9 +220,12 @@ func (w *Worker) DeliverNow(ctx context.Context, t gateway.Task) (gateway.Immedi
 
 func (w *Worker) process(ctx context.Context, t gateway.Task, leased bool) (gateway.ImmediateResult, error) {
 	var ir gateway.ImmediateResult
+	// Every log line about this task carries the message id, so that the
+	// accept and the deliveries of one message can be found together.
+	ctx = logctx.WithMessageID(ctx, t.MessageID)
 	sm, err := w.d.Messages.GetMessage(ctx, t.MessageID)
 	if errors.Is(err, gateway.ErrNotFound) {
-		w.log.Warn("task for a message that is not stored; dropping it", "task", t.ID)
+		w.log.WarnContext(ctx, "task for a message that is not stored; dropping it", "task", t.ID)
 		return ir, w.d.Queue.Ack(ctx, t)
 	}
 	if err != nil {
@@ -232,7 +270,7 @@ func (w *Worker) process(ctx context.Context, t gateway.Task, leased bool) (gate
 	default:
 		o = settledAll(pending, amtp.CodeTemporaryFailure, "unknown task kind "+string(t.Kind))
 	}
-	return w.finish(ctx, t, m, pending, attempt, o, leased, true)
+	return w.finish(ctx, t, m, sm.AcceptedAt, pending, attempt, o, leased, true)
 }
 
 // FailPoison settles a task that the queue gave up on without our worker
@@ -240,6 +278,7 @@ func (w *Worker) process(ctx context.Context, t gateway.Task, leased bool) (gate
 // its worker too often): its pending recipients fail and the sender gets a
 // report. A task already settled is left alone.
 func (w *Worker) FailPoison(ctx context.Context, t gateway.Task, reason string) error {
+	ctx = logctx.WithMessageID(ctx, t.MessageID)
 	sm, err := w.d.Messages.GetMessage(ctx, t.MessageID)
 	if errors.Is(err, gateway.ErrNotFound) {
 		return nil
@@ -260,13 +299,15 @@ func (w *Worker) FailPoison(ctx context.Context, t gateway.Task, reason string) 
 		return fmt.Errorf("stored message %s does not parse: %w", t.MessageID, err)
 	}
 	o := settledAll(pending, amtp.CodeTemporaryFailure, reason)
-	_, err = w.finish(ctx, t, m, pending, max(t.Attempt, prevAttempts), o, false, false)
+	_, err = w.finish(ctx, t, m, sm.AcceptedAt, pending, max(t.Attempt, prevAttempts), o, false, false)
 	return err
 }
 
 // finish records an attempt's outcome and settles the task with the queue
 // (unless queueSettle is false: the caller owns the queue record).
-func (w *Worker) finish(ctx context.Context, t gateway.Task, m *amtp.Message, pending []string, attempt int, o outcome, leased, queueSettle bool) (gateway.ImmediateResult, error) {
+// acceptedAt is the message's acceptance time, the origin of the delivery
+// latency.
+func (w *Worker) finish(ctx context.Context, t gateway.Task, m *amtp.Message, acceptedAt time.Time, pending []string, attempt int, o outcome, leased, queueSettle bool) (gateway.ImmediateResult, error) {
 	var ir gateway.ImmediateResult
 	now := w.cfg.Now().UTC()
 
@@ -292,7 +333,11 @@ func (w *Worker) finish(ctx context.Context, t gateway.Task, m *amtp.Message, pe
 			if err := w.d.Queue.Retry(ctx, t, next); err != nil && leased {
 				return ir, fmt.Errorf("schedule retry of %s: %w", t.ID, err)
 			}
-			w.log.Info("delivery will be retried", "task", t.ID, "attempt", attempt, "next_retry", next, "error_code", string(o.transient.Code), "error", o.transient.Message)
+			// Counted once the retry is scheduled: a failed Retry returns
+			// the task to the queue, and its next copy finds the retry
+			// already recorded and only reschedules it.
+			w.cfg.Metrics.DeliveryRetried(ctx, t.MessageID, attempt, string(o.transient.Code))
+			w.log.InfoContext(ctx, "delivery will be retried", "task", t.ID, "attempt", attempt, "next_retry", next, "error_code", string(o.transient.Code), "error", o.transient.Message)
 			return ir, nil
 		}
 	}
@@ -333,8 +378,12 @@ func (w *Worker) finish(ctx context.Context, t gateway.Task, m *amtp.Message, pe
 	} else if err := w.d.Messages.UpdateStatuses(ctx, t.MessageID, ups); err != nil {
 		return ir, fmt.Errorf("record outcome of %s: %w", t.ID, err)
 	}
+	// The outcome is durable: count it now. Should the queue settlement
+	// below fail, the redelivered task finds these recipients settled and
+	// counts nothing again.
+	w.recordOutcome(ctx, t.MessageID, acceptedAt, now, ups)
 	if len(failed) == 0 {
-		w.log.Info("delivered", "task", t.ID, "attempt", attempt, "via", ups[0].Via)
+		w.log.InfoContext(ctx, "delivered", "task", t.ID, "attempt", attempt, "via", ups[0].Via)
 		if !queueSettle {
 			return ir, nil
 		}
@@ -343,7 +392,7 @@ func (w *Worker) finish(ctx context.Context, t gateway.Task, m *amtp.Message, pe
 		}
 		return ir, nil
 	}
-	w.log.Warn("delivery failed", "task", t.ID, "attempt", attempt, "failed", failed, "error_code", string(first.Code), "error", first.Message)
+	w.log.WarnContext(ctx, "delivery failed", "task", t.ID, "attempt", attempt, "failed", failed, "error_code", string(first.Code), "error", first.Message)
 	w.report(ctx, m, t, failed, first, attempt, now)
 	if !queueSettle {
 		return ir, nil
@@ -353,6 +402,24 @@ func (w *Worker) finish(ctx context.Context, t gateway.Task, m *amtp.Message, pe
 		return ir, fmt.Errorf("dead-letter %s: %w", t.ID, err)
 	}
 	return ir, nil
+}
+
+// recordOutcome publishes one event per settled recipient.
+func (w *Worker) recordOutcome(ctx context.Context, messageID string, acceptedAt, now time.Time, ups []gateway.RecipientStatus) {
+	latency := time.Duration(-1) // unknown without an acceptance time
+	if !acceptedAt.IsZero() {
+		// Clocks of different hosts may disagree by a little; a delivery
+		// is never earlier than its acceptance.
+		latency = max(now.Sub(acceptedAt), 0)
+	}
+	for _, st := range ups {
+		switch st.Status {
+		case gateway.StateDelivered:
+			w.cfg.Metrics.MessageDelivered(ctx, messageID, st.Address, st.Via, latency)
+		case gateway.StateFailed:
+			w.cfg.Metrics.DeliveryFailed(ctx, messageID, st.Address, st.ErrorCode)
+		}
+	}
 }
 
 // earliestRetry is the soonest next_retry among the pending recipients
@@ -673,6 +740,6 @@ func (w *Worker) report(ctx context.Context, orig *amtp.Message, t gateway.Task,
 		Payload:        payload,
 	}
 	if _, err := w.d.Reporter.SubmitSystem(ctx, rep); err != nil && !amtp.IsCode(err, amtp.CodeIdempotencyConflict) {
-		w.log.Warn("could not send delivery failure report", "message_id", orig.MessageID, "to", orig.Sender, "err", err)
+		w.log.WarnContext(ctx, "could not send delivery failure report", "message_id", orig.MessageID, "to", orig.Sender, "err", err)
 	}
 }

@@ -99,3 +99,27 @@ type TaskQueue interface {
 type Pinger interface {
 	Ping(ctx context.Context) error
 }
+
+// Metrics receives the business events of the accept path, named after the
+// metrics of docs/metrics.md (MessagesAccepted, MessagesDelivered,
+// DeliveryLatencyMs). The gateway declares this port so that it never
+// depends on how the numbers are published (CloudWatch EMF on AWS, nothing
+// locally). Each method is called once per event, never for the replay of
+// an idempotent submission; implementations must be safe for concurrent
+// use and must not block (they are called on the request path).
+type Metrics interface {
+	// MessageAccepted: a message was newly and durably accepted, with
+	// this many recipients.
+	MessageAccepted(ctx context.Context, messageID string, recipients int)
+	// MessageDelivered: one recipient's delivery completed (via "inbox",
+	// "webhook" or "amtp"); latency is the delivery time minus the
+	// message's acceptance time, negative when unknown.
+	MessageDelivered(ctx context.Context, messageID, recipient, via string, latency time.Duration)
+}
+
+// noMetrics stands in for a nil Config.Metrics, so that the use cases call
+// the port unconditionally.
+type noMetrics struct{}
+
+func (noMetrics) MessageAccepted(context.Context, string, int)                            {}
+func (noMetrics) MessageDelivered(context.Context, string, string, string, time.Duration) {}

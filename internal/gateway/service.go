@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/agentry/agentry/internal/amtp"
+	"github.com/agentry/agentry/internal/observe/logctx"
 )
 
 // Config is what the use cases need to know about this gateway.
@@ -34,6 +35,9 @@ type Config struct {
 	ImmediateWindow time.Duration // how long the Immediate Path may hold a push delivery
 	Now             func() time.Time
 	Logger          *slog.Logger
+	// Metrics receives accept-path events (docs/metrics.md); nil means
+	// none are published.
+	Metrics Metrics
 }
 
 // ImmediateDeliverer performs the first attempt of a local push delivery
@@ -93,6 +97,9 @@ func NewService(cfg Config, p Ports) (*Service, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = noMetrics{}
 	}
 	if len(cfg.AuthMethods) == 0 {
 		cfg.AuthMethods = DefaultAuthMethods
@@ -314,6 +321,9 @@ func (s *Service) accept(ctx context.Context, m *amtp.Message, origin Origin) (*
 	}
 	now := s.cfg.Now().UTC()
 	m.Complete(now)
+	// From here on every log line of this submission (and of its Immediate
+	// Path attempt) carries the message id, next to the request id.
+	ctx = logctx.WithMessageID(ctx, m.MessageID)
 
 	statuses := make([]RecipientStatus, 0, len(m.Recipients))
 	var (
@@ -396,7 +406,17 @@ func (s *Service) accept(ctx context.Context, m *amtp.Message, origin Origin) (*
 	if err != nil {
 		return nil, s.unavailable("accept", err)
 	}
-	s.log.Info("message accepted", "message_id", m.MessageID, "sender", m.Sender, "recipients", len(m.Recipients), "origin", string(origin))
+	s.log.InfoContext(ctx, "message accepted", "message_id", m.MessageID, "sender", m.Sender, "recipients", len(m.Recipients), "origin", string(origin))
+	// Counted only after the write succeeded and never in replay, so a
+	// retried submission is one message, not two.
+	s.cfg.Metrics.MessageAccepted(ctx, m.MessageID, len(m.Recipients))
+	for _, st := range statuses {
+		if st.Status == StateDelivered && st.Via == "inbox" {
+			// An inbox delivery is part of the acceptance write itself:
+			// delivered at the moment of acceptance, zero latency.
+			s.cfg.Metrics.MessageDelivered(ctx, m.MessageID, st.Address, "inbox", 0)
+		}
+	}
 
 	res := &AcceptResult{HTTPStatus: http.StatusAccepted, MessageID: m.MessageID, Status: DeriveState(statuses), Recipients: statuses}
 	if immediate {
@@ -404,7 +424,7 @@ func (s *Service) accept(ctx context.Context, m *amtp.Message, origin Origin) (*
 		out, err := s.immediate.DeliverNow(ictx, tasks[0])
 		cancel()
 		if err != nil {
-			s.log.Warn("immediate delivery did not settle; the queue will retry", "message_id", m.MessageID, "err", err)
+			s.log.WarnContext(ctx, "immediate delivery did not settle; the queue will retry", "message_id", m.MessageID, "err", err)
 		}
 		if cur, err := s.messages.GetStatuses(ctx, m.MessageID); err == nil {
 			res.Recipients = cur

@@ -17,6 +17,7 @@ import (
 
 	"github.com/agentry/agentry/internal/amtp"
 	"github.com/agentry/agentry/internal/gateway"
+	"github.com/agentry/agentry/internal/observe/logctx"
 )
 
 // Options configures the handler.
@@ -104,16 +105,10 @@ func (h *Handler) route(pattern string, m methods) {
 
 // ---- middleware ----
 
-type ctxKey int
-
-const requestIDKey ctxKey = 1
-
-func requestID(r *http.Request) string {
-	if v, ok := r.Context().Value(requestIDKey).(string); ok {
-		return v
-	}
-	return ""
-}
+// The request id lives in the context under logctx's key (a stdlib-only
+// leaf) rather than one of ours, so that every line the gateway and the
+// Immediate Path log with the request's context carries it too.
+func requestID(r *http.Request) string { return logctx.RequestID(r.Context()) }
 
 func validRequestID(s string) bool {
 	if len(s) == 0 || len(s) > 64 {
@@ -134,7 +129,7 @@ func (h *Handler) middleware(next http.Handler) http.Handler {
 		if !validRequestID(rid) {
 			rid = "req_" + amtp.NewUUIDv7()
 		}
-		r = r.WithContext(context.WithValue(r.Context(), requestIDKey, rid))
+		r = r.WithContext(logctx.WithRequestID(r.Context(), rid))
 		w.Header().Set("X-Request-ID", rid)
 		defer func() {
 			if v := recover(); v != nil {

@@ -27,6 +27,7 @@ import (
 	"github.com/agentry/agentry/internal/gateway"
 	"github.com/agentry/agentry/internal/httpapi"
 	"github.com/agentry/agentry/internal/netguard"
+	"github.com/agentry/agentry/internal/observe"
 )
 
 // Version is the gateway's version string, set at build time.
@@ -57,10 +58,11 @@ type Options struct {
 
 // New opens the store and builds every part, without serving yet.
 func New(cfg config.Config, o Options) (*Gateway, error) {
-	log := o.Logger
-	if log == nil {
-		log = slog.Default()
-	}
+	// The correlating handler adds the request and message ids of the
+	// context to each line, so that the API's and the worker's lines about
+	// one message can be found together. Local runs publish no metrics:
+	// nothing would read them.
+	log := observe.Correlate(o.Logger)
 	g := &Gateway{Config: cfg, log: log, listener: o.Listener}
 	if err := g.loadAdminKey(); err != nil {
 		return nil, err

@@ -1,0 +1,188 @@
+package observe_test
+
+import (
+	"context"
+	"fmt"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-xray-sdk-go/xray"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/agentry/agentry/internal/observe"
+)
+
+// tracingEnv sets every variable TracingEnabled looks at (empty = unset).
+func tracingEnv(t *testing.T, agentry, function, daemon, traceID string) {
+	t.Setenv("AGENTRY_XRAY", agentry)
+	t.Setenv("AWS_LAMBDA_FUNCTION_NAME", function)
+	t.Setenv("AWS_XRAY_DAEMON_ADDRESS", daemon)
+	t.Setenv("_X_AMZN_TRACE_ID", traceID)
+}
+
+func TestTracingEnabled(t *testing.T) {
+	cases := []struct {
+		name                               string
+		agentry, function, daemon, traceID string
+		want                               bool
+	}{
+		{name: "tests and laptops", want: false},
+		{name: "a daemon but not in Lambda", daemon: "127.0.0.1:2000", want: false},
+		{name: "Lambda without X-Ray", function: "agentry-dev-api", want: false},
+		{name: "Lambda with X-Ray at init", function: "agentry-dev-api", daemon: "169.254.79.129:2000", want: true},
+		{name: "Lambda during an invocation", function: "agentry-dev-api", traceID: "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1", want: true},
+		{name: "forced on", agentry: "1", want: true},
+		{name: "forced off in Lambda", agentry: "0", function: "agentry-dev-api", daemon: "169.254.79.129:2000", want: false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tracingEnv(t, tc.agentry, tc.function, tc.daemon, tc.traceID)
+			assert.Equal(t, tc.want, observe.TracingEnabled())
+		})
+	}
+}
+
+// traceServer answers 204 and reports the trace header it received.
+func traceServer(t *testing.T) (*httptest.Server, <-chan string) {
+	t.Helper()
+	seen := make(chan string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Header.Get("X-Amzn-Trace-Id")
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, seen
+}
+
+func get(t *testing.T, ctx context.Context, rt http.RoundTripper, url string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	require.NoError(t, err)
+	resp, err := (&http.Client{Transport: rt}).Do(req)
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	assert.Equal(t, http.StatusNoContent, resp.StatusCode)
+}
+
+type countingTransport struct{ calls int }
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.calls++
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func TestTracingDisabledChangesNothing(t *testing.T) {
+	tracingEnv(t, "", "", "", "")
+
+	base := &countingTransport{}
+	rt := observe.WrapHTTP(base)
+	assert.Same(t, base, rt, "WrapHTTP returns the transport itself")
+	assert.Nil(t, observe.WrapHTTP(nil), "nil stays nil (http.Client's default)")
+	srv, seen := traceServer(t)
+	get(t, context.Background(), rt, srv.URL)
+	assert.Equal(t, 1, base.calls)
+	assert.Empty(t, <-seen, "no trace header")
+
+	cfg := aws.Config{Region: "eu-west-1"}
+	observe.InstrumentAWS(&cfg)
+	assert.Nil(t, cfg.APIOptions, "the AWS config is untouched")
+	observe.InstrumentAWS(nil) // must not panic
+}
+
+// TestTracingEnabledNeverPanics: with tracing on, and even when the
+// environment asks the SDK to panic on a missing segment, requests outside
+// a trace go through untraced and requests inside one carry the trace.
+func TestTracingEnabledNeverPanics(t *testing.T) {
+	tracingEnv(t, "1", "", "", "")
+	t.Setenv("AWS_XRAY_CONTEXT_MISSING", "RUNTIME_ERROR")
+	srv, seen := traceServer(t)
+	rt := observe.WrapHTTP(http.DefaultTransport)
+
+	t.Run("HTTP outside a trace", func(t *testing.T) {
+		get(t, context.Background(), rt, srv.URL)
+		assert.Empty(t, <-seen)
+	})
+	t.Run("HTTP inside a Lambda invocation", func(t *testing.T) {
+		// What the Lambda runtime puts in each invocation's context.
+		ctx := context.WithValue(context.Background(), xray.LambdaTraceHeaderKey,
+			"Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0")
+		get(t, ctx, rt, srv.URL)
+		assert.Contains(t, <-seen, "Root=1-5759e988-bd862e3fe1be46a994272793", "the trace is passed on")
+	})
+	t.Run("AWS config is instrumented once, without touching the original", func(t *testing.T) {
+		orig := aws.Config{APIOptions: make([]func(*middleware.Stack) error, 0, 4)}
+		cfg := orig
+		observe.InstrumentAWS(&cfg)
+		observe.InstrumentAWS(&cfg)
+		require.Len(t, cfg.APIOptions, 2)
+		assert.Empty(t, orig.APIOptions)
+		assert.Nil(t, orig.APIOptions[:1][0], "the original's spare capacity is not written")
+
+		st := middleware.NewStack("test", smithyhttp.NewStackRequest)
+		for _, o := range cfg.APIOptions {
+			require.NoError(t, o(st), "a second instrumentation is skipped, not a duplicate")
+		}
+		n := 0
+		for _, id := range st.Initialize.List() {
+			if id == "XRayInitializeMiddlewareAfter" {
+				n++
+			}
+		}
+		assert.Equal(t, 1, n)
+	})
+	t.Run("AWS call outside a trace", func(t *testing.T) {
+		cfg := aws.Config{
+			Region:           "eu-west-1",
+			Credentials:      credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
+			BaseEndpoint:     aws.String("http://127.0.0.1:1"), // nothing listens: the call fails fast
+			RetryMaxAttempts: 1,
+		}
+		observe.InstrumentAWS(&cfg)
+		_, err := sqs.NewFromConfig(cfg).ListQueues(context.Background(), &sqs.ListQueuesInput{})
+		assert.Error(t, err, "a connection error, not a panic")
+	})
+}
+
+// TestOnlyObserveImportsXRay keeps the maintenance-mode X-Ray SDK behind
+// this package, so that replacing it touches nothing else.
+func TestOnlyObserveImportsXRay(t *testing.T) {
+	root := repoRoot(t)
+	own := filepath.Join(root, "internal", "observe") + string(filepath.Separator)
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			switch d.Name() {
+			case ".git", "node_modules", "cdk.out", "testdata":
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") || strings.HasPrefix(path, own) {
+			return nil
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.ImportsOnly)
+		if err != nil {
+			return fmt.Errorf("parse %s: %w", path, err)
+		}
+		for _, imp := range f.Imports {
+			assert.False(t, strings.HasPrefix(strings.Trim(imp.Path.Value, `"`), "github.com/aws/aws-xray-sdk-go"),
+				"%s imports %s: only internal/observe may", path, imp.Path.Value)
+		}
+		return nil
+	})
+	require.NoError(t, err)
+}
