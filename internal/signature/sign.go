@@ -1,0 +1,241 @@
+package signature
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/asn1"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+
+	"github.com/agentry/agentry/internal/amtp"
+)
+
+// Signer signs the messages a gateway forwards for one domain. It is safe
+// for concurrent use when its key is.
+type Signer struct {
+	domain, selector string
+	alg              Algorithm
+	key              crypto.Signer
+
+	// MaxBytes bounds the messages Sign accepts; zero means DefaultMaxBytes.
+	// Set it to the gateway's MaxMessageBytes when that is larger.
+	MaxBytes int64
+}
+
+// NewSigner checks the domain, selector and key and returns a Signer whose
+// keyid is "<domain>:<selector>" (both lower-cased). The algorithm follows
+// from the key: RSA (2048 to 8192 bits) signs RS256, P-256 signs ES256,
+// Ed25519 signs EdDSA. key may be backed by a KMS or HSM; it must then
+// follow the crypto.Signer conventions of the standard library keys
+// (PKCS #1 v1.5 for RSA with a crypto.Hash option, ASN.1 output for ECDSA,
+// the whole message for Ed25519).
+func NewSigner(domain, selector string, key crypto.Signer) (*Signer, error) {
+	d, sel, err := ParseKeyID(FormatKeyID(domain, selector))
+	if err != nil {
+		return nil, fmt.Errorf("signature: new signer: %w", err)
+	}
+	if key == nil {
+		return nil, fmt.Errorf("signature: new signer for %s: no key", FormatKeyID(d, sel))
+	}
+	alg, err := AlgorithmFor(key.Public())
+	if err != nil {
+		return nil, fmt.Errorf("signature: new signer for %s: %w", FormatKeyID(d, sel), err)
+	}
+	return &Signer{domain: d, selector: sel, alg: alg, key: key}, nil
+}
+
+// KeyID is "<domain>:<selector>".
+func (s *Signer) KeyID() string { return FormatKeyID(s.domain, s.selector) }
+
+// Domain is the domain the Signer signs for.
+func (s *Signer) Domain() string { return s.domain }
+
+// Selector is the key's selector.
+func (s *Signer) Selector() string { return s.selector }
+
+// Algorithm is the algorithm the Signer's key signs with.
+func (s *Signer) Algorithm() Algorithm { return s.alg }
+
+// Public is the key to publish (see PublicKeyTXT).
+func (s *Signer) Public() crypto.PublicKey { return s.key.Public() }
+
+// Sign returns raw with its top-level "signature" member set to a fresh
+// signature over CanonicalInput(raw). An existing signature member has its
+// value replaced in place; otherwise the member is added after the last
+// one. Every other byte of raw is kept as it was, so the signature covers
+// exactly what the recipient will read, numbers and escapes included.
+//
+// The sender's domain must be the Signer's domain (ErrKeyDomain): a
+// signature under another domain's sender would be rejected anyway, and
+// failing here shows the misconfiguration at its source.
+func (s *Signer) Sign(raw []byte) ([]byte, error) {
+	if s.key == nil {
+		return nil, errors.New("signature: signer was not made by NewSigner")
+	}
+	d, err := parseDocument(raw, s.MaxBytes)
+	if err != nil {
+		return nil, fmt.Errorf("signing: %w", err)
+	}
+	senderDomain, err := domainOfSender(d.sender)
+	if err != nil {
+		return nil, fmt.Errorf("signing: %w", err)
+	}
+	if senderDomain != s.domain {
+		return nil, fmt.Errorf("%w: signing as %s for a sender at %s", ErrKeyDomain, s.domain, senderDomain)
+	}
+	value, err := s.sign(d.canonical)
+	if err != nil {
+		return nil, fmt.Errorf("signing as %s: %w", s.KeyID(), err)
+	}
+	member, err := json.Marshal(amtp.Signature{
+		Algorithm: string(s.alg),
+		KeyID:     s.KeyID(),
+		Value:     base64.RawURLEncoding.EncodeToString(value),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("signing: encoding signature member: %w", err)
+	}
+	// raw passed canonicalisation, so it is valid JSON the scanner can walk.
+	lay, err := scanObject(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: signing: %w", ErrMalformed, err)
+	}
+	out := make([]byte, 0, len(raw)+len(member)+len(`,"signature":`))
+	if lay.signature.found {
+		out = append(out, raw[:lay.signature.valStart]...)
+		out = append(out, member...)
+		out = append(out, raw[lay.signature.valEnd:]...)
+		return out, nil
+	}
+	at := lay.closing
+	if lay.lastValEnd >= 0 {
+		at = lay.lastValEnd
+	}
+	out = append(out, raw[:at]...)
+	if lay.lastValEnd >= 0 {
+		out = append(out, ',')
+	}
+	out = append(out, `"signature":`...)
+	out = append(out, member...)
+	out = append(out, raw[at:]...)
+	return out, nil
+}
+
+// sign produces the raw signature bytes over msg and checks them against
+// the public key. The check is a cheap public-key operation that catches a
+// faulty signer (a glitching HSM, a KMS key configured for PSS) before a
+// signature every recipient would reject leaves the gateway.
+func (s *Signer) sign(msg []byte) ([]byte, error) {
+	var (
+		sig []byte
+		err error
+	)
+	switch s.alg {
+	case EdDSA:
+		sig, err = s.key.Sign(rand.Reader, msg, crypto.Hash(0))
+	case RS256, ES256:
+		digest := sha256.Sum256(msg)
+		sig, err = s.key.Sign(rand.Reader, digest[:], crypto.SHA256)
+		if err == nil && s.alg == ES256 {
+			sig, err = ecdsaDERToJOSE(sig)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := verifyRaw(s.alg, s.key.Public(), msg, sig); err != nil {
+		return nil, fmt.Errorf("key produced a signature that does not verify: %w", err)
+	}
+	return sig, nil
+}
+
+// ecdsaDERToJOSE converts the ASN.1 SEQUENCE {r, s} that crypto.Signer
+// returns into the fixed-width r||s that JOSE (and so ES256 here) uses.
+func ecdsaDERToJOSE(der []byte) ([]byte, error) {
+	var rs struct{ R, S *big.Int }
+	rest, err := asn1.Unmarshal(der, &rs)
+	if err != nil {
+		return nil, fmt.Errorf("decoding ECDSA signature: %w", err)
+	}
+	if len(rest) > 0 {
+		return nil, fmt.Errorf("decoding ECDSA signature: trailing data")
+	}
+	const half = 32
+	if rs.R.Sign() <= 0 || rs.S.Sign() <= 0 || rs.R.BitLen() > 8*half || rs.S.BitLen() > 8*half {
+		return nil, fmt.Errorf("decoding ECDSA signature: r or s out of range")
+	}
+	out := make([]byte, 2*half)
+	rs.R.FillBytes(out[:half])
+	rs.S.FillBytes(out[half:])
+	return out, nil
+}
+
+// verifyRaw checks sig over msg. pub must have passed AlgorithmFor with the
+// same alg; a mismatch is reported, never a panic.
+func verifyRaw(alg Algorithm, pub crypto.PublicKey, msg, sig []byte) error {
+	switch alg {
+	case EdDSA:
+		k, ok := pub.(ed25519.PublicKey)
+		if !ok || len(k) != ed25519.PublicKeySize {
+			return ErrAlgorithmMismatch
+		}
+		if len(sig) != ed25519.SignatureSize || !ed25519.Verify(k, msg, sig) {
+			return ErrBadSignature
+		}
+		return nil
+	case ES256:
+		k, ok := pub.(*ecdsa.PublicKey)
+		if !ok {
+			return ErrAlgorithmMismatch
+		}
+		if len(sig) != 64 {
+			return ErrBadSignature
+		}
+		digest := sha256.Sum256(msg)
+		r := new(big.Int).SetBytes(sig[:32])
+		s := new(big.Int).SetBytes(sig[32:])
+		if !ecdsa.Verify(k, digest[:], r, s) {
+			return ErrBadSignature
+		}
+		return nil
+	case RS256:
+		k, ok := pub.(*rsa.PublicKey)
+		if !ok {
+			return ErrAlgorithmMismatch
+		}
+		if len(sig) != k.Size() {
+			return ErrBadSignature
+		}
+		digest := sha256.Sum256(msg)
+		if err := rsa.VerifyPKCS1v15(k, crypto.SHA256, digest[:], sig); err != nil {
+			return fmt.Errorf("%w: %w", ErrBadSignature, err)
+		}
+		return nil
+	}
+	return ErrUnsupportedAlgorithm
+}
+
+// domainOfSender returns the lower-cased domain of the canonical JSON
+// string in raw (the sender member's value).
+func domainOfSender(raw []byte) (string, error) {
+	if raw == nil {
+		return "", fmt.Errorf("%w: message has no sender", ErrMalformed)
+	}
+	var sender string
+	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &sender) != nil {
+		return "", fmt.Errorf("%w: sender is not a string", ErrMalformed)
+	}
+	a, err := amtp.ParseAddress(sender)
+	if err != nil {
+		return "", fmt.Errorf("%w: sender: %w", ErrMalformed, err)
+	}
+	return strings.ToLower(a.Domain), nil
+}

@@ -1,0 +1,526 @@
+package signature_test
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"math/big"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/agentry/agentry/internal/signature"
+)
+
+// baseMessage is compact so that tampering can be done by plain string
+// replacement and Sign appends the signature right before the final brace.
+const baseMessage = `{"version":"1.0","message_id":"01H8X9Z2K3M4N5P6Q7R8S9T0VW",` +
+	`"idempotency_key":"7c9e6679-7425-40de-944b-e07fc1f90ae7","timestamp":"2025-08-14T10:30:00.000Z",` +
+	`"sender":"agent@example.com","recipients":["a@partner.example","b@partner.example"],` +
+	`"headers":{"priority":"normal"},"payload":{"qty":5,"note":"hi"}}`
+
+var baseTime = time.Date(2025, 8, 14, 10, 30, 0, 0, time.UTC)
+
+func sign(t testing.TB, alg signature.Algorithm, raw string) string {
+	t.Helper()
+	out, err := vectorSigner(t, alg).Sign([]byte(raw))
+	require.NoError(t, err)
+	return string(out)
+}
+
+// signatureMember returns the raw JSON of the signature member of signed.
+func signatureMember(t testing.TB, signed string) string {
+	t.Helper()
+	var m map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal([]byte(signed), &m))
+	require.Contains(t, m, "signature")
+	return string(m["signature"])
+}
+
+// signatureValueOf returns signature.value of signed.
+func signatureValueOf(t testing.TB, signed string) string {
+	t.Helper()
+	var s struct{ Value string }
+	require.NoError(t, json.Unmarshal([]byte(signatureMember(t, signed)), &s))
+	return s.Value
+}
+
+// withSignature is baseMessage carrying member as its signature.
+func withSignature(member string) string {
+	return baseMessage[:len(baseMessage)-1] + `,"signature":` + member + `}`
+}
+
+func sigJSON(alg, keyID, value string) string {
+	b, _ := json.Marshal(map[string]string{"algorithm": alg, "keyid": keyID, "value": value})
+	return string(b)
+}
+
+func verify(t testing.TB, v *signature.Verifier, raw string) (signature.Verified, error) {
+	t.Helper()
+	return v.Verify(context.Background(), []byte(raw))
+}
+
+func TestSignVerifyRoundTrip(t *testing.T) {
+	inputs := map[string]string{
+		"compact":                     baseMessage,
+		"pretty":                      indent(t, baseMessage),
+		"signature first":             `{"signature":{"algorithm":"EdDSA","keyid":"x.example:old","value":"AA"},"sender":"a@example.com","payload":1}`,
+		"signature middle":            "{\"sender\":\"a@example.com\" ,\n \"signature\" : null , \"payload\":1}",
+		"signature last":              `{"sender":"a@example.com","payload":1,"signature":"garbage"}`,
+		"signature only other member": `{"signature":{},"sender":"a@example.com"}`,
+		"escaped signature name":      `{"sender":"a@example.com","sign\u0061ture":{"algorithm":"RS256","value":"AA"}}`,
+		"surrounding space":           " \n\t{ \"sender\" : \"a@example.com\" } \n",
+		"upper-case sender domain":    `{"sender":"agent@EXAMPLE.Com"}`,
+	}
+	v := vectorVerifier(t)
+	for _, alg := range algorithms {
+		for name, raw := range inputs {
+			t.Run(string(alg)+"/"+name, func(t *testing.T) {
+				signed := sign(t, alg, raw)
+				got, err := verify(t, v, signed)
+				require.NoError(t, err)
+				assert.Equal(t, alg, got.Algorithm)
+				assert.Equal(t, testDomain+":"+selectorFor(alg), got.KeyID)
+
+				before, err := signature.CanonicalInput([]byte(raw))
+				require.NoError(t, err)
+				after, err := signature.CanonicalInput([]byte(signed))
+				require.NoError(t, err)
+				assert.Equal(t, string(before), string(after))
+
+				// Re-signing replaces the signature instead of adding one.
+				again := sign(t, alg, signed)
+				_, err = verify(t, v, again)
+				require.NoError(t, err)
+				assert.Equal(t, 1, strings.Count(again, `"algorithm"`))
+			})
+		}
+	}
+}
+
+func TestSignKeepsOtherBytes(t *testing.T) {
+	raw := "{\n  \"sender\": \"agent@example.com\",\n  \"payload\": {\"n\": 1.50, \"s\": \"\\u00e9\"}\n}\n"
+	signed := sign(t, signature.EdDSA, raw)
+	member := signatureMember(t, signed)
+	assert.Equal(t, strings.Replace(raw, "}\n}", "},\"signature\":"+member+"\n}", 1), signed)
+
+	// An existing member keeps its place and name spelling; only the value changes.
+	raw = `{ "sign\u0061ture" : {"algorithm":"EdDSA","keyid":"example.com:old","value":"AA"} , "sender":"agent@example.com"}`
+	signed = sign(t, signature.EdDSA, raw)
+	member = signatureMember(t, signed)
+	assert.Equal(t, `{ "sign\u0061ture" : `+member+` , "sender":"agent@example.com"}`, signed)
+
+	raw = `{}`
+	_, err := vectorSigner(t, signature.EdDSA).Sign([]byte(raw))
+	assert.ErrorIs(t, err, signature.ErrMalformed, "no sender")
+}
+
+func TestTampering(t *testing.T) {
+	tests := []struct {
+		name     string
+		old, new string
+		ok       bool // JCS absorbs the change
+	}{
+		{name: "payload value", old: `"qty":5`, new: `"qty":6`},
+		{name: "payload member added", old: `"qty":5`, new: `"qty":5,"extra":true`},
+		{name: "payload string", old: `"note":"hi"`, new: `"note":"hi "`},
+		{name: "recipient added", old: `"b@partner.example"]`, new: `"b@partner.example","c@partner.example"]`},
+		{name: "recipient removed", old: `"a@partner.example",`, new: ``},
+		{name: "recipients reordered", old: `["a@partner.example","b@partner.example"]`, new: `["b@partner.example","a@partner.example"]`},
+		{name: "recipient duplicated", old: `"b@partner.example"]`, new: `"b@partner.example","b@partner.example"]`},
+		{name: "recipient domain case", old: `"a@partner.example"`, new: `"a@Partner.example"`},
+		{name: "header changed", old: `"priority":"normal"`, new: `"priority":"high"`},
+		{name: "header added", old: `"priority":"normal"`, new: `"priority":"normal","x-a":"b"`},
+		{name: "headers removed", old: `"headers":{"priority":"normal"},`, new: ``},
+		{name: "sender local part", old: `"sender":"agent@example.com"`, new: `"sender":"boss@example.com"`},
+		{name: "sender domain case", old: `"sender":"agent@example.com"`, new: `"sender":"agent@EXAMPLE.com"`},
+		{name: "message id", old: `T0VW"`, new: `T0VX"`},
+		{name: "timestamp without millis", old: `10:30:00.000Z`, new: `10:30:00Z`},
+		{name: "timestamp with offset", old: `10:30:00.000Z`, new: `10:30:00.000+00:00`},
+		{name: "timestamp other zone", old: `10:30:00.000Z`, new: `12:30:00.000+02:00`},
+		{name: "empty subject added", old: `"version":"1.0",`, new: `"version":"1.0","subject":"",`},
+		{name: "extension added", old: `"version":"1.0",`, new: `"version":"1.0","x-new":1,`},
+		{name: "version", old: `"version":"1.0"`, new: `"version":"1.1"`},
+
+		{name: "whitespace", old: `,"payload":{"qty":5,`, new: " ,\n\t\"payload\" : { \"qty\" : 5 ,\r\n ", ok: true},
+		{name: "nested member order", old: `{"qty":5,"note":"hi"}`, new: `{"note":"hi","qty":5}`, ok: true},
+		{name: "string escapes", old: `"note":"hi"`, new: `"note":"\u0068\u0069"`, ok: true},
+		{name: "solidus escape", old: `"note":"hi"`, new: `"n\u006fte":"hi"`, ok: true},
+		{name: "number spelling", old: `"qty":5`, new: `"qty":5.0e0`, ok: true},
+		{name: "number exponent", old: `"qty":5`, new: `"qty":0.5E1`, ok: true},
+	}
+	v := vectorVerifier(t)
+	for _, alg := range algorithms {
+		signed := sign(t, alg, baseMessage)
+		for _, tc := range tests {
+			t.Run(string(alg)+"/"+tc.name, func(t *testing.T) {
+				require.Equal(t, 1, strings.Count(signed, tc.old), "mutation must apply exactly once")
+				tampered := strings.Replace(signed, tc.old, tc.new, 1)
+				_, err := verify(t, v, tampered)
+				if tc.ok {
+					assert.NoError(t, err)
+				} else {
+					assert.ErrorIs(t, err, signature.ErrBadSignature)
+				}
+			})
+		}
+		t.Run(string(alg)+"/members reordered and indented", func(t *testing.T) {
+			_, err := verify(t, v, indent(t, reverseMembers(t, signed)))
+			assert.NoError(t, err)
+		})
+	}
+}
+
+func TestVerifyErrors(t *testing.T) {
+	edValue := signatureValueOf(t, sign(t, signature.EdDSA, baseMessage))
+	esValue := signatureValueOf(t, sign(t, signature.ES256, baseMessage))
+	rsValue := signatureValueOf(t, sign(t, signature.RS256, baseMessage))
+	edKey := "example.com:eddsa"
+	rawEd, err := base64.RawURLEncoding.DecodeString(edValue)
+	require.NoError(t, err)
+
+	tests := []struct {
+		name    string
+		raw     string
+		want    error
+		lookups int // how many key lookups the failure may cost
+	}{
+		{name: "valid", raw: withSignature(sigJSON("EdDSA", edKey, edValue)), lookups: 1},
+		{name: "valid, keyid upper case", raw: withSignature(sigJSON("EdDSA", "EXAMPLE.com:EdDSA", edValue)), lookups: 1},
+		{name: "no signature", raw: baseMessage, want: signature.ErrUnsigned},
+		{name: "null signature", raw: withSignature(`null`), want: signature.ErrUnsigned},
+		{name: "signature string", raw: withSignature(`"` + edValue + `"`), want: signature.ErrMalformed},
+		{name: "signature array", raw: withSignature(`[]`), want: signature.ErrMalformed},
+		{name: "signature empty object", raw: withSignature(`{}`), want: signature.ErrMalformed},
+		{name: "no value", raw: withSignature(`{"algorithm":"EdDSA","keyid":"example.com:eddsa"}`), want: signature.ErrMalformed},
+		{name: "empty value", raw: withSignature(sigJSON("EdDSA", edKey, "")), want: signature.ErrMalformed},
+		{name: "no keyid", raw: withSignature(`{"algorithm":"EdDSA","value":"` + edValue + `"}`), want: signature.ErrMalformed},
+		{name: "no algorithm", raw: withSignature(`{"keyid":"example.com:eddsa","value":"` + edValue + `"}`), want: signature.ErrMalformed},
+		{name: "value not a string", raw: withSignature(`{"algorithm":"EdDSA","keyid":"example.com:eddsa","value":5}`), want: signature.ErrMalformed},
+		{name: "extra member", raw: withSignature(`{"algorithm":"EdDSA","keyid":"example.com:eddsa","value":"` + edValue + `","t":1}`), want: signature.ErrMalformed},
+		{name: "member name case", raw: withSignature(`{"Algorithm":"EdDSA","keyid":"example.com:eddsa","value":"` + edValue + `"}`), want: signature.ErrMalformed},
+		{name: "duplicate signature", raw: baseMessage[:len(baseMessage)-1] + `,"sign\u0061ture":null,"signature":` + sigJSON("EdDSA", edKey, edValue) + `}`, want: signature.ErrMalformed},
+		{name: "keyid without selector", raw: withSignature(sigJSON("EdDSA", "example.com", edValue)), want: signature.ErrMalformed},
+		{name: "keyid two colons", raw: withSignature(sigJSON("EdDSA", "example.com:a:b", edValue)), want: signature.ErrMalformed},
+		{name: "keyid selector with dot", raw: withSignature(sigJSON("EdDSA", "example.com:a.b", edValue)), want: signature.ErrMalformed},
+		{name: "keyid selector underscore", raw: withSignature(sigJSON("EdDSA", "example.com:_amtp", edValue)), want: signature.ErrMalformed},
+		{name: "keyid trailing dot", raw: withSignature(sigJSON("EdDSA", "example.com.:eddsa", edValue)), want: signature.ErrMalformed},
+		{name: "keyid of another domain", raw: withSignature(sigJSON("EdDSA", "evil.example:eddsa", edValue)), want: signature.ErrKeyDomain},
+		{name: "sender in a subdomain of the key's domain", raw: strings.Replace(withSignature(sigJSON("EdDSA", edKey, edValue)), "agent@example.com", "agent@mail.example.com", 1), want: signature.ErrKeyDomain},
+		{name: "keyid of a subdomain", raw: withSignature(sigJSON("EdDSA", "sub.example.com:eddsa", edValue)), want: signature.ErrKeyDomain},
+		{name: "unsupported algorithm", raw: withSignature(sigJSON("HS256", edKey, edValue)), want: signature.ErrUnsupportedAlgorithm},
+		{name: "algorithm none", raw: withSignature(sigJSON("none", edKey, edValue)), want: signature.ErrUnsupportedAlgorithm},
+		{name: "algorithm case", raw: withSignature(sigJSON("eddsa", edKey, edValue)), want: signature.ErrUnsupportedAlgorithm},
+		{name: "EdDSA value labelled ES256", raw: withSignature(sigJSON("ES256", edKey, edValue)), want: signature.ErrAlgorithmMismatch, lookups: 1},
+		{name: "ES256 value labelled EdDSA", raw: withSignature(sigJSON("EdDSA", "example.com:es256", esValue)), want: signature.ErrAlgorithmMismatch, lookups: 1},
+		{name: "RS256 value on the Ed25519 key", raw: withSignature(sigJSON("RS256", edKey, rsValue)), want: signature.ErrAlgorithmMismatch, lookups: 1},
+		{name: "RS256 value labelled EdDSA", raw: withSignature(sigJSON("EdDSA", "example.com:rs256", rsValue)), want: signature.ErrBadSignature},
+		{name: "zero ES256 value", raw: withSignature(sigJSON("ES256", "example.com:es256", strings.Repeat("A", 86))), want: signature.ErrBadSignature, lookups: 1},
+		{name: "unknown selector", raw: withSignature(sigJSON("EdDSA", "example.com:gone", edValue)), want: signature.ErrUnknownKey, lookups: 1},
+		{name: "padded value", raw: withSignature(sigJSON("EdDSA", edKey, edValue+"==")), want: signature.ErrMalformed},
+		{name: "standard alphabet", raw: withSignature(sigJSON("EdDSA", edKey, base64.RawStdEncoding.EncodeToString(withPlusSlash(rawEd)))), want: signature.ErrMalformed},
+		{name: "padded standard base64", raw: withSignature(sigJSON("EdDSA", edKey, base64.StdEncoding.EncodeToString(rawEd))), want: signature.ErrMalformed},
+		{name: "non-zero trailing bits", raw: withSignature(sigJSON("EdDSA", edKey, edValue[:len(edValue)-1]+flipLow(edValue[len(edValue)-1]))), want: signature.ErrMalformed},
+		{name: "truncated by one char", raw: withSignature(sigJSON("EdDSA", edKey, edValue[:len(edValue)-1])), want: signature.ErrMalformed},
+		{name: "truncated to 63 bytes", raw: withSignature(sigJSON("EdDSA", edKey, edValue[:84])), want: signature.ErrBadSignature},
+		{name: "extended", raw: withSignature(sigJSON("EdDSA", edKey, edValue+"AAAA")), want: signature.ErrBadSignature},
+		{name: "RS256 truncated to 255 bytes", raw: withSignature(sigJSON("RS256", "example.com:rs256", rsValue[:340])), want: signature.ErrBadSignature, lookups: 1},
+		{name: "RS256 too long", raw: withSignature(sigJSON("RS256", "example.com:rs256", strings.Repeat(rsValue, 6))), want: signature.ErrBadSignature},
+		{name: "value with whitespace", raw: withSignature(sigJSON("EdDSA", edKey, edValue[:10]+" "+edValue[10:])), want: signature.ErrMalformed},
+		{name: "value with newline", raw: withSignature(sigJSON("EdDSA", edKey, edValue[:10]+"\n"+edValue[10:])), want: signature.ErrMalformed},
+		{name: "no sender", raw: strings.Replace(withSignature(sigJSON("EdDSA", edKey, edValue)), `"sender":"agent@example.com",`, "", 1), want: signature.ErrMalformed},
+		{name: "sender not an address", raw: strings.Replace(withSignature(sigJSON("EdDSA", edKey, edValue)), `"agent@example.com"`, `"example.com"`, 1), want: signature.ErrMalformed},
+		{name: "sender not a string", raw: strings.Replace(withSignature(sigJSON("EdDSA", edKey, edValue)), `"agent@example.com"`, `["agent@example.com"]`, 1), want: signature.ErrMalformed},
+		{name: "not JSON", raw: `{"sender":`, want: signature.ErrMalformed},
+		{name: "array", raw: `[` + withSignature(sigJSON("EdDSA", edKey, edValue)) + `]`, want: signature.ErrMalformed},
+		{name: "empty", raw: ``, want: signature.ErrMalformed},
+		{name: "trailing data", raw: withSignature(sigJSON("EdDSA", edKey, edValue)) + `{}`, want: signature.ErrMalformed},
+		{name: "duplicate member", raw: strings.Replace(withSignature(sigJSON("EdDSA", edKey, edValue)), `"version":"1.0",`, `"version":"1.0","version":"1.0",`, 1), want: signature.ErrMalformed},
+		{name: "invalid UTF-8", raw: strings.Replace(withSignature(sigJSON("EdDSA", edKey, edValue)), `"hi"`, "\"h\xffi\"", 1), want: signature.ErrMalformed},
+		{name: "lone surrogate", raw: strings.Replace(withSignature(sigJSON("EdDSA", edKey, edValue)), `"hi"`, `"\ud800"`, 1), want: signature.ErrMalformed},
+		{name: "number out of range", raw: strings.Replace(withSignature(sigJSON("EdDSA", edKey, edValue)), `"qty":5`, `"qty":1e999`, 1), want: signature.ErrMalformed},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			keys := &countingKeys{KeyResolver: vectorVerifier(t).Keys}
+			v := &signature.Verifier{Keys: keys}
+			_, err := verify(t, v, tc.raw)
+			if tc.want == nil {
+				require.NoError(t, err)
+			} else {
+				require.ErrorIs(t, err, tc.want)
+				assert.False(t, signature.Temporary(err))
+			}
+			assert.LessOrEqual(t, int(keys.n.Load()), tc.lookups, "key lookups")
+		})
+	}
+}
+
+func TestVerifyWrongKey(t *testing.T) {
+	for _, alg := range algorithms {
+		t.Run(string(alg), func(t *testing.T) {
+			other, err := signature.GenerateKey(alg)
+			require.NoError(t, err)
+			v := &signature.Verifier{Keys: keyMap{testDomain + ":" + selectorFor(alg): other.Public()}}
+			_, err = verify(t, v, sign(t, alg, baseMessage))
+			assert.ErrorIs(t, err, signature.ErrBadSignature)
+		})
+	}
+}
+
+func TestVerifyKeyLookupFailures(t *testing.T) {
+	signed := sign(t, signature.EdDSA, baseMessage)
+
+	transient := errors.New("dns: i/o timeout")
+	v := &signature.Verifier{Keys: resolverFunc(func(context.Context, string, string) (crypto.PublicKey, error) {
+		return nil, transient
+	})}
+	_, err := verify(t, v, signed)
+	require.ErrorIs(t, err, signature.ErrKeyUnavailable)
+	assert.ErrorIs(t, err, transient)
+	assert.True(t, signature.Temporary(err))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	v = &signature.Verifier{Keys: resolverFunc(func(ctx context.Context, _, _ string) (crypto.PublicKey, error) {
+		return nil, ctx.Err()
+	})}
+	_, err = v.Verify(ctx, []byte(signed))
+	assert.ErrorIs(t, err, signature.ErrKeyUnavailable)
+	assert.ErrorIs(t, err, context.Canceled)
+
+	// A resolver handing back something that is not a usable key is the
+	// publisher's fault, not a reason to retry.
+	for name, pub := range map[string]crypto.PublicKey{
+		"nil":           nil,
+		"short ed":      ed25519.PublicKey(make([]byte, 31)),
+		"wrong type":    "key",
+		"EC no point":   &ecdsa.PublicKey{Curve: elliptic.P256()},
+		"EC P-384":      &ecdsa.PublicKey{Curve: elliptic.P384(), X: big.NewInt(1), Y: big.NewInt(1)},
+		"nil RSA":       (*rsa.PublicKey)(nil),
+		"nil EC":        (*ecdsa.PublicKey)(nil),
+		"RSA too big":   &rsa.PublicKey{N: new(big.Int).Lsh(big.NewInt(1), signature.MaxRSABits), E: 65537},
+		"RSA too small": &rsa.PublicKey{N: new(big.Int).Lsh(big.NewInt(1), signature.MinRSABits-2), E: 65537},
+	} {
+		v = &signature.Verifier{Keys: resolverFunc(func(context.Context, string, string) (crypto.PublicKey, error) {
+			return pub, nil
+		})}
+		_, err = verify(t, v, signed)
+		assert.ErrorIs(t, err, signature.ErrUnknownKey, name)
+	}
+
+	_, err = (&signature.Verifier{}).Verify(context.Background(), []byte(signed))
+	assert.Error(t, err, "a verifier without keys must not pass anything")
+}
+
+func TestVerifyMaxAge(t *testing.T) {
+	signed := sign(t, signature.EdDSA, baseMessage)
+	keys := vectorVerifier(t).Keys
+	at := func(now time.Time) *signature.Verifier {
+		return &signature.Verifier{Keys: keys, MaxAge: 24 * time.Hour, Now: func() time.Time { return now }}
+	}
+	tests := []struct {
+		name string
+		now  time.Time
+		want error
+	}{
+		{name: "fresh", now: baseTime.Add(time.Hour)},
+		{name: "at the limit", now: baseTime.Add(24 * time.Hour)},
+		{name: "too old", now: baseTime.Add(24*time.Hour + time.Millisecond), want: signature.ErrExpired},
+		{name: "slightly ahead", now: baseTime.Add(-4 * time.Minute)},
+		{name: "far ahead", now: baseTime.Add(-6 * time.Minute), want: signature.ErrExpired},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := verify(t, at(tc.now), signed)
+			if tc.want == nil {
+				assert.NoError(t, err)
+			} else {
+				assert.ErrorIs(t, err, tc.want)
+			}
+		})
+	}
+
+	// Without MaxAge any age passes.
+	_, err := verify(t, &signature.Verifier{Keys: keys, Now: func() time.Time { return baseTime.AddDate(1, 0, 0) }}, signed)
+	assert.NoError(t, err)
+
+	noTimestamp := sign(t, signature.EdDSA, strings.Replace(baseMessage, `"timestamp":"2025-08-14T10:30:00.000Z",`, "", 1))
+	_, err = verify(t, at(baseTime.AddDate(1, 0, 0)), noTimestamp)
+	assert.NoError(t, err, "an unbound timestamp cannot be checked")
+
+	badTimestamp := sign(t, signature.EdDSA, strings.Replace(baseMessage, `2025-08-14T10:30:00.000Z`, `yesterday`, 1))
+	_, err = verify(t, at(baseTime), badTimestamp)
+	assert.ErrorIs(t, err, signature.ErrMalformed)
+
+	lower := sign(t, signature.EdDSA, strings.Replace(baseMessage, `2025-08-14T10:30:00.000Z`, `2025-08-14t12:30:00.000+02:00`, 1))
+	_, err = verify(t, at(baseTime), lower)
+	assert.NoError(t, err)
+}
+
+func TestVerifyMaxBytes(t *testing.T) {
+	signed := sign(t, signature.EdDSA, baseMessage)
+	keys := vectorVerifier(t).Keys
+	_, err := verify(t, &signature.Verifier{Keys: keys, MaxBytes: int64(len(signed))}, signed)
+	assert.NoError(t, err)
+	_, err = verify(t, &signature.Verifier{Keys: keys, MaxBytes: int64(len(signed) - 1)}, signed)
+	assert.ErrorIs(t, err, signature.ErrMalformed)
+
+	big := `{"sender":"agent@example.com","payload":"` + strings.Repeat("x", int(signature.DefaultMaxBytes)) + `"}`
+	_, err = verify(t, &signature.Verifier{Keys: keys}, big)
+	assert.ErrorIs(t, err, signature.ErrMalformed)
+	_, err = vectorSigner(t, signature.EdDSA).Sign([]byte(big))
+	assert.ErrorIs(t, err, signature.ErrMalformed)
+	s := vectorSigner(t, signature.EdDSA)
+	s.MaxBytes = int64(len(big))
+	_, err = s.Sign([]byte(big))
+	assert.NoError(t, err)
+}
+
+func TestSignErrors(t *testing.T) {
+	s := vectorSigner(t, signature.EdDSA)
+	tests := map[string]struct {
+		raw  string
+		want error
+	}{
+		"other sender domain":  {raw: strings.Replace(baseMessage, "agent@example.com", "agent@partner.example", 1), want: signature.ErrKeyDomain},
+		"subdomain sender":     {raw: strings.Replace(baseMessage, "agent@example.com", "agent@mail.example.com", 1), want: signature.ErrKeyDomain},
+		"no sender":            {raw: `{"payload":1}`, want: signature.ErrMalformed},
+		"not JSON":             {raw: `{"sender":"agent@example.com"`, want: signature.ErrMalformed},
+		"array":                {raw: `["sender"]`, want: signature.ErrMalformed},
+		"duplicate signature":  {raw: `{"sender":"agent@example.com","signature":null,"sign\u0061ture":null}`, want: signature.ErrMalformed},
+		"number out of range":  {raw: `{"sender":"agent@example.com","payload":-1e400}`, want: signature.ErrMalformed},
+		"trailing garbage":     {raw: `{"sender":"agent@example.com"}x`, want: signature.ErrMalformed},
+		"signature not closed": {raw: `{"sender":"agent@example.com","signature":{]}`, want: signature.ErrMalformed},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, err := s.Sign([]byte(tc.raw))
+			assert.ErrorIs(t, err, tc.want)
+		})
+	}
+}
+
+func TestCanonicalInput(t *testing.T) {
+	tests := map[string]struct{ raw, want string }{
+		"no signature":        {raw: `{"b":1,"a":2}`, want: `{"a":2,"b":1}`},
+		"signature first":     {raw: `{"signature":{"x":1},"b":1,"a":2}`, want: `{"a":2,"b":1}`},
+		"signature last":      {raw: `{"b":1,"a":2, "signature" : null }`, want: `{"a":2,"b":1}`},
+		"signature only":      {raw: ` { "signature":[1,{"a":"}"}] } `, want: `{}`},
+		"escaped name":        {raw: `{"sign\u0061ture":1,"z":"signature"}`, want: `{"z":"signature"}`},
+		"nested kept":         {raw: `{"p":{"signature":1},"signature":2}`, want: `{"p":{"signature":1}}`},
+		"similar names kept":  {raw: `{"signatures":1,"Signature":2,"signature":3,"signaturf":4}`, want: `{"Signature":2,"signatures":1,"signaturf":4}`},
+		"strings with braces": {raw: `{"a":"{\"signature\":1}","signature":"}]"}`, want: `{"a":"{\"signature\":1}"}`},
+		"empty":               {raw: `{}`, want: `{}`},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, err := signature.CanonicalInput([]byte(tc.raw))
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, string(got))
+		})
+	}
+	for _, bad := range []string{``, `[]`, `"x"`, `{"a":1,"a":2}`, `{"signature":1,"sign\u0061ture":2}`, `{"a":}`, `{"a":1}}`} {
+		_, err := signature.CanonicalInput([]byte(bad))
+		assert.ErrorIs(t, err, signature.ErrMalformed, bad)
+	}
+}
+
+func TestConcurrentUse(t *testing.T) {
+	v := vectorVerifier(t)
+	var wg sync.WaitGroup
+	for _, alg := range algorithms {
+		s := vectorSigner(t, alg)
+		for range 4 {
+			wg.Go(func() {
+				for range 10 {
+					out, err := s.Sign([]byte(baseMessage))
+					if !assert.NoError(t, err) {
+						return
+					}
+					_, err = v.Verify(context.Background(), out)
+					assert.NoError(t, err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+}
+
+type resolverFunc func(ctx context.Context, domain, selector string) (crypto.PublicKey, error)
+
+func (f resolverFunc) PublicKey(ctx context.Context, domain, selector string) (crypto.PublicKey, error) {
+	return f(ctx, domain, selector)
+}
+
+type countingKeys struct {
+	signature.KeyResolver
+	n atomic.Int32
+}
+
+func (c *countingKeys) PublicKey(ctx context.Context, domain, selector string) (crypto.PublicKey, error) {
+	c.n.Add(1)
+	return c.KeyResolver.PublicKey(ctx, domain, selector)
+}
+
+func indent(t testing.TB, raw string) string {
+	t.Helper()
+	var buf bytes.Buffer
+	require.NoError(t, json.Indent(&buf, []byte(raw), "", "\t"))
+	return buf.String()
+}
+
+// reverseMembers writes the top-level members of raw in reverse order,
+// keeping each value's bytes.
+func reverseMembers(t testing.TB, raw string) string {
+	t.Helper()
+	dec := json.NewDecoder(strings.NewReader(raw))
+	_, err := dec.Token()
+	require.NoError(t, err)
+	var parts []string
+	for dec.More() {
+		name, err := dec.Token()
+		require.NoError(t, err)
+		var v json.RawMessage
+		require.NoError(t, dec.Decode(&v))
+		n, _ := json.Marshal(name)
+		parts = append(parts, string(n)+":"+string(v))
+	}
+	for i, j := 0, len(parts)-1; i < j; i, j = i+1, j-1 {
+		parts[i], parts[j] = parts[j], parts[i]
+	}
+	return "{" + strings.Join(parts, ",") + "}"
+}
+
+// withPlusSlash changes b until its standard base64 form has a + or /, so
+// the encoding differs from base64url.
+func withPlusSlash(b []byte) []byte {
+	b = bytes.Clone(b)
+	for i := 0; ; i++ {
+		enc := base64.RawStdEncoding.EncodeToString(b)
+		if strings.ContainsAny(enc, "+/") {
+			return b
+		}
+		b[i%len(b)] ^= 0xff
+	}
+}
+
+// flipLow changes the last character of a 64-byte value's encoding so that
+// the bits it carries beyond the data become non-zero.
+func flipLow(c byte) string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	i := strings.IndexByte(alphabet, c)
+	return string(alphabet[i^1])
+}
