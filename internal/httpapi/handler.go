@@ -4,6 +4,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -416,7 +417,7 @@ func (h *Handler) registerAgent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req gateway.RegisterRequest
-	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		h.writeError(w, r, amtp.Errorf(amtp.CodeInvalidMessageFormat, "registration must be a JSON object {address, delivery_mode, webhook_url?, supported_schemas?}: %s", err.Error()))
