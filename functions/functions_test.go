@@ -152,6 +152,10 @@ func TestBootstrapsUnderRuntimeAPI(t *testing.T) {
 		"AGENTRY_BUCKET=" + names.Bucket, "AGENTRY_QUEUE_URL=" + ep.DeliveryQueueURL, "AGENTRY_DLQ_URL=" + ep.DeadLetterURL,
 		"AGENTRY_ADMIN_KEY=" + adminKey, "AGENTRY_ALLOW_INSECURE=1", "AGENTRY_DNS_SERVER=127.0.0.1:1",
 		"AGENTRY_PUBLIC_URL=https://amtp.example.com", "AGENTRY_LOG_LEVEL=warn",
+		// events/api-post-message.json is what `sam local invoke` sends: an
+		// unsigned message from alice@partner.example, whose key no DNS here
+		// could publish. Signature checks have their own tests (internal/e2e).
+		"AGENTRY_REQUIRE_SIGNATURES=0",
 	}
 	sqsc := sqs.NewFromConfig(cfg)
 	queue, err := sqsq.New(sqsc, sqsq.Config{QueueURL: ep.DeliveryQueueURL, DeadLetterURL: ep.DeadLetterURL})
@@ -308,6 +312,8 @@ func TestAPIKilledBetweenStoreAndEnqueueLosesNothing(t *testing.T) {
 		"AGENTRY_BUCKET=" + names.Bucket, "AGENTRY_QUEUE_URL=" + ep.DeliveryQueueURL, "AGENTRY_DLQ_URL=" + ep.DeadLetterURL,
 		"AGENTRY_ADMIN_KEY=" + adminKey, "AGENTRY_ALLOW_INSECURE=1", "AGENTRY_DNS_SERVER=127.0.0.1:1",
 		"AGENTRY_LOG_LEVEL=warn",
+		// The same unsigned sample event as above.
+		"AGENTRY_REQUIRE_SIGNATURES=0",
 	}
 	sqsc := sqs.NewFromConfig(cfg)
 	queue, err := sqsq.New(sqsc, sqsq.Config{QueueURL: ep.DeliveryQueueURL, DeadLetterURL: ep.DeadLetterURL})

@@ -5,12 +5,14 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
@@ -19,13 +21,16 @@ import (
 	"github.com/agentry/agentry/internal/config"
 	"github.com/agentry/agentry/internal/gateway"
 	"github.com/agentry/agentry/internal/localgw"
+	"github.com/agentry/agentry/internal/signature"
+	"github.com/agentry/agentry/internal/signing"
 )
 
 const usage = `agentry — an AMTP gateway
 
 usage:
   agentry serve                     run the gateway in the foreground (configured by AGENTRY_* variables)
-  agentry dns-record                print the _amtp TXT record to publish for AGENTRY_DOMAIN
+  agentry dns-record                print the _amtp TXT record (and the signing key record) to publish
+  agentry keygen [flags]            generate a signing key and print its key record (agentry keygen -h)
   agentry send [flags]              send a message          (agentry send -h)
   agentry status <message-id>       show a message's delivery status
   agentry inbox <recipient> [-ack]  list (and acknowledge) a pull agent's inbox
@@ -51,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = serve(stdout, stderr)
 	case "dns-record":
 		err = dnsRecord(stdout)
+	case "keygen":
+		err = keygen(args[1:], stdout, stderr)
 	case "send":
 		err = clientSend(args[1:], stdout, stderr)
 	case "status":
@@ -110,8 +117,18 @@ func serveEmbedded(ctx context.Context, cfg config.Config, stdout io.Writer, log
 	if g.AdminKeyGenerated {
 		fmt.Fprintf(stdout, "generated admin key (stored in %s/admin.key; shown once):\n  %s\n", cfg.DataDir, g.Config.AdminKey)
 	}
+	if g.SigningKeyGenerated {
+		fmt.Fprintf(stdout, "generated signing key (stored in %s/%s)\n", cfg.DataDir, signing.KeyFileName)
+	}
 	fmt.Fprintf(stdout, "agentry %s: AMTP gateway for %s listening on %s (data in %s)\n", localgw.Version, cfg.Domain, g.Addr(), cfg.DataDir)
 	fmt.Fprintf(stdout, "publish: _amtp.%s. IN TXT %q\n", cfg.Domain, g.Service.TXTRecord())
+	// Other gateways refuse our mail until they can find this key.
+	rec, err := signing.KeyRecord(g.Signer)
+	if err != nil {
+		g.Close()
+		return err
+	}
+	fmt.Fprintf(stdout, "publish: %s\n", rec)
 	return g.Serve(ctx)
 }
 
@@ -120,6 +137,10 @@ func serveEmbedded(ctx context.Context, cfg config.Config, stdout io.Writer, log
 func serveAWS(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.Logger) error {
 	if cfg.AdminKey == "" && cfg.AdminKeySecretARN == "" {
 		return errors.New("AGENTRY_BACKEND=aws needs AGENTRY_ADMIN_KEY or AGENTRY_ADMIN_KEY_SECRET_ARN")
+	}
+	// There is no data dir to keep a generated key in on AWS.
+	if cfg.SigningKey == "" && cfg.SigningKeyFile == "" && cfg.SigningKeySecretARN == "" {
+		return errors.New("AGENTRY_BACKEND=aws needs AGENTRY_SIGNING_KEY, AGENTRY_SIGNING_KEY_FILE or AGENTRY_SIGNING_KEY_SECRET_ARN (agentry keygen makes one)")
 	}
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
 	if err != nil {
@@ -148,5 +169,89 @@ func dnsRecord(stdout io.Writer) error {
 	}
 	rec := gateway.TXTRecord(cfg.PublicURL, gateway.DefaultAuthMethods, cfg.MaxMessageBytes)
 	fmt.Fprintf(stdout, "_amtp.%s. 300 IN TXT %q\n", cfg.Domain, rec)
+	// The key record too, when there is a key to read: the configured one,
+	// or the one a local gateway generated in its data dir. dns-record
+	// never generates a key itself.
+	signer, err := signing.Configured(cfg)
+	if err != nil {
+		return err
+	}
+	if signer == nil && cfg.Backend == "embedded" {
+		if _, statErr := os.Stat(filepath.Join(cfg.DataDir, signing.KeyFileName)); statErr == nil {
+			if signer, _, err = signing.LoadLocal(cfg); err != nil {
+				return err
+			}
+		}
+	}
+	if signer == nil {
+		return nil
+	}
+	keyRec, err := signing.KeyRecord(signer)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, keyRec)
+	return nil
+}
+
+// keygen writes a new signing key as a PKCS#8 PEM file (0600, never over
+// an existing file) and prints the key record to publish for it.
+func keygen(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	alg := fs.String("alg", string(signature.EdDSA), "algorithm: EdDSA, ES256 or RS256")
+	selector := fs.String("selector", "", "selector the key is published under (default AGENTRY_SIGNING_SELECTOR or agentry)")
+	domain := fs.String("domain", "", "domain the key signs for (default AGENTRY_DOMAIN)")
+	out := fs.String("out", "signing.pem", "file to write the private key to")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("keygen: unexpected argument %q", fs.Arg(0))
+	}
+	cfg, err := config.FromEnv(nil)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	if *domain != "" {
+		cfg.Domain = *domain
+	}
+	if *selector != "" {
+		cfg.SigningSelector = *selector
+	}
+	a, err := signature.ParseAlgorithm(*alg)
+	if err != nil {
+		return fmt.Errorf("keygen: %w", err)
+	}
+	key, err := signature.GenerateKey(a)
+	if err != nil {
+		return fmt.Errorf("keygen: %w", err)
+	}
+	// NewSigner checks domain and selector before anything is written.
+	signer, err := signature.NewSigner(cfg.Domain, cfg.SigningSelector, key)
+	if err != nil {
+		return fmt.Errorf("keygen: %w", err)
+	}
+	pemData, err := signature.EncodePrivateKeyPEM(key)
+	if err != nil {
+		return fmt.Errorf("keygen: %w", err)
+	}
+	f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("keygen: write key: %w", err)
+	}
+	if _, err := f.Write(pemData); err != nil {
+		f.Close()
+		return fmt.Errorf("keygen: write key: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("keygen: write key: %w", err)
+	}
+	rec, err := signing.KeyRecord(signer)
+	if err != nil {
+		return fmt.Errorf("keygen: %w", err)
+	}
+	fmt.Fprintf(stderr, "wrote %s %s key to %s; use it with AGENTRY_SIGNING_KEY_FILE=%s and publish:\n", a, cfg.Domain, *out, *out)
+	fmt.Fprintln(stdout, rec)
 	return nil
 }

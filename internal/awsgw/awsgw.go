@@ -31,6 +31,8 @@ import (
 	"github.com/agentry/agentry/internal/netguard"
 	"github.com/agentry/agentry/internal/observe"
 	"github.com/agentry/agentry/internal/s3blob"
+	"github.com/agentry/agentry/internal/signature"
+	"github.com/agentry/agentry/internal/signing"
 	"github.com/agentry/agentry/internal/sqsq"
 )
 
@@ -120,10 +122,14 @@ func New(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.Lo
 	gcfg := gateway.Config{
 		Domain: cfg.Domain, AdminKey: cfg.AdminKey, MaxRecipients: cfg.MaxRecipients,
 		MaxMessageBytes: cfg.MaxMessageBytes, PublicURL: cfg.PublicURL, AllowInsecure: cfg.AllowInsecure,
-		Logger: log, Metrics: metrics,
+		Logger: log, Metrics: metrics, Inbound: signing.NewInbound(cfg, res, log),
 	}
 	if cfg.AdminKey == "" && cfg.AdminKeySecretARN != "" {
-		gcfg.AdminKeyFunc = secretFetcher(secretsmanager.NewFromConfig(awsCfg), cfg.AdminKeySecretARN)
+		gcfg.AdminKeyFunc = secretFetcher(secretsmanager.NewFromConfig(awsCfg), cfg.AdminKeySecretARN, "admin key")
+	}
+	signer, err := awsSigner(cfg, awsCfg)
+	if err != nil {
+		return nil, err
 	}
 	svc, err := gateway.NewService(gcfg, gateway.Ports{Messages: g.Store, Inbox: g.Store, Agents: g.Store, Queue: g.Queue, Discover: disc})
 	if err != nil {
@@ -142,7 +148,7 @@ func New(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.Lo
 		// invocation before the retry is scheduled.
 		AttemptTimeout: time.Duration(awsres.DeliverTimeoutSeconds) * time.Second * 2 / 3,
 		Retry:          delivery.RetryPolicy{Base: cfg.RetryBase, Max: cfg.RetryMax, Window: cfg.RetryWindow, Jitter: 0.25},
-	}, delivery.Deps{Messages: g.Store, Inbox: g.Store, Agents: g.Store, Queue: g.Queue, Discover: disc, Reporter: svc, Client: client})
+	}, delivery.Deps{Messages: g.Store, Inbox: g.Store, Agents: g.Store, Queue: g.Queue, Discover: disc, Reporter: svc, Client: client, Signer: signer})
 	if err != nil {
 		return nil, err
 	}
@@ -160,8 +166,38 @@ func queueURL(ctx context.Context, c *sqs.Client, name string) (string, error) {
 	return aws.ToString(out.QueueUrl), nil
 }
 
-// secretFetcher reads the admin key from Secrets Manager on first use.
-func secretFetcher(c *secretsmanager.Client, arn string) func(context.Context) (string, error) {
+// awsSigner is the worker's signer on AWS: the configured PEM, or the one
+// in Secrets Manager read on first use. Without either the gateway still
+// starts (the api and deadletter functions never sign), but every forward
+// to another domain is retried with the reason in its status and log until
+// a key is configured: sending it unsigned would only be refused.
+func awsSigner(cfg config.Config, awsCfg aws.Config) (delivery.MessageSigner, error) {
+	s, err := signing.Configured(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if s != nil {
+		return signing.Signer{S: s}, nil
+	}
+	if cfg.SigningKeySecretARN == "" {
+		return &signing.Lazy{Load: func(context.Context) (*signature.Signer, error) {
+			return nil, errors.New("no signing key configured: set AGENTRY_SIGNING_KEY or AGENTRY_SIGNING_KEY_SECRET_ARN")
+		}}, nil
+	}
+	fetch := secretFetcher(secretsmanager.NewFromConfig(awsCfg), cfg.SigningKeySecretARN, "signing key")
+	return &signing.Lazy{Load: func(ctx context.Context) (*signature.Signer, error) {
+		pemText, err := fetch(ctx)
+		if err != nil {
+			return nil, err
+		}
+		cfg.SigningKey = pemText
+		return signing.Configured(cfg)
+	}}, nil
+}
+
+// secretFetcher reads a secret (what names it in errors) from Secrets
+// Manager on first use.
+func secretFetcher(c *secretsmanager.Client, arn, what string) func(context.Context) (string, error) {
 	var (
 		mu  sync.Mutex
 		key string
@@ -174,11 +210,11 @@ func secretFetcher(c *secretsmanager.Client, arn string) func(context.Context) (
 		}
 		out, err := c.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn)})
 		if err != nil {
-			return "", fmt.Errorf("read admin key secret: %w", err)
+			return "", fmt.Errorf("read %s secret: %w", what, err)
 		}
 		v := strings.TrimSpace(aws.ToString(out.SecretString))
 		if v == "" {
-			return "", errors.New("admin key secret is empty")
+			return "", fmt.Errorf("%s secret is empty", what)
 		}
 		key = v
 		return key, nil

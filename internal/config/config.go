@@ -12,6 +12,7 @@ import (
 
 	"github.com/agentry/agentry/internal/amtp"
 	"github.com/agentry/agentry/internal/awsres"
+	"github.com/agentry/agentry/internal/signature"
 )
 
 // Config is the gateway's configuration. README documents each variable.
@@ -33,6 +34,12 @@ type Config struct {
 	RetryMax        time.Duration // AGENTRY_RETRY_MAX, default 1h (cap)
 	RetryWindow     time.Duration // AGENTRY_RETRY_WINDOW, default 168h (give up after)
 
+	// Message signatures (shared/PROTOCOL.md "Signatures").
+	SigningKey        string // AGENTRY_SIGNING_KEY: PKCS#8 PEM text of the gateway's signing key
+	SigningKeyFile    string // AGENTRY_SIGNING_KEY_FILE: path of that PEM; local default <data dir>/signing.pem (generated)
+	SigningSelector   string // AGENTRY_SIGNING_SELECTOR, default "agentry": the key is published at <selector>._amtpkey.<domain>
+	RequireSignatures bool   // AGENTRY_REQUIRE_SIGNATURES, default 1; 0 accepts unsigned mail from other domains (dev only)
+
 	// The AWS backend (AGENTRY_BACKEND=aws; the Lambdas always use it).
 	Backend           string // AGENTRY_BACKEND: embedded (default) or aws
 	AWSBootstrap      bool   // AGENTRY_AWS_BOOTSTRAP=1: create missing resources at start
@@ -42,6 +49,9 @@ type Config struct {
 	DLQURL            string // AGENTRY_DLQ_URL, default looked up by name <prefix>-delivery-dlq
 	Bucket            string // AGENTRY_BUCKET, default <prefix>-bodies
 	AdminKeySecretARN string // AGENTRY_ADMIN_KEY_SECRET_ARN: admin key in Secrets Manager
+	// AGENTRY_SIGNING_KEY_SECRET_ARN: the signing key's PEM in Secrets
+	// Manager, read on first use like the admin key.
+	SigningKeySecretARN string
 }
 
 // Getenv is os.Getenv; tests pass a map's lookup instead.
@@ -68,6 +78,10 @@ func FromEnv(getenv Getenv) (Config, error) {
 		TLSKey:    get("AGENTRY_TLS_KEY", ""),
 		PublicURL: get("AGENTRY_PUBLIC_URL", ""),
 		LogLevel:  get("AGENTRY_LOG_LEVEL", "info"),
+		// PEM text keeps its line breaks; only surrounding blanks go.
+		SigningKey:      strings.TrimSpace(getenv("AGENTRY_SIGNING_KEY")),
+		SigningKeyFile:  get("AGENTRY_SIGNING_KEY_FILE", ""),
+		SigningSelector: strings.ToLower(get("AGENTRY_SIGNING_SELECTOR", "agentry")),
 	}
 	var errs []error
 	d, err := amtp.NormalizeDomain(c.Domain)
@@ -125,6 +139,27 @@ func FromEnv(getenv Getenv) (Config, error) {
 	c.QueueURL = get("AGENTRY_QUEUE_URL", "")
 	c.DLQURL = get("AGENTRY_DLQ_URL", "")
 	c.AdminKeySecretARN = get("AGENTRY_ADMIN_KEY_SECRET_ARN", "")
+	c.SigningKeySecretARN = get("AGENTRY_SIGNING_KEY_SECRET_ARN", "")
+	c.RequireSignatures, err = parseBool(get("AGENTRY_REQUIRE_SIGNATURES", "1"))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("AGENTRY_REQUIRE_SIGNATURES: %w", err))
+	}
+	// One source of the key, so that which key signs is never a question
+	// of precedence rules.
+	keySources := 0
+	for _, v := range []string{c.SigningKey, c.SigningKeyFile, c.SigningKeySecretARN} {
+		if v != "" {
+			keySources++
+		}
+	}
+	if keySources > 1 {
+		errs = append(errs, errors.New("set only one of AGENTRY_SIGNING_KEY, AGENTRY_SIGNING_KEY_FILE and AGENTRY_SIGNING_KEY_SECRET_ARN"))
+	}
+	// The selector becomes a DNS label (<selector>._amtpkey.<domain>), so
+	// it is checked now rather than at the first signature.
+	if _, _, err := signature.ParseKeyID(signature.FormatKeyID(c.Domain, c.SigningSelector)); err != nil && c.Domain != "" {
+		errs = append(errs, fmt.Errorf("AGENTRY_SIGNING_SELECTOR %q: %w", c.SigningSelector, err))
+	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("AGENTRY_TLS_CERT and AGENTRY_TLS_KEY must be set together"))
 	}

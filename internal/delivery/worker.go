@@ -79,6 +79,20 @@ type Deps struct {
 	Discover gateway.Discoverer
 	Reporter Reporter
 	Client   *http.Client // outbound, from netguard
+	// Signer signs every message forwarded to another domain's gateway.
+	// nil forwards unsigned, which receivers requiring signatures refuse:
+	// only unit tests leave it unset; both compositions set it.
+	Signer MessageSigner
+}
+
+// MessageSigner signs the exact body the worker is about to send to
+// another gateway and returns the body to send instead. The worker
+// declares the port so that where the key lives (a PEM file, Secrets
+// Manager, a KMS) stays in the composition. An error is retried: a key
+// that cannot be read now may be readable after the operator fixes it,
+// and the message is kept meanwhile.
+type MessageSigner interface {
+	SignMessage(ctx context.Context, raw []byte) ([]byte, error)
 }
 
 // Worker delivers tasks. One Worker serves both the local process (Run)
@@ -628,10 +642,25 @@ func (w *Worker) deliverRemote(ctx context.Context, m *amtp.Message, domain stri
 		}
 		return settledAll(rcpts, amtp.CodeRecipientNotFound, why)
 	}
+	// We never relay, so every message we forward was written in our
+	// domain and is ours to sign. Anything else means a bug upstream: fail
+	// it rather than sign another domain's mail or send it unsigned.
+	if sd := m.SenderAddress().Domain; sd != w.cfg.Domain {
+		return settledAll(rcpts, amtp.CodeForbidden, fmt.Sprintf("refusing to forward a message from %s: this gateway only forwards mail of %s", sd, w.cfg.Domain))
+	}
 	// One POST per domain carries just that domain's recipients.
 	fwd := *m
 	fwd.Recipients = rcpts
 	body := fwd.AppendJSON(make([]byte, 0, 512+len(m.Payload)))
+	if w.d.Signer != nil {
+		// Signed last, over exactly the bytes that go on the wire.
+		signed, err := w.d.Signer.SignMessage(ctx, body)
+		if err != nil {
+			w.log.ErrorContext(ctx, "cannot sign outbound message", "domain", domain, "err", err)
+			return outcome{transient: amtp.Errorf(amtp.CodeTemporaryFailure, "signing the message for %s failed: %s", domain, err.Error())}
+		}
+		body = signed
+	}
 	if route.MaxSize > 0 && int64(len(body)) > route.MaxSize {
 		return settledAll(rcpts, amtp.CodeMessageTooLarge, fmt.Sprintf("message is %d bytes; %s accepts at most %d", len(body), domain, route.MaxSize))
 	}

@@ -25,8 +25,10 @@ func TestTwoAWSBackedBinariesSideBySide(t *testing.T) {
 		"AGENTRY_BACKEND=aws", "AGENTRY_AWS_BOOTSTRAP=1", "AGENTRY_ADMIN_KEY="+adminKey,
 		"AGENTRY_DNS_SERVER="+dns.Addr(), "AGENTRY_ALLOW_INSECURE=1", "AGENTRY_LOG_LEVEL=warn",
 		"AGENTRY_RETRY_BASE=200ms", "AGENTRY_RETRY_MAX=1s")
-	a := startBinary(t, bin, append(common, "AGENTRY_DOMAIN=a.test"), aAddr)
-	b := startBinary(t, bin, append(common, "AGENTRY_DOMAIN=b.test"), bAddr)
+	aKey, _ := publishKey(t, dns, "a.test")
+	bKey, _ := publishKey(t, dns, "b.test")
+	a := startBinary(t, bin, append(common, "AGENTRY_DOMAIN=a.test", "AGENTRY_SIGNING_KEY="+aKey), aAddr)
+	b := startBinary(t, bin, append(common, "AGENTRY_DOMAIN=b.test", "AGENTRY_SIGNING_KEY="+bKey), bAddr)
 
 	reg := func(url, name string) string {
 		st, out := call(t, "POST", url+"/v1/admin/agents", adminKey, map[string]any{"address": name, "delivery_mode": "pull"})

@@ -80,7 +80,9 @@ func TestKillDashNineAfterAcceptLosesNothing(t *testing.T) {
 	bAddr := freePort(t)
 	// b.test is published but not running yet: the first delivery attempts fail.
 	dns.SetTXT("_amtp.b.test", 60, "v=amtp1;gateway=http://"+bAddr)
+	aKey, _ := publishKey(t, dns, "a.test")
 	env := []string{
+		"AGENTRY_SIGNING_KEY=" + aKey,
 		"AGENTRY_DOMAIN=a.test", "AGENTRY_DATA_DIR=" + dataDir, "AGENTRY_ADMIN_KEY=" + adminKey,
 		"AGENTRY_DNS_SERVER=" + dns.Addr(), "AGENTRY_ALLOW_INSECURE=1",
 		"AGENTRY_RETRY_BASE=200ms", "AGENTRY_RETRY_MAX=500ms", "AGENTRY_LOG_LEVEL=warn",

@@ -5,6 +5,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -26,6 +27,7 @@ import (
 	"github.com/agentry/agentry/internal/delivery"
 	"github.com/agentry/agentry/internal/discovery/dnstest"
 	"github.com/agentry/agentry/internal/localgw"
+	"github.com/agentry/agentry/internal/signature"
 )
 
 const adminKey = "test-admin-key-0123456789"
@@ -37,6 +39,8 @@ type gw struct {
 	url    string
 	cancel context.CancelFunc
 	done   chan error
+	signer *signature.Signer // signs with the gateway's own key, published in DNS
+	key    crypto.Signer     // that key, to sign under other selectors in tests
 }
 
 type gwOpts struct {
@@ -44,6 +48,31 @@ type gwOpts struct {
 	dataDir  string
 	secure   bool // production settings: no http:// or private targets
 	aws      bool // run on the AWS adapters (DynamoDB, SQS, S3 in moto)
+	env      map[string]string
+}
+
+// publishKey makes a signing key for domain, publishes its record at
+// agentry._amtpkey.<domain> and returns the PEM to configure the gateway
+// with (AGENTRY_SIGNING_KEY) and a signer for crafting messages in tests.
+func publishKey(t *testing.T, dns *dnstest.Server, domain string) (string, *signature.Signer) {
+	t.Helper()
+	pemData, s, _ := publishKeyPair(t, dns, domain)
+	return pemData, s
+}
+
+// publishKeyPair is publishKey that also returns the private key.
+func publishKeyPair(t *testing.T, dns *dnstest.Server, domain string) (string, *signature.Signer, crypto.Signer) {
+	t.Helper()
+	key, err := signature.GenerateKey(signature.EdDSA)
+	require.NoError(t, err)
+	pemData, err := signature.EncodePrivateKeyPEM(key)
+	require.NoError(t, err)
+	s, err := signature.NewSigner(domain, "agentry", key)
+	require.NoError(t, err)
+	txt, err := signature.PublicKeyTXT(key.Public())
+	require.NoError(t, err)
+	dns.SetTXT("agentry._amtpkey."+domain, 300, txt)
+	return string(pemData), s, key
 }
 
 // startGateway starts a gateway for domain on a loopback port and
@@ -76,6 +105,14 @@ func startGateway(t *testing.T, dns *dnstest.Server, domain string, o gwOpts) *g
 	if o.secure {
 		env["AGENTRY_ALLOW_INSECURE"] = "0"
 	}
+	// Every test gateway signs with a key published in the test DNS, as a
+	// real deployment must, so that receivers requiring signatures (the
+	// default) accept its mail.
+	pemKey, signer, key := publishKeyPair(t, dns, domain)
+	env["AGENTRY_SIGNING_KEY"] = pemKey
+	for k, v := range o.env {
+		env[k] = v
+	}
 	cfg, err := config.FromEnv(func(k string) string { return env[k] })
 	require.NoError(t, err)
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -97,7 +134,7 @@ func startGateway(t *testing.T, dns *dnstest.Server, domain string, o gwOpts) *g
 		go func() { done <- g.Serve(ctx) }()
 	}
 	dns.SetTXT("_amtp."+domain, 60, "v=amtp1;gateway="+base+";auth=apikey;max-size=10485760")
-	x := &gw{t: t, domain: domain, url: base, cancel: cancel, done: done}
+	x := &gw{t: t, domain: domain, url: base, cancel: cancel, done: done, signer: signer, key: key}
 	t.Cleanup(x.stop)
 	return x
 }

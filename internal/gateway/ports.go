@@ -123,3 +123,17 @@ type noMetrics struct{}
 
 func (noMetrics) MessageAccepted(context.Context, string, int)                            {}
 func (noMetrics) MessageDelivered(context.Context, string, string, string, time.Duration) {}
+
+// InboundVerifier checks the signature of a message another domain's
+// gateway handed us, over the body exactly as it was received (parsing
+// normalises, so the parsed message is no longer what was signed). The
+// gateway declares this port so that the core needs neither the signature
+// package nor DNS.
+//
+// It answers nil when the message may be accepted (signed and verified, or
+// unsigned under a policy that allows it), an *amtp.Error for a refusal
+// (SIGNATURE_INVALID, or TEMPORARY_FAILURE when the key could not be
+// fetched); any other error is treated as a temporary failure.
+type InboundVerifier interface {
+	VerifyInbound(ctx context.Context, raw []byte) error
+}

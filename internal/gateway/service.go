@@ -38,6 +38,10 @@ type Config struct {
 	// Metrics receives accept-path events (docs/metrics.md); nil means
 	// none are published.
 	Metrics Metrics
+	// Inbound verifies the signature of mail from other domains. nil
+	// accepts it unchecked, which only unit tests of the core should do:
+	// both compositions always set it.
+	Inbound InboundVerifier
 }
 
 // ImmediateDeliverer performs the first attempt of a local push delivery
@@ -260,7 +264,32 @@ func (s *Service) Accept(ctx context.Context, p Principal, body []byte) (*Accept
 	if err != nil {
 		return nil, err
 	}
+	// Authorisation comes first: a relay attempt or a spoofed local sender
+	// is refused without costing a key lookup in DNS. The signature is
+	// checked over body, the bytes as received, not over m.
+	if origin == OriginRemote {
+		if err := s.verifyInbound(ctx, body); err != nil {
+			return nil, err
+		}
+	}
 	return s.accept(ctx, m, origin)
+}
+
+// verifyInbound applies the InboundVerifier port, passing its AMTP errors
+// through and treating anything else as a failure worth retrying.
+func (s *Service) verifyInbound(ctx context.Context, body []byte) error {
+	if s.cfg.Inbound == nil {
+		return nil
+	}
+	err := s.cfg.Inbound.VerifyInbound(ctx, body)
+	if err == nil {
+		return nil
+	}
+	var ae *amtp.Error
+	if errors.As(err, &ae) {
+		return ae
+	}
+	return s.unavailable("verify signature", err)
 }
 
 // SubmitSystem accepts a message this gateway itself writes (a delivery

@@ -28,6 +28,8 @@ import (
 	"github.com/agentry/agentry/internal/httpapi"
 	"github.com/agentry/agentry/internal/netguard"
 	"github.com/agentry/agentry/internal/observe"
+	"github.com/agentry/agentry/internal/signature"
+	"github.com/agentry/agentry/internal/signing"
 )
 
 // Version is the gateway's version string, set at build time.
@@ -44,6 +46,11 @@ type Gateway struct {
 	// AdminKeyGenerated is true when this start generated the admin key
 	// (it is then printed once by the caller).
 	AdminKeyGenerated bool
+	// Signer signs what this gateway forwards; SigningKeyGenerated is true
+	// when this start created <data dir>/signing.pem (its record must then
+	// be published before other gateways accept our mail).
+	Signer              *signature.Signer
+	SigningKeyGenerated bool
 
 	log      *slog.Logger
 	listener net.Listener
@@ -67,6 +74,11 @@ func New(cfg config.Config, o Options) (*Gateway, error) {
 	if err := g.loadAdminKey(); err != nil {
 		return nil, err
 	}
+	signer, generated, err := signing.LoadLocal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	g.Signer, g.SigningKeyGenerated = signer, generated
 	db, err := embedded.Open(embedded.Options{Dir: cfg.DataDir})
 	if err != nil {
 		return nil, fmt.Errorf("open data dir %s: %w", cfg.DataDir, err)
@@ -81,7 +93,7 @@ func New(cfg config.Config, o Options) (*Gateway, error) {
 	svc, err := gateway.NewService(gateway.Config{
 		Domain: cfg.Domain, AdminKey: cfg.AdminKey, MaxRecipients: cfg.MaxRecipients,
 		MaxMessageBytes: cfg.MaxMessageBytes, PublicURL: cfg.PublicURL, AllowInsecure: cfg.AllowInsecure,
-		Logger: log,
+		Logger: log, Inbound: signing.NewInbound(cfg, res, log),
 	}, gateway.Ports{Messages: db, Inbox: db, Agents: db, Queue: db, Discover: disc})
 	if err != nil {
 		db.Close()
@@ -94,7 +106,7 @@ func New(cfg config.Config, o Options) (*Gateway, error) {
 	w, err := delivery.New(delivery.Config{
 		Domain: cfg.Domain, Concurrency: cfg.Workers, Logger: log,
 		Retry: delivery.RetryPolicy{Base: cfg.RetryBase, Max: cfg.RetryMax, Window: cfg.RetryWindow, Jitter: 0.25},
-	}, delivery.Deps{Messages: db, Inbox: db, Agents: db, Queue: db, Discover: disc, Reporter: svc, Client: client})
+	}, delivery.Deps{Messages: db, Inbox: db, Agents: db, Queue: db, Discover: disc, Reporter: svc, Client: client, Signer: signing.Signer{S: signer}})
 	if err != nil {
 		db.Close()
 		return nil, err
