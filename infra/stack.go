@@ -80,6 +80,7 @@ type resources struct {
 	dlq       awssqs.Queue
 	bucket    awss3.Bucket
 	adminKey  awssecretsmanager.Secret
+	signKey   awssecretsmanager.Secret
 	functions map[string]awslambda.Function
 	api       awsapigatewayv2.HttpApi
 	publicURL *string
@@ -136,8 +137,6 @@ func NewAgentryStack(scope constructs.Construct, id string, props *AgentryStackP
 	//   - the email bridge: SES identity, receipt rule set writing to
 	//     r.bucket under an inbound/ prefix and an inbound-email function
 	//     added to functionSpecs, in a newEmail(stack, r).
-	//   - signatures: a signing-key secret beside r.adminKey, granted
-	//     only to the function that signs.
 	newObservability(stack, r)
 	newOutputs(stack, r)
 	quietRedundantDependsOn(stack)
@@ -267,6 +266,21 @@ func newSecrets(stack awscdk.Stack, r *resources) {
 		RemovalPolicy: removal(r.settings),
 	})
 	tagRole(r.adminKey, cfntemplate.RoleAdminKeySecret)
+	// The message-signing key: its value is a PKCS#8 PEM the operator
+	// makes with `agentry keygen` and puts here (README "Deploy to AWS");
+	// the generated placeholder is not a key, so forwards to other domains
+	// wait in retry, with the reason in their status, until it is set.
+	r.signKey = awssecretsmanager.NewSecret(stack, jsii.String("SigningKey"), &awssecretsmanager.SecretProps{
+		SecretName:  jsii.String(r.names.Prefix + "/signing-key"),
+		Description: jsii.String("Agentry message-signing key (PKCS#8 PEM from `agentry keygen`; publish its _amtpkey TXT record)"),
+		GenerateSecretString: &awssecretsmanager.SecretStringGenerator{
+			PasswordLength:     jsii.Number(32),
+			ExcludePunctuation: jsii.Bool(true),
+			IncludeSpace:       jsii.Bool(false),
+		},
+		RemovalPolicy: removal(r.settings),
+	})
+	tagRole(r.signKey, cfntemplate.RoleSigningKeySecret)
 }
 
 // EnvVars are the AGENTRY_* variables each function gets (names only;
@@ -276,8 +290,11 @@ func EnvVars(function string) []string {
 		"AGENTRY_DOMAIN", "AGENTRY_RESOURCE_PREFIX", "AGENTRY_TABLE", "AGENTRY_QUEUE_URL", "AGENTRY_DLQ_URL",
 		"AGENTRY_BUCKET", "AGENTRY_PUBLIC_URL", "AGENTRY_MAX_MESSAGE_BYTES", "AGENTRY_LOG_LEVEL",
 	}
-	if function == "api" {
+	switch function {
+	case "api":
 		v = append(v, "AGENTRY_ADMIN_KEY_SECRET_ARN") // only the API serves /v1/admin
+	case "deliver":
+		v = append(v, "AGENTRY_SIGNING_KEY_SECRET_ARN") // only the worker forwards (and signs)
 	}
 	return v
 }
@@ -322,8 +339,11 @@ func newFunctions(stack awscdk.Stack, r *resources) {
 			"AGENTRY_MAX_MESSAGE_BYTES": jsii.String(strconv.FormatInt(s.MaxMessageBytes, 10)),
 			"AGENTRY_LOG_LEVEL":         jsii.String(s.LogLevel),
 		}
-		if f.Name == "api" {
+		switch f.Name {
+		case "api":
 			env["AGENTRY_ADMIN_KEY_SECRET_ARN"] = r.adminKey.SecretArn()
+		case "deliver":
+			env["AGENTRY_SIGNING_KEY_SECRET_ARN"] = r.signKey.SecretArn()
 		}
 		// An explicit log group: retention and removal follow the stage
 		// instead of Lambda's never-expiring default group.
@@ -376,6 +396,7 @@ func grant(r *resources) {
 	// The worker moves tasks it gives up on to the DLQ itself.
 	r.dlq.GrantSendMessages(deliver)
 	r.adminKey.GrantRead(api, nil)
+	r.signKey.GrantRead(deliver, nil)
 
 	// The event source mappings grant receive/delete/visibility on their
 	// own queue only.
@@ -485,6 +506,7 @@ func newOutputs(stack awscdk.Stack, r *resources) {
 	if s.CustomDomain() && !s.HostedZone() {
 		out("ApiHostCnameTarget", "Point "+s.APIHost+" (CNAME) at this name", r.domain.RegionalDomainName())
 	}
+	out("SigningKeySecretArn", "Secrets Manager secret for the message-signing key: put the PEM from `agentry keygen` here", r.signKey.SecretArn())
 	out("AdminKeySecretArn", "Secrets Manager secret holding the admin key (aws secretsmanager get-secret-value --secret-id …)", r.adminKey.SecretArn())
 	out("TableName", "DynamoDB table", r.table.TableName())
 	out("DeliveryQueueUrl", "SQS delivery queue", r.queue.QueueUrl())

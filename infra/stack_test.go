@@ -250,14 +250,15 @@ func TestIAMLeastPrivilege(t *testing.T) {
 	dlqID, _ := dev.byRole(t, cfntemplate.RoleDeadLetterQueue)
 	qID, _ := dev.byRole(t, cfntemplate.RoleDeliveryQueue)
 	secretID, _ := dev.byRole(t, cfntemplate.RoleAdminKeySecret)
+	signID, _ := dev.byRole(t, cfntemplate.RoleSigningKeySecret)
 	for _, c := range []struct {
 		name, role   string
 		want, absent []string
 		receiveFrom  string // the only queue it may receive from ("" = none)
 	}{
-		{"api", cfntemplate.RoleAPIFunction, []string{"secretsmanager:GetSecretValue", secretID, "sqs:SendMessage", "s3:PutObject", "dynamodb:PutItem"}, []string{dlqID}, ""},
-		{"deliver", cfntemplate.RoleDeliverFunction, []string{"sqs:ChangeMessageVisibility", qID, dlqID, "s3:GetObject"}, []string{"secretsmanager:", secretID}, qID},
-		{"deadletter", cfntemplate.RoleDeadletterFn, []string{dlqID, "dynamodb:UpdateItem", "sqs:SendMessage"}, []string{"secretsmanager:", secretID}, dlqID},
+		{"api", cfntemplate.RoleAPIFunction, []string{"secretsmanager:GetSecretValue", secretID, "sqs:SendMessage", "s3:PutObject", "dynamodb:PutItem"}, []string{dlqID, signID}, ""},
+		{"deliver", cfntemplate.RoleDeliverFunction, []string{"sqs:ChangeMessageVisibility", qID, dlqID, "s3:GetObject", "secretsmanager:GetSecretValue", signID}, []string{secretID}, qID},
+		{"deadletter", cfntemplate.RoleDeadletterFn, []string{dlqID, "dynamodb:UpdateItem", "sqs:SendMessage"}, []string{"secretsmanager:", secretID, signID}, dlqID},
 	} {
 		stmts := statementsOf(c.role)
 		doc := mustJSON(stmts)
@@ -356,7 +357,7 @@ func TestDashboard(t *testing.T) {
 func TestOutputs(t *testing.T) {
 	dev, prod := stacks(t)
 	for _, st := range []*synthesized{dev, prod} {
-		for _, o := range []string{"ApiUrl", "ApiEndpoint", "AmtpTxtRecord", "DashboardUrl", "AlarmTopicArn", "AdminKeySecretArn",
+		for _, o := range []string{"ApiUrl", "ApiEndpoint", "AmtpTxtRecord", "DashboardUrl", "AlarmTopicArn", "AdminKeySecretArn", "SigningKeySecretArn",
 			"TableName", "DeliveryQueueUrl", "DeadLetterQueueUrl", "BodiesBucketName"} {
 			must(t, st.settings.Stage+" output "+o, func() {
 				st.tmpl.HasOutput(jsii.String(o), &map[string]any{"Value": assertions.Match_AnyValue()})

@@ -32,15 +32,16 @@ const (
 
 // Roles of Agentry's resources.
 const (
-	RoleTable           = "table"
-	RoleDeliveryQueue   = "delivery-queue"
-	RoleDeadLetterQueue = "dead-letter-queue"
-	RoleBodiesBucket    = "bodies-bucket"
-	RoleAdminKeySecret  = "admin-key-secret"
-	RoleAlarmTopic      = "alarm-topic"
-	RoleAPIFunction     = "api-function"
-	RoleDeliverFunction = "deliver-function"
-	RoleDeadletterFn    = "deadletter-function"
+	RoleTable            = "table"
+	RoleDeliveryQueue    = "delivery-queue"
+	RoleDeadLetterQueue  = "dead-letter-queue"
+	RoleBodiesBucket     = "bodies-bucket"
+	RoleAdminKeySecret   = "admin-key-secret"
+	RoleSigningKeySecret = "signing-key-secret"
+	RoleAlarmTopic       = "alarm-topic"
+	RoleAPIFunction      = "api-function"
+	RoleDeliverFunction  = "deliver-function"
+	RoleDeadletterFn     = "deadletter-function"
 )
 
 // Resource types Create builds.
