@@ -22,12 +22,16 @@ emulators-check:
 
 ## run-aws-local: the gateway on the AWS backend, against the emulator from emulators-up
 # The emulator outlives this target (Ctrl-C stops only the gateway);
-# `make emulators-down` stops it. Without an admin key of the user's own, a
-# local one is kept in .emulators/admin.key.
+# `make emulators-down` stops it. Without an admin key or signing key of
+# the user's own, local ones are kept in .emulators/.
 run-aws-local: emulators-up
 	@eval "$$($(EMULATORS) env)"; \
 	if [ -z "$${AGENTRY_ADMIN_KEY:-}$${AGENTRY_ADMIN_KEY_SECRET_ARN:-}" ]; then \
 		AGENTRY_ADMIN_KEY=$$($(EMULATORS) admin-key) || exit 1; export AGENTRY_ADMIN_KEY; \
 		echo "admin key (from .emulators/admin.key): $$AGENTRY_ADMIN_KEY"; \
+	fi; \
+	if [ -z "$${AGENTRY_SIGNING_KEY:-}$${AGENTRY_SIGNING_KEY_FILE:-}$${AGENTRY_SIGNING_KEY_SECRET_ARN:-}" ]; then \
+		[ -s .emulators/signing.pem ] || $(GO) run ./cmd/agentry keygen -out .emulators/signing.pem >/dev/null || exit 1; \
+		export AGENTRY_SIGNING_KEY_FILE=$$PWD/.emulators/signing.pem; \
 	fi; \
 	AGENTRY_BACKEND=aws AGENTRY_AWS_BOOTSTRAP=1 exec $(GO) run -ldflags "$(LDFLAGS)" ./cmd/agentry serve
