@@ -74,6 +74,8 @@ func New(cfg config.Config, o Options) (*Gateway, error) {
 	if err := g.loadAdminKey(); err != nil {
 		return nil, err
 	}
+	// From here on the configuration includes the loaded admin key.
+	cfg = g.Config
 	signer, generated, err := signing.LoadLocal(cfg)
 	if err != nil {
 		return nil, err

@@ -83,6 +83,15 @@ func TestServesTLS13OnlyAndStopsGracefully(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	}, 5*time.Second, 20*time.Millisecond)
+
+	// The generated admin key is the one the admin API accepts.
+	req, err := http.NewRequest("GET", "https://"+g.Addr()+"/v1/admin/agents", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(stored)))
+	resp, err := tls13.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode, "the generated admin key authenticates")
 	tls12 := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MaxVersion: tls.VersionTLS12}}}
 	_, err = tls12.Get(url)
 	assert.Error(t, err, "TLS 1.2 is refused")
