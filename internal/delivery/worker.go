@@ -323,7 +323,7 @@ func (w *Worker) FailPoison(ctx context.Context, t gateway.Task, reason string) 
 // latency.
 func (w *Worker) finish(ctx context.Context, t gateway.Task, m *amtp.Message, acceptedAt time.Time, pending []string, attempt int, o outcome, leased, queueSettle bool) (gateway.ImmediateResult, error) {
 	var ir gateway.ImmediateResult
-	now := w.cfg.Now().UTC()
+	now := w.cfg.Now().UTC().Truncate(time.Millisecond) // AMTP times are UTC milliseconds
 
 	if o.transient != nil {
 		delay := max(w.cfg.Retry.Delay(attempt), o.retryAfter)

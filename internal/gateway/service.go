@@ -348,7 +348,7 @@ func (s *Service) accept(ctx context.Context, m *amtp.Message, origin Origin) (*
 	if err != nil {
 		return nil, err
 	}
-	now := s.cfg.Now().UTC()
+	now := s.cfg.Now().UTC().Truncate(time.Millisecond) // AMTP times are UTC milliseconds
 	m.Complete(now)
 	// From here on every log line of this submission (and of its Immediate
 	// Path attempt) carries the message id, next to the request id.
