@@ -278,6 +278,9 @@ func (m *Message) setMember(name string, raw json.RawMessage, st *parseState) er
 	return nil
 }
 
+// ParseTime reads any RFC 3339 date-time, as the timestamp member is read.
+func ParseTime(s string) (time.Time, bool) { return parseTimestamp(s) }
+
 // parseTimestamp reads any RFC 3339 date-time. RFC 3339 §5.6 allows the T
 // and Z in lower case; Go's parser takes upper case only.
 func parseTimestamp(s string) (time.Time, bool) {

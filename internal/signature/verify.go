@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/agentry/agentry/internal/amtp"
 )
 
 // KeyResolver finds the public key published for a domain and selector
@@ -252,22 +254,11 @@ func (v *Verifier) checkAge(raw []byte) error {
 	return nil
 }
 
-// parseTimestamp reads an RFC 3339 date-time the way amtp.Parse does:
-// RFC 3339 §5.6 allows a lower-case t and z, which time.Parse does not.
+// parseTimestamp reads an RFC 3339 date-time the way amtp.Parse does.
 func parseTimestamp(s string) (time.Time, error) {
-	if len(s) > 10 && (s[10] == 't' || s[len(s)-1] == 'z') {
-		b := []byte(s)
-		if b[10] == 't' {
-			b[10] = 'T'
-		}
-		if b[len(b)-1] == 'z' {
-			b[len(b)-1] = 'Z'
-		}
-		s = string(b)
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("not an RFC 3339 time: %w", err)
+	t, ok := amtp.ParseTime(s)
+	if !ok {
+		return time.Time{}, errors.New("not an RFC 3339 time")
 	}
 	return t, nil
 }
