@@ -61,10 +61,11 @@ func (e *env) store(t *testing.T, mod ...func(*Config)) *Store {
 func (e *env) backend(t *testing.T) gatewaytest.Backend {
 	s := e.store(t)
 	return gatewaytest.Backend{
-		Messages: s,
-		Inbox:    s,
-		Agents:   s,
-		Queue:    e.queue,
+		Messages:  s,
+		Inbox:     s,
+		Agents:    s,
+		Queue:     e.queue,
+		Workflows: s,
 		// Both adapters keep their state in AWS: reopening is building
 		// them again.
 		Reopen: func(t *testing.T) gatewaytest.Backend {
@@ -76,9 +77,10 @@ func (e *env) backend(t *testing.T) gatewaytest.Backend {
 
 func factory(t *testing.T) gatewaytest.Backend { return newEnv(t).backend(t) }
 
-func TestMessageStore(t *testing.T) { gatewaytest.RunMessageStore(t, factory) }
-func TestInboxStore(t *testing.T)   { gatewaytest.RunInboxStore(t, factory) }
-func TestAgentStore(t *testing.T)   { gatewaytest.RunAgentStore(t, factory) }
+func TestMessageStore(t *testing.T)  { gatewaytest.RunMessageStore(t, factory) }
+func TestInboxStore(t *testing.T)    { gatewaytest.RunInboxStore(t, factory) }
+func TestAgentStore(t *testing.T)    { gatewaytest.RunAgentStore(t, factory) }
+func TestWorkflowStore(t *testing.T) { gatewaytest.RunWorkflowStore(t, factory) }
 
 // clock is the real clock plus an offset the test moves forward, so that
 // times keep their meaning for the emulator while markers can expire

@@ -1,6 +1,7 @@
-// Package dynamo implements gateway.MessageStore, InboxStore and AgentStore
-// on Agentry's single DynamoDB table (awsres.CreateTableInput), with bodies
-// over awsres.MaxItemBytes claim-checked to S3 (s3blob).
+// Package dynamo implements gateway.MessageStore, InboxStore, AgentStore
+// and WorkflowStore on Agentry's single DynamoDB table
+// (awsres.CreateTableInput), with bodies and workflow states over
+// awsres.MaxItemBytes claim-checked to S3 (s3blob).
 //
 // docs/dynamodb.md is the design: the item kinds and their keys, which call
 // reads and writes which items, what each costs in write units, and the
@@ -11,6 +12,7 @@
 //	MSG#<id>             RCPT#<recipient>  one recipient's status; gsi1 TO#, gsi2 INBOX# while filed
 //	AGENT#<address>      AGENT             agent; gsi1 AGENTS
 //	APIKEY#<hash>        APIKEY            key-hash lookup (a copy of the agent)
+//	WF#<id>              WF                workflow state JSON or S3 ref, ver
 package dynamo
 
 import (

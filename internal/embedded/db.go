@@ -61,11 +61,12 @@ var (
 	bucketTasks       = []byte("tasks")
 	bucketDue         = []byte("due")
 	bucketDeadLetters = []byte("dead_letters")
+	bucketWorkflows   = []byte("workflows")
 
 	allBuckets = [][]byte{
 		bucketMessages, bucketStatuses, bucketMsgTime, bucketIdem, bucketIdemTime,
 		bucketInbox, bucketInboxRef, bucketAgents, bucketAgentKeys, bucketTasks,
-		bucketDue, bucketDeadLetters,
+		bucketDue, bucketDeadLetters, bucketWorkflows,
 	}
 )
 

@@ -1,6 +1,7 @@
 // Package embedded is Agentry's local default backend: one bbolt file that
-// implements gateway.MessageStore, InboxStore, AgentStore and TaskQueue, so
-// that a single process can run the gateway with nothing else installed.
+// implements gateway.MessageStore, InboxStore, AgentStore, TaskQueue and
+// WorkflowStore, so that a single process can run the gateway with nothing
+// else installed.
 //
 // Every write is a fsynced bbolt transaction. Writes on the hot path go
 // through the store's committer (commit.go), which folds concurrent callers into one
@@ -35,4 +36,6 @@
 //	due           time(due) + task id → empty; Receive walks it forwards up
 //	              to now, so the queue never holds all tasks in memory
 //	dead_letters  time(dlq_timestamp) + task id → JSON gateway.DeadLetter
+//	workflows     workflow id → JSON workflow.State; its Version is the
+//	              optimistic lock that UpdateWorkflow checks in the write
 package embedded

@@ -41,6 +41,7 @@ func backend(t *testing.T, dir string) gatewaytest.Backend {
 		Inbox:        db,
 		Agents:       db,
 		Queue:        db,
+		Workflows:    db,
 		LeaseTimeout: testLease,
 		Reopen: func(t *testing.T) gatewaytest.Backend {
 			require.NoError(t, db.Close())
@@ -51,17 +52,19 @@ func backend(t *testing.T, dir string) gatewaytest.Backend {
 
 func factory(t *testing.T) gatewaytest.Backend { return backend(t, t.TempDir()) }
 
-func TestMessageStore(t *testing.T) { gatewaytest.RunMessageStore(t, factory) }
-func TestInboxStore(t *testing.T)   { gatewaytest.RunInboxStore(t, factory) }
-func TestAgentStore(t *testing.T)   { gatewaytest.RunAgentStore(t, factory) }
-func TestTaskQueue(t *testing.T)    { gatewaytest.RunTaskQueue(t, factory) }
+func TestMessageStore(t *testing.T)  { gatewaytest.RunMessageStore(t, factory) }
+func TestInboxStore(t *testing.T)    { gatewaytest.RunInboxStore(t, factory) }
+func TestAgentStore(t *testing.T)    { gatewaytest.RunAgentStore(t, factory) }
+func TestTaskQueue(t *testing.T)     { gatewaytest.RunTaskQueue(t, factory) }
+func TestWorkflowStore(t *testing.T) { gatewaytest.RunWorkflowStore(t, factory) }
 
 var (
-	_ gateway.MessageStore = (*DB)(nil)
-	_ gateway.InboxStore   = (*DB)(nil)
-	_ gateway.AgentStore   = (*DB)(nil)
-	_ gateway.TaskQueue    = (*DB)(nil)
-	_ gateway.Pinger       = (*DB)(nil)
+	_ gateway.MessageStore  = (*DB)(nil)
+	_ gateway.InboxStore    = (*DB)(nil)
+	_ gateway.AgentStore    = (*DB)(nil)
+	_ gateway.TaskQueue     = (*DB)(nil)
+	_ gateway.Pinger        = (*DB)(nil)
+	_ gateway.WorkflowStore = (*DB)(nil)
 )
 
 func TestFilePermissions(t *testing.T) {
@@ -127,6 +130,11 @@ func TestClosed(t *testing.T) {
 	calls["DeadLetter"] = db.DeadLetter(ctx, task, gateway.DeadLetter{})
 	_, calls["DeadLetters"] = db.DeadLetters(ctx, 0)
 	calls["Ping"] = db.Ping(ctx)
+	wf := gatewaytest.NewWorkflow("wf1")
+	calls["CreateWorkflow"] = db.CreateWorkflow(ctx, wf)
+	_, calls["GetWorkflow"] = db.GetWorkflow(ctx, "wf1")
+	wf.Version++
+	calls["UpdateWorkflow"] = db.UpdateWorkflow(ctx, wf, wf.Version-1)
 	for name, err := range calls {
 		assert.ErrorIs(t, err, gateway.ErrClosed, name)
 	}

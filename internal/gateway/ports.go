@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/agentry/agentry/internal/workflow"
 )
 
 // Errors every adapter returns for the same conditions (the contract tests
@@ -31,6 +33,9 @@ var (
 	// ErrBlockedAddress: an outbound connection would have reached a
 	// non-public address (the SSRF guard said no).
 	ErrBlockedAddress = errors.New("destination address is not public")
+	// ErrConflict: an optimistic write found the stored version moved on
+	// since the caller read it; the caller reads again and retries.
+	ErrConflict = errors.New("version conflict")
 )
 
 // MessageStore keeps messages, their recipients' statuses and the
@@ -93,6 +98,25 @@ type TaskQueue interface {
 	Retry(ctx context.Context, t Task, at time.Time) error
 	// DeadLetter removes the task and keeps the record for operators.
 	DeadLetter(ctx context.Context, t Task, d DeadLetter) error
+}
+
+// WorkflowStore keeps the state of coordinated workflows (docs/workflows.md).
+// The gateway imports internal/workflow for the State type; workflow
+// imports only amtp, so there is no cycle. Writes are optimistic: a driver
+// reads a State, applies an event with workflow.Apply (which bumps
+// Version by one) and writes it back conditioned on the version it read,
+// retrying on ErrConflict, so concurrent replies never lose an answer.
+type WorkflowStore interface {
+	// CreateWorkflow stores a new workflow; ErrDuplicate if its id exists.
+	CreateWorkflow(ctx context.Context, s workflow.State) error
+	// GetWorkflow returns ErrNotFound for an unknown id.
+	GetWorkflow(ctx context.Context, id string) (workflow.State, error)
+	// UpdateWorkflow replaces the stored State with s if the stored Version
+	// is still expectedVersion, and returns ErrConflict otherwise (writing
+	// nothing), ErrNotFound for an unknown id. s.Version must be greater
+	// than expectedVersion: a write that kept the version would let a
+	// second writer from the same read succeed too.
+	UpdateWorkflow(ctx context.Context, s workflow.State, expectedVersion int) error
 }
 
 // Pinger is implemented by stores that can tell whether they are usable.

@@ -30,6 +30,9 @@ type Backend struct {
 	Inbox    gateway.InboxStore
 	Agents   gateway.AgentStore
 	Queue    gateway.TaskQueue
+	// Workflows is nil for adapters without a workflow store; only those
+	// that have one call RunWorkflowStore (RunAll does not).
+	Workflows gateway.WorkflowStore
 	// LeaseTimeout, when > 0, is how long a received task stays leased if
 	// it is not settled (a visibility timeout). The queue suite then waits
 	// it out to prove that settled tasks do not come back, so keep it
