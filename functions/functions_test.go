@@ -25,6 +25,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/agentry/agentry/internal/awsres"
 	"github.com/agentry/agentry/internal/awstest"
 	"github.com/agentry/agentry/internal/dynamo"
 	"github.com/agentry/agentry/internal/gateway"
@@ -144,14 +145,24 @@ func apiCall(t *testing.T, f *function, method, path, key, body string) (int, ma
 	return resp.StatusCode, out
 }
 
-func TestBootstrapsUnderRuntimeAPI(t *testing.T) {
+// backend is a fresh set of resources in moto, the functions' environment
+// for them, and our own clients to look inside.
+type backend struct {
+	env   []string
+	ep    awsres.Endpoints
+	sqs   *sqs.Client
+	store *dynamo.Store
+}
+
+func newBackend(t *testing.T) backend {
+	t.Helper()
 	names, ep := awstest.Resources(t)
 	cfg := awstest.Config(t)
 	env := []string{
 		"AGENTRY_DOMAIN=example.com", "AGENTRY_RESOURCE_PREFIX=" + names.Prefix, "AGENTRY_TABLE=" + names.Table,
 		"AGENTRY_BUCKET=" + names.Bucket, "AGENTRY_QUEUE_URL=" + ep.DeliveryQueueURL, "AGENTRY_DLQ_URL=" + ep.DeadLetterURL,
 		"AGENTRY_ADMIN_KEY=" + adminKey, "AGENTRY_ALLOW_INSECURE=1", "AGENTRY_DNS_SERVER=127.0.0.1:1",
-		"AGENTRY_PUBLIC_URL=https://amtp.example.com", "AGENTRY_LOG_LEVEL=warn",
+		"AGENTRY_LOG_LEVEL=warn",
 		// events/api-post-message.json is what `sam local invoke` sends: an
 		// unsigned message from alice@partner.example, whose key no DNS here
 		// could publish. Signature checks have their own tests (internal/e2e).
@@ -162,6 +173,12 @@ func TestBootstrapsUnderRuntimeAPI(t *testing.T) {
 	require.NoError(t, err)
 	store, err := dynamo.New(dynamodb.NewFromConfig(cfg), dynamo.Config{Table: names.Table, Queue: queue})
 	require.NoError(t, err)
+	return backend{env: env, ep: ep, sqs: sqsc, store: store}
+}
+
+func TestBootstrapsUnderRuntimeAPI(t *testing.T) {
+	be := newBackend(t)
+	env, sqsc, store, ep := append(be.env, "AGENTRY_PUBLIC_URL=https://amtp.example.com"), be.sqs, be.store, be.ep
 
 	// carol is a push agent: a real HTTP server.
 	var (
@@ -305,21 +322,8 @@ func blackhole(t *testing.T) string {
 // the retry re-enqueues the original task, and the message is delivered
 // exactly once.
 func TestAPIKilledBetweenStoreAndEnqueueLosesNothing(t *testing.T) {
-	names, ep := awstest.Resources(t)
-	cfg := awstest.Config(t)
-	env := []string{
-		"AGENTRY_DOMAIN=example.com", "AGENTRY_RESOURCE_PREFIX=" + names.Prefix, "AGENTRY_TABLE=" + names.Table,
-		"AGENTRY_BUCKET=" + names.Bucket, "AGENTRY_QUEUE_URL=" + ep.DeliveryQueueURL, "AGENTRY_DLQ_URL=" + ep.DeadLetterURL,
-		"AGENTRY_ADMIN_KEY=" + adminKey, "AGENTRY_ALLOW_INSECURE=1", "AGENTRY_DNS_SERVER=127.0.0.1:1",
-		"AGENTRY_LOG_LEVEL=warn",
-		// The same unsigned sample event as above.
-		"AGENTRY_REQUIRE_SIGNATURES=0",
-	}
-	sqsc := sqs.NewFromConfig(cfg)
-	queue, err := sqsq.New(sqsc, sqsq.Config{QueueURL: ep.DeliveryQueueURL, DeadLetterURL: ep.DeadLetterURL})
-	require.NoError(t, err)
-	store, err := dynamo.New(dynamodb.NewFromConfig(cfg), dynamo.Config{Table: names.Table, Queue: queue})
-	require.NoError(t, err)
+	be := newBackend(t)
+	env, sqsc, store, ep := be.env, be.sqs, be.store, be.ep
 
 	var (
 		mu    sync.Mutex
