@@ -131,7 +131,7 @@ func New(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.Lo
 	if err != nil {
 		return nil, err
 	}
-	svc, err := gateway.NewService(gcfg, gateway.Ports{Messages: g.Store, Inbox: g.Store, Agents: g.Store, Queue: g.Queue, Discover: disc})
+	svc, err := gateway.NewService(gcfg, gateway.Ports{Messages: g.Store, Inbox: g.Store, Agents: g.Store, Queue: g.Queue, Discover: disc, Workflows: g.Store})
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +148,7 @@ func New(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.Lo
 		// invocation before the retry is scheduled.
 		AttemptTimeout: time.Duration(awsres.DeliverTimeoutSeconds) * time.Second * 2 / 3,
 		Retry:          delivery.RetryPolicy{Base: cfg.RetryBase, Max: cfg.RetryMax, Window: cfg.RetryWindow, Jitter: 0.25},
-	}, delivery.Deps{Messages: g.Store, Inbox: g.Store, Agents: g.Store, Queue: g.Queue, Discover: disc, Reporter: svc, Client: client, Signer: signer})
+	}, delivery.Deps{Messages: g.Store, Inbox: g.Store, Agents: g.Store, Queue: g.Queue, Discover: disc, Reporter: svc, Client: client, Signer: signer, Workflows: svc})
 	if err != nil {
 		return nil, err
 	}

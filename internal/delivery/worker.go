@@ -83,6 +83,20 @@ type Deps struct {
 	// nil forwards unsigned, which receivers requiring signatures refuse:
 	// only unit tests leave it unset; both compositions set it.
 	Signer MessageSigner
+	// Workflows carries out workflow tasks and hears of participants that
+	// cannot be delivered to; nil drops workflow tasks as dead letters.
+	// gateway.Service implements it.
+	Workflows Workflows
+}
+
+// Workflows is the workflow driver as the worker sees it.
+type Workflows interface {
+	// HandleWorkflowTask carries out one workflow task; a non-zero time
+	// asks for the task back then, an error for a retry with backoff.
+	HandleWorkflowTask(ctx context.Context, t gateway.Task) (time.Time, error)
+	// WorkflowDeliveryFailed: the coordination message of workflow id
+	// will never reach recipients.
+	WorkflowDeliveryFailed(ctx context.Context, id string, recipients []string, code amtp.Code, reason string) error
 }
 
 // MessageSigner signs the exact body the worker is about to send to
@@ -237,6 +251,9 @@ func (w *Worker) process(ctx context.Context, t gateway.Task, leased bool) (gate
 	// Every log line about this task carries the message id, so that the
 	// accept and the deliveries of one message can be found together.
 	ctx = logctx.WithMessageID(ctx, t.MessageID)
+	if t.Kind.IsWorkflow() {
+		return ir, w.workflowTask(ctx, t, leased)
+	}
 	sm, err := w.d.Messages.GetMessage(ctx, t.MessageID)
 	if errors.Is(err, gateway.ErrNotFound) {
 		w.log.WarnContext(ctx, "task for a message that is not stored; dropping it", "task", t.ID)
@@ -287,12 +304,55 @@ func (w *Worker) process(ctx context.Context, t gateway.Task, leased bool) (gate
 	return w.finish(ctx, t, m, sm.AcceptedAt, pending, attempt, o, leased, true)
 }
 
+// workflowTask hands a workflow task to the driver and settles it with
+// the queue by the driver's answer.
+func (w *Worker) workflowTask(ctx context.Context, t gateway.Task, leased bool) error {
+	if w.d.Workflows == nil {
+		now := w.cfg.Now().UTC()
+		w.log.ErrorContext(ctx, "workflow task and no workflow driver configured", "task", t.ID)
+		dl := gateway.DeadLetter{MessageID: t.MessageID, TaskID: t.ID, FailureReason: string(amtp.CodeTemporaryFailure), ErrorMessage: "no workflow driver configured", Attempts: t.Attempt, FirstAttempt: t.CreatedAt, LastAttempt: now, DLQTimestamp: now}
+		return w.d.Queue.DeadLetter(ctx, t, dl)
+	}
+	again, err := w.d.Workflows.HandleWorkflowTask(ctx, t)
+	if err != nil {
+		attempt := t.Attempt + 1
+		next := w.cfg.Now().Add(w.cfg.Retry.Delay(attempt))
+		if !t.CreatedAt.IsZero() && next.Sub(t.CreatedAt) > w.cfg.Retry.Window {
+			now := w.cfg.Now().UTC()
+			w.log.ErrorContext(ctx, "workflow task failed for the whole retry window; giving up", "task", t.ID, "kind", string(t.Kind), "attempt", attempt, "err", err)
+			dl := gateway.DeadLetter{MessageID: t.MessageID, TaskID: t.ID, FailureReason: string(amtp.CodeTemporaryFailure), ErrorMessage: redact(err), Attempts: attempt, FirstAttempt: t.CreatedAt, LastAttempt: now, DLQTimestamp: now}
+			return w.d.Queue.DeadLetter(ctx, t, dl)
+		}
+		w.log.WarnContext(ctx, "workflow task failed; will retry", "task", t.ID, "kind", string(t.Kind), "attempt", attempt, "err", err)
+		t.Attempt = attempt
+		if rerr := w.d.Queue.Retry(ctx, t, next); rerr != nil && leased {
+			return fmt.Errorf("schedule retry of %s: %w", t.ID, rerr)
+		}
+		return nil
+	}
+	if !again.IsZero() {
+		if err := w.d.Queue.Retry(ctx, t, again); err != nil && leased {
+			return fmt.Errorf("reschedule %s: %w", t.ID, err)
+		}
+		return nil
+	}
+	if err := w.d.Queue.Ack(ctx, t); err != nil && leased {
+		return fmt.Errorf("ack %s: %w", t.ID, err)
+	}
+	return nil
+}
+
 // FailPoison settles a task that the queue gave up on without our worker
 // ever settling it (SQS moved it to the dead-letter queue after it crashed
 // its worker too often): its pending recipients fail and the sender gets a
 // report. A task already settled is left alone.
 func (w *Worker) FailPoison(ctx context.Context, t gateway.Task, reason string) error {
 	ctx = logctx.WithMessageID(ctx, t.MessageID)
+	if t.Kind.IsWorkflow() {
+		// Nobody to report to: the workflow's deadline still ends it.
+		w.log.ErrorContext(ctx, "workflow task given up by the queue", "task", t.ID, "kind", string(t.Kind), "reason", reason)
+		return nil
+	}
 	sm, err := w.d.Messages.GetMessage(ctx, t.MessageID)
 	if errors.Is(err, gateway.ErrNotFound) {
 		return nil
@@ -362,6 +422,7 @@ func (w *Worker) finish(ctx context.Context, t gateway.Task, m *amtp.Message, ac
 		failed []string
 		first  *amtp.Error
 	)
+
 	for _, r := range pending {
 		res, ok := o.results[r]
 		if !ok {
@@ -384,6 +445,14 @@ func (w *Worker) finish(ctx context.Context, t gateway.Task, m *amtp.Message, ac
 			}
 		}
 		ups = append(ups, st)
+	}
+	// A workflow this gateway runs hears of a participant it cannot reach
+	// before the outcome is recorded: should telling it fail, the task
+	// comes back with the recipient still pending and it is told again.
+	if len(failed) > 0 && len(m.Coordination) > 0 && m.SenderAddress().Domain == w.cfg.Domain && w.d.Workflows != nil {
+		if err := w.d.Workflows.WorkflowDeliveryFailed(ctx, m.MessageID, failed, first.Code, first.Message); err != nil {
+			return ir, fmt.Errorf("tell workflow %s of failed delivery: %w", m.MessageID, err)
+		}
 	}
 	if t.Kind == gateway.TaskLocal && ups[0].Status == gateway.StateDelivered && ups[0].Via == "inbox" {
 		if err := w.d.Inbox.DeliverToInbox(ctx, pending[0], t.MessageID, ups[0]); err != nil {

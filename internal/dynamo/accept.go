@@ -104,6 +104,9 @@ func (s *Store) plan(ctx context.Context, a *gateway.Acceptance, now time.Time) 
 	if a.Idempotency.Key != "" {
 		room--
 	}
+	if a.Workflow != nil {
+		room--
+	}
 	inTx := specs
 	if len(specs) > room {
 		inTx, p.over = specs[:room], specs[room:]
@@ -163,6 +166,17 @@ func (s *Store) plan(ctx context.Context, a *gateway.Acceptance, now time.Time) 
 		ExpressionAttributeNames:            map[string]string{"#pk": aPK},
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	}})
+	if a.Workflow != nil {
+		if a.Workflow.WorkflowID != m.ID {
+			return nil, fmt.Errorf("workflow %s accepted with message %s", a.Workflow.WorkflowID, m.ID)
+		}
+		wf, err := s.workflowItem(ctx, *a.Workflow)
+		if err != nil {
+			return nil, fmt.Errorf("workflow: %w", err)
+		}
+		// No condition either: the workflow id is the message id.
+		p.items = append(p.items, types.TransactWriteItem{Put: &types.Put{TableName: aws.String(s.table), Item: wf}})
+	}
 	for _, r := range inTx {
 		// No condition: the message item's condition already guarantees
 		// that this id is new.

@@ -71,6 +71,7 @@ type preparedAccept struct {
 	idemTimeKey []byte
 	tasks       []preparedTask
 	inbox       []inboxPut
+	workflow    []byte // the coordinated message's workflow, nil without one
 }
 
 // inboxPut is one inbox entry written by Accept.
@@ -143,6 +144,14 @@ func (db *DB) prepareAccept(a *gateway.Acceptance, now time.Time) (*preparedAcce
 			return nil, err
 		}
 		p.tasks = append(p.tasks, pt)
+	}
+	if a.Workflow != nil {
+		if a.Workflow.WorkflowID != m.ID {
+			return nil, fmt.Errorf("workflow %s accepted with message %s", a.Workflow.WorkflowID, m.ID)
+		}
+		if p.workflow, err = json.Marshal(a.Workflow); err != nil {
+			return nil, fmt.Errorf("encode workflow: %w", err)
+		}
 	}
 	received := putTime(nil, acceptedAt)
 	for _, r := range a.Inbox {
@@ -231,6 +240,13 @@ func (db *DB) Accept(ctx context.Context, a *gateway.Acceptance) (*gateway.Idemp
 				return err
 			}
 			if err := idemTime.Put(p.idemTimeKey, nil); err != nil {
+				return err
+			}
+		}
+		if p.workflow != nil {
+			// The message id is new (checked above), and the workflow id
+			// is the message id, so no workflow can be replaced here.
+			if err := tx.Bucket(bucketWorkflows).Put(p.id, p.workflow); err != nil {
 				return err
 			}
 		}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/agentry/agentry/internal/amtp"
 	"github.com/agentry/agentry/internal/observe/logctx"
+	"github.com/agentry/agentry/internal/workflow"
 )
 
 // Config is what the use cases need to know about this gateway.
@@ -65,6 +66,8 @@ type Service struct {
 	queue     TaskQueue
 	discover  Discoverer
 	immediate ImmediateDeliverer
+	workflows WorkflowStore
+	runner    WorkflowRunner
 	log       *slog.Logger
 	adminMu   sync.Mutex
 	adminHash [32]byte
@@ -78,6 +81,12 @@ type Ports struct {
 	Agents   AgentStore
 	Queue    TaskQueue
 	Discover Discoverer // may be nil: capabilities of other domains unavailable
+	// Workflows keeps coordinated workflows; nil refuses coordinated
+	// messages (both compositions set it).
+	Workflows WorkflowStore
+	// Runner runs workflow steps outside the process (Step Functions);
+	// nil runs them in process with queue tasks as timers.
+	Runner WorkflowRunner
 }
 
 // NewService wires the use cases.
@@ -111,7 +120,8 @@ func NewService(cfg Config, p Ports) (*Service, error) {
 	if p.Messages == nil || p.Inbox == nil || p.Agents == nil || p.Queue == nil {
 		return nil, errors.New("gateway: every store port is required")
 	}
-	s := &Service{cfg: cfg, messages: p.Messages, inbox: p.Inbox, agents: p.Agents, queue: p.Queue, discover: p.Discover, log: cfg.Logger}
+	s := &Service{cfg: cfg, messages: p.Messages, inbox: p.Inbox, agents: p.Agents, queue: p.Queue, discover: p.Discover,
+		workflows: p.Workflows, runner: p.Runner, log: cfg.Logger}
 	if cfg.AdminKey != "" {
 		s.adminHash = sha256.Sum256([]byte(cfg.AdminKey))
 		s.adminSet = true
@@ -354,6 +364,23 @@ func (s *Service) accept(ctx context.Context, m *amtp.Message, origin Origin) (*
 	// Path attempt) carries the message id, next to the request id.
 	ctx = logctx.WithMessageID(ctx, m.MessageID)
 
+	// Only the initiator's gateway runs a workflow: a coordinated message
+	// from another domain is delivered like any other.
+	var (
+		wf    *workflow.State
+		start Task
+	)
+	if origin == OriginLocal && len(m.Coordination) > 0 {
+		if wf, start, err = s.beginWorkflow(m, now); err != nil {
+			return nil, err
+		}
+	}
+	if origin != OriginSystem {
+		if err := s.workflowReply(ctx, m, now); err != nil {
+			return nil, err
+		}
+	}
+
 	statuses := make([]RecipientStatus, 0, len(m.Recipients))
 	var (
 		tasks      []Task
@@ -377,6 +404,9 @@ func (s *Service) accept(ctx context.Context, m *amtp.Message, origin Origin) (*
 				unknown = append(unknown, r.String())
 			case err != nil:
 				return nil, s.unavailable("accept", err)
+			case wf != nil:
+				// A participant gets the message when the workflow asks it
+				// (sendWorkflow), not now.
 			case ag.DeliveryMode == ModePull:
 				// Delivery to an inbox is a store write: it happens in the
 				// same write that accepts the message.
@@ -404,6 +434,9 @@ func (s *Service) accept(ctx context.Context, m *amtp.Message, origin Origin) (*
 	for _, d := range domains {
 		tasks = append(tasks, Task{ID: TaskID(m.MessageID, "@"+d), MessageID: m.MessageID, Kind: TaskRemote, Recipients: remoteByDm[d], Domain: d, CreatedAt: now})
 	}
+	if wf != nil {
+		tasks, pushOnly = []Task{start}, nil
+	}
 
 	// The Immediate Path applies to a message from a local agent whose only
 	// recipient is a local push agent. Its task is held back for the window
@@ -427,6 +460,7 @@ func (s *Service) accept(ctx context.Context, m *amtp.Message, origin Origin) (*
 		Statuses:    statuses,
 		Tasks:       tasks,
 		Inbox:       inbox,
+		Workflow:    wf,
 	}
 	prev, err := s.messages.Accept(ctx, acc)
 	if errors.Is(err, ErrDuplicate) {

@@ -7,6 +7,8 @@ package gateway
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/agentry/agentry/internal/workflow"
 )
 
 // DeliveryMode says how a local agent receives messages.
@@ -125,7 +127,19 @@ type TaskKind string
 const (
 	TaskLocal  TaskKind = "local"  // one local recipient (push or pull)
 	TaskRemote TaskKind = "remote" // every recipient of one remote domain
+
+	// Workflow tasks carry no delivery; MessageID is the workflow id
+	// (docs/workflows.md).
+	TaskWorkflowStart   TaskKind = "workflow_start"   // begin driving a stored workflow
+	TaskWorkflowTimeout TaskKind = "workflow_timeout" // the workflow's deadline, due at NotBefore
+	TaskWorkflowStep    TaskKind = "workflow_step"    // a Step Functions step waiting for Recipients[0], with Token
 )
+
+// IsWorkflow reports whether the task drives a workflow rather than
+// delivering a message.
+func (k TaskKind) IsWorkflow() bool {
+	return k == TaskWorkflowStart || k == TaskWorkflowTimeout || k == TaskWorkflowStep
+}
 
 // Task is one unit of delivery work: a message to one destination.
 type Task struct {
@@ -137,6 +151,10 @@ type Task struct {
 	Attempt    int       `json:"attempt"`          // attempts already made
 	CreatedAt  time.Time `json:"created_at"`
 	NotBefore  time.Time `json:"not_before,omitempty"` // first attempt no earlier than this
+	// Token and Round: a workflow_step's Step Functions task token and the
+	// round of the workflow it belongs to.
+	Token string `json:"token,omitempty"`
+	Round int    `json:"round,omitempty"`
 	// Lease is the adapter's handle on a received task (an SQS receipt
 	// handle, say). It is not persisted with the task.
 	Lease string `json:"-"`
@@ -169,6 +187,9 @@ type Acceptance struct {
 	// store write, so it needs no task. Their Statuses are already
 	// delivered.
 	Inbox []string
+	// Workflow is the state of the workflow a coordinated message starts,
+	// stored with the message (its id is the message id), or nil.
+	Workflow *workflow.State
 }
 
 // MessageQuery filters a message listing. Empty fields do not filter.

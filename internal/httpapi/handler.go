@@ -56,6 +56,7 @@ func New(svc *gateway.Service, opt Options) *Handler {
 	h.route("/v1/messages", methods{"POST": h.postMessage, "GET": h.listMessages})
 	h.route("/v1/messages/{id}", methods{"GET": h.getMessage})
 	h.route("/v1/messages/{id}/status", methods{"GET": h.getStatus})
+	h.route("/v1/workflows/{id}", methods{"GET": h.getWorkflow})
 	h.route("/v1/inbox/{recipient}", methods{"GET": h.getInbox})
 	h.route("/v1/inbox/{recipient}/{id}", methods{"DELETE": h.ackInbox})
 	h.route("/v1/discovery/agents", methods{"GET": h.discoverAgents})
@@ -233,6 +234,20 @@ func (h *Handler) getStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v, err := h.svc.Status(r.Context(), p, r.PathValue("id"))
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func (h *Handler) getWorkflow(w http.ResponseWriter, r *http.Request) {
+	p, err := h.principal(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	v, err := h.svc.WorkflowView(r.Context(), p, r.PathValue("id"))
 	if err != nil {
 		h.writeError(w, r, err)
 		return

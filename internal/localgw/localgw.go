@@ -96,7 +96,7 @@ func New(cfg config.Config, o Options) (*Gateway, error) {
 		Domain: cfg.Domain, AdminKey: cfg.AdminKey, MaxRecipients: cfg.MaxRecipients,
 		MaxMessageBytes: cfg.MaxMessageBytes, PublicURL: cfg.PublicURL, AllowInsecure: cfg.AllowInsecure,
 		Logger: log, Inbound: signing.NewInbound(cfg, res, log),
-	}, gateway.Ports{Messages: db, Inbox: db, Agents: db, Queue: db, Discover: disc})
+	}, gateway.Ports{Messages: db, Inbox: db, Agents: db, Queue: db, Discover: disc, Workflows: db})
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -108,7 +108,7 @@ func New(cfg config.Config, o Options) (*Gateway, error) {
 	w, err := delivery.New(delivery.Config{
 		Domain: cfg.Domain, Concurrency: cfg.Workers, Logger: log,
 		Retry: delivery.RetryPolicy{Base: cfg.RetryBase, Max: cfg.RetryMax, Window: cfg.RetryWindow, Jitter: 0.25},
-	}, delivery.Deps{Messages: db, Inbox: db, Agents: db, Queue: db, Discover: disc, Reporter: svc, Client: client, Signer: signing.Signer{S: signer}})
+	}, delivery.Deps{Messages: db, Inbox: db, Agents: db, Queue: db, Discover: disc, Reporter: svc, Client: client, Signer: signing.Signer{S: signer}, Workflows: svc})
 	if err != nil {
 		db.Close()
 		return nil, err

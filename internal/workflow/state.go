@@ -79,6 +79,11 @@ type State struct {
 	// Version grows by one with every change, for optimistic concurrency
 	// in the store.
 	Version int `json:"version"`
+	// Driver is the driver's own bookkeeping (for instance the Step
+	// Functions task tokens), kept here so that it is written in the same
+	// conditional write as the state it belongs to. This package never
+	// reads it and Apply carries it over unchanged.
+	Driver json.RawMessage `json:"driver,omitempty"`
 }
 
 // Branch names recorded in State.Branches.

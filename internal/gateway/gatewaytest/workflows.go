@@ -24,6 +24,7 @@ func RunWorkflowStore(t *testing.T, f Factory) {
 	t.Run("StaleUpdate", func(t *testing.T) { testWorkflowStale(t, f(t)) })
 	t.Run("ConcurrentUpdatesOneWins", func(t *testing.T) { testWorkflowConcurrent(t, f(t)) })
 	t.Run("SurvivesReopen", func(t *testing.T) { testWorkflowReopen(t, f(t)) })
+	t.Run("StoredByAccept", func(t *testing.T) { testWorkflowAccept(t, f(t)) })
 }
 
 // NewWorkflow is an in-progress parallel workflow as workflow.Start would
@@ -91,6 +92,36 @@ func testWorkflowDuplicate(t *testing.T, b Backend) {
 	err := b.Workflows.CreateWorkflow(ctx(t), other)
 	require.ErrorIs(t, err, gateway.ErrDuplicate)
 	assert.Equal(t, s, getWorkflow(t, b, s.WorkflowID), "a duplicate create writes nothing")
+}
+
+// testWorkflowAccept: the state of a coordinated message is written by the
+// message's own Accept, all or nothing, and a duplicate acceptance neither
+// replaces it nor stores the state it carries.
+func testWorkflowAccept(t *testing.T, b Backend) {
+	id := NewID("wfmsg")
+	a := NewAcceptance(id, "boss@a.example", []string{"alice@b.example", "bob@c.example"}, Now())
+	s := NewWorkflow(id)
+	s.Driver = json.RawMessage(`{"round":1}`)
+	a.Workflow = &s
+	_, err := b.Messages.Accept(ctx(t), a)
+	require.NoError(t, err)
+	assert.Equal(t, s, getWorkflow(t, b, id))
+
+	again := NewAcceptance(id, "boss@a.example", []string{"alice@b.example"}, Now())
+	again.Idempotency.Key = "another-key-" + id
+	other := next(s, 3)
+	again.Workflow = &other
+	_, err = b.Messages.Accept(ctx(t), again)
+	require.ErrorIs(t, err, gateway.ErrDuplicate)
+	assert.Equal(t, s, getWorkflow(t, b, id), "a duplicate acceptance leaves the workflow alone")
+
+	mismatched := NewAcceptance(NewID("wfmsg"), "boss@a.example", []string{"alice@b.example"}, Now())
+	wrong := NewWorkflow(NewID("wf"))
+	mismatched.Workflow = &wrong
+	_, err = b.Messages.Accept(ctx(t), mismatched)
+	require.Error(t, err, "a workflow must carry its message's id")
+	_, err = b.Messages.GetMessage(ctx(t), mismatched.Message.ID)
+	require.ErrorIs(t, err, gateway.ErrNotFound, "nothing of a refused acceptance is stored")
 }
 
 func testWorkflowNotFound(t *testing.T, b Backend) {
