@@ -1,11 +1,13 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"reflect"
 	"sort"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/agentry/agentry/internal/cfntemplate"
@@ -179,10 +181,26 @@ func TestSAMTemplateMatchesStack(t *testing.T) {
 		if cs.Queue != nil && !reflect.DeepEqual(cs.Queue, ss.Queue) {
 			t.Errorf("%s attributes:\n template.yaml %v\n stack         %v", cs.Role, ss.Queue, cs.Queue)
 		}
+		if cs.StateMachine != nil {
+			a, b := cs.StateMachine, ss.StateMachine
+			if !jsonEq(jsonValue(t, aws.ToString(a.Definition)), jsonValue(t, aws.ToString(b.Definition))) || a.Type != b.Type {
+				t.Errorf("%s definition or type differ:\n template.yaml %s %s\n stack         %s %s", cs.Role, b.Type, aws.ToString(b.Definition), a.Type, aws.ToString(a.Definition))
+			}
+		}
 		if cs.Bucket != nil && mustJSON(cs.Bucket) != mustJSON(ss.Bucket) {
 			t.Errorf("bucket:\n template.yaml %s\n stack         %s", mustJSON(ss.Bucket), mustJSON(cs.Bucket))
 		}
 	}
+}
+
+// jsonValue decodes a JSON text for an order-free comparison.
+func jsonValue(t *testing.T, s string) any {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, s)
+	}
+	return v
 }
 
 // effective applies SAM's Globals to a function's properties: the

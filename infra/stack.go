@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsstepfunctions"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
@@ -81,6 +82,7 @@ type resources struct {
 	bucket    awss3.Bucket
 	adminKey  awssecretsmanager.Secret
 	signKey   awssecretsmanager.Secret
+	machine   awsstepfunctions.StateMachine
 	functions map[string]awslambda.Function
 	api       awsapigatewayv2.HttpApi
 	publicURL *string
@@ -124,16 +126,10 @@ func NewAgentryStack(scope constructs.Construct, id string, props *AgentryStackP
 	newData(stack, r)
 	newSecrets(stack, r)
 	newHTTPAPI(stack, r)
+	newCoordination(stack, r)
 	newFunctions(stack, r)
 	newAPI(stack, r)
-	// Extension points, in the order later issues add them:
-	//   - coordinated messages: the Step Functions state machines (ASL
-	//     with sqs:sendMessage.waitForTaskToken per participant) go in a
-	//     newWorkflows(stack, r), tagged with agentry:role like the
-	//     queues, granted states:StartExecution/SendTaskSuccess on their
-	//     own ARNs only; internal/cfntemplate already creates
-	//     AWS::StepFunctions::StateMachine resources in moto from the
-	//     synthesized template.
+	// Extension point, for a later issue:
 	//   - the email bridge: SES identity, receipt rule set writing to
 	//     r.bucket under an inbound/ prefix and an inbound-email function
 	//     added to functionSpecs, in a newEmail(stack, r).
@@ -147,8 +143,8 @@ func NewAgentryStack(scope constructs.Construct, id string, props *AgentryStackP
 // already enforced") on the resources where CDK's L2 constructs write a
 // DependsOn next to a Ref/GetAtt to the same resource and offer no way to
 // leave it out: Lambda functions (on their role; the dev bucket's
-// auto-delete provider too) and the custom domain's API mapping. Only
-// those resources, only that check.
+// auto-delete provider too), the custom domain's API mapping and the
+// state machine (on its role). Only those resources, only that check.
 func quietRedundantDependsOn(stack awscdk.Stack) {
 	ignore := map[string]interface{}{"config": map[string]interface{}{"ignore_checks": []string{"W3005"}}}
 	for _, c := range *stack.Node().FindAll(constructs.ConstructOrder_PREORDER) {
@@ -157,7 +153,7 @@ func quietRedundantDependsOn(stack awscdk.Stack) {
 			continue
 		}
 		switch *res.CfnResourceType() {
-		case "AWS::Lambda::Function", "AWS::ApiGatewayV2::ApiMapping":
+		case "AWS::Lambda::Function", "AWS::ApiGatewayV2::ApiMapping", "AWS::StepFunctions::StateMachine":
 			res.AddMetadata(jsii.String("cfn-lint"), ignore)
 		}
 	}
@@ -289,6 +285,10 @@ func EnvVars(function string) []string {
 	v := []string{
 		"AGENTRY_DOMAIN", "AGENTRY_RESOURCE_PREFIX", "AGENTRY_TABLE", "AGENTRY_QUEUE_URL", "AGENTRY_DLQ_URL",
 		"AGENTRY_BUCKET", "AGENTRY_PUBLIC_URL", "AGENTRY_MAX_MESSAGE_BYTES", "AGENTRY_LOG_LEVEL",
+		// Every function may advance a workflow: api (replies), deliver
+		// (starts, steps, timeouts), deadletter (participants that
+		// cannot be reached).
+		"AGENTRY_STATE_MACHINE_ARN",
 	}
 	switch function {
 	case "api":
@@ -338,6 +338,7 @@ func newFunctions(stack awscdk.Stack, r *resources) {
 			"AGENTRY_PUBLIC_URL":        r.publicURL,
 			"AGENTRY_MAX_MESSAGE_BYTES": jsii.String(strconv.FormatInt(s.MaxMessageBytes, 10)),
 			"AGENTRY_LOG_LEVEL":         jsii.String(s.LogLevel),
+			"AGENTRY_STATE_MACHINE_ARN": r.machine.StateMachineArn(),
 		}
 		switch f.Name {
 		case "api":
@@ -392,6 +393,10 @@ func grant(r *resources) {
 		r.table.GrantReadWriteData(fn)
 		r.queue.GrantSendMessages(fn)
 		s3rw(fn)
+		// Start a workflow's execution, complete its waiting steps: on
+		// the coordination machine only.
+		r.machine.GrantStartExecution(fn)
+		r.machine.GrantTaskResponse(fn)
 	}
 	// The worker moves tasks it gives up on to the DLQ itself.
 	r.dlq.GrantSendMessages(deliver)

@@ -192,7 +192,10 @@ func TestDataStores(t *testing.T) {
 // resource-level permissions (X-Ray); each function gets only its grants.
 func TestIAMLeastPrivilege(t *testing.T) {
 	dev, prod := stacks(t)
-	resourceStar := map[string]bool{"xray:PutTraceSegments": true, "xray:PutTelemetryRecords": true}
+	// X-Ray's actions support no resource-level permissions; the state
+	// machine's tracing also reads sampling rules.
+	resourceStar := map[string]bool{"xray:PutTraceSegments": true, "xray:PutTelemetryRecords": true,
+		"xray:GetSamplingRules": true, "xray:GetSamplingTargets": true}
 	for _, st := range []*synthesized{dev, prod} {
 		var docs []any
 		for _, p := range st.resources("AWS::IAM::Policy") {
@@ -251,14 +254,15 @@ func TestIAMLeastPrivilege(t *testing.T) {
 	qID, _ := dev.byRole(t, cfntemplate.RoleDeliveryQueue)
 	secretID, _ := dev.byRole(t, cfntemplate.RoleAdminKeySecret)
 	signID, _ := dev.byRole(t, cfntemplate.RoleSigningKeySecret)
+	machineID, _ := dev.byRole(t, cfntemplate.RoleCoordination)
 	for _, c := range []struct {
 		name, role   string
 		want, absent []string
 		receiveFrom  string // the only queue it may receive from ("" = none)
 	}{
-		{"api", cfntemplate.RoleAPIFunction, []string{"secretsmanager:GetSecretValue", secretID, "sqs:SendMessage", "s3:PutObject", "dynamodb:PutItem"}, []string{dlqID, signID}, ""},
-		{"deliver", cfntemplate.RoleDeliverFunction, []string{"sqs:ChangeMessageVisibility", qID, dlqID, "s3:GetObject", "secretsmanager:GetSecretValue", signID}, []string{secretID}, qID},
-		{"deadletter", cfntemplate.RoleDeadletterFn, []string{dlqID, "dynamodb:UpdateItem", "sqs:SendMessage"}, []string{"secretsmanager:", secretID, signID}, dlqID},
+		{"api", cfntemplate.RoleAPIFunction, []string{"secretsmanager:GetSecretValue", secretID, "sqs:SendMessage", "s3:PutObject", "dynamodb:PutItem", "states:StartExecution", "states:SendTaskSuccess", machineID}, []string{dlqID, signID}, ""},
+		{"deliver", cfntemplate.RoleDeliverFunction, []string{"sqs:ChangeMessageVisibility", qID, dlqID, "s3:GetObject", "secretsmanager:GetSecretValue", signID, "states:StartExecution", "states:SendTaskSuccess", machineID}, []string{secretID}, qID},
+		{"deadletter", cfntemplate.RoleDeadletterFn, []string{dlqID, "dynamodb:UpdateItem", "sqs:SendMessage", "states:SendTaskSuccess", machineID}, []string{"secretsmanager:", secretID, signID}, dlqID},
 	} {
 		stmts := statementsOf(c.role)
 		doc := mustJSON(stmts)

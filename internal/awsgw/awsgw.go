@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	awssfn "github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/agentry/agentry/internal/awsres"
@@ -31,6 +32,7 @@ import (
 	"github.com/agentry/agentry/internal/netguard"
 	"github.com/agentry/agentry/internal/observe"
 	"github.com/agentry/agentry/internal/s3blob"
+	"github.com/agentry/agentry/internal/sfn"
 	"github.com/agentry/agentry/internal/signature"
 	"github.com/agentry/agentry/internal/signing"
 	"github.com/agentry/agentry/internal/sqsq"
@@ -131,7 +133,13 @@ func New(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.Lo
 	if err != nil {
 		return nil, err
 	}
-	svc, err := gateway.NewService(gcfg, gateway.Ports{Messages: g.Store, Inbox: g.Store, Agents: g.Store, Queue: g.Queue, Discover: disc, Workflows: g.Store})
+	ports := gateway.Ports{Messages: g.Store, Inbox: g.Store, Agents: g.Store, Queue: g.Queue, Discover: disc, Workflows: g.Store}
+	if cfg.StateMachineARN != "" {
+		if ports.Runner, err = sfn.New(awssfn.NewFromConfig(awsCfg), cfg.StateMachineARN); err != nil {
+			return nil, err
+		}
+	}
+	svc, err := gateway.NewService(gcfg, ports)
 	if err != nil {
 		return nil, err
 	}

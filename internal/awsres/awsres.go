@@ -18,6 +18,7 @@ type Names struct {
 	DeliveryQueue string // SQS delivery queue
 	DeadLetter    string // SQS dead-letter queue
 	Bucket        string // S3 bucket for bodies too big for a queue message or an item
+	StateMachine  string // Step Functions coordination state machine
 }
 
 var prefixRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,38}[a-z0-9]$`)
@@ -43,6 +44,7 @@ func NamesFor(prefix string) (Names, error) {
 		DeliveryQueue: prefix + "-delivery",
 		DeadLetter:    prefix + "-delivery-dlq",
 		Bucket:        prefix + "-bodies",
+		StateMachine:  prefix + "-coordination",
 	}, nil
 }
 

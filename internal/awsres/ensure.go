@@ -23,6 +23,7 @@ type Endpoints struct {
 	DeadLetterURL    string
 	DeadLetterARN    string
 	Bucket           string
+	StateMachineARN  string // the coordination machine; empty when there is none
 }
 
 // CreateTableInput is the table definition (the CDK stack declares the

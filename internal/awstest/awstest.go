@@ -80,7 +80,10 @@ func startMoto() (string, error) {
 	var stderr bytes.Buffer
 	go func() {
 		runtime.LockOSThread() // never unlocked: keeps Pdeathsig's thread alive
-		cmd := exec.Command("python3", launcher, "--host", "127.0.0.1", "--port", "0", "--port-file", portFile)
+		cmd := exec.Command("python3", launcher, "--host", "127.0.0.1", "--port", "0", "--port-file", portFile,
+			// Step Functions executes the state machines (the coordination
+			// machine of the template) instead of faking their history.
+			"--sfn-execute")
 		cmd.Stdout = nil
 		cmd.Stderr = &stderr
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

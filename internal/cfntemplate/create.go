@@ -61,6 +61,9 @@ func (d *Deployment) Names() awsres.Names {
 	if p, ok := d.ByRole(RoleBodiesBucket); ok {
 		n.Bucket = p.Name
 	}
+	if p, ok := d.ByRole(RoleCoordination); ok {
+		n.StateMachine = p.Name
+	}
 	return n
 }
 
@@ -78,6 +81,9 @@ func (d *Deployment) Endpoints() awsres.Endpoints {
 	}
 	if p, ok := d.ByRole(RoleBodiesBucket); ok {
 		e.Bucket = p.Name
+	}
+	if p, ok := d.ByRole(RoleCoordination); ok {
+		e.StateMachineARN = p.ARN
 	}
 	return e
 }

@@ -42,6 +42,7 @@ const (
 	RoleAPIFunction      = "api-function"
 	RoleDeliverFunction  = "deliver-function"
 	RoleDeadletterFn     = "deadletter-function"
+	RoleCoordination     = "coordination-state-machine"
 )
 
 // Resource types Create builds.

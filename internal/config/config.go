@@ -52,6 +52,10 @@ type Config struct {
 	// AGENTRY_SIGNING_KEY_SECRET_ARN: the signing key's PEM in Secrets
 	// Manager, read on first use like the admin key.
 	SigningKeySecretARN string
+	// StateMachineARN (AGENTRY_STATE_MACHINE_ARN): the coordination state
+	// machine; workflows run on Step Functions when it is set, in process
+	// (queue tasks as timers) when it is not.
+	StateMachineARN string
 }
 
 // Getenv is os.Getenv; tests pass a map's lookup instead.
@@ -140,6 +144,7 @@ func FromEnv(getenv Getenv) (Config, error) {
 	c.DLQURL = get("AGENTRY_DLQ_URL", "")
 	c.AdminKeySecretARN = get("AGENTRY_ADMIN_KEY_SECRET_ARN", "")
 	c.SigningKeySecretARN = get("AGENTRY_SIGNING_KEY_SECRET_ARN", "")
+	c.StateMachineARN = get("AGENTRY_STATE_MACHINE_ARN", "")
 	c.RequireSignatures, err = parseBool(get("AGENTRY_REQUIRE_SIGNATURES", "1"))
 	if err != nil {
 		errs = append(errs, fmt.Errorf("AGENTRY_REQUIRE_SIGNATURES: %w", err))

@@ -41,6 +41,9 @@ type gw struct {
 	done   chan error
 	signer *signature.Signer // signs with the gateway's own key, published in DNS
 	key    crypto.Signer     // that key, to sign under other selectors in tests
+	// machine is the coordination state machine's ARN when the gateway
+	// runs on the AWS adapters, "" otherwise.
+	machine string
 }
 
 type gwOpts struct {
@@ -118,10 +121,15 @@ func startGateway(t *testing.T, dns *dnstest.Server, domain string, o gwOpts) *g
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	var machine string
 	if o.aws {
 		names, ep := awstest.Resources(t)
+		machine = ep.StateMachineARN
 		cfg.Backend, cfg.ResourcePrefix, cfg.Table, cfg.Bucket = "aws", names.Prefix, names.Table, names.Bucket
 		cfg.QueueURL, cfg.DLQURL = ep.DeliveryQueueURL, ep.DeadLetterURL
+		// Workflows run on the coordination machine from the synthesized
+		// template, executed by moto.
+		cfg.StateMachineARN = ep.StateMachineARN
 		g, err := awsgw.New(ctx, cfg, awstest.Config(t), log)
 		require.NoError(t, err)
 		go func() {
@@ -134,7 +142,7 @@ func startGateway(t *testing.T, dns *dnstest.Server, domain string, o gwOpts) *g
 		go func() { done <- g.Serve(ctx) }()
 	}
 	dns.SetTXT("_amtp."+domain, 60, "v=amtp1;gateway="+base+";auth=apikey;max-size=10485760")
-	x := &gw{t: t, domain: domain, url: base, cancel: cancel, done: done, signer: signer, key: key}
+	x := &gw{t: t, domain: domain, url: base, cancel: cancel, done: done, signer: signer, key: key, machine: machine}
 	t.Cleanup(x.stop)
 	return x
 }

@@ -1,13 +1,20 @@
 package e2e
 
 import (
+	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awssfn "github.com/aws/aws-sdk-go-v2/service/sfn"
+	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/agentry/agentry/internal/awstest"
 	"github.com/agentry/agentry/internal/discovery/dnstest"
 )
 
@@ -94,6 +101,48 @@ func (x *gw) workflow(key, id string) (int, map[string]any) {
 	return call(x.t, "GET", x.url+"/v1/workflows/"+id, key, nil)
 }
 
+// execution is how the workflow's Step Functions execution ended.
+type execution struct {
+	status sfntypes.ExecutionStatus
+	err    string
+	states []string // every state entered, in order
+}
+
+// checkExecution, on a gateway with the AWS adapters, waits for workflow
+// id's execution of the coordination machine to end and checks that it
+// ended in wantStatus (with wantError for a FAILED one) and passed through
+// each of the states in through. On the embedded runtime there is no
+// execution and it does nothing.
+func (x *gw) checkExecution(t *testing.T, id string, wantStatus sfntypes.ExecutionStatus, wantError string, through ...string) {
+	t.Helper()
+	if x.machine == "" {
+		return
+	}
+	c := awssfn.NewFromConfig(awstest.Config(t))
+	arn := strings.Replace(x.machine, ":stateMachine:", ":execution:", 1) + ":" + id
+	var ex execution
+	require.Eventually(t, func() bool {
+		out, err := c.DescribeExecution(context.Background(), &awssfn.DescribeExecutionInput{ExecutionArn: aws.String(arn)})
+		if err != nil {
+			return false
+		}
+		ex.status, ex.err = out.Status, aws.ToString(out.Error)
+		return out.Status != sfntypes.ExecutionStatusRunning
+	}, 20*time.Second, 50*time.Millisecond, "execution %s never ended", arn)
+	h, err := c.GetExecutionHistory(context.Background(), &awssfn.GetExecutionHistoryInput{ExecutionArn: aws.String(arn), MaxResults: 1000})
+	require.NoError(t, err)
+	for _, e := range h.Events {
+		if e.StateEnteredEventDetails != nil {
+			ex.states = append(ex.states, aws.ToString(e.StateEnteredEventDetails.Name))
+		}
+	}
+	assert.Equal(t, wantStatus, ex.status, "execution of %s (states %v)", id, ex.states)
+	assert.Equal(t, wantError, ex.err)
+	for _, s := range through {
+		assert.Contains(t, ex.states, s, "the execution of %s never entered %s", id, s)
+	}
+}
+
 // participants indexes a workflow view's participants by address.
 func participants(t *testing.T, view map[string]any) map[string]map[string]any {
 	t.Helper()
@@ -162,6 +211,7 @@ func testWorkflowParallelRequiredAndOptional(t *testing.T, onAWS bool) {
 
 	_, view = a.workflow(boss.key, id)
 	assert.Equal(t, "completed", view["status"])
+	a.checkExecution(t, id, sfntypes.ExecutionStatusSucceeded, "", "Ask", "Participant", "Decided", "Completed")
 
 	// The optional participant's late answer changes nothing, and there is
 	// exactly one result.
@@ -207,6 +257,7 @@ func testWorkflowSequential(t *testing.T, onAWS bool) {
 	ps := participants(t, payload)
 	assert.Equal(t, "completed", ps[first.addr]["status"])
 	assert.Equal(t, "completed", ps[second.addr]["status"])
+	a.checkExecution(t, id, sfntypes.ExecutionStatusSucceeded, "", "Completed")
 }
 
 func TestWorkflowConditional(t *testing.T) {
@@ -247,6 +298,8 @@ func testWorkflowConditional(t *testing.T, onAWS bool) {
 			ps := participants(t, payload)
 			assert.Equal(t, "skipped", ps[tc.not.addr]["status"])
 			assert.False(t, tc.not.holds(id), "the branch not taken never received the message")
+			// The machine routed on the branch the Go core chose.
+			a.checkExecution(t, id, sfntypes.ExecutionStatusSucceeded, "", strings.ToUpper(tc.branch[:1])+tc.branch[1:], "Completed")
 		})
 	}
 }
@@ -270,6 +323,9 @@ func testWorkflowTimeout(t *testing.T, onAWS bool) {
 	ps := participants(t, payload)
 	assert.Equal(t, "timed_out", ps[slow.addr]["status"])
 	assert.Equal(t, "completed", ps[quick.addr]["status"])
+	// On AWS the deadline is the step's TimeoutSeconds: the machine itself
+	// noticed it and told the gateway.
+	a.checkExecution(t, id, sfntypes.ExecutionStatusFailed, "Workflow.TimedOut", "Overdue", "Expired", "TimedOut")
 
 	// Too late: the answer is accepted as mail, the workflow stays timed out.
 	slow.mustReply(t, id, boss.addr, map[string]any{"a": 2})
@@ -306,6 +362,7 @@ func testWorkflowRemoteParticipant(t *testing.T, onAWS bool) {
 	assert.Equal(t, "completed", payload["status"])
 	ps := participants(t, payload)
 	assert.Equal(t, map[string]any{"signed": true, "by": "remote"}, ps[remote.addr]["response"])
+	a.checkExecution(t, id, sfntypes.ExecutionStatusSucceeded, "", "Completed")
 }
 
 func TestWorkflowRefusedAtSubmission(t *testing.T) {
