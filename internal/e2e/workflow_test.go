@@ -393,3 +393,55 @@ func TestWorkflowRefusedAtSubmission(t *testing.T) {
 		})
 	}
 }
+
+func TestWorkflowUnreachableParticipantFailsIt(t *testing.T) {
+	bothRuntimes(t, testWorkflowUnreachableParticipantFailsIt)
+}
+
+// A participant that cannot be delivered to (no such agent) is a failure
+// of the workflow's step: with stop_on_failure the sequence ends there,
+// the participants after it are never asked, and the initiator learns it
+// from the result.
+func testWorkflowUnreachableParticipantFailsIt(t *testing.T, onAWS bool) {
+	a := startGateway(t, dnstest.Start(t), "a.test", gwOpts{aws: onAWS})
+	boss, first, last := a.party("boss"), a.party("first"), a.party("last")
+	ghost := "ghost@a.test" // never registered
+
+	id := boss.start(t, []string{first.addr, ghost, last.addr}, map[string]any{
+		"type": "sequential", "timeout": 120, "sequence": []string{first.addr, ghost, last.addr}, "stop_on_failure": true,
+	}, map[string]any{"step": "chain"})
+	first.waitAsked(t, id)
+	first.mustReply(t, id, boss.addr, map[string]any{"ok": true})
+
+	res := boss.waitResult(t, id, 15*time.Second)
+	payload := res["payload"].(map[string]any)
+	assert.Equal(t, "failed", payload["status"])
+	ps := participants(t, payload)
+	assert.Equal(t, "completed", ps[first.addr]["status"])
+	assert.Equal(t, "failed", ps[ghost]["status"])
+	assert.Equal(t, "AGENT_UNKNOWN", ps[ghost]["error"].(map[string]any)["error_code"])
+	assert.Equal(t, "skipped", ps[last.addr]["status"])
+	assert.False(t, last.holds(id), "nobody after the failure is asked")
+	a.checkExecution(t, id, sfntypes.ExecutionStatusFailed, "Workflow.Failed", "Failed")
+}
+
+// The local gateway's workflow deadline is a task in its durable queue:
+// a gateway stopped before the deadline and started again after it still
+// times the workflow out and tells the initiator.
+func TestWorkflowTimerSurvivesRestart(t *testing.T) {
+	dns := dnstest.Start(t)
+	dir := t.TempDir()
+	a := startGateway(t, dns, "a.test", gwOpts{dataDir: dir})
+	boss, slow := a.party("boss"), a.party("slow")
+	id := boss.start(t, []string{slow.addr}, map[string]any{"type": "parallel", "timeout": 2}, map[string]any{"q": "?"})
+	slow.waitAsked(t, id)
+	a.stop()
+
+	time.Sleep(2500 * time.Millisecond) // the deadline passes while nothing runs
+	again := startGateway(t, dns, "a.test", gwOpts{dataDir: dir})
+	boss.g, slow.g = again, again
+	res := boss.waitResult(t, id, 15*time.Second)
+	assert.Equal(t, "timed_out", res["payload"].(map[string]any)["status"])
+	_, view := again.workflow(boss.key, id)
+	assert.Equal(t, "timed_out", view["status"])
+}
