@@ -5,7 +5,7 @@ GO    ?= go
 PKG   := ./...
 # Packages whose tests run under the race detector (the core and everything
 # that runs it in-process); the rest run without it.
-RACE_RE := /internal/(amtp|gateway|delivery|discovery|embedded|httpapi|netguard|localgw|config|e2e|observe|signature|workflow)(/|$$)
+RACE_RE := /internal/(amtp|gateway|delivery|discovery|embedded|httpapi|netguard|localgw|config|e2e|observe|signature|workflow|attach|sfn|schema|policy)(/|$$)
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/agentry/agentry/internal/localgw.Version=$(VERSION)
 BIN     := bin

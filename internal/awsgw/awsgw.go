@@ -22,6 +22,7 @@ import (
 	awssfn "github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/agentry/agentry/internal/attach"
 	"github.com/agentry/agentry/internal/awsres"
 	"github.com/agentry/agentry/internal/config"
 	"github.com/agentry/agentry/internal/delivery"
@@ -120,11 +121,18 @@ func New(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.Lo
 	if err != nil {
 		return nil, fmt.Errorf("dns resolver: %w", err)
 	}
+	client := netguard.NewClient(netguard.Options{
+		AllowInsecure: cfg.AllowInsecure, UserAgent: "AMTP/1.0 (agentry/" + Version + ")",
+		// Outermost, so that the subsegment covers the SSRF checks and
+		// the connection; observe.WrapHTTP is a no-op without tracing.
+		Wrap: observe.WrapHTTP,
+	})
 	disc := discovery.Gateway{Resolver: res}
 	gcfg := gateway.Config{
 		Domain: cfg.Domain, AdminKey: cfg.AdminKey, MaxRecipients: cfg.MaxRecipients,
 		MaxMessageBytes: cfg.MaxMessageBytes, PublicURL: cfg.PublicURL, AllowInsecure: cfg.AllowInsecure,
 		Logger: log, Metrics: metrics, Inbound: signing.NewInbound(cfg, res, log),
+		Attachments: attach.FromConfig(cfg, client),
 	}
 	if cfg.AdminKey == "" && cfg.AdminKeySecretARN != "" {
 		gcfg.AdminKeyFunc = secretFetcher(secretsmanager.NewFromConfig(awsCfg), cfg.AdminKeySecretARN, "admin key")
@@ -143,12 +151,6 @@ func New(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.Lo
 	if err != nil {
 		return nil, err
 	}
-	client := netguard.NewClient(netguard.Options{
-		AllowInsecure: cfg.AllowInsecure, UserAgent: "AMTP/1.0 (agentry/" + Version + ")",
-		// Outermost, so that the subsegment covers the SSRF checks and
-		// the connection; observe.WrapHTTP is a no-op without tracing.
-		Wrap: observe.WrapHTTP,
-	})
 	g.Worker, err = delivery.New(delivery.Config{
 		Domain: cfg.Domain, Concurrency: cfg.Workers, Logger: log, Metrics: metrics,
 		// An attempt must end (and be recorded) well inside the deliver

@@ -56,6 +56,12 @@ type Config struct {
 	// machine; workflows run on Step Functions when it is set, in process
 	// (queue tasks as timers) when it is not.
 	StateMachineARN string
+	// VerifyAttachments (AGENTRY_VERIFY_ATTACHMENTS, default 0): fetch the
+	// attachments local agents submit, through the SSRF guard, and check
+	// size and hash; AttachmentMaxBytes (AGENTRY_ATTACHMENT_MAX_BYTES,
+	// default 25 MiB) bounds each download.
+	VerifyAttachments  bool
+	AttachmentMaxBytes int64
 }
 
 // Getenv is os.Getenv; tests pass a map's lookup instead.
@@ -145,6 +151,12 @@ func FromEnv(getenv Getenv) (Config, error) {
 	c.AdminKeySecretARN = get("AGENTRY_ADMIN_KEY_SECRET_ARN", "")
 	c.SigningKeySecretARN = get("AGENTRY_SIGNING_KEY_SECRET_ARN", "")
 	c.StateMachineARN = get("AGENTRY_STATE_MACHINE_ARN", "")
+	if c.VerifyAttachments, err = parseBool(get("AGENTRY_VERIFY_ATTACHMENTS", "0")); err != nil {
+		errs = append(errs, fmt.Errorf("AGENTRY_VERIFY_ATTACHMENTS: %w", err))
+	}
+	if c.AttachmentMaxBytes, err = strconv.ParseInt(get("AGENTRY_ATTACHMENT_MAX_BYTES", "26214400"), 10, 64); err != nil || c.AttachmentMaxBytes <= 0 {
+		errs = append(errs, fmt.Errorf("AGENTRY_ATTACHMENT_MAX_BYTES: want a positive number of bytes"))
+	}
 	c.RequireSignatures, err = parseBool(get("AGENTRY_REQUIRE_SIGNATURES", "1"))
 	if err != nil {
 		errs = append(errs, fmt.Errorf("AGENTRY_REQUIRE_SIGNATURES: %w", err))

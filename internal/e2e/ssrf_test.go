@@ -50,3 +50,29 @@ func TestDiscoveredGatewayOnPrivateAddressIsNeverContacted(t *testing.T) {
 	}
 	assert.Zero(t, hits.Load(), "the loopback server was contacted")
 }
+
+// With AGENTRY_VERIFY_ATTACHMENTS an attachment is fetched before the
+// message is accepted — through the same guard, so one pointing into the
+// gateway's own network refuses the message instead of fetching it.
+func TestAttachmentOnPrivateAddressRefusedWhenVerifying(t *testing.T) {
+	var hits atomic.Int64
+	victim := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	t.Cleanup(victim.Close)
+	port := victim.URL[strings.LastIndex(victim.URL, ":"):]
+	dns := dnstest.Start(t)
+	a := startGateway(t, dns, "a.test", gwOpts{secure: true, env: map[string]string{"AGENTRY_VERIFY_ATTACHMENTS": "1"}})
+	alice, _ := a.register("alice", "pull", "")
+	a.register("bob", "pull", "")
+	before := a.countMessages()
+	for _, u := range []string{"https://localhost" + port + "/secret.pdf", "https://169.254.169.254/latest/meta-data/iam"} {
+		m := msg("alice@a.test", []string{"bob@a.test"}, map[string]any{"n": 1})
+		m["attachments"] = []any{map[string]any{"filename": "x.pdf", "content_type": "application/pdf", "size": 10, "url": u}}
+		status, out := a.send(alice, m)
+		require.Equal(t, http.StatusBadRequest, status, "%s: %v", u, out)
+		e := out["error"].(map[string]any)
+		assert.Equal(t, "INVALID_MESSAGE_FORMAT", e["code"])
+		assert.Equal(t, "attachments[0].url", e["details"].(map[string]any)["field"])
+	}
+	assert.Equal(t, before, a.countMessages(), "refused messages are not stored")
+	assert.Zero(t, hits.Load())
+}

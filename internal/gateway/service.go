@@ -43,6 +43,17 @@ type Config struct {
 	// accepts it unchecked, which only unit tests of the core should do:
 	// both compositions always set it.
 	Inbound InboundVerifier
+	// Attachments, when set, fetches the attachments of messages our own
+	// agents submit and checks their declared size and hash
+	// (AGENTRY_VERIFY_ATTACHMENTS); nil checks only their shape.
+	Attachments AttachmentVerifier
+}
+
+// AttachmentVerifier checks a message's attachments against what their
+// URLs serve. It answers an *amtp.Error for a refusal; anything else is
+// treated as a temporary failure.
+type AttachmentVerifier interface {
+	VerifyAttachments(ctx context.Context, m *amtp.Message) error
 }
 
 // ImmediateDeliverer performs the first attempt of a local push delivery
@@ -280,6 +291,17 @@ func (s *Service) Accept(ctx context.Context, p Principal, body []byte) (*Accept
 	if origin == OriginRemote {
 		if err := s.verifyInbound(ctx, body); err != nil {
 			return nil, err
+		}
+	}
+	// Only our own agents' attachments are fetched: mail from another
+	// domain was the sending gateway's to check, and fetching for it would
+	// make us a download service for strangers.
+	if origin == OriginLocal && s.cfg.Attachments != nil && len(m.Attachments) > 0 {
+		if err := s.cfg.Attachments.VerifyAttachments(ctx, m); err != nil {
+			if ae, ok := amtp.AsError(err); ok {
+				return nil, ae
+			}
+			return nil, s.unavailable("verify attachments", err)
 		}
 	}
 	return s.accept(ctx, m, origin)

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/agentry/agentry/internal/attach"
 	"github.com/agentry/agentry/internal/config"
 	"github.com/agentry/agentry/internal/delivery"
 	"github.com/agentry/agentry/internal/discovery"
@@ -92,19 +93,19 @@ func New(cfg config.Config, o Options) (*Gateway, error) {
 		return nil, fmt.Errorf("dns resolver: %w", err)
 	}
 	disc := discovery.Gateway{Resolver: res}
+	client := netguard.NewClient(netguard.Options{
+		AllowInsecure: cfg.AllowInsecure,
+		UserAgent:     "AMTP/1.0 (agentry/" + Version + ")",
+	})
 	svc, err := gateway.NewService(gateway.Config{
 		Domain: cfg.Domain, AdminKey: cfg.AdminKey, MaxRecipients: cfg.MaxRecipients,
 		MaxMessageBytes: cfg.MaxMessageBytes, PublicURL: cfg.PublicURL, AllowInsecure: cfg.AllowInsecure,
-		Logger: log, Inbound: signing.NewInbound(cfg, res, log),
+		Logger: log, Inbound: signing.NewInbound(cfg, res, log), Attachments: attach.FromConfig(cfg, client),
 	}, gateway.Ports{Messages: db, Inbox: db, Agents: db, Queue: db, Discover: disc, Workflows: db})
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	client := netguard.NewClient(netguard.Options{
-		AllowInsecure: cfg.AllowInsecure,
-		UserAgent:     "AMTP/1.0 (agentry/" + Version + ")",
-	})
 	w, err := delivery.New(delivery.Config{
 		Domain: cfg.Domain, Concurrency: cfg.Workers, Logger: log,
 		Retry: delivery.RetryPolicy{Base: cfg.RetryBase, Max: cfg.RetryMax, Window: cfg.RetryWindow, Jitter: 0.25},
