@@ -13,6 +13,8 @@ import (
 	"github.com/agentry/agentry/internal/awstest"
 	"github.com/agentry/agentry/internal/gateway/gatewaytest"
 	"github.com/agentry/agentry/internal/s3blob"
+	"github.com/agentry/agentry/internal/schema"
+	"github.com/agentry/agentry/internal/schema/schematest"
 	"github.com/agentry/agentry/internal/sqsq"
 )
 
@@ -89,3 +91,7 @@ type clock struct{ offset atomic.Int64 }
 
 func (c *clock) Now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
 func (c *clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
+
+func TestSchemaStore(t *testing.T) {
+	schematest.RunStore(t, func(t *testing.T) schema.Store { return newEnv(t).store(t) })
+}

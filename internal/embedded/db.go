@@ -62,11 +62,12 @@ var (
 	bucketDue         = []byte("due")
 	bucketDeadLetters = []byte("dead_letters")
 	bucketWorkflows   = []byte("workflows")
+	bucketSchemas     = []byte("schemas")
 
 	allBuckets = [][]byte{
 		bucketMessages, bucketStatuses, bucketMsgTime, bucketIdem, bucketIdemTime,
 		bucketInbox, bucketInboxRef, bucketAgents, bucketAgentKeys, bucketTasks,
-		bucketDue, bucketDeadLetters, bucketWorkflows,
+		bucketDue, bucketDeadLetters, bucketWorkflows, bucketSchemas,
 	}
 )
 

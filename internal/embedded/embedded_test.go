@@ -21,6 +21,8 @@ import (
 
 	"github.com/agentry/agentry/internal/gateway"
 	"github.com/agentry/agentry/internal/gateway/gatewaytest"
+	"github.com/agentry/agentry/internal/schema"
+	"github.com/agentry/agentry/internal/schema/schematest"
 )
 
 // testLease is short so that the contract suite can watch leases lapse.
@@ -541,4 +543,13 @@ func TestQueueMemoryBounded(t *testing.T) {
 	growth := int64(after.HeapAlloc) - int64(before.HeapAlloc)
 	t.Logf("heap growth after %d queued tasks: %.2f MB (heap %d → %d bytes)", total, float64(growth)/(1<<20), before.HeapAlloc, after.HeapAlloc)
 	assert.Less(t, growth, int64(20<<20), "the queue must not keep tasks in memory")
+}
+
+func TestSchemaStore(t *testing.T) {
+	schematest.RunStore(t, func(t *testing.T) schema.Store {
+		db, err := Open(Options{Dir: t.TempDir()})
+		require.NoError(t, err)
+		t.Cleanup(func() { db.Close() })
+		return db
+	})
 }

@@ -1,0 +1,97 @@
+package embedded
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/agentry/agentry/internal/schema"
+)
+
+var _ schema.Store = (*DB)(nil)
+
+// PutSchema creates or replaces a schema record. Registry writes are rare
+// admin actions, so they go straight to bbolt rather than through the
+// group-commit loop.
+func (db *DB) PutSchema(ctx context.Context, rec schema.Record) error {
+	release, err := db.enter(ctx)
+	if err != nil {
+		return fmt.Errorf("put schema %s: %w", rec.ID, err)
+	}
+	defer release()
+	v, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("put schema %s: %w", rec.ID, err)
+	}
+	if err := db.bolt.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketSchemas).Put([]byte(rec.ID), v) }); err != nil {
+		return fmt.Errorf("put schema %s: %w", rec.ID, err)
+	}
+	return nil
+}
+
+// GetSchema returns a record matching schema.ErrNotFound for an unknown id.
+func (db *DB) GetSchema(ctx context.Context, id string) (schema.Record, error) {
+	release, err := db.enter(ctx)
+	if err != nil {
+		return schema.Record{}, fmt.Errorf("get schema %s: %w", id, err)
+	}
+	defer release()
+	var rec schema.Record
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketSchemas).Get([]byte(id))
+		if v == nil {
+			return schema.ErrNotFound
+		}
+		return json.Unmarshal(v, &rec) // copies: v is only valid in the transaction
+	})
+	if err != nil {
+		return schema.Record{}, fmt.Errorf("get schema %s: %w", id, err)
+	}
+	return rec, nil
+}
+
+// ListSchemas returns every record, ordered by id.
+func (db *DB) ListSchemas(ctx context.Context) ([]schema.Record, error) {
+	release, err := db.enter(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list schemas: %w", err)
+	}
+	defer release()
+	out := []schema.Record{}
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketSchemas).ForEach(func(_, v []byte) error {
+			var rec schema.Record
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return fmt.Errorf("corrupt schema record: %w", err)
+			}
+			out = append(out, rec)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list schemas: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteSchema removes a record; schema.ErrNotFound for an unknown id.
+func (db *DB) DeleteSchema(ctx context.Context, id string) error {
+	release, err := db.enter(ctx)
+	if err != nil {
+		return fmt.Errorf("delete schema %s: %w", id, err)
+	}
+	defer release()
+	err = db.bolt.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSchemas)
+		if b.Get([]byte(id)) == nil {
+			return schema.ErrNotFound
+		}
+		return b.Delete([]byte(id))
+	})
+	if err != nil {
+		return fmt.Errorf("delete schema %s: %w", id, err)
+	}
+	return nil
+}
