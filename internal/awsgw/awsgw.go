@@ -33,6 +33,7 @@ import (
 	"github.com/agentry/agentry/internal/netguard"
 	"github.com/agentry/agentry/internal/observe"
 	"github.com/agentry/agentry/internal/s3blob"
+	"github.com/agentry/agentry/internal/schema"
 	"github.com/agentry/agentry/internal/sfn"
 	"github.com/agentry/agentry/internal/signature"
 	"github.com/agentry/agentry/internal/signing"
@@ -142,6 +143,9 @@ func New(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.Lo
 		return nil, err
 	}
 	ports := gateway.Ports{Messages: g.Store, Inbox: g.Store, Agents: g.Store, Queue: g.Queue, Discover: disc, Workflows: g.Store}
+	if cfg.SchemaValidation {
+		ports.Schemas = schema.NewRegistry(g.Store)
+	}
 	if cfg.StateMachineARN != "" {
 		if ports.Runner, err = sfn.New(awssfn.NewFromConfig(awsCfg), cfg.StateMachineARN); err != nil {
 			return nil, err

@@ -62,6 +62,10 @@ type Config struct {
 	// default 25 MiB) bounds each download.
 	VerifyAttachments  bool
 	AttachmentMaxBytes int64
+	// SchemaValidation (AGENTRY_SCHEMA_VALIDATION, default 1): validate
+	// payloads that name a schema against the registry, and hold agents
+	// to their supported_schemas.
+	SchemaValidation bool
 }
 
 // Getenv is os.Getenv; tests pass a map's lookup instead.
@@ -151,6 +155,9 @@ func FromEnv(getenv Getenv) (Config, error) {
 	c.AdminKeySecretARN = get("AGENTRY_ADMIN_KEY_SECRET_ARN", "")
 	c.SigningKeySecretARN = get("AGENTRY_SIGNING_KEY_SECRET_ARN", "")
 	c.StateMachineARN = get("AGENTRY_STATE_MACHINE_ARN", "")
+	if c.SchemaValidation, err = parseBool(get("AGENTRY_SCHEMA_VALIDATION", "1")); err != nil {
+		errs = append(errs, fmt.Errorf("AGENTRY_SCHEMA_VALIDATION: %w", err))
+	}
 	if c.VerifyAttachments, err = parseBool(get("AGENTRY_VERIFY_ATTACHMENTS", "0")); err != nil {
 		errs = append(errs, fmt.Errorf("AGENTRY_VERIFY_ATTACHMENTS: %w", err))
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/agentry/agentry/internal/amtp"
 	"github.com/agentry/agentry/internal/observe/logctx"
+	"github.com/agentry/agentry/internal/schema"
 	"github.com/agentry/agentry/internal/workflow"
 )
 
@@ -79,6 +80,7 @@ type Service struct {
 	immediate ImmediateDeliverer
 	workflows WorkflowStore
 	runner    WorkflowRunner
+	schemas   *schema.Registry
 	log       *slog.Logger
 	adminMu   sync.Mutex
 	adminHash [32]byte
@@ -98,6 +100,9 @@ type Ports struct {
 	// Runner runs workflow steps outside the process (Step Functions);
 	// nil runs them in process with queue tasks as timers.
 	Runner WorkflowRunner
+	// Schemas validates payloads that name a schema; nil turns schema
+	// validation off (AGENTRY_SCHEMA_VALIDATION=0).
+	Schemas *schema.Registry
 }
 
 // NewService wires the use cases.
@@ -132,7 +137,7 @@ func NewService(cfg Config, p Ports) (*Service, error) {
 		return nil, errors.New("gateway: every store port is required")
 	}
 	s := &Service{cfg: cfg, messages: p.Messages, inbox: p.Inbox, agents: p.Agents, queue: p.Queue, discover: p.Discover,
-		workflows: p.Workflows, runner: p.Runner, log: cfg.Logger}
+		workflows: p.Workflows, runner: p.Runner, schemas: p.Schemas, log: cfg.Logger}
 	if cfg.AdminKey != "" {
 		s.adminHash = sha256.Sum256([]byte(cfg.AdminKey))
 		s.adminSet = true
@@ -386,6 +391,12 @@ func (s *Service) accept(ctx context.Context, m *amtp.Message, origin Origin) (*
 	// Path attempt) carries the message id, next to the request id.
 	ctx = logctx.WithMessageID(ctx, m.MessageID)
 
+	if origin != OriginSystem {
+		if err := s.checkSchema(ctx, m); err != nil {
+			return nil, err
+		}
+	}
+
 	// Only the initiator's gateway runs a workflow: a coordinated message
 	// from another domain is delivered like any other.
 	var (
@@ -408,6 +419,8 @@ func (s *Service) accept(ctx context.Context, m *amtp.Message, origin Origin) (*
 		tasks      []Task
 		inbox      []string
 		unknown    []string
+		refused    []string
+		refusal    string
 		remoteByDm = map[string][]string{}
 		domains    []string
 		pushOnly   *Agent
@@ -426,6 +439,11 @@ func (s *Service) accept(ctx context.Context, m *amtp.Message, origin Origin) (*
 				unknown = append(unknown, r.String())
 			case err != nil:
 				return nil, s.unavailable("accept", err)
+			case agentRefuses(ag, m) != "":
+				st.Status = StateFailed
+				st.ErrorCode = string(amtp.CodeSchemaValidationFailed)
+				st.ErrorMessage = agentRefuses(ag, m)
+				refused, refusal = append(refused, r.String()), st.ErrorMessage
 			case wf != nil:
 				// A participant gets the message when the workflow asks it
 				// (sendWorkflow), not now.
@@ -448,6 +466,9 @@ func (s *Service) accept(ctx context.Context, m *amtp.Message, origin Origin) (*
 			remoteByDm[r.Domain] = append(remoteByDm[r.Domain], r.String())
 		}
 		statuses = append(statuses, st)
+	}
+	if len(refused) > 0 && len(unknown)+len(refused) == len(statuses) {
+		return nil, amtp.Errorf(amtp.CodeSchemaValidationFailed, "%s", refusal).WithDetail("schema", m.Schema).WithDetail("recipients", refused)
 	}
 	if len(unknown) == len(statuses) {
 		e := amtp.Errorf(amtp.CodeAgentUnknown, "no agent %s is registered at this gateway", strings.Join(unknown, ", ")).WithDetail("recipients", unknown)

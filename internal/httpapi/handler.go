@@ -63,6 +63,9 @@ func New(svc *gateway.Service, opt Options) *Handler {
 	h.route("/v1/capabilities/{domain}", methods{"GET": h.capabilities})
 	h.route("/v1/admin/agents", methods{"POST": h.registerAgent, "GET": h.listAgents})
 	h.route("/v1/admin/agents/{address}", methods{"GET": h.getAgent, "DELETE": h.deleteAgent})
+	h.route("/v1/admin/schemas", methods{"POST": h.createSchema, "GET": h.listSchemas})
+	h.route("/v1/admin/schemas/{id}", methods{"GET": h.getSchema, "PUT": h.replaceSchema, "DELETE": h.deleteSchema})
+	h.route("/v1/admin/schemas/{id}/validate", methods{"POST": h.validateSchema})
 	h.route("/.well-known/amtp", methods{"GET": h.wellKnown})
 	for _, p := range []string{"/healthz", "/health"} {
 		h.route(p, methods{"GET": h.health})

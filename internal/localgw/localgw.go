@@ -29,6 +29,7 @@ import (
 	"github.com/agentry/agentry/internal/httpapi"
 	"github.com/agentry/agentry/internal/netguard"
 	"github.com/agentry/agentry/internal/observe"
+	"github.com/agentry/agentry/internal/schema"
 	"github.com/agentry/agentry/internal/signature"
 	"github.com/agentry/agentry/internal/signing"
 )
@@ -101,7 +102,7 @@ func New(cfg config.Config, o Options) (*Gateway, error) {
 		Domain: cfg.Domain, AdminKey: cfg.AdminKey, MaxRecipients: cfg.MaxRecipients,
 		MaxMessageBytes: cfg.MaxMessageBytes, PublicURL: cfg.PublicURL, AllowInsecure: cfg.AllowInsecure,
 		Logger: log, Inbound: signing.NewInbound(cfg, res, log), Attachments: attach.FromConfig(cfg, client),
-	}, gateway.Ports{Messages: db, Inbox: db, Agents: db, Queue: db, Discover: disc, Workflows: db})
+	}, gateway.Ports{Messages: db, Inbox: db, Agents: db, Queue: db, Discover: disc, Workflows: db, Schemas: schemas(cfg, db)})
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -118,6 +119,15 @@ func New(cfg config.Config, o Options) (*Gateway, error) {
 	g.Service, g.Worker = svc, w
 	g.Handler = httpapi.New(svc, httpapi.Options{Version: Version, Logger: log, Ready: db.Ping})
 	return g, nil
+}
+
+// schemas is the registry AGENTRY_SCHEMA_VALIDATION asks for (on by
+// default), kept in the embedded store.
+func schemas(cfg config.Config, store schema.Store) *schema.Registry {
+	if !cfg.SchemaValidation {
+		return nil
+	}
+	return schema.NewRegistry(store)
 }
 
 // loadAdminKey takes AGENTRY_ADMIN_KEY, else the key stored in the data
