@@ -87,6 +87,10 @@ func testSchemaRegistryAndValidation(t *testing.T, onAWS bool) {
 	require.Equal(t, http.StatusNoContent, code)
 	code, _ = send(id, map[string]any{"order_id": "o2", "items": []any{}})
 	assert.Equal(t, http.StatusBadRequest, code)
+	code, _ = call(t, "POST", a.url+"/v1/admin/schemas/"+id+"/validate", adminKey, map[string]any{"order_id": "o3"})
+	assert.Equal(t, http.StatusNotFound, code, "validating against a deleted schema")
+	code, _ = call(t, "DELETE", a.url+"/v1/admin/schemas/"+id, adminKey, nil)
+	assert.Equal(t, http.StatusNotFound, code, "deleting twice")
 }
 
 // rawJSON embeds a JSON text as itself in a request body.

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,27 +9,12 @@ import (
 	"github.com/agentry/agentry/internal/schema"
 )
 
-// EncryptedPayload reports whether a payload is end-to-end encrypted in
-// the draft's §9.3.2 shape ({"encrypted": true, ...}). Such a payload is
-// carried byte for byte and never schema-validated: the gateway cannot
-// read it, and must not pretend it did.
-func EncryptedPayload(p json.RawMessage) bool {
-	p = bytes.TrimSpace(p)
-	if len(p) == 0 || p[0] != '{' {
-		return false
-	}
-	var probe struct {
-		Encrypted bool `json:"encrypted"`
-	}
-	return json.Unmarshal(p, &probe) == nil && probe.Encrypted
-}
-
 // checkSchema validates the payload of a message that names a schema
 // against the registry: 400 SCHEMA_VALIDATION_FAILED with the draft's
 // validation_errors when it does not match, or when this gateway does not
 // know the schema (it cannot vouch for what it cannot check).
 func (s *Service) checkSchema(ctx context.Context, m *amtp.Message) error {
-	if s.schemas == nil || m.Schema == "" || EncryptedPayload(m.Payload) {
+	if s.schemas == nil || m.Schema == "" || amtp.EncryptedPayload(m.Payload) {
 		return nil
 	}
 	res, err := s.schemas.Validate(ctx, m.Schema, m.Payload)
@@ -98,7 +82,7 @@ func (s *Service) GetSchema(ctx context.Context, p Principal, id string) (schema
 		return schema.Record{}, amtp.Errorf(amtp.CodeNotFound, "no schema %s", id)
 	}
 	rec, err := s.schemas.Get(ctx, id)
-	if errors.Is(err, schema.ErrNotFound) || errors.Is(err, schema.ErrUnknownSchema) || errors.Is(err, schema.ErrInvalidID) {
+	if notFoundSchema(err) {
 		return rec, amtp.Errorf(amtp.CodeNotFound, "no schema %s", id)
 	}
 	if err != nil {
@@ -124,11 +108,14 @@ func (s *Service) ListSchemas(ctx context.Context, p Principal) ([]schema.Record
 
 // DeleteSchema removes a schema; messages naming it are refused afterwards.
 func (s *Service) DeleteSchema(ctx context.Context, p Principal, id string) error {
-	if _, err := s.GetSchema(ctx, p, id); err != nil {
+	if err := RequireAdmin(p); err != nil {
 		return err
 	}
+	if s.schemas == nil {
+		return amtp.Errorf(amtp.CodeNotFound, "no schema %s", id)
+	}
 	if err := s.schemas.Delete(ctx, id); err != nil {
-		if errors.Is(err, schema.ErrNotFound) {
+		if notFoundSchema(err) {
 			return amtp.Errorf(amtp.CodeNotFound, "no schema %s", id)
 		}
 		return s.unavailable("delete schema", err)
@@ -140,12 +127,23 @@ func (s *Service) DeleteSchema(ctx context.Context, p Principal, id string) erro
 // ValidateAgainst checks a payload against a registered schema without
 // sending anything (POST /v1/admin/schemas/{id}/validate).
 func (s *Service) ValidateAgainst(ctx context.Context, p Principal, id string, payload json.RawMessage) (*schema.Result, error) {
-	if _, err := s.GetSchema(ctx, p, id); err != nil {
+	if err := RequireAdmin(p); err != nil {
 		return nil, err
 	}
+	if s.schemas == nil {
+		return nil, amtp.Errorf(amtp.CodeNotFound, "no schema %s", id)
+	}
 	res, err := s.schemas.Validate(ctx, id, payload)
+	if notFoundSchema(err) {
+		return nil, amtp.Errorf(amtp.CodeNotFound, "no schema %s", id)
+	}
 	if err != nil {
 		return nil, s.unavailable("validate", err)
 	}
 	return res, nil
+}
+
+// notFoundSchema: the registry's ways of saying there is no such schema.
+func notFoundSchema(err error) bool {
+	return errors.Is(err, schema.ErrNotFound) || errors.Is(err, schema.ErrUnknownSchema) || errors.Is(err, schema.ErrInvalidID)
 }

@@ -440,10 +440,9 @@ func (s *Service) accept(ctx context.Context, m *amtp.Message, origin Origin) (*
 			case err != nil:
 				return nil, s.unavailable("accept", err)
 			case agentRefuses(ag, m) != "":
-				st.Status = StateFailed
-				st.ErrorCode = string(amtp.CodeSchemaValidationFailed)
-				st.ErrorMessage = agentRefuses(ag, m)
-				refused, refusal = append(refused, r.String()), st.ErrorMessage
+				refusal = agentRefuses(ag, m)
+				st.Status, st.ErrorCode, st.ErrorMessage = StateFailed, string(amtp.CodeSchemaValidationFailed), refusal
+				refused = append(refused, r.String())
 			case wf != nil:
 				// A participant gets the message when the workflow asks it
 				// (sendWorkflow), not now.

@@ -203,8 +203,10 @@ func (s *Service) decision(st workflow.State, round int, ask []string) Decision 
 		for _, a := range ask {
 			d.Ask = append(d.Ask, AskItem{Address: a})
 		}
-		if st.Type == amtp.CoordinationConditional && len(st.Branches) > st.Step && len(st.Branches) > 0 {
-			d.Branch = st.Branches[len(st.Branches)-1]
+		// Asking a branch's participants: the condition of this step has
+		// been decided. (Asking the next condition's participant: not yet.)
+		if st.Type == amtp.CoordinationConditional && st.Step < len(st.Branches) {
+			d.Branch = st.Branches[st.Step]
 		}
 	}
 	left := st.Deadline.Sub(s.now())
