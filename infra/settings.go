@@ -13,6 +13,7 @@ import (
 
 	"github.com/agentry/agentry/internal/amtp"
 	"github.com/agentry/agentry/internal/awsres"
+	"github.com/agentry/agentry/internal/policy"
 )
 
 // Settings are everything that differs between deployments. They come
@@ -40,7 +41,18 @@ type Settings struct {
 	AlarmEmail      string // context "alarmEmail": subscribed to the alarm topic
 	LogLevel        string // context "logLevel": AGENTRY_LOG_LEVEL, default info
 	MaxMessageBytes int64  // context "maxMessageBytes": AGENTRY_MAX_MESSAGE_BYTES
+
+	// PolicyFile (context "policyFile") is the access policy (draft §9.4)
+	// read at synth time: a policy that does not parse fails the synth with
+	// the parser's line and path, never a deployment. Its text (Policy)
+	// reaches the api function as AGENTRY_POLICY.
+	PolicyFile string
+	Policy     string
 }
+
+// MaxPolicyBytes bounds the policy carried in AGENTRY_POLICY: Lambda allows
+// 4 KB of environment per function, shared with the other variables.
+const MaxPolicyBytes = 2048
 
 // Production is whether data must survive mistakes: retained tables,
 // buckets, secrets and logs, deletion protection, termination protection.
@@ -77,7 +89,7 @@ func SettingsFromContext(node constructs.Node, getenv func(string) string) (Sett
 		Stage: ctx("stage"), Prefix: ctx("prefix"), Domain: ctx("domain"), LambdaDir: ctx("lambdaDir"),
 		HostedZoneID: ctx("hostedZoneId"), HostedZoneName: strings.TrimSuffix(ctx("hostedZoneName"), "."),
 		APIHost: ctx("apiHost"), CertificateARN: ctx("certificateArn"), AlarmEmail: ctx("alarmEmail"),
-		LogLevel: ctx("logLevel"),
+		LogLevel: ctx("logLevel"), PolicyFile: ctx("policyFile"),
 	}
 	if s.LambdaDir == "" {
 		s.LambdaDir = getenv("AGENTRY_LAMBDA_DIR")
@@ -148,6 +160,11 @@ func (s Settings) withDefaults() (Settings, error) {
 	if s.LogLevel == "" {
 		s.LogLevel = "info"
 	}
+	if s.PolicyFile != "" {
+		if err := s.readPolicy(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	switch s.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -160,6 +177,21 @@ func (s Settings) withDefaults() (Settings, error) {
 		errs = append(errs, fmt.Errorf("maxMessageBytes %d: from 1024 to %d (the Lambda payload limit)", s.MaxMessageBytes, DefaultMaxMessageBytes))
 	}
 	return s, errors.Join(errs...)
+}
+
+func (s *Settings) readPolicy() error {
+	data, err := os.ReadFile(s.PolicyFile)
+	if err != nil {
+		return fmt.Errorf("policyFile: %w", err)
+	}
+	if len(data) > MaxPolicyBytes {
+		return fmt.Errorf("policyFile %s: %d bytes; a policy for AWS must fit in %d (it travels in a Lambda environment variable)", s.PolicyFile, len(data), MaxPolicyBytes)
+	}
+	if _, err := policy.Parse(data); err != nil {
+		return fmt.Errorf("policyFile %s: %w", s.PolicyFile, err)
+	}
+	s.Policy = string(data)
+	return nil
 }
 
 // checkLambdaDir makes a missing build a clear error at synth time

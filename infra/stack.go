@@ -292,7 +292,9 @@ func EnvVars(function string) []string {
 	}
 	switch function {
 	case "api":
-		v = append(v, "AGENTRY_ADMIN_KEY_SECRET_ARN") // only the API serves /v1/admin
+		// Only the API serves /v1/admin, and only it accepts messages (to
+		// which the access policy applies).
+		v = append(v, "AGENTRY_ADMIN_KEY_SECRET_ARN", "AGENTRY_POLICY")
 	case "deliver":
 		v = append(v, "AGENTRY_SIGNING_KEY_SECRET_ARN") // only the worker forwards (and signs)
 	}
@@ -343,6 +345,7 @@ func newFunctions(stack awscdk.Stack, r *resources) {
 		switch f.Name {
 		case "api":
 			env["AGENTRY_ADMIN_KEY_SECRET_ARN"] = r.adminKey.SecretArn()
+			env["AGENTRY_POLICY"] = jsii.String(s.Policy) // "" = no policy
 		case "deliver":
 			env["AGENTRY_SIGNING_KEY_SECRET_ARN"] = r.signKey.SecretArn()
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
@@ -55,6 +56,13 @@ func TestFunctions(t *testing.T) {
 	_, papi := prod.byRole(t, cfntemplate.RoleAPIFunction)
 	if v := dig(papi, "Properties", "Environment", "Variables", "AGENTRY_PUBLIC_URL"); v != "https://amtp.example.org" {
 		t.Errorf("prod AGENTRY_PUBLIC_URL = %v", v)
+	}
+	// The access policy reaches the API as text, checked at synth.
+	if v := dig(api, "Properties", "Environment", "Variables", "AGENTRY_POLICY"); v != "" {
+		t.Errorf("dev AGENTRY_POLICY = %v, want empty (no policy)", v)
+	}
+	if v, _ := dig(papi, "Properties", "Environment", "Variables", "AGENTRY_POLICY").(string); !strings.Contains(v, "name: partners") {
+		t.Errorf("prod AGENTRY_POLICY = %q, want testdata/policy.yaml", v)
 	}
 	if v := dig(papi, "Properties", "Environment", "Variables", "AGENTRY_MAX_MESSAGE_BYTES"); v != "5242880" {
 		t.Errorf("AGENTRY_MAX_MESSAGE_BYTES = %v, want the 5 MiB Lambda-safe default", v)
@@ -536,6 +544,12 @@ func TestSettings(t *testing.T) {
 	}
 	if s.Prefix != "agentry-dev" || s.Domain != "example.com" || s.APIHost != "amtp.example.com" || s.MaxMessageBytes != DefaultMaxMessageBytes {
 		t.Errorf("defaults: %+v", s)
+	}
+	if _, err := (Settings{Stage: "dev", PolicyFile: filepath.Join("testdata", "bad-policy.yaml")}).withDefaults(); err == nil || !strings.Contains(err.Error(), "line 3") {
+		t.Errorf("a policy that does not parse must fail the synth with its line: %v", err)
+	}
+	if _, err := (Settings{Stage: "dev", PolicyFile: filepath.Join("testdata", "agentry-dev.template.json")}).withDefaults(); err == nil || !strings.Contains(err.Error(), "must fit") {
+		t.Errorf("a policy too large for the environment must fail the synth: %v", err)
 	}
 	if err := (Settings{LambdaDir: t.TempDir()}).checkLambdaDir(); err == nil || !strings.Contains(err.Error(), "make lambdas") {
 		t.Errorf("missing bootstrap files: %v", err)

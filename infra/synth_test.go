@@ -73,6 +73,7 @@ func prodSettings(lambdaDir string) (Settings, error) {
 	return Settings{
 		Stage: "prod", Domain: "example.org", LambdaDir: lambdaDir,
 		HostedZoneID: "Z0123456789EXAMPLE", HostedZoneName: "example.org", AlarmEmail: "ops@example.org",
+		PolicyFile: filepath.Join("testdata", "policy.yaml"),
 	}.withDefaults()
 }
 

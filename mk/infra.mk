@@ -25,7 +25,8 @@ CDK_SETTINGS = -c stage=$(STAGE) \
 	$(if $(API_HOST),-c apiHost=$(API_HOST)) \
 	$(if $(CERTIFICATE_ARN),-c certificateArn=$(CERTIFICATE_ARN)) \
 	$(if $(ALARM_EMAIL),-c alarmEmail=$(ALARM_EMAIL)) \
-	$(if $(LOG_LEVEL),-c logLevel=$(LOG_LEVEL))
+	$(if $(LOG_LEVEL),-c logLevel=$(LOG_LEVEL)) \
+	$(if $(POLICY_FILE),-c policyFile=$(abspath $(POLICY_FILE)))
 # cdk runs in infra/ (where cdk.json is), hence the ../ paths. jsii (in the
 # CDK app) and the CDK CLI print a large banner on Node majors they consider
 # end-of-life unless the variable lists that major (a list, not a boolean).

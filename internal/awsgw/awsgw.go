@@ -142,7 +142,10 @@ func New(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.Lo
 	if err != nil {
 		return nil, err
 	}
-	ports := gateway.Ports{Messages: g.Store, Inbox: g.Store, Agents: g.Store, Queue: g.Queue, Discover: disc, Workflows: g.Store}
+	// Buckets live in the table: every Lambda instance draws on the same
+	// allowance.
+	ports := gateway.Ports{Messages: g.Store, Inbox: g.Store, Agents: g.Store, Queue: g.Queue, Discover: disc, Workflows: g.Store,
+		Policy: cfg.Policy, Limiter: g.Store}
 	if cfg.SchemaValidation {
 		ports.Schemas = schema.NewRegistry(g.Store)
 	}

@@ -5,6 +5,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/agentry/agentry/internal/amtp"
 	"github.com/agentry/agentry/internal/awsres"
+	"github.com/agentry/agentry/internal/policy"
 	"github.com/agentry/agentry/internal/signature"
 )
 
@@ -66,6 +68,13 @@ type Config struct {
 	// payloads that name a schema against the registry, and hold agents
 	// to their supported_schemas.
 	SchemaValidation bool
+	// Policy is the access policy (draft §9.4), parsed at start so that a
+	// bad file stops the gateway instead of letting everything through:
+	// from the file AGENTRY_POLICY_FILE names, or inline YAML in
+	// AGENTRY_POLICY (how the CDK stack hands it to the Lambdas). nil when
+	// neither is set: everything allowed, nothing limited.
+	Policy     *policy.Policy
+	PolicyFile string
 }
 
 // Getenv is os.Getenv; tests pass a map's lookup instead.
@@ -184,6 +193,10 @@ func FromEnv(getenv Getenv) (Config, error) {
 	if _, _, err := signature.ParseKeyID(signature.FormatKeyID(c.Domain, c.SigningSelector)); err != nil && c.Domain != "" {
 		errs = append(errs, fmt.Errorf("AGENTRY_SIGNING_SELECTOR %q: %w", c.SigningSelector, err))
 	}
+	c.PolicyFile = get("AGENTRY_POLICY_FILE", "")
+	if c.Policy, err = loadPolicy(c.PolicyFile, getenv("AGENTRY_POLICY")); err != nil {
+		errs = append(errs, err)
+	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("AGENTRY_TLS_CERT and AGENTRY_TLS_KEY must be set together"))
 	}
@@ -200,6 +213,43 @@ func FromEnv(getenv Getenv) (Config, error) {
 		c.PublicURL = scheme + "://" + c.Addr
 	}
 	return c, errors.Join(errs...)
+}
+
+// maxPolicyBytes bounds the policy file: it is read whole, at start.
+const maxPolicyBytes = 1 << 20
+
+func loadPolicy(file, inline string) (*policy.Policy, error) {
+	var (
+		src  []byte
+		name string
+	)
+	switch {
+	case file != "" && strings.TrimSpace(inline) != "":
+		return nil, errors.New("set only one of AGENTRY_POLICY_FILE and AGENTRY_POLICY")
+	case file != "":
+		name = "AGENTRY_POLICY_FILE " + file
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		defer f.Close()
+		src, err = io.ReadAll(io.LimitReader(f, maxPolicyBytes+1))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		if len(src) > maxPolicyBytes {
+			return nil, fmt.Errorf("%s: larger than %d bytes", name, maxPolicyBytes)
+		}
+	case strings.TrimSpace(inline) != "":
+		name, src = "AGENTRY_POLICY", []byte(inline)
+	default:
+		return nil, nil
+	}
+	p, err := policy.Parse(src)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return p, nil
 }
 
 func parseBool(v string) (bool, error) {

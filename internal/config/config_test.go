@@ -1,6 +1,9 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,4 +63,51 @@ func TestAWSSettings(t *testing.T) {
 	assert.ErrorContains(t, err, "AGENTRY_BACKEND")
 	_, err = FromEnv(env(map[string]string{"AGENTRY_RESOURCE_PREFIX": "Bad_Prefix"}))
 	assert.ErrorContains(t, err, "AGENTRY_RESOURCE_PREFIX")
+}
+
+func TestPolicy(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(body), 0o600))
+		return p
+	}
+	good := "default_policy: deny\nrules:\n  - action: allow\n    senders: [\"*@a.test\"]\n    rate_limit: 10/minute\n"
+	bad := "default_policy: deny\nrules:\n  - action: maybe\n"
+
+	c, err := FromEnv(env(nil))
+	require.NoError(t, err)
+	assert.Nil(t, c.Policy, "no policy configured")
+
+	for name, vars := range map[string]map[string]string{
+		"file":   {"AGENTRY_POLICY_FILE": write("good.yaml", good)},
+		"inline": {"AGENTRY_POLICY": good},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, err := FromEnv(env(vars))
+			require.NoError(t, err)
+			require.NotNil(t, c.Policy)
+			assert.Equal(t, 1, c.Policy.Rules())
+		})
+	}
+
+	for name, tc := range map[string]struct {
+		vars map[string]string
+		want []string
+	}{
+		"bad file":    {map[string]string{"AGENTRY_POLICY_FILE": write("bad.yaml", bad)}, []string{"AGENTRY_POLICY_FILE", "bad.yaml", "line 3", "action"}},
+		"bad inline":  {map[string]string{"AGENTRY_POLICY": bad}, []string{"AGENTRY_POLICY", "line 3"}},
+		"missing":     {map[string]string{"AGENTRY_POLICY_FILE": filepath.Join(dir, "nope.yaml")}, []string{"AGENTRY_POLICY_FILE", "no such file"}},
+		"both":        {map[string]string{"AGENTRY_POLICY_FILE": write("g2.yaml", good), "AGENTRY_POLICY": good}, []string{"only one of"}},
+		"too large":   {map[string]string{"AGENTRY_POLICY_FILE": write("big.yaml", strings.Repeat("#", maxPolicyBytes+1))}, []string{"larger than"}},
+		"empty rules": {map[string]string{"AGENTRY_POLICY": "rules: []\n"}, []string{"default_policy"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := FromEnv(env(tc.vars))
+			require.Error(t, err)
+			for _, w := range tc.want {
+				assert.Contains(t, err.Error(), w)
+			}
+		})
+	}
 }

@@ -7,11 +7,14 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentry/agentry/internal/awsres"
 	"github.com/agentry/agentry/internal/awstest"
 	"github.com/agentry/agentry/internal/gateway/gatewaytest"
+	"github.com/agentry/agentry/internal/policy"
+	"github.com/agentry/agentry/internal/policy/policytest"
 	"github.com/agentry/agentry/internal/s3blob"
 	"github.com/agentry/agentry/internal/schema"
 	"github.com/agentry/agentry/internal/schema/schematest"
@@ -94,4 +97,32 @@ func (c *clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
 
 func TestSchemaStore(t *testing.T) {
 	schematest.RunStore(t, func(t *testing.T) schema.Store { return newEnv(t).store(t) })
+}
+
+func TestRateLimiter(t *testing.T) {
+	e := newEnv(t)
+	policytest.RunLimiter(t, func(t *testing.T) policy.Limiter { return e.store(t) })
+}
+
+// A bucket item expires when it is full again: DynamoDB's TTL then removes
+// what a missing item means anyway.
+func TestRateBucketTTL(t *testing.T) {
+	e := newEnv(t)
+	s := e.store(t)
+	name := "ttl-test/" + t.Name() + "/" + time.Now().Format(time.RFC3339Nano)
+	at := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	l := policy.Limit{Rate: 10, Per: time.Hour}
+	for range 3 {
+		ok, _, err := s.Allow(t.Context(), name, l, at)
+		require.NoError(t, err)
+		require.True(t, ok)
+	}
+	it, err := s.getItem(t.Context(), rateKey(name), true, nil)
+	require.NoError(t, err)
+	ttl, ok := getNum(it, aTTL)
+	require.True(t, ok, "bucket item has a TTL")
+	// 3 tokens spent at 6 min per token: full 18 minutes later.
+	assert.Equal(t, at.Add(18*time.Minute).Unix()+1, ttl)
+	tokens, _ := getDecimal(it, aTokens)
+	assert.InDelta(t, 7, tokens, 1e-9)
 }

@@ -136,6 +136,21 @@ func num(v int64) types.AttributeValue {
 	return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)}
 }
 
+// decimal is a number attribute holding a float, exactly as Go prints it
+// shortest; DynamoDB keeps up to 38 significant digits.
+func decimal(v float64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatFloat(v, 'g', -1, 64)}
+}
+
+func getDecimal(it item, name string) (float64, bool) {
+	v, ok := it[name].(*types.AttributeValueMemberN)
+	if !ok {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(v.Value, 64)
+	return f, err == nil
+}
+
 func bin(v []byte) types.AttributeValue { return &types.AttributeValueMemberB{Value: v} }
 
 func strList(vs []string) types.AttributeValue {

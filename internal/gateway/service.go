@@ -17,6 +17,7 @@ import (
 
 	"github.com/agentry/agentry/internal/amtp"
 	"github.com/agentry/agentry/internal/observe/logctx"
+	"github.com/agentry/agentry/internal/policy"
 	"github.com/agentry/agentry/internal/schema"
 	"github.com/agentry/agentry/internal/workflow"
 )
@@ -81,6 +82,8 @@ type Service struct {
 	workflows WorkflowStore
 	runner    WorkflowRunner
 	schemas   *schema.Registry
+	policy    *policy.Policy
+	limiter   policy.Limiter
 	log       *slog.Logger
 	adminMu   sync.Mutex
 	adminHash [32]byte
@@ -103,6 +106,12 @@ type Ports struct {
 	// Schemas validates payloads that name a schema; nil turns schema
 	// validation off (AGENTRY_SCHEMA_VALIDATION=0).
 	Schemas *schema.Registry
+	// Policy is the access policy (AGENTRY_POLICY_FILE); nil allows
+	// everything. Limiter holds its rate-limit buckets: it must be shared
+	// by every instance of the gateway (DynamoDB on AWS); nil counts in
+	// this process's memory.
+	Policy  *policy.Policy
+	Limiter policy.Limiter
 }
 
 // NewService wires the use cases.
@@ -137,7 +146,13 @@ func NewService(cfg Config, p Ports) (*Service, error) {
 		return nil, errors.New("gateway: every store port is required")
 	}
 	s := &Service{cfg: cfg, messages: p.Messages, inbox: p.Inbox, agents: p.Agents, queue: p.Queue, discover: p.Discover,
-		workflows: p.Workflows, runner: p.Runner, schemas: p.Schemas, log: cfg.Logger}
+		workflows: p.Workflows, runner: p.Runner, schemas: p.Schemas, policy: p.Policy, limiter: p.Limiter, log: cfg.Logger}
+	if s.limiter == nil {
+		s.limiter = policy.NewMemoryLimiter()
+	}
+	if p.Policy != nil {
+		s.log.Info("access policy loaded", "rules", p.Policy.Rules())
+	}
 	if cfg.AdminKey != "" {
 		s.adminHash = sha256.Sum256([]byte(cfg.AdminKey))
 		s.adminSet = true
@@ -391,7 +406,15 @@ func (s *Service) accept(ctx context.Context, m *amtp.Message, origin Origin) (*
 	// Path attempt) carries the message id, next to the request id.
 	ctx = logctx.WithMessageID(ctx, m.MessageID)
 
+	var pol policyOutcome
 	if origin != OriginSystem {
+		if pol, err = s.applyPolicy(ctx, m); err != nil {
+			return nil, err
+		}
+		// A workflow cannot run with a participant it may not ask.
+		if pol.count > 0 && len(m.Coordination) > 0 {
+			return nil, policy.DeniedError(pol.first)
+		}
 		if err := s.checkSchema(ctx, m); err != nil {
 			return nil, err
 		}
@@ -426,8 +449,13 @@ func (s *Service) accept(ctx context.Context, m *amtp.Message, origin Origin) (*
 		pushOnly   *Agent
 		localCount int
 	)
-	for _, r := range m.RecipientAddresses() {
+	for i, r := range m.RecipientAddresses() {
 		st := RecipientStatus{Address: r.String(), Status: StateQueued, UpdatedAt: now}
+		if pol.refuses(i) {
+			policyStatus(&st)
+			statuses = append(statuses, st)
+			continue
+		}
 		if s.isLocal(r) {
 			localCount++
 			ag, err := s.agents.GetAgent(ctx, r.Key())
@@ -466,10 +494,15 @@ func (s *Service) accept(ctx context.Context, m *amtp.Message, origin Origin) (*
 		}
 		statuses = append(statuses, st)
 	}
-	if len(refused) > 0 && len(unknown)+len(refused) == len(statuses) {
-		return nil, amtp.Errorf(amtp.CodeSchemaValidationFailed, "%s", refusal).WithDetail("schema", m.Schema).WithDetail("recipients", refused)
-	}
-	if len(unknown) == len(statuses) {
+	// When no recipient is left, the message is refused as a whole, for
+	// the most fundamental of its recipients' reasons.
+	if pol.count+len(refused)+len(unknown) == len(statuses) {
+		if pol.count > 0 {
+			return nil, policy.DeniedError(pol.first).WithDetail("recipients", pol.addresses(m))
+		}
+		if len(refused) > 0 {
+			return nil, amtp.Errorf(amtp.CodeSchemaValidationFailed, "%s", refusal).WithDetail("schema", m.Schema).WithDetail("recipients", refused)
+		}
 		e := amtp.Errorf(amtp.CodeAgentUnknown, "no agent %s is registered at this gateway", strings.Join(unknown, ", ")).WithDetail("recipients", unknown)
 		return nil, e
 	}

@@ -33,13 +33,25 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="amtp"`)
 	}
-	if status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+	switch {
+	case status == http.StatusTooManyRequests:
+		// The header says what details.retry_after says, for clients that
+		// only look at headers; 1 s when the error did not say.
+		w.Header().Set("Retry-After", strconv.FormatInt(retryAfter(e), 10))
+	case status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "":
 		w.Header().Set("Retry-After", "1")
 	}
 	writeJSON(w, status, errorBody{Error: errorDetail{
 		Code: e.Code, Message: e.Message, Details: e.Details,
 		Timestamp: amtp.FormatTime(time.Now()), RequestID: requestID(r),
 	}})
+}
+
+func retryAfter(e *amtp.Error) int64 {
+	if v, ok := e.Details["retry_after"].(int64); ok && v > 0 {
+		return v
+	}
+	return 1
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

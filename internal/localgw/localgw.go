@@ -29,6 +29,7 @@ import (
 	"github.com/agentry/agentry/internal/httpapi"
 	"github.com/agentry/agentry/internal/netguard"
 	"github.com/agentry/agentry/internal/observe"
+	"github.com/agentry/agentry/internal/policy"
 	"github.com/agentry/agentry/internal/schema"
 	"github.com/agentry/agentry/internal/signature"
 	"github.com/agentry/agentry/internal/signing"
@@ -102,7 +103,9 @@ func New(cfg config.Config, o Options) (*Gateway, error) {
 		Domain: cfg.Domain, AdminKey: cfg.AdminKey, MaxRecipients: cfg.MaxRecipients,
 		MaxMessageBytes: cfg.MaxMessageBytes, PublicURL: cfg.PublicURL, AllowInsecure: cfg.AllowInsecure,
 		Logger: log, Inbound: signing.NewInbound(cfg, res, log), Attachments: attach.FromConfig(cfg, client),
-	}, gateway.Ports{Messages: db, Inbox: db, Agents: db, Queue: db, Discover: disc, Workflows: db, Schemas: schemas(cfg, db)})
+	}, gateway.Ports{Messages: db, Inbox: db, Agents: db, Queue: db, Discover: disc, Workflows: db, Schemas: schemas(cfg, db),
+		// One process: its memory is where every bucket lives.
+		Policy: cfg.Policy, Limiter: policy.NewMemoryLimiter()})
 	if err != nil {
 		db.Close()
 		return nil, err
