@@ -437,6 +437,12 @@ func isToken(s string) bool {
 	return true
 }
 
+// validSchemaID is deliberately looser than the registry's grammar
+// (schema.ParseID: lower case, <namespace>:<domain>.<entity>.v<N>): the
+// wire format must carry ids other gateways use (upper case, '/'), and a
+// gateway that validates refuses the ones it cannot parse with a 400 on
+// the schema field (gateway.checkSchema). This check only keeps the member
+// a short, printable token.
 func validSchemaID(s string) bool {
 	if s == "" || len(s) > MaxSchemaLen {
 		return false

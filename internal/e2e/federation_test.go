@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"net/http"
 	"testing"
 	"time"
@@ -244,4 +245,38 @@ func testImmediatePathReply(t *testing.T, onAWS bool) {
 func bothRuntimes(t *testing.T, f func(t *testing.T, onAWS bool)) {
 	t.Run("embedded", func(t *testing.T) { f(t, false) })
 	t.Run("aws", func(t *testing.T) { f(t, true) })
+}
+
+// TestEncryptedPayloadPassesThroughUnchanged: an end-to-end encrypted
+// payload (draft §9.3.2) reaches the recipient on another domain byte for
+// byte, and no gateway tries to validate it against its schema.
+func TestEncryptedPayloadPassesThroughUnchanged(t *testing.T) {
+	bothRuntimes(t, testEncryptedPayloadPassesThroughUnchanged)
+}
+
+func testEncryptedPayloadPassesThroughUnchanged(t *testing.T, onAWS bool) {
+	w := newWorldOn(t, onAWS)
+	const payload = `{"encrypted":true,"algorithm":"AES-256-GCM","encrypted_data":"AAECAwQFBgcICQoLDA0ODw==","recipients":[{"keyid":"b.test:bob-2026","encrypted_key":"c2VjcmV0LWtleQ=="},{"keyid":"b.test:bob-2025","encrypted_key":"b2xkLWtleQ=="}]}`
+	m := msg(w.aliceAddr, []string{w.bobAddr}, json.RawMessage(payload))
+	// Registered nowhere: an encrypted payload is not validated, so an
+	// unknown schema is no refusal either.
+	m["schema"] = "agntcy:secret.note.v1"
+	code, out := w.a.send(w.alice, m)
+	require.Equal(t, http.StatusAccepted, code, "%v", out)
+	id := str(out["message_id"])
+	w.a.waitStatus(w.alice, id, w.bobAddr, "delivered", 10*time.Second)
+	assert.Equal(t, "skipped (encrypted)", w.a.status(w.alice, id)["schema_validation"])
+
+	st, raw := callRaw(t, "GET", w.b.url+"/v1/inbox/"+w.bobAddr, w.bob, nil)
+	require.Equal(t, http.StatusOK, st, "%s", raw)
+	var inbox struct {
+		Messages []struct {
+			MessageID string          `json:"message_id"`
+			Payload   json.RawMessage `json:"payload"`
+		} `json:"messages"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &inbox))
+	require.Len(t, inbox.Messages, 1)
+	assert.Equal(t, id, inbox.Messages[0].MessageID)
+	assert.Equal(t, payload, string(inbox.Messages[0].Payload), "payload bytes changed on the way")
 }

@@ -67,11 +67,13 @@ func testSchemaRegistryAndValidation(t *testing.T, onAWS bool) {
 	// Valid payload: accepted and delivered.
 	code, out = send(id, map[string]any{"order_id": "o1", "items": []any{map[string]any{"sku": "w", "price": 9.5}}})
 	require.Equal(t, http.StatusAccepted, code, "%v", out)
+	assert.Equal(t, "passed", a.status(alice, str(out["message_id"]))["schema_validation"])
 
 	// An encrypted payload is carried without validation.
 	code, out = send(id, map[string]any{"encrypted": true, "algorithm": "AES-256-GCM", "encrypted_data": "b3BhcXVl",
 		"recipients": []any{map[string]any{"keyid": "a.test:k1", "encrypted_key": "a2V5"}}})
 	require.Equal(t, http.StatusAccepted, code, "encrypted payloads are not validated: %v", out)
+	assert.Equal(t, "skipped (encrypted)", a.status(alice, str(out["message_id"]))["schema_validation"], "the status says so")
 
 	// An agent that declares supported_schemas takes only those (a minor
 	// version of a supported major is fine).

@@ -98,7 +98,7 @@ func (s *Service) RegisterAgent(ctx context.Context, p Principal, req RegisterRe
 	if err := s.agents.PutAgent(ctx, ag); err != nil {
 		return nil, s.unavailable("register agent", err)
 	}
-	s.log.Info("audit: agent registered", "address", ag.Address, "delivery_mode", string(ag.DeliveryMode))
+	s.log.InfoContext(ctx, "audit: agent registered", "address", ag.Address, "delivery_mode", string(ag.DeliveryMode), "supported_schemas", len(ag.SupportedSchemas))
 	return reg, nil
 }
 
@@ -242,6 +242,6 @@ func (s *Service) DeleteAgent(ctx context.Context, p Principal, address string) 
 	if err != nil {
 		return s.unavailable("delete agent", err)
 	}
-	s.log.Info("audit: agent deleted", "address", a.Key())
+	s.log.InfoContext(ctx, "audit: agent deleted", "address", a.Key())
 	return nil
 }

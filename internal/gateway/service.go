@@ -610,6 +610,11 @@ type StatusView struct {
 	Attempts    int               `json:"attempts"`
 	NextRetry   *time.Time        `json:"next_retry"`
 	Recipients  []RecipientStatus `json:"recipients"`
+	// SchemaValidation says what became of the payload's schema check when
+	// the message names a schema: "passed", "skipped (encrypted)" (an
+	// end-to-end encrypted payload cannot be read, draft §9.3.2) or
+	// "disabled" (AGENTRY_SCHEMA_VALIDATION=0). Absent without a schema.
+	SchemaValidation string `json:"schema_validation,omitempty"`
 }
 
 // canRead reports whether p may see the message: the admin, its sender, or
@@ -669,7 +674,28 @@ func (s *Service) Status(ctx context.Context, p Principal, id string) (*StatusVi
 	if err != nil {
 		return nil, s.unavailable("read status", err)
 	}
-	return BuildStatusView(sm, st), nil
+	v := BuildStatusView(sm, st)
+	v.SchemaValidation = s.schemaOutcome(sm)
+	return v, nil
+}
+
+// schemaOutcome reconstructs the accept-time schema decision from the
+// stored message; the rules are checkSchema's.
+func (s *Service) schemaOutcome(sm *StoredMessage) string {
+	var head struct {
+		Schema  string          `json:"schema"`
+		Payload json.RawMessage `json:"payload"`
+	}
+	if sm.Origin == OriginSystem || json.Unmarshal(sm.Raw, &head) != nil || head.Schema == "" {
+		return ""
+	}
+	switch {
+	case amtp.EncryptedPayload(head.Payload):
+		return "skipped (encrypted)"
+	case s.schemas == nil:
+		return "disabled"
+	}
+	return "passed"
 }
 
 // BuildStatusView summarises recipients into the message-level view.
