@@ -167,7 +167,7 @@ func dnsRecord(stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	rec := gateway.TXTRecord(cfg.PublicURL, gateway.DefaultAuthMethods, cfg.MaxMessageBytes)
+	rec := gateway.TXTRecord(cfg.PublicURL, gateway.AuthMethodsFor(cfg.OAuth(), cfg.RequirePeerMTLS), cfg.MaxMessageBytes)
 	fmt.Fprintf(stdout, "_amtp.%s. 300 IN TXT %q\n", cfg.Domain, rec)
 	// The key record too, when there is a key to read: the configured one,
 	// or the one a local gateway generated in its data dir. dns-record

@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/agentry/agentry/internal/attach"
+	"github.com/agentry/agentry/internal/authn"
 	"github.com/agentry/agentry/internal/awsres"
 	"github.com/agentry/agentry/internal/config"
 	"github.com/agentry/agentry/internal/delivery"
@@ -122,8 +123,13 @@ func New(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.Lo
 	if err != nil {
 		return nil, fmt.Errorf("dns resolver: %w", err)
 	}
+	cc, roots, err := authn.ClientTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
 	client := netguard.NewClient(netguard.Options{
 		AllowInsecure: cfg.AllowInsecure, UserAgent: "AMTP/1.0 (agentry/" + Version + ")",
+		ClientCert: cc, RootCAs: roots,
 		// Outermost, so that the subsegment covers the SSRF checks and
 		// the connection; observe.WrapHTTP is a no-op without tracing.
 		Wrap: observe.WrapHTTP,
@@ -133,7 +139,13 @@ func New(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.Lo
 		Domain: cfg.Domain, AdminKey: cfg.AdminKey, MaxRecipients: cfg.MaxRecipients,
 		MaxMessageBytes: cfg.MaxMessageBytes, PublicURL: cfg.PublicURL, AllowInsecure: cfg.AllowInsecure,
 		Logger: log, Metrics: metrics, Inbound: signing.NewInbound(cfg, res, log),
-		Attachments: attach.FromConfig(cfg, client),
+		Attachments:     attach.FromConfig(cfg, client),
+		AuthMethods:     gateway.AuthMethodsFor(cfg.OAuth(), cfg.RequirePeerMTLS),
+		OAuthAdminScope: cfg.OAuthAdminScope, RequirePeerMTLS: cfg.RequirePeerMTLS,
+	}
+	ident, err := authn.New(cfg, client)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.AdminKey == "" && cfg.AdminKeySecretARN != "" {
 		gcfg.AdminKeyFunc = secretFetcher(secretsmanager.NewFromConfig(awsCfg), cfg.AdminKeySecretARN, "admin key")
@@ -171,7 +183,7 @@ func New(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.Lo
 	}
 	svc.SetImmediate(g.Worker)
 	g.Service = svc
-	g.Handler = httpapi.New(svc, httpapi.Options{Version: Version, Logger: log, Ready: g.Store.Ping})
+	g.Handler = httpapi.New(svc, httpapi.Options{Version: Version, Logger: log, Ready: g.Store.Ping, Identity: ident})
 	return g, nil
 }
 

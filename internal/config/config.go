@@ -75,7 +75,34 @@ type Config struct {
 	// neither is set: everything allowed, nothing limited.
 	Policy     *policy.Policy
 	PolicyFile string
+
+	// OAuth 2.0 bearer tokens (JWTs), accepted under /oauth/…. Locally the
+	// gateway verifies them against the issuer's keys; on AWS the HTTP
+	// API's JWT authorizer has, and these only say how to read the claims.
+	OAuthIssuer     string // AGENTRY_OAUTH_ISSUER: exact iss; enables OAuth
+	OAuthAudience   string // AGENTRY_OAUTH_AUDIENCE: required with the issuer
+	OAuthJWKSURL    string // AGENTRY_OAUTH_JWKS_URL: default from the issuer's OpenID configuration
+	OAuthAgentClaim string // AGENTRY_OAUTH_AGENT_CLAIM, default sub: the claim naming the agent
+	OAuthAdminScope string // AGENTRY_OAUTH_ADMIN_SCOPE, default amtp:admin
+
+	// Mutual TLS with other gateways. TLSClientCA (AGENTRY_TLS_CLIENT_CA,
+	// a PEM bundle) makes the local TLS listener ask for and verify client
+	// certificates; RequirePeerMTLS (AGENTRY_REQUIRE_PEER_MTLS, default 1
+	// when a CA is given) refuses mail from other domains whose gateway did
+	// not present one naming the sender's domain. TLSClientCert/Key
+	// (AGENTRY_TLS_CLIENT_CERT / _KEY) are the certificate this gateway
+	// presents when it delivers to others.
+	TLSClientCA     string
+	RequirePeerMTLS bool
+	TLSClientCert   string
+	TLSClientKey    string
+	// TLSRootCA (AGENTRY_TLS_ROOT_CA, a PEM bundle) adds trust roots for
+	// outbound TLS: partners on a private PKI, and tests.
+	TLSRootCA string
 }
+
+// OAuth reports whether OAuth bearer tokens are accepted.
+func (c Config) OAuth() bool { return c.OAuthIssuer != "" }
 
 // Getenv is os.Getenv; tests pass a map's lookup instead.
 type Getenv func(string) string
@@ -199,6 +226,34 @@ func FromEnv(getenv Getenv) (Config, error) {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("AGENTRY_TLS_CERT and AGENTRY_TLS_KEY must be set together"))
+	}
+	c.OAuthIssuer = get("AGENTRY_OAUTH_ISSUER", "")
+	c.OAuthAudience = get("AGENTRY_OAUTH_AUDIENCE", "")
+	c.OAuthJWKSURL = get("AGENTRY_OAUTH_JWKS_URL", "")
+	c.OAuthAgentClaim = get("AGENTRY_OAUTH_AGENT_CLAIM", "sub")
+	c.OAuthAdminScope = get("AGENTRY_OAUTH_ADMIN_SCOPE", "amtp:admin")
+	if c.OAuthIssuer != "" && c.OAuthAudience == "" {
+		errs = append(errs, errors.New("AGENTRY_OAUTH_AUDIENCE is required with AGENTRY_OAUTH_ISSUER (a token for another API must not work here)"))
+	}
+	if c.OAuthIssuer == "" && (c.OAuthAudience != "" || c.OAuthJWKSURL != "") {
+		errs = append(errs, errors.New("AGENTRY_OAUTH_AUDIENCE and AGENTRY_OAUTH_JWKS_URL need AGENTRY_OAUTH_ISSUER"))
+	}
+	c.TLSClientCA = get("AGENTRY_TLS_CLIENT_CA", "")
+	c.TLSClientCert = get("AGENTRY_TLS_CLIENT_CERT", "")
+	c.TLSClientKey = get("AGENTRY_TLS_CLIENT_KEY", "")
+	c.TLSRootCA = get("AGENTRY_TLS_ROOT_CA", "")
+	def := "0"
+	if c.TLSClientCA != "" {
+		def = "1"
+	}
+	if c.RequirePeerMTLS, err = parseBool(get("AGENTRY_REQUIRE_PEER_MTLS", def)); err != nil {
+		errs = append(errs, fmt.Errorf("AGENTRY_REQUIRE_PEER_MTLS: %w", err))
+	}
+	if c.TLSClientCA != "" && c.TLSCert == "" {
+		errs = append(errs, errors.New("AGENTRY_TLS_CLIENT_CA needs AGENTRY_TLS_CERT: client certificates are only asked for over TLS"))
+	}
+	if (c.TLSClientCert == "") != (c.TLSClientKey == "") {
+		errs = append(errs, errors.New("AGENTRY_TLS_CLIENT_CERT and AGENTRY_TLS_CLIENT_KEY must be set together"))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

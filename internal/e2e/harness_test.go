@@ -51,6 +51,7 @@ type gwOpts struct {
 	dataDir  string
 	secure   bool // production settings: no http:// or private targets
 	aws      bool // run on the AWS adapters (DynamoDB, SQS, S3 in moto)
+	tls      bool // serve HTTPS (env gives AGENTRY_TLS_CERT/KEY)
 	env      map[string]string
 }
 
@@ -93,6 +94,9 @@ func startGateway(t *testing.T, dns *dnstest.Server, domain string, o gwOpts) *g
 		dir = t.TempDir()
 	}
 	base := "http://" + l.Addr().String()
+	if o.tls {
+		base = "https://" + l.Addr().String()
+	}
 	env := map[string]string{
 		"AGENTRY_DOMAIN":         domain,
 		"AGENTRY_ADDR":           l.Addr().String(),
@@ -202,12 +206,22 @@ func callRaw(t *testing.T, method, url, key string, body any) (int, []byte) {
 		req.Header.Set("Authorization", "Bearer "+key)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := clientFor(url).Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	return resp.StatusCode, raw
+}
+
+// clientFor is the test's HTTP client: for https, one trusting the test
+// CA that TLS gateways' certificates come from (and presenting no client
+// certificate, like an agent).
+func clientFor(url string) *http.Client {
+	if strings.HasPrefix(url, "https://") {
+		return testPKI().client(nil)
+	}
+	return http.DefaultClient
 }
 
 // register registers an agent and returns its API key and webhook secret.

@@ -45,6 +45,13 @@ type Config struct {
 	// accepts it unchecked, which only unit tests of the core should do:
 	// both compositions always set it.
 	Inbound InboundVerifier
+	// OAuthAdminScope is the token scope that makes the admin
+	// (AGENTRY_OAUTH_ADMIN_SCOPE); "" lets no token administer.
+	OAuthAdminScope string
+	// RequirePeerMTLS refuses mail from other domains unless their gateway
+	// presented a verified client certificate naming the sender's domain
+	// (Principal.PeerNames).
+	RequirePeerMTLS bool
 	// Attachments, when set, fetches the attachments of messages our own
 	// agents submit and checks their declared size and hash
 	// (AGENTRY_VERIFY_ATTACHMENTS); nil checks only their shape.
@@ -185,6 +192,10 @@ const (
 type Principal struct {
 	Kind  PrincipalKind
 	Agent *Agent
+	// PeerNames are the DNS names (or common name) of the verified client
+	// certificate the caller presented, if any: the transport's word for
+	// which gateway is calling.
+	PeerNames []string
 }
 
 // HashAPIKey is how agent keys are stored.
@@ -375,6 +386,9 @@ func (s *Service) authorizeSubmission(p Principal, m *amtp.Message) (Origin, err
 	// an attempt to use us as an open relay.
 	if s.isLocal(sender) {
 		return "", amtp.Errorf(amtp.CodeAuthenticationRequired, "sending as %s needs that agent's API key", sender)
+	}
+	if err := s.checkPeer(p, sender); err != nil {
+		return "", err
 	}
 	for i, r := range m.RecipientAddresses() {
 		if !s.isLocal(r) {

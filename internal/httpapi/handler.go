@@ -27,7 +27,29 @@ type Options struct {
 	Logger       *slog.Logger
 	MaxAdminBody int64 // bound on admin request bodies, default 64 KiB
 	Ready        func(ctx context.Context) error
+	// Identity is what the transport proves about callers beyond API
+	// keys: OAuth tokens and client certificates. nil: neither.
+	Identity Identity
 }
+
+// Identity is the transport's side of authentication, which differs by
+// runtime: the local process verifies JWTs and TLS client certificates
+// itself, while on AWS API Gateway has done both and the request context
+// carries the result.
+type Identity interface {
+	// Claims verifies the bearer token of a request under OAuthPrefix.
+	// It answers an *amtp.Error for a token it refuses.
+	Claims(r *http.Request, token string) (gateway.TokenClaims, error)
+	// PeerNames are the names of the verified client certificate the
+	// caller presented; nil when there is none.
+	PeerNames(r *http.Request) []string
+}
+
+// OAuthPrefix is where OAuth 2.0 clients call the API: the same routes
+// under /oauth (POST /oauth/v1/messages, …). A separate prefix, because on
+// AWS the HTTP API's JWT authorizer guards a route as a whole and agent
+// keys and other gateways must still reach the unprefixed ones.
+const OAuthPrefix = "/oauth"
 
 // Handler serves the REST API.
 type Handler struct {
@@ -145,6 +167,10 @@ func (h *Handler) middleware(next http.Handler) http.Handler {
 				h.writeError(w, r, amtp.Errorf(amtp.CodeTemporaryFailure, "internal error; retry later").WithStatus(http.StatusInternalServerError))
 			}
 		}()
+		if rest, ok := strings.CutPrefix(r.URL.Path, OAuthPrefix+"/"); ok {
+			r = r.Clone(context.WithValue(r.Context(), oauthKey{}, true))
+			r.URL.Path, r.URL.RawPath = "/"+rest, ""
+		}
 		if v := r.Header.Get("X-AMTP-Version"); v != "" && !amtp.SupportedVersionHeader(v) {
 			h.writeError(w, r, amtp.Errorf(amtp.CodeUnsupportedVersion, "X-AMTP-Version %q is not supported; this gateway speaks 1.x", v).WithDetail("supported", []string{amtp.Version}))
 			return
@@ -153,17 +179,42 @@ func (h *Handler) middleware(next http.Handler) http.Handler {
 	})
 }
 
-// principal authenticates the request's bearer token.
+type oauthKey struct{}
+
+func viaOAuth(r *http.Request) bool { v, _ := r.Context().Value(oauthKey{}).(bool); return v }
+
+// principal authenticates the request: its bearer token (an agent or
+// admin key, or under OAuthPrefix an OAuth token), else the anonymous
+// caller with whatever client certificate it presented.
 func (h *Handler) principal(r *http.Request) (gateway.Principal, error) {
+	oauth := viaOAuth(r)
+	if oauth && h.opt.Identity == nil {
+		return gateway.Principal{}, amtp.Errorf(amtp.CodeAuthenticationRequired, "OAuth is not enabled on this gateway")
+	}
 	auth := r.Header.Get("Authorization")
 	if auth == "" {
-		return gateway.Principal{Kind: gateway.Anonymous}, nil
+		if oauth {
+			return gateway.Principal{}, amtp.Errorf(amtp.CodeAuthenticationRequired, "Authorization must be: Bearer <OAuth access token>")
+		}
+		p := gateway.Principal{Kind: gateway.Anonymous}
+		if h.opt.Identity != nil {
+			p.PeerNames = h.opt.Identity.PeerNames(r)
+		}
+		return p, nil
 	}
 	scheme, token, ok := strings.Cut(auth, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+	token = strings.TrimSpace(token)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
 		return gateway.Principal{}, amtp.Errorf(amtp.CodeAuthenticationRequired, "Authorization must be: Bearer <key>")
 	}
-	return h.svc.Authenticate(r.Context(), strings.TrimSpace(token))
+	if oauth {
+		c, err := h.opt.Identity.Claims(r, token)
+		if err != nil {
+			return gateway.Principal{}, err
+		}
+		return h.svc.AuthenticateClaims(r.Context(), c)
+	}
+	return h.svc.Authenticate(r.Context(), token)
 }
 
 // readBody reads a request body of at most max bytes; a declared or actual

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/agentry/agentry/internal/attach"
+	"github.com/agentry/agentry/internal/authn"
 	"github.com/agentry/agentry/internal/config"
 	"github.com/agentry/agentry/internal/delivery"
 	"github.com/agentry/agentry/internal/discovery"
@@ -95,14 +96,28 @@ func New(cfg config.Config, o Options) (*Gateway, error) {
 		return nil, fmt.Errorf("dns resolver: %w", err)
 	}
 	disc := discovery.Gateway{Resolver: res}
+	cc, roots, err := authn.ClientTLS(cfg)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	client := netguard.NewClient(netguard.Options{
 		AllowInsecure: cfg.AllowInsecure,
 		UserAgent:     "AMTP/1.0 (agentry/" + Version + ")",
+		ClientCert:    cc,
+		RootCAs:       roots,
 	})
+	ident, err := authn.New(cfg, client)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	svc, err := gateway.NewService(gateway.Config{
 		Domain: cfg.Domain, AdminKey: cfg.AdminKey, MaxRecipients: cfg.MaxRecipients,
 		MaxMessageBytes: cfg.MaxMessageBytes, PublicURL: cfg.PublicURL, AllowInsecure: cfg.AllowInsecure,
 		Logger: log, Inbound: signing.NewInbound(cfg, res, log), Attachments: attach.FromConfig(cfg, client),
+		AuthMethods:     gateway.AuthMethodsFor(cfg.OAuth(), cfg.RequirePeerMTLS),
+		OAuthAdminScope: cfg.OAuthAdminScope, RequirePeerMTLS: cfg.RequirePeerMTLS,
 	}, gateway.Ports{Messages: db, Inbox: db, Agents: db, Queue: db, Discover: disc, Workflows: db, Schemas: schemas(cfg, db),
 		// One process: its memory is where every bucket lives.
 		Policy: cfg.Policy, Limiter: policy.NewMemoryLimiter()})
@@ -120,7 +135,7 @@ func New(cfg config.Config, o Options) (*Gateway, error) {
 	}
 	svc.SetImmediate(w)
 	g.Service, g.Worker = svc, w
-	g.Handler = httpapi.New(svc, httpapi.Options{Version: Version, Logger: log, Ready: db.Ping})
+	g.Handler = httpapi.New(svc, httpapi.Options{Version: Version, Logger: log, Ready: db.Ping, Identity: ident})
 	return g, nil
 }
 
@@ -218,11 +233,11 @@ func RunServer(ctx context.Context, cfg config.Config, l net.Listener, h http.Ha
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	if cfg.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		tc, err := authn.ServerTLS(cfg)
 		if err != nil {
-			return fmt.Errorf("load TLS certificate: %w", err)
+			return err
 		}
-		l = tls.NewListener(l, &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}})
+		l = tls.NewListener(l, tc)
 	}
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var bg sync.WaitGroup

@@ -8,6 +8,7 @@ package netguard
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -28,6 +29,11 @@ type Options struct {
 	Timeout time.Duration
 	// UserAgent is sent with every request.
 	UserAgent string
+	// ClientCert is presented to servers that ask for one (other gateways
+	// requiring mutual TLS); nil for none.
+	ClientCert *tls.Certificate
+	// RootCAs replaces the system's trust roots when set.
+	RootCAs *x509.CertPool
 	// Transport wraps the final RoundTripper (tracing); nil for none.
 	Wrap func(http.RoundTripper) http.RoundTripper
 }
@@ -66,6 +72,10 @@ func NewClient(o Options) *http.Client {
 		TLSHandshakeTimeout:   10 * time.Second,
 		ResponseHeaderTimeout: o.Timeout,
 		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS13},
+	}
+	tr.TLSClientConfig.RootCAs = o.RootCAs
+	if o.ClientCert != nil {
+		tr.TLSClientConfig.Certificates = []tls.Certificate{*o.ClientCert}
 	}
 	var rt http.RoundTripper = tr
 	if !o.AllowInsecure {
