@@ -5,7 +5,7 @@ GO    ?= go
 PKG   := ./...
 # Packages whose tests run under the race detector (the core and everything
 # that runs it in-process); the rest run without it.
-RACE_RE := /internal/(amtp|gateway|delivery|discovery|embedded|httpapi|netguard|localgw|config|e2e|observe|signature|workflow|attach|sfn|schema|policy)(/|$$)
+RACE_RE := /internal/(amtp|gateway|delivery|discovery|embedded|httpapi|netguard|localgw|config|e2e|observe|signature|workflow|attach|sfn|schema|policy|jwtauth|authn|bench)(/|$$)
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/agentry/agentry/internal/localgw.Version=$(VERSION)
 BIN     := bin
@@ -52,6 +52,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/policy
 	$(GO) test -run='^$$' -fuzz='^FuzzParseRate$$' -fuzztime=$(FUZZTIME) ./internal/policy
 	$(GO) test -run='^$$' -fuzz='^FuzzParseID$$' -fuzztime=$(FUZZTIME) ./internal/schema
+	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./internal/jwtauth
 
 clean:
 	rm -rf $(BIN)

@@ -48,7 +48,31 @@ type Settings struct {
 	// reaches the api function as AGENTRY_POLICY.
 	PolicyFile string
 	Policy     string
+
+	// OAuth 2.0 (context "oauthIssuer", "oauthAudience", both or
+	// neither): an HTTP API JWT authorizer guards ANY /oauth/{proxy+};
+	// the api function reads the verified claims from the request.
+	OAuthIssuer   string
+	OAuthAudience string
+
+	// Mutual TLS for peer gateways (context "mtlsTruststore", an
+	// s3://bucket/key PEM bundle of the CAs whose client certificates are
+	// accepted, and optionally "mtlsTruststoreVersion"). API Gateway's
+	// mTLS applies to a whole custom domain, so peers get their own host,
+	// PeerHost (context "peerHost", default amtp-peer.<domain>), which
+	// becomes the TXT record's gateway=; agents keep the API host and
+	// their keys. Needs a hosted zone, or peerCertificateArn.
+	MTLSTruststore        string
+	MTLSTruststoreVersion string
+	PeerHost              string
+	PeerCertificateARN    string
 }
+
+// OAuth is whether OAuth bearer tokens are accepted.
+func (s Settings) OAuth() bool { return s.OAuthIssuer != "" }
+
+// MTLS is whether peers must present client certificates.
+func (s Settings) MTLS() bool { return s.MTLSTruststore != "" }
 
 // MaxPolicyBytes bounds the policy carried in AGENTRY_POLICY: Lambda allows
 // 4 KB of environment per function, shared with the other variables.
@@ -90,6 +114,9 @@ func SettingsFromContext(node constructs.Node, getenv func(string) string) (Sett
 		HostedZoneID: ctx("hostedZoneId"), HostedZoneName: strings.TrimSuffix(ctx("hostedZoneName"), "."),
 		APIHost: ctx("apiHost"), CertificateARN: ctx("certificateArn"), AlarmEmail: ctx("alarmEmail"),
 		LogLevel: ctx("logLevel"), PolicyFile: ctx("policyFile"),
+		OAuthIssuer: ctx("oauthIssuer"), OAuthAudience: ctx("oauthAudience"),
+		MTLSTruststore: ctx("mtlsTruststore"), MTLSTruststoreVersion: ctx("mtlsTruststoreVersion"),
+		PeerHost: ctx("peerHost"), PeerCertificateARN: ctx("peerCertificateArn"),
 	}
 	if s.LambdaDir == "" {
 		s.LambdaDir = getenv("AGENTRY_LAMBDA_DIR")
@@ -165,6 +192,25 @@ func (s Settings) withDefaults() (Settings, error) {
 			errs = append(errs, err)
 		}
 	}
+	if (s.OAuthIssuer == "") != (s.OAuthAudience == "") {
+		errs = append(errs, errors.New("oauthIssuer and oauthAudience go together (a token for another API must not work here)"))
+	}
+	if s.OAuthIssuer != "" && !strings.HasPrefix(s.OAuthIssuer, "https://") {
+		errs = append(errs, fmt.Errorf("oauthIssuer %q: API Gateway's JWT authorizer needs an https issuer", s.OAuthIssuer))
+	}
+	if s.MTLS() {
+		if _, _, ok := s.truststore(); !ok {
+			errs = append(errs, fmt.Errorf("mtlsTruststore %q: want s3://bucket/key", s.MTLSTruststore))
+		}
+		if s.PeerHost == "" {
+			s.PeerHost = "amtp-peer." + s.Domain
+		}
+		if !s.HostedZone() && s.PeerCertificateARN == "" {
+			errs = append(errs, errors.New("mtlsTruststore without a hosted zone needs peerCertificateArn (a certificate for peerHost)"))
+		}
+	} else if s.PeerHost != "" || s.PeerCertificateARN != "" || s.MTLSTruststoreVersion != "" {
+		errs = append(errs, errors.New("peerHost, peerCertificateArn and mtlsTruststoreVersion need mtlsTruststore"))
+	}
 	switch s.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -177,6 +223,16 @@ func (s Settings) withDefaults() (Settings, error) {
 		errs = append(errs, fmt.Errorf("maxMessageBytes %d: from 1024 to %d (the Lambda payload limit)", s.MaxMessageBytes, DefaultMaxMessageBytes))
 	}
 	return s, errors.Join(errs...)
+}
+
+// truststore splits s3://bucket/key.
+func (s Settings) truststore() (bucket, key string, ok bool) {
+	rest, ok := strings.CutPrefix(s.MTLSTruststore, "s3://")
+	if !ok {
+		return "", "", false
+	}
+	bucket, key, ok = strings.Cut(rest, "/")
+	return bucket, key, ok && bucket != "" && key != ""
 }
 
 func (s *Settings) readPolicy() error {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2authorizers"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2integrations"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscertificatemanager"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
@@ -88,6 +89,8 @@ type resources struct {
 	publicURL *string
 	zone      awsroute53.IHostedZone     // with a hosted zone
 	domain    awsapigatewayv2.DomainName // with a custom domain
+	// peerDomain is the mutual-TLS host for other gateways (settings MTLS).
+	peerDomain awsapigatewayv2.DomainName
 }
 
 // NewAgentryStack defines every AWS resource of one Agentry deployment.
@@ -294,7 +297,10 @@ func EnvVars(function string) []string {
 	case "api":
 		// Only the API serves /v1/admin, and only it accepts messages (to
 		// which the access policy applies).
-		v = append(v, "AGENTRY_ADMIN_KEY_SECRET_ARN", "AGENTRY_POLICY")
+		v = append(v, "AGENTRY_ADMIN_KEY_SECRET_ARN", "AGENTRY_POLICY",
+			// How to read what API Gateway verified: OAuth claims and
+			// peers' client certificates ("" / "0" when off).
+			"AGENTRY_OAUTH_ISSUER", "AGENTRY_OAUTH_AUDIENCE", "AGENTRY_REQUIRE_PEER_MTLS")
 	case "deliver":
 		v = append(v, "AGENTRY_SIGNING_KEY_SECRET_ARN") // only the worker forwards (and signs)
 	}
@@ -320,6 +326,39 @@ func newHTTPAPI(stack awscdk.Stack, r *resources) {
 	if s.CustomDomain() {
 		r.publicURL = jsii.String("https://" + s.APIHost)
 	}
+	if s.MTLS() {
+		r.peerDomain = newPeerDomain(stack, r)
+		awsapigatewayv2.NewApiMapping(stack, jsii.String("PeerMapping"), &awsapigatewayv2.ApiMappingProps{Api: r.api, DomainName: r.peerDomain})
+		// Other gateways find us through the TXT record: it names the
+		// host that asks for their certificates.
+		r.publicURL = jsii.String("https://" + s.PeerHost)
+	}
+}
+
+// newPeerDomain is the host other gateways deliver to, with API Gateway's
+// mutual TLS against the operator's truststore.
+func newPeerDomain(stack awscdk.Stack, r *resources) awsapigatewayv2.DomainName {
+	s := r.settings
+	var cert awscertificatemanager.ICertificate
+	if s.PeerCertificateARN != "" {
+		cert = awscertificatemanager.Certificate_FromCertificateArn(stack, jsii.String("PeerCertificate"), jsii.String(s.PeerCertificateARN))
+	} else {
+		cert = awscertificatemanager.NewCertificate(stack, jsii.String("PeerCertificate"), &awscertificatemanager.CertificateProps{
+			DomainName: jsii.String(s.PeerHost),
+			Validation: awscertificatemanager.CertificateValidation_FromDns(hostedZone(stack, r)),
+		})
+	}
+	bucket, key, _ := s.truststore()
+	mtls := &awsapigatewayv2.MTLSConfig{
+		Bucket: awss3.Bucket_FromBucketName(stack, jsii.String("Truststore"), jsii.String(bucket)),
+		Key:    jsii.String(key),
+	}
+	if s.MTLSTruststoreVersion != "" {
+		mtls.Version = jsii.String(s.MTLSTruststoreVersion)
+	}
+	return awsapigatewayv2.NewDomainName(stack, jsii.String("PeerDomain"), &awsapigatewayv2.DomainNameProps{
+		DomainName: jsii.String(s.PeerHost), Certificate: cert, Mtls: mtls,
+	})
 }
 
 func newFunctions(stack awscdk.Stack, r *resources) {
@@ -346,6 +385,9 @@ func newFunctions(stack awscdk.Stack, r *resources) {
 		case "api":
 			env["AGENTRY_ADMIN_KEY_SECRET_ARN"] = r.adminKey.SecretArn()
 			env["AGENTRY_POLICY"] = jsii.String(s.Policy) // "" = no policy
+			env["AGENTRY_OAUTH_ISSUER"] = jsii.String(s.OAuthIssuer)
+			env["AGENTRY_OAUTH_AUDIENCE"] = jsii.String(s.OAuthAudience)
+			env["AGENTRY_REQUIRE_PEER_MTLS"] = jsii.String(map[bool]string{true: "1", false: "0"}[s.MTLS()])
 		case "deliver":
 			env["AGENTRY_SIGNING_KEY_SECRET_ARN"] = r.signKey.SecretArn()
 		}
@@ -453,19 +495,35 @@ func hostedZone(stack awscdk.Stack, r *resources) awsroute53.IHostedZone {
 
 // TXTValue is the _amtp record this deployment should publish.
 func TXTValue(publicURL *string, s Settings) *string {
-	return jsii.String(gateway.TXTRecord(*publicURL, gateway.DefaultAuthMethods, s.MaxMessageBytes))
+	return jsii.String(gateway.TXTRecord(*publicURL, gateway.AuthMethodsFor(s.OAuth(), s.MTLS()), s.MaxMessageBytes))
 }
 
 func newAPI(stack awscdk.Stack, r *resources) {
 	s := r.settings
 	// One $default route: internal/httpapi does all the routing, and
 	// unlike a /{proxy+} route it also receives GET /.
+	integration := awsapigatewayv2integrations.NewHttpLambdaIntegration(jsii.String("ApiIntegration"), r.functions["api"],
+		&awsapigatewayv2integrations.HttpLambdaIntegrationProps{PayloadFormatVersion: awsapigatewayv2.PayloadFormatVersion_VERSION_2_0()})
 	awsapigatewayv2.NewHttpRoute(stack, jsii.String("DefaultRoute"), &awsapigatewayv2.HttpRouteProps{
-		HttpApi:  r.api,
-		RouteKey: awsapigatewayv2.HttpRouteKey_DEFAULT(),
-		Integration: awsapigatewayv2integrations.NewHttpLambdaIntegration(jsii.String("ApiIntegration"), r.functions["api"],
-			&awsapigatewayv2integrations.HttpLambdaIntegrationProps{PayloadFormatVersion: awsapigatewayv2.PayloadFormatVersion_VERSION_2_0()}),
+		HttpApi:     r.api,
+		RouteKey:    awsapigatewayv2.HttpRouteKey_DEFAULT(),
+		Integration: integration,
 	})
+	if s.OAuth() {
+		// The JWT authorizer turns away every /oauth request without a
+		// valid token (issuer, audience, signature, expiry) before the
+		// function runs; the function maps the claims to an agent.
+		awsapigatewayv2.NewHttpRoute(stack, jsii.String("OAuthRoute"), &awsapigatewayv2.HttpRouteProps{
+			HttpApi:     r.api,
+			RouteKey:    awsapigatewayv2.HttpRouteKey_With(jsii.String("/oauth/{proxy+}"), awsapigatewayv2.HttpMethod_ANY),
+			Integration: integration,
+			Authorizer: awsapigatewayv2authorizers.NewHttpJwtAuthorizer(jsii.String("OAuth"), jsii.String(s.OAuthIssuer),
+				&awsapigatewayv2authorizers.HttpJwtAuthorizerProps{
+					AuthorizerName: jsii.String(r.names.Prefix + "-oauth"),
+					JwtAudience:    &[]*string{jsii.String(s.OAuthAudience)},
+				}),
+		})
+	}
 	// Access logs of the default stage: who called what and how it
 	// ended, including requests API Gateway rejects before the function.
 	accessLogs := awslogs.NewLogGroup(stack, jsii.String("ApiAccessLogs"), &awslogs.LogGroupProps{
@@ -489,6 +547,14 @@ func newAPI(stack awscdk.Stack, r *resources) {
 			Target: awsroute53.RecordTarget_FromAlias(awsroute53targets.NewApiGatewayv2DomainProperties(
 				domain.RegionalDomainName(), domain.RegionalHostedZoneId())),
 		})
+		if s.MTLS() {
+			awsroute53.NewARecord(stack, jsii.String("PeerAlias"), &awsroute53.ARecordProps{
+				Zone:       zone,
+				RecordName: jsii.String(s.PeerHost + "."),
+				Target: awsroute53.RecordTarget_FromAlias(awsroute53targets.NewApiGatewayv2DomainProperties(
+					r.peerDomain.RegionalDomainName(), r.peerDomain.RegionalHostedZoneId())),
+			})
+		}
 		awsroute53.NewTxtRecord(stack, jsii.String("AmtpTxt"), &awsroute53.TxtRecordProps{
 			Zone:       zone,
 			RecordName: jsii.String("_amtp." + s.Domain + "."),

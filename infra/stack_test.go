@@ -54,8 +54,8 @@ func TestFunctions(t *testing.T) {
 		t.Errorf("dev AGENTRY_PUBLIC_URL = %v, want the HTTP API endpoint", v)
 	}
 	_, papi := prod.byRole(t, cfntemplate.RoleAPIFunction)
-	if v := dig(papi, "Properties", "Environment", "Variables", "AGENTRY_PUBLIC_URL"); v != "https://amtp.example.org" {
-		t.Errorf("prod AGENTRY_PUBLIC_URL = %v", v)
+	if v := dig(papi, "Properties", "Environment", "Variables", "AGENTRY_PUBLIC_URL"); v != "https://amtp-peer.example.org" {
+		t.Errorf("prod AGENTRY_PUBLIC_URL = %v, want the peers' mutual-TLS host", v)
 	}
 	// The access policy reaches the API as text, checked at synth.
 	if v := dig(api, "Properties", "Environment", "Variables", "AGENTRY_POLICY"); v != "" {
@@ -382,7 +382,9 @@ func TestOutputs(t *testing.T) {
 			t.Errorf("dev TXT output %s lacks %q", txt, want)
 		}
 	}
-	const prodTXT = `v=amtp1;gateway=https://amtp.example.org;auth=apikey;max-size=5242880`
+	// prod has OAuth and peer mTLS: the record advertises both and sends
+	// other gateways to the mutual-TLS host.
+	const prodTXT = `v=amtp1;gateway=https://amtp-peer.example.org;auth=apikey,oauth2,mtls;max-size=5242880`
 	if v := dig(prod.json, "Outputs", "AmtpTxtRecord", "Value"); v != `_amtp.example.org. 300 IN TXT "`+prodTXT+`"` {
 		t.Errorf("prod TXT output = %v", v)
 	}
@@ -404,6 +406,69 @@ func TestOutputs(t *testing.T) {
 		prod.tmpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::ApiMapping"), &map[string]any{"Stage": "$default"})
 	})
 	must(t, "dev has no DNS", func() { dev.tmpl.ResourceCountIs(jsii.String("AWS::Route53::RecordSet"), jsii.Number(0)) })
+}
+
+// TestOAuthAndPeerMTLS: with OAuth settings an HTTP API JWT authorizer
+// guards /oauth/{proxy+} (and only it: $default stays open to agent keys
+// and other gateways); with a truststore, peers get a mutual-TLS custom
+// domain of their own; the api function is told both.
+func TestOAuthAndPeerMTLS(t *testing.T) {
+	dev, prod := stacks(t)
+	must(t, "JWT authorizer", func() {
+		prod.tmpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Authorizer"), &map[string]any{
+			"AuthorizerType": "JWT", "IdentitySource": []any{"$request.header.Authorization"},
+			"JwtConfiguration": map[string]any{"Issuer": "https://login.example.org/", "Audience": []any{"https://amtp.example.org"}},
+		})
+		prod.tmpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Route"), &map[string]any{
+			"RouteKey": "ANY /oauth/{proxy+}", "AuthorizationType": "JWT", "AuthorizerId": assertions.Match_AnyValue(),
+		})
+		prod.tmpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Route"), &map[string]any{
+			"RouteKey": "$default", "AuthorizationType": "NONE",
+		})
+		dev.tmpl.ResourceCountIs(jsii.String("AWS::ApiGatewayV2::Authorizer"), jsii.Number(0))
+	})
+	must(t, "mutual TLS domain", func() {
+		prod.tmpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::DomainName"), &map[string]any{
+			"DomainName":              "amtp-peer.example.org",
+			"MutualTlsAuthentication": map[string]any{"TruststoreUri": "s3://example-org-pki/amtp/truststore.pem"},
+		})
+		prod.tmpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::DomainName"), &map[string]any{
+			"DomainName": "amtp.example.org", "MutualTlsAuthentication": assertions.Match_Absent(),
+		})
+		prod.tmpl.HasResourceProperties(jsii.String("AWS::Route53::RecordSet"), &map[string]any{
+			"Type": "A", "Name": "amtp-peer.example.org.", "AliasTarget": assertions.Match_AnyValue(),
+		})
+		prod.tmpl.HasResourceProperties(jsii.String("AWS::CertificateManager::Certificate"), &map[string]any{
+			"DomainName": "amtp-peer.example.org", "ValidationMethod": "DNS",
+		})
+	})
+	_, papi := prod.byRole(t, cfntemplate.RoleAPIFunction)
+	_, dapi := dev.byRole(t, cfntemplate.RoleAPIFunction)
+	for name, want := range map[string][2]string{
+		"AGENTRY_OAUTH_ISSUER":      {"", "https://login.example.org/"},
+		"AGENTRY_OAUTH_AUDIENCE":    {"", "https://amtp.example.org"},
+		"AGENTRY_REQUIRE_PEER_MTLS": {"0", "1"},
+		"AGENTRY_PUBLIC_URL":        {"", "https://amtp-peer.example.org"},
+	} {
+		if v := dig(papi, "Properties", "Environment", "Variables", name); v != want[1] {
+			t.Errorf("prod api %s = %v, want %q", name, v, want[1])
+		}
+		if v := dig(dapi, "Properties", "Environment", "Variables", name); want[0] != "" && v != want[0] {
+			t.Errorf("dev api %s = %v, want %q", name, v, want[0])
+		}
+	}
+
+	for _, bad := range []Settings{
+		{Stage: "dev", OAuthIssuer: "https://login.example.org/"},
+		{Stage: "dev", OAuthIssuer: "http://login.example.org/", OAuthAudience: "x"},
+		{Stage: "dev", MTLSTruststore: "s3://bucket-only"},
+		{Stage: "dev", MTLSTruststore: "s3://b/k"}, // no zone, no peer certificate
+		{Stage: "dev", PeerHost: "peer.example.com"},
+	} {
+		if _, err := bad.withDefaults(); err == nil {
+			t.Errorf("settings %+v accepted", bad)
+		}
+	}
 }
 
 // TestSameDefinitionsAsAwsres: the table and queues the stack declares

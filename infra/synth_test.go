@@ -73,7 +73,9 @@ func prodSettings(lambdaDir string) (Settings, error) {
 	return Settings{
 		Stage: "prod", Domain: "example.org", LambdaDir: lambdaDir,
 		HostedZoneID: "Z0123456789EXAMPLE", HostedZoneName: "example.org", AlarmEmail: "ops@example.org",
-		PolicyFile: filepath.Join("testdata", "policy.yaml"),
+		PolicyFile:  filepath.Join("testdata", "policy.yaml"),
+		OAuthIssuer: "https://login.example.org/", OAuthAudience: "https://amtp.example.org",
+		MTLSTruststore: "s3://example-org-pki/amtp/truststore.pem",
 	}.withDefaults()
 }
 
