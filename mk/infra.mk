@@ -26,7 +26,13 @@ CDK_SETTINGS = -c stage=$(STAGE) \
 	$(if $(CERTIFICATE_ARN),-c certificateArn=$(CERTIFICATE_ARN)) \
 	$(if $(ALARM_EMAIL),-c alarmEmail=$(ALARM_EMAIL)) \
 	$(if $(LOG_LEVEL),-c logLevel=$(LOG_LEVEL)) \
-	$(if $(POLICY_FILE),-c policyFile=$(abspath $(POLICY_FILE)))
+	$(if $(POLICY_FILE),-c policyFile=$(abspath $(POLICY_FILE))) \
+	$(if $(OAUTH_ISSUER),-c oauthIssuer=$(OAUTH_ISSUER)) \
+	$(if $(OAUTH_AUDIENCE),-c oauthAudience=$(OAUTH_AUDIENCE)) \
+	$(if $(MTLS_TRUSTSTORE),-c mtlsTruststore=$(MTLS_TRUSTSTORE)) \
+	$(if $(MTLS_TRUSTSTORE_VERSION),-c mtlsTruststoreVersion=$(MTLS_TRUSTSTORE_VERSION)) \
+	$(if $(PEER_HOST),-c peerHost=$(PEER_HOST)) \
+	$(if $(PEER_CERTIFICATE_ARN),-c peerCertificateArn=$(PEER_CERTIFICATE_ARN))
 # cdk runs in infra/ (where cdk.json is), hence the ../ paths. jsii (in the
 # CDK app) and the CDK CLI print a large banner on Node majors they consider
 # end-of-life unless the variable lists that major (a list, not a boolean).
