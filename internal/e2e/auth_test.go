@@ -51,8 +51,8 @@ func testOAuthBearerTokens(t *testing.T, onAWS bool) {
 
 	refusals := []struct {
 		name, path, token string
-		want             int
-		code             string
+		want              int
+		code              string
 	}{
 		{"agent token sending as another", "/oauth/v1/messages", bob, 403, "FORBIDDEN"},
 		{"agent token on the admin API", "/oauth/v1/admin/agents", alice, 403, "FORBIDDEN"},
