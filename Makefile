@@ -10,7 +10,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/agentry/agentry/internal/localgw.Version=$(VERSION)
 BIN     := bin
 
-.PHONY: all run build test test-race lint fmt-check vet fuzz clean
+.PHONY: all run build test test-race lint fmt-check vet fuzz bench clean
 
 all: build
 
@@ -37,6 +37,13 @@ fmt-check:
 
 vet:
 	$(GO) vet $(PKG)
+
+## bench: measure the gateway against a bare net/http floor in the same run
+## (throughput, latency, memory, store size); table on stdout, figures in
+## bench/results.json. BENCHFLAGS passes flags, e.g. BENCHFLAGS="-only accept -pprof bench/prof"
+bench:
+	@mkdir -p bench
+	$(GO) run ./cmd/agentry-bench -out bench/results.json $(BENCHFLAGS)
 
 ## fuzz: run each fuzz target for FUZZTIME (default 1m)
 FUZZTIME ?= 1m

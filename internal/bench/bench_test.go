@@ -1,0 +1,139 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The memory scenario re-executes this test binary as a gateway.
+func TestMain(m *testing.M) {
+	RunChildIfRequested()
+	os.Exit(m.Run())
+}
+
+type testLog struct{ t *testing.T }
+
+func (w testLog) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// TestEveryScenarioTiny runs the whole tool with tiny durations: it proves
+// that every scenario starts what it needs, measures, and reports every
+// row. The figures themselves mean nothing at this size.
+func TestEveryScenarioTiny(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts five gateways")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, Options{
+		Warmup: 100 * time.Millisecond, Duration: 300 * time.Millisecond, Concurrency: 4,
+		MemoryMessages: 200, Progress: testLog{t}, WorkDir: t.TempDir(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"floor/throughput", "floor/p50", "floor/p99",
+		"accept/throughput", "accept/p50", "accept/p99",
+		"push/delivered", "push/p50", "push/p99",
+		"federation/delivered", "federation/p50", "federation/p99",
+		"memory/rss per 10k queued", "memory/rss per 10k, no forced GC", "memory/anon rss per 10k",
+		"memory/file rss per 10k", "memory/go heap per 10k", "memory/store per message", "memory/store beyond payload",
+	}
+	// Growth of the heap and of anonymous memory over 200 messages is
+	// within the noise of the runtime (it can be zero or negative), so
+	// those diagnostics are only required to be there.
+	noisy := map[string]bool{"memory/rss per 10k, no forced GC": true, "memory/anon rss per 10k": true, "memory/go heap per 10k": true}
+	for _, key := range want {
+		row := rep.Find(key)
+		if row == nil {
+			t.Errorf("no row %s", key)
+			continue
+		}
+		if math.IsNaN(row.Value) || math.IsInf(row.Value, 0) || (!noisy[key] && row.Value <= 0) {
+			t.Errorf("%s = %v %s", key, row.Value, row.Unit)
+		}
+		if row.Target != nil && row.Pass == nil {
+			t.Errorf("%s has a target but no verdict", key)
+		}
+		if row.Baseline != "" && (row.Ratio == nil || *row.Ratio <= 0) {
+			t.Errorf("%s has no ratio to %s", key, row.Baseline)
+		}
+	}
+	if len(rep.Rows) != len(want) {
+		t.Errorf("%d rows, want %d", len(rep.Rows), len(want))
+	}
+	for _, key := range []string{"accept/throughput", "accept/p99", "push/delivered", "push/p99", "federation/delivered", "federation/p99", "memory/rss per 10k queued", "memory/store beyond payload"} {
+		if row := rep.Find(key); row != nil && row.Target == nil {
+			t.Errorf("%s has no target", key)
+		}
+	}
+
+	var table bytes.Buffer
+	if err := rep.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s", table.String())
+	path := filepath.Join(t.TempDir(), "results.json")
+	if err := rep.WriteJSON(path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOnlyAddsTheFloorWhenARatioNeedsIt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a gateway")
+	}
+	rep, err := Run(context.Background(), Options{
+		Scenarios: []string{Accept}, Warmup: 50 * time.Millisecond, Duration: 200 * time.Millisecond, Concurrency: 2, WorkDir: t.TempDir(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Find("floor/throughput") == nil || rep.Find("accept/throughput").Ratio == nil || rep.Find("push/delivered") != nil {
+		t.Errorf("rows: %+v", rep.Rows)
+	}
+}
+
+func TestParseScenarios(t *testing.T) {
+	got, err := ParseScenarios(" accept, Memory ,")
+	if err != nil || strings.Join(got, ",") != "accept,memory" {
+		t.Errorf("%v %v", got, err)
+	}
+	if got, err := ParseScenarios(""); err != nil || got != nil {
+		t.Errorf("empty: %v %v", got, err)
+	}
+	if _, err := ParseScenarios("accept,lambda"); err == nil {
+		t.Error("unknown scenario accepted")
+	}
+	if _, err := Run(context.Background(), Options{Scenarios: []string{"nope"}}); err == nil {
+		t.Error("Run accepted an unknown scenario")
+	}
+}
+
+func TestReadCPUCountsThisProcess(t *testing.T) {
+	a, err := readCPU()
+	if err != nil {
+		t.Skip("no /proc:", err)
+	}
+	// Burn a little CPU so that this process's share moves.
+	deadline := time.Now().Add(50 * time.Millisecond)
+	for x := 0; time.Now().Before(deadline); x++ {
+		_ = x * x
+	}
+	b, err := readCPU()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.total <= a.total || b.busy < a.busy || b.self <= a.self || b.steal < a.steal {
+		t.Errorf("before %+v after %+v", a, b)
+	}
+}
