@@ -280,3 +280,8 @@ func clone(b []byte) []byte {
 	}
 	return append([]byte(nil), b...)
 }
+
+// appendFillPercent is how full bbolt fills a page before splitting it in
+// buckets whose keys arrive in order; a little room is left for the
+// in-place growth of status records.
+const appendFillPercent = 0.9

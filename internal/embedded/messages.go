@@ -210,6 +210,13 @@ func (db *DB) Accept(ctx context.Context, a *gateway.Acceptance) (*gateway.Idemp
 			}
 		}
 		messages := tx.Bucket(bucketMessages)
+		statuses, msgTime := tx.Bucket(bucketStatuses), tx.Bucket(bucketMsgTime)
+		// Message ids are UUIDv7 and the time indexes start with the
+		// time, so these buckets grow at their end: bbolt's default split
+		// (half full) would leave every page half empty for good.
+		for _, b := range []*bolt.Bucket{messages, statuses, msgTime, idemTime} {
+			b.FillPercent = appendFillPercent
+		}
 		if v := messages.Get(p.id); v != nil {
 			meta, _, err := decodeMessage(v)
 			if err != nil {
@@ -229,10 +236,10 @@ func (db *DB) Accept(ctx context.Context, a *gateway.Acceptance) (*gateway.Idemp
 		if err := messages.Put(p.id, p.message); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketStatuses).Put(p.id, p.statuses); err != nil {
+		if err := statuses.Put(p.id, p.statuses); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketMsgTime).Put(p.timeKey, nil); err != nil {
+		if err := msgTime.Put(p.timeKey, nil); err != nil {
 			return err
 		}
 		if p.idemKey != nil {
