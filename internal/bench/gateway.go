@@ -107,14 +107,15 @@ func startGateway(dir, domain, dnsAddr string, extra map[string]string) (*gatewa
 
 // publish puts the gateway's _amtp record and signing key record in DNS.
 func (x *gateway) publish(d *dnsServer) error {
-	d.SetTXT("_amtp."+x.domain, x.g.Service.TXTRecord())
+	if err := d.SetTXT("_amtp."+x.domain, x.g.Service.TXTRecord()); err != nil {
+		return err
+	}
 	s := x.g.Signer
 	txt, err := signature.PublicKeyTXT(s.Public())
 	if err != nil {
 		return err
 	}
-	d.SetTXT(s.Selector()+"._amtpkey."+s.Domain(), txt)
-	return nil
+	return d.SetTXT(s.Selector()+"._amtpkey."+s.Domain(), txt)
 }
 
 func (x *gateway) stop() error {

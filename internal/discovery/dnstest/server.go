@@ -33,10 +33,10 @@ const (
 )
 
 // Server is a running test DNS server. All methods are safe for concurrent
-// use; the setters report bad input through the testing.TB given to Start,
+// use; the setters report bad input through the TB given to Start,
 // so call them from the test's goroutine.
 type Server struct {
-	t    testing.TB
+	t    TB
 	addr string
 	udp  *dns.Server
 	tcp  *dns.Server
@@ -57,10 +57,21 @@ type queryKey struct {
 	qtype uint16
 }
 
+// TB is the part of testing.TB the server uses, so that a program that is
+// not a test (the bench tool) can run one too.
+type TB interface {
+	Helper()
+	Errorf(format string, args ...any)
+	Fatalf(format string, args ...any)
+	Cleanup(func())
+}
+
+var _ TB = testing.TB(nil)
+
 // Start binds UDP and TCP on the same ephemeral port of 127.0.0.1, starts
 // serving and registers shutdown with t.Cleanup. It fails the test if the
 // sockets cannot be bound or the servers do not come up.
-func Start(t testing.TB) *Server {
+func Start(t TB) *Server {
 	t.Helper()
 	pc, ln, err := listen()
 	if err != nil {
