@@ -188,6 +188,13 @@ func call(t *testing.T, method, url, key string, body any) (int, map[string]any)
 
 func callRaw(t *testing.T, method, url, key string, body any) (int, []byte) {
 	t.Helper()
+	status, _, raw := do(t, clientFor(url), method, url, key, body)
+	return status, raw
+}
+
+// do is one request with client: the status, headers and body of the answer.
+func do(t *testing.T, client *http.Client, method, url, key string, body any) (int, http.Header, []byte) {
+	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -206,12 +213,12 @@ func callRaw(t *testing.T, method, url, key string, body any) (int, []byte) {
 		req.Header.Set("Authorization", "Bearer "+key)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := clientFor(url).Do(req)
+	resp, err := client.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
-	return resp.StatusCode, raw
+	return resp.StatusCode, resp.Header, raw
 }
 
 // clientFor is the test's HTTP client: for https, one trusting the test

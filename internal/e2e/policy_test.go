@@ -1,9 +1,7 @@
 package e2e
 
 import (
-	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
 	"strconv"
 	"testing"
@@ -105,18 +103,8 @@ func testAccessPolicy(t *testing.T, onAWS bool) {
 // postWithHeaders is call for a POST that also needs the answer's headers.
 func postWithHeaders(t *testing.T, url, key string, body any) (int, http.Header, map[string]any) {
 	t.Helper()
-	data, err := json.Marshal(body)
-	require.NoError(t, err)
-	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(data))
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+key)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
+	code, header, raw := do(t, clientFor(url), http.MethodPost, url, key, body)
 	var out map[string]any
 	require.NoError(t, json.Unmarshal(raw, &out), "%s", raw)
-	return resp.StatusCode, resp.Header, out
+	return code, header, out
 }
