@@ -29,13 +29,12 @@ func (o policyOutcome) refuses(i int) bool { return o.denied != nil && o.denied[
 // message is charged again (the idempotency record is only read by the
 // store's write); the worst that does is answer a retry 429, and the
 // message it repeats is already safe.
-func (s *Service) applyPolicy(ctx context.Context, m *amtp.Message) (policyOutcome, error) {
+func (s *Service) applyPolicy(ctx context.Context, m *amtp.Message, encrypted bool) (policyOutcome, error) {
 	var out policyOutcome
 	if s.policy == nil {
 		return out, nil
 	}
 	sender := m.SenderAddress().Key()
-	encrypted := amtp.EncryptedPayload(m.Payload)
 	var (
 		limits []policy.Decision
 		seen   map[string]bool

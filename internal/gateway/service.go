@@ -422,14 +422,17 @@ func (s *Service) accept(ctx context.Context, m *amtp.Message, origin Origin) (*
 
 	var pol policyOutcome
 	if origin != OriginSystem {
-		if pol, err = s.applyPolicy(ctx, m); err != nil {
+		// Both the policy and the schema check ask whether the payload is
+		// encrypted; the answer scans the payload, so it is taken once.
+		encrypted := (s.policy != nil || (s.schemas != nil && m.Schema != "")) && amtp.EncryptedPayload(m.Payload)
+		if pol, err = s.applyPolicy(ctx, m, encrypted); err != nil {
 			return nil, err
 		}
 		// A workflow cannot run with a participant it may not ask.
 		if pol.count > 0 && len(m.Coordination) > 0 {
 			return nil, policy.DeniedError(pol.first)
 		}
-		if err := s.checkSchema(ctx, m); err != nil {
+		if err := s.checkSchema(ctx, m, encrypted); err != nil {
 			return nil, err
 		}
 	}
