@@ -16,6 +16,10 @@
 //	            a loopback DNS server, messages signed and verified
 //	memory      a gateway in a child process holding messages queued for a
 //	            webhook that is down: RSS growth and store bytes per message
+//	lambda      the Lambda functions: bootstrap sizes, init time under the
+//	            Runtime API harness, warm api handler latency
+//	cost        AWS API calls and DynamoDB write units per message on the
+//	            AWS adapters (against moto) and the price per million
 package bench
 
 import (
@@ -43,10 +47,12 @@ const (
 	Push       = "push"
 	Federation = "federation"
 	Memory     = "memory"
+	Lambda     = "lambda"
+	Cost       = "cost"
 )
 
 // All is every scenario, in run order.
-var All = []string{Floor, Accept, Push, Federation, Memory}
+var All = []string{Floor, Accept, Push, Federation, Memory, Lambda, Cost}
 
 // Options say what to run and how hard.
 type Options struct {
@@ -183,6 +189,7 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 
 	steps := map[string]func(context.Context) error{
 		Floor: r.floor, Accept: r.accept, Push: r.push, Federation: r.federation, Memory: r.memory,
+		Lambda: r.lambda, Cost: r.cost,
 	}
 	for _, name := range All {
 		if !want[name] {
