@@ -32,6 +32,12 @@ func FuzzParse(f *testing.F) {
 	fixed := time.Date(2025, 1, 2, 3, 4, 5, 678_000_000, time.UTC)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := Parse(data, Limits{})
+		if utf8.Valid(data) {
+			// Parse's fast path must decide as the decoder does.
+			slow, slowErr := parseDecoder(data, Limits{})
+			require.Equal(t, slowErr, err, "error for %q", data)
+			require.Equal(t, slow, m, "message for %q", data)
+		}
 		if err != nil {
 			require.Nil(t, m)
 			e, ok := AsError(err)

@@ -53,6 +53,17 @@ func Parse(data []byte, lim Limits) (*Message, error) {
 	if !utf8.Valid(data) {
 		return nil, Errorf(CodeInvalidMessageFormat, "message is not valid UTF-8")
 	}
+	// Well-formed objects, nearly every message, take the fast path; the
+	// decoder below words the errors for everything else.
+	if i := skipSpace(data, 0); i < len(data) && data[i] == '{' && json.Valid(data) {
+		return parseObject(data, i, lim)
+	}
+	return parseDecoder(data, lim)
+}
+
+// parseDecoder is Parse through encoding/json's streaming decoder, whose
+// errors say what is wrong with malformed input.
+func parseDecoder(data []byte, lim Limits) (*Message, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	tok, err := dec.Token()
@@ -80,17 +91,8 @@ func Parse(data []byte, lim Limits) (*Message, error) {
 		if err := dec.Decode(&raw); err != nil {
 			return nil, Errorf(CodeInvalidMessageFormat, "message is not valid JSON: %s", jsonErrText(err))
 		}
-		if seen[name] {
-			err = FieldError(name, "member %q appears more than once", name)
-		} else {
-			seen[name] = true
-			err = m.setMember(name, raw, &st)
-		}
-		if IsCode(err, CodeUnsupportedVersion) {
+		if err := m.member(name, raw, seen, &st, &memberErr); err != nil {
 			return nil, err
-		}
-		if err != nil && memberErr == nil {
-			memberErr = err
 		}
 	}
 	if _, err := dec.Token(); err != nil { // the closing brace
@@ -99,10 +101,35 @@ func Parse(data []byte, lim Limits) (*Message, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, Errorf(CodeInvalidMessageFormat, "message has data after the JSON object")
 	}
+	return m.finish(&st, memberErr, lim)
+}
+
+// member handles one top-level member for both paths of Parse: a
+// duplicate or invalid member is remembered (the first one is answered
+// once the whole object is read), an unsupported version is returned at
+// once.
+func (m *Message) member(name string, raw json.RawMessage, seen map[string]bool, st *parseState, memberErr *error) error {
+	var err error
+	if seen[name] {
+		err = FieldError(name, "member %q appears more than once", name)
+	} else {
+		seen[name] = true
+		err = m.setMember(name, raw, st)
+	}
+	if IsCode(err, CodeUnsupportedVersion) {
+		return err
+	}
+	if err != nil && *memberErr == nil {
+		*memberErr = err
+	}
+	return nil
+}
+
+// finish applies the checks that need the whole object.
+func (m *Message) finish(st *parseState, memberErr error, lim Limits) (*Message, error) {
 	if memberErr != nil {
 		return nil, memberErr
 	}
-
 	switch {
 	case !st.haveSender:
 		return nil, FieldError("sender", "sender is required")
@@ -338,6 +365,11 @@ func stringField(name string, raw json.RawMessage) (string, error) {
 	if len(raw) == 0 || raw[0] != '"' {
 		return "", FieldError(name, "%s must be a string", name)
 	}
+	// raw is always well-formed JSON here, so a string without escapes is
+	// its bytes between the quotes.
+	if len(raw) >= 2 && bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw[1 : len(raw)-1]), nil
+	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return "", FieldError(name, "%s must be a string", name)
@@ -352,10 +384,8 @@ func parseRecipients(raw json.RawMessage, max int) ([]string, error) {
 	if len(raw) == 0 || raw[0] != '[' {
 		return nil, FieldError("recipients", "recipients must be an array of addresses")
 	}
-	var list []json.RawMessage
-	if err := json.Unmarshal(raw, &list); err != nil {
-		return nil, FieldError("recipients", "recipients must be an array of addresses")
-	}
+	// raw is a well-formed JSON value (from either path of Parse).
+	list := arrayElements(raw)
 	if len(list) == 0 {
 		return nil, FieldError("recipients", "recipients must not be empty")
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -1066,5 +1067,58 @@ func TestParseErrorsAreAlwaysAMTPErrors(t *testing.T) {
 		require.True(t, ok, tc.name)
 		_, known := defaultStatus[e.Code]
 		assert.True(t, known, "%s: code %s", tc.name, e.Code)
+	}
+}
+
+// TestFastPathAgreesWithDecoder: Parse's hand-written walk over
+// well-formed objects must decide exactly as the decoder path does, value
+// and error alike (FuzzParse checks the same on generated input).
+func TestFastPathAgreesWithDecoder(t *testing.T) {
+	inputs := []string{
+		draftSection4, draftA1, draftA3, draftA4, draftSendRequest, draftParallel, draftConditional,
+		msgWith(),
+		"  \n" + msgWith("subject", `"tab\tand \"quote\" \u00e9"`) + "\n ",
+		msgWith("x-ext", `{"a":[1,{"b":"}]"}],"c":"\\"}`, "payload", `[true,false,null,-1.5e3,"x\\\"y"]`),
+		msgWith("payload", `null`),
+		msgWith("version", `"2.0"`, "subject", `7`),
+		`{"sen\u0064er":"a@b.example","recipients":["c@d.example"],"payload":{}}`,
+		`{"sender":"a@b.example","sender":"a@b.example","recipients":["c@d.example"],"payload":1}`,
+		`{}`, `{"payload":{"deep":[[[[{}]]]]}}`,
+	}
+	for _, c := range badInputCases() {
+		inputs = append(inputs, c.in)
+	}
+	checked := 0
+	for _, in := range inputs {
+		data := []byte(in)
+		i := skipSpace(data, 0)
+		if i >= len(data) || data[i] != '{' || !json.Valid(data) || !utf8.Valid(data) {
+			continue
+		}
+		checked++
+		fast, fastErr := parseObject(data, i, Limits{})
+		slow, slowErr := parseDecoder(data, Limits{})
+		require.Equal(t, slowErr, fastErr, "error for %s", in)
+		require.Equal(t, slow, fast, "message for %s", in)
+	}
+	require.Greater(t, checked, 20, "the table should exercise the fast path")
+}
+
+// BenchmarkParse compares Parse (fast path) with the decoder path on the
+// draft's full example message.
+func BenchmarkParse(b *testing.B) {
+	data := []byte(draftSection4)
+	for _, c := range []struct {
+		name  string
+		parse func([]byte, Limits) (*Message, error)
+	}{{"parse", Parse}, {"decoder", parseDecoder}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.parse(data, Limits{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
