@@ -44,6 +44,7 @@ func (db *DB) PutAgent(ctx context.Context, a *gateway.Agent) error {
 		}
 		return keys.Put(hash, addr)
 	})
+	db.agents.invalidate()
 	if err != nil {
 		return fmt.Errorf("put agent %s: %w", a.Address, err)
 	}
@@ -71,14 +72,20 @@ func (db *DB) GetAgent(ctx context.Context, address string) (*gateway.Agent, err
 		return nil, fmt.Errorf("get agent %s: %w", address, err)
 	}
 	defer release()
+	key := strings.ToLower(address)
+	if a := db.agents.byAddress(key); a != nil {
+		return a, nil
+	}
+	gen := db.agents.generation()
 	var a *gateway.Agent
 	err = db.bolt.View(func(tx *bolt.Tx) error {
-		a, err = readAgent(tx, []byte(strings.ToLower(address)))
+		a, err = readAgent(tx, []byte(key))
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("get agent %s: %w", address, err)
 	}
+	db.agents.put(gen, key, "", a)
 	return a, nil
 }
 
@@ -101,12 +108,17 @@ func (db *DB) AgentByKeyHash(ctx context.Context, h string) (*gateway.Agent, err
 		return nil, fmt.Errorf("agent by key hash: %w", err)
 	}
 	defer release()
+	key := strings.ToLower(h)
+	if a := db.agents.byKeyHash(key); a != nil {
+		return a, nil
+	}
+	gen := db.agents.generation()
 	var a *gateway.Agent
 	err = db.bolt.View(func(tx *bolt.Tx) error {
 		if h == "" {
 			return gateway.ErrNotFound
 		}
-		addr := tx.Bucket(bucketAgentKeys).Get([]byte(strings.ToLower(h)))
+		addr := tx.Bucket(bucketAgentKeys).Get([]byte(key))
 		if addr == nil {
 			return gateway.ErrNotFound
 		}
@@ -117,6 +129,7 @@ func (db *DB) AgentByKeyHash(ctx context.Context, h string) (*gateway.Agent, err
 		// The hash is a credential: keep it out of error messages and logs.
 		return nil, fmt.Errorf("agent by key hash: %w", err)
 	}
+	db.agents.put(gen, "", key, a)
 	return a, nil
 }
 
@@ -140,6 +153,7 @@ func (db *DB) DeleteAgent(ctx context.Context, address string) error {
 		}
 		return agents.Delete(addr)
 	})
+	db.agents.invalidate()
 	if err != nil {
 		return fmt.Errorf("delete agent %s: %w", address, err)
 	}

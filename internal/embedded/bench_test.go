@@ -40,6 +40,11 @@ func BenchmarkAcceptParallel(b *testing.B) {
 				}
 			})
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "accepts/s")
+			if n := db.commit.commits.Load(); n > 0 {
+				st := db.bolt.Stats().TxStats
+				b.ReportMetric(float64(db.commit.writes.Load())/float64(n), "writes/commit")
+				b.ReportMetric(float64(st.GetWrite())/float64(n), "pages/commit")
+			}
 		})
 	}
 }

@@ -93,6 +93,7 @@ type DB struct {
 
 	queue  queueState
 	commit *committer
+	agents agentCache
 }
 
 // Open opens (or creates) the database in opts.Dir.
