@@ -3,7 +3,6 @@ package embedded
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -193,8 +192,8 @@ func readIdem(t *testing.T, db *DB, sender, key string) *gateway.IdempotencyReco
 	if v == nil {
 		return nil
 	}
-	var rec gateway.IdempotencyRecord
-	require.NoError(t, json.Unmarshal(v, &rec))
+	rec, err := decodeIdem(idemKey(sender, key), v)
+	require.NoError(t, err)
 	return &rec
 }
 

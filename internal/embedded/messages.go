@@ -86,11 +86,7 @@ type preparedTask struct {
 }
 
 func prepareTask(t gateway.Task, due time.Time) (preparedTask, error) {
-	t.Lease = ""
-	body, err := json.Marshal(t)
-	if err != nil {
-		return preparedTask{}, fmt.Errorf("encode task %s: %w", t.ID, err)
-	}
+	body := encodeTask(t)
 	dueKey := putTime(nil, due)
 	return preparedTask{
 		id:     []byte(t.ID),
@@ -129,9 +125,7 @@ func (db *DB) prepareAccept(a *gateway.Acceptance, now time.Time) (*preparedAcce
 	if a.Idempotency.Key != "" {
 		rec := a.Idempotency.Filled(m, now)
 		p.idemKey = idemKey(rec.Sender, rec.Key)
-		if p.idemRecord, err = json.Marshal(rec); err != nil {
-			return nil, fmt.Errorf("encode idempotency record: %w", err)
-		}
+		p.idemRecord = encodeIdem(rec)
 		p.idemTimeKey = append(putTime(nil, rec.CreatedAt), p.idemKey...)
 	}
 	for _, t := range a.Tasks {
@@ -198,8 +192,8 @@ func (db *DB) Accept(ctx context.Context, a *gateway.Acceptance) (*gateway.Idemp
 		var expiredTimeKey []byte
 		if p.idemKey != nil {
 			if v := idem.Get(p.idemKey); v != nil {
-				var rec gateway.IdempotencyRecord
-				if err := json.Unmarshal(v, &rec); err != nil {
+				rec, err := decodeIdem(p.idemKey, v)
+				if err != nil {
 					return fmt.Errorf("corrupt idempotency record: %w", err)
 				}
 				if now.Before(rec.CreatedAt.Add(gateway.IdempotencyWindow)) {

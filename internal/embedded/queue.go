@@ -188,8 +188,8 @@ func (db *DB) lease(ctx context.Context, limit int) (out []gateway.Task, wake ti
 				// so this is unreachable short of corruption.
 				continue
 			}
-			var t gateway.Task
-			if err := json.Unmarshal(v[timeLen:], &t); err != nil {
+			t, err := decodeTask(k[timeLen:], v[timeLen:])
+			if err != nil {
 				return fmt.Errorf("task %s: corrupt record: %w", id, err)
 			}
 			q.seq++

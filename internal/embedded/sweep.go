@@ -3,7 +3,6 @@ package embedded
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -96,8 +95,8 @@ func dropIdemRecord(idem *bolt.Bucket, key, created []byte) error {
 	if v == nil {
 		return nil
 	}
-	var rec gateway.IdempotencyRecord
-	if err := json.Unmarshal(v, &rec); err != nil {
+	rec, err := decodeIdem(key, v)
+	if err != nil {
 		return fmt.Errorf("corrupt idempotency record: %w", err)
 	}
 	if !bytes.Equal(putTime(nil, rec.CreatedAt), created) {

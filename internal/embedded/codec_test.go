@@ -1,0 +1,73 @@
+package embedded
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/agentry/agentry/internal/gateway"
+)
+
+func TestTaskCodec(t *testing.T) {
+	at := time.Date(2026, 11, 24, 2, 27, 11, 493_000_123, time.UTC)
+	cases := []gateway.Task{
+		{ID: gateway.TaskID("01a20b60-ee05-77c5-9a6d-d47ccc0f043e", "hook@localhost"), MessageID: "01a20b60-ee05-77c5-9a6d-d47ccc0f043e", Kind: gateway.TaskKind("local"), Recipients: []string{"hook@localhost"}, Attempt: 2, CreatedAt: at, NotBefore: at.Add(6 * time.Second)},
+		{ID: "wf-7|step-3", MessageID: "another-message", Kind: gateway.TaskKind("workflow_step"), Token: "token\x00with bytes", Round: 4, CreatedAt: at},
+		{ID: "m|b.example", MessageID: "m", Kind: gateway.TaskKind("remote"), Recipients: []string{"a@b.example", "c@b.example"}, Domain: "b.example", CreatedAt: time.Unix(0, -5).UTC()},
+		{ID: "bare"},
+	}
+	for _, task := range cases {
+		v := encodeTask(task)
+		got, err := decodeTask([]byte(task.ID), v)
+		require.NoError(t, err, task.ID)
+		assert.Equal(t, task, got)
+
+		legacy, err := json.Marshal(task)
+		require.NoError(t, err)
+		got, err = decodeTask([]byte(task.ID), legacy)
+		require.NoError(t, err, "JSON of earlier versions is still read")
+		assert.Equal(t, task.ID, got.ID)
+		assert.True(t, task.CreatedAt.Equal(got.CreatedAt))
+
+		for n := range len(v) { // every truncation is an error, never a panic
+			_, err := decodeTask([]byte(task.ID), v[:n])
+			assert.Error(t, err, "%s truncated to %d bytes", task.ID, n)
+		}
+	}
+	_, err := decodeTask([]byte("x"), append(encodeTask(cases[0]), 0))
+	assert.Error(t, err, "trailing bytes")
+	_, err = decodeTask([]byte("x"), []byte{codecV1, 0, 0, 0xff, 0xff, 0xff, 0x0f})
+	assert.Error(t, err, "a recipient count beyond the value")
+}
+
+func TestIdempotencyCodec(t *testing.T) {
+	at := time.Date(2026, 11, 24, 2, 27, 11, 493_000_000, time.UTC)
+	digest := "7def3ca859b8de3c746aee214aee7f33ff18d46c362f07dc9068444a287cda00"
+	cases := []gateway.IdempotencyRecord{
+		{Sender: "alice@localhost", Key: "55540fdc-fa86-4d65-b545-8eea19fe95a9", MessageID: "01a20b60-ee05-77c5-9a6d-d47ccc0f043e", Digest: digest, CreatedAt: at},
+		{Sender: "Alice@Localhost", Key: "K", MessageID: "m", Digest: "7DEF" + digest[4:], CreatedAt: at},
+		{Sender: "bob@b.example", Key: "k2", MessageID: "m2", Digest: "not-hex", CreatedAt: at},
+	}
+	for _, rec := range cases {
+		key := idemKey(rec.Sender, rec.Key)
+		v := encodeIdem(rec)
+		got, err := decodeIdem(key, v)
+		require.NoError(t, err)
+		assert.Equal(t, rec, got)
+
+		legacy, err := json.Marshal(rec)
+		require.NoError(t, err)
+		got, err = decodeIdem(key, legacy)
+		require.NoError(t, err)
+		assert.Equal(t, rec, got, "JSON of earlier versions is still read")
+
+		for n := range len(v) {
+			_, err := decodeIdem(key, v[:n])
+			assert.Error(t, err, "truncated to %d bytes", n)
+		}
+	}
+	assert.Less(t, len(encodeIdem(cases[0])), 100, "the compact form is the point")
+}
