@@ -227,3 +227,77 @@ func decodeIdem(key, v []byte) (gateway.IdempotencyRecord, error) {
 	}
 	return rec, nil
 }
+
+// encodeStatuses encodes a message's recipient statuses (the statuses
+// bucket): per status its address, state, attempts, times (next retry and
+// delivery absent when nil), error, way of delivery and the push agent's
+// reply as raw JSON.
+func encodeStatuses(rs []gateway.RecipientStatus) []byte {
+	e := encoder{b: make([]byte, 0, 48*len(rs)+2)}
+	e.b = append(e.b, codecV1)
+	e.uint(uint64(len(rs)))
+	for _, r := range rs {
+		e.str(r.Address)
+		e.str(string(r.Status))
+		e.uint(uint64(max(r.Attempts, 0)))
+		e.time(r.UpdatedAt)
+		e.optTime(r.NextRetry)
+		e.optTime(r.DeliveredAt)
+		e.str(r.ErrorCode)
+		e.str(r.ErrorMessage)
+		e.str(r.Via)
+		e.bytes(r.Response)
+	}
+	return e.b
+}
+
+func decodeStatuses(v []byte) ([]gateway.RecipientStatus, error) {
+	var rs []gateway.RecipientStatus
+	if len(v) > 0 && v[0] == '[' {
+		err := json.Unmarshal(v, &rs)
+		return rs, err
+	}
+	if len(v) == 0 || v[0] != codecV1 {
+		return nil, errCorrupt
+	}
+	d := decoder{b: v[1:]}
+	n := d.uint()
+	if n > uint64(len(d.b)) {
+		return nil, errCorrupt
+	}
+	rs = make([]gateway.RecipientStatus, n)
+	for i := range rs {
+		r := &rs[i]
+		r.Address = d.str()
+		r.Status = gateway.State(d.str())
+		r.Attempts = int(d.uint())
+		r.UpdatedAt = d.time()
+		r.NextRetry = d.optTime()
+		r.DeliveredAt = d.optTime()
+		r.ErrorCode = d.str()
+		r.ErrorMessage = d.str()
+		r.Via = d.str()
+		if p := d.bytes(); len(p) > 0 {
+			r.Response = json.RawMessage(bytes.Clone(p))
+		}
+	}
+	return rs, d.done()
+}
+
+// optTime writes a nil time as the zero time: no stored status time is
+// the zero instant itself.
+func (e *encoder) optTime(t *time.Time) {
+	if t == nil {
+		e.uint(0)
+		return
+	}
+	e.time(*t)
+}
+
+func (d *decoder) optTime() *time.Time {
+	t := d.time()
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}

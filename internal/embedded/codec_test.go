@@ -71,3 +71,33 @@ func TestIdempotencyCodec(t *testing.T) {
 	}
 	assert.Less(t, len(encodeIdem(cases[0])), 100, "the compact form is the point")
 }
+
+func TestStatusesCodec(t *testing.T) {
+	at := time.Date(2026, 11, 24, 2, 27, 12, 398_106_151, time.UTC)
+	later := at.Add(2 * time.Second)
+	cases := [][]gateway.RecipientStatus{
+		{{Address: "hook@localhost", Status: gateway.StateRetrying, Attempts: 2, UpdatedAt: at, NextRetry: &later, ErrorCode: "RECIPIENT_UNAVAILABLE", ErrorMessage: "webhook not reachable"}},
+		{
+			{Address: "a@b.example", Status: gateway.StateDelivered, Attempts: 1, UpdatedAt: at, DeliveredAt: &at, Via: "webhook", Response: json.RawMessage(`{"ok":true}`)},
+			{Address: "C@b.example", Status: gateway.StateQueued, UpdatedAt: at},
+		},
+		{},
+	}
+	for _, rs := range cases {
+		v := encodeStatuses(rs)
+		got, err := decodeStatuses(v)
+		require.NoError(t, err)
+		assert.Equal(t, rs, got)
+
+		legacy, err := json.Marshal(rs)
+		require.NoError(t, err)
+		got, err = decodeStatuses(legacy)
+		require.NoError(t, err)
+		require.Len(t, got, len(rs), "JSON of earlier versions is still read")
+
+		for n := range len(v) {
+			_, err := decodeStatuses(v[:n])
+			assert.Error(t, err, "truncated to %d bytes", n)
+		}
+	}
+}

@@ -118,9 +118,7 @@ func (db *DB) prepareAccept(a *gateway.Acceptance, now time.Time) (*preparedAcce
 	if p.message, err = encodeMessage(m, acceptedAt); err != nil {
 		return nil, fmt.Errorf("encode message: %w", err)
 	}
-	if p.statuses, err = json.Marshal(a.Statuses); err != nil {
-		return nil, fmt.Errorf("encode statuses: %w", err)
-	}
+	p.statuses = encodeStatuses(a.Statuses)
 	p.timeKey = append(putTime(nil, acceptedAt), m.ID...)
 	if a.Idempotency.Key != "" {
 		rec := a.Idempotency.Filled(m, now)
@@ -345,8 +343,8 @@ func readStatuses(tx *bolt.Tx, id []byte) ([]gateway.RecipientStatus, error) {
 	if v == nil {
 		return nil, gateway.ErrNotFound
 	}
-	var rs []gateway.RecipientStatus
-	if err := json.Unmarshal(v, &rs); err != nil {
+	rs, err := decodeStatuses(v)
+	if err != nil {
 		return nil, fmt.Errorf("corrupt statuses: %w", err)
 	}
 	return rs, nil
@@ -376,11 +374,7 @@ func mergeStatuses(tx *bolt.Tx, id []byte, updates []gateway.RecipientStatus) er
 			rs = append(rs, u)
 		}
 	}
-	v, err := json.Marshal(rs)
-	if err != nil {
-		return fmt.Errorf("encode statuses: %w", err)
-	}
-	return tx.Bucket(bucketStatuses).Put(id, v)
+	return tx.Bucket(bucketStatuses).Put(id, encodeStatuses(rs))
 }
 
 // UpdateStatuses replaces the named recipients' statuses.
