@@ -301,3 +301,44 @@ func (d *decoder) optTime() *time.Time {
 	}
 	return &t
 }
+
+// encodeMeta encodes the listing part of a messages value (the raw
+// message follows it there).
+func encodeMeta(m messageMeta) []byte {
+	e := encoder{b: make([]byte, 0, 64)}
+	e.b = append(e.b, codecV1)
+	e.str(m.Sender)
+	e.uint(uint64(len(m.Recipients)))
+	for _, r := range m.Recipients {
+		e.str(r)
+	}
+	e.str(m.Subject)
+	e.str(string(m.Origin))
+	e.time(m.AcceptedAt)
+	return e.b
+}
+
+func decodeMeta(v []byte) (messageMeta, error) {
+	var m messageMeta
+	if len(v) > 0 && v[0] == '{' {
+		err := json.Unmarshal(v, &m)
+		return m, err
+	}
+	if len(v) == 0 || v[0] != codecV1 {
+		return m, errCorrupt
+	}
+	d := decoder{b: v[1:]}
+	m.Sender = d.str()
+	n := d.uint()
+	if n > uint64(len(d.b)) {
+		return m, errCorrupt
+	}
+	m.Recipients = make([]string, n)
+	for i := range m.Recipients {
+		m.Recipients[i] = d.str()
+	}
+	m.Subject = d.str()
+	m.Origin = gateway.Origin(d.str())
+	m.AcceptedAt = d.time()
+	return m, d.done()
+}

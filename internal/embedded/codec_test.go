@@ -1,14 +1,17 @@
 package embedded
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/agentry/agentry/internal/gateway"
+	"github.com/agentry/agentry/internal/gateway/gatewaytest"
 )
 
 func TestTaskCodec(t *testing.T) {
@@ -100,4 +103,79 @@ func TestStatusesCodec(t *testing.T) {
 			assert.Error(t, err, "truncated to %d bytes", n)
 		}
 	}
+}
+
+func TestMetaCodec(t *testing.T) {
+	m := messageMeta{Sender: "alice@a.example", Recipients: []string{"bob@b.example", "carol@b.example"}, Subject: "hi", Origin: gateway.Origin("local"), AcceptedAt: time.Date(2026, 11, 24, 2, 27, 11, 493_000_000, time.UTC)}
+	v := encodeMeta(m)
+	got, err := decodeMeta(v)
+	require.NoError(t, err)
+	assert.Equal(t, m, got)
+	legacy, err := json.Marshal(m)
+	require.NoError(t, err)
+	got, err = decodeMeta(legacy)
+	require.NoError(t, err)
+	assert.Equal(t, m, got, "JSON of earlier versions is still read")
+	for n := range len(v) {
+		_, err := decodeMeta(v[:n])
+		assert.Error(t, err, "truncated to %d bytes", n)
+	}
+}
+
+// TestReadsRecordsOfEarlierVersions: a data directory written before the
+// compact records (every value JSON) keeps working — statuses, listings,
+// duplicate detection and the queue read it.
+func TestReadsRecordsOfEarlierVersions(t *testing.T) {
+	ctx := t.Context()
+	db := openDB(t, Options{Dir: t.TempDir()})
+	at := time.Now().UTC().Truncate(time.Millisecond)
+	a := gatewaytest.NewAcceptance(gatewaytest.NewID("old"), "alice@a.example", []string{"bob@b.example"}, at)
+	_, err := db.Accept(ctx, a)
+	require.NoError(t, err)
+
+	// Rewrite every record the way earlier versions stored it.
+	require.NoError(t, db.bolt.Update(func(tx *bolt.Tx) error {
+		id := []byte(a.Message.ID)
+		meta, err := json.Marshal(messageMeta{Sender: a.Message.Sender, Recipients: a.Message.Recipients, Subject: a.Message.Subject, Origin: a.Message.Origin, AcceptedAt: at})
+		require.NoError(t, err)
+		v := binary.AppendUvarint(nil, uint64(len(meta)))
+		v = append(append(v, meta...), a.Message.Raw...)
+		require.NoError(t, tx.Bucket(bucketMessages).Put(id, v))
+		st, err := json.Marshal(a.Statuses)
+		require.NoError(t, err)
+		require.NoError(t, tx.Bucket(bucketStatuses).Put(id, st))
+		rec, err := json.Marshal(a.Idempotency)
+		require.NoError(t, err)
+		require.NoError(t, tx.Bucket(bucketIdem).Put(idemKey(a.Idempotency.Sender, a.Idempotency.Key), rec))
+		tasks := tx.Bucket(bucketTasks)
+		n := 0
+		require.NoError(t, tasks.ForEach(func(k, v []byte) error {
+			task, err := decodeTask(k, v[timeLen:])
+			require.NoError(t, err)
+			body, err := json.Marshal(task)
+			require.NoError(t, err)
+			n++
+			return tasks.Put(k, append(clone(v[:timeLen]), body...))
+		}))
+		require.Equal(t, len(a.Tasks), n)
+		return nil
+	}))
+
+	rs, err := db.GetStatuses(ctx, a.Message.ID)
+	require.NoError(t, err)
+	assert.Equal(t, a.Statuses[0].Address, rs[0].Address)
+	list, _, err := db.ListMessages(ctx, gateway.MessageQuery{Sender: "alice@a.example"})
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	assert.Equal(t, a.Message.Subject, list[0].Subject)
+	again := gatewaytest.NewAcceptance(gatewaytest.NewID("again"), "alice@a.example", []string{"bob@b.example"}, at)
+	again.Idempotency = a.Idempotency
+	earlier, err := db.Accept(ctx, again)
+	require.ErrorIs(t, err, gateway.ErrDuplicate)
+	assert.Equal(t, a.Message.ID, earlier.MessageID)
+	got, err := db.Receive(ctx, 10, 0)
+	require.NoError(t, err)
+	require.Len(t, got, len(a.Tasks))
+	assert.Equal(t, a.Tasks[0].ID, got[0].ID)
+	assert.Equal(t, a.Tasks[0].Recipients, got[0].Recipients)
 }

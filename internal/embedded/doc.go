@@ -12,17 +12,21 @@
 //
 // # Bucket layout
 //
+// Meta, statuses, idempotency records and tasks are in the compact binary
+// form of codec.go (JSON written by earlier versions is still read);
+// agents, schemas, workflows and dead letters stay JSON (rare writes).
+//
 // Times in keys are 8-byte big-endian int64 Unix nanoseconds with the sign
 // bit flipped, so that byte order is time order (see putTime). "+" below
 // means concatenation, 0x00 is a separator byte that no address contains.
 //
-//	messages      id → uvarint(len(meta)) + meta JSON + raw message bytes
+//	messages      id → uvarint(len(meta)) + meta + raw message bytes
 //	              (meta: sender, recipients, subject, origin, accepted_at;
 //	              the raw bytes follow unencoded so that inbox reads copy
 //	              them straight out of the page)
-//	statuses      id → JSON []gateway.RecipientStatus, in the message's order
+//	statuses      id → []gateway.RecipientStatus, in the message's order
 //	msg_time      time(accepted_at) + id → empty; ListMessages walks it backwards
-//	idem          lower(sender) + 0x00 + key → JSON gateway.IdempotencyRecord
+//	idem          lower(sender) + 0x00 + key → gateway.IdempotencyRecord
 //	idem_time     time(record.created_at) + lower(sender) + 0x00 + key → empty;
 //	              the sweeper walks it forwards to prune expired records
 //	inbox         lower(recipient) + 0x00 + time(received_at) + id → empty;
@@ -31,7 +35,7 @@
 //	              DeliverToInbox idempotent and AckInbox a point lookup
 //	agents        lower(address) → JSON gateway.Agent
 //	agent_keys    lower(api key hash) → lower(address)
-//	tasks         task id → time(due) + JSON gateway.Task; the due time is
+//	tasks         task id → time(due) + gateway.Task; the due time is
 //	              kept with the task so that its due entry can be found
 //	due           time(due) + task id → empty; Receive walks it forwards up
 //	              to now, so the queue never holds all tasks in memory

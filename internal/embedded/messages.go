@@ -26,16 +26,13 @@ type messageMeta struct {
 }
 
 func encodeMessage(m *gateway.StoredMessage, acceptedAt time.Time) ([]byte, error) {
-	meta, err := json.Marshal(messageMeta{
+	meta := encodeMeta(messageMeta{
 		Sender:     m.Sender,
 		Recipients: m.Recipients,
 		Subject:    m.Subject,
 		Origin:     m.Origin,
 		AcceptedAt: acceptedAt,
 	})
-	if err != nil {
-		return nil, err
-	}
 	v := make([]byte, 0, binary.MaxVarintLen64+len(meta)+len(m.Raw))
 	v = binary.AppendUvarint(v, uint64(len(meta)))
 	v = append(v, meta...)
@@ -48,7 +45,7 @@ func decodeMessage(v []byte) (meta messageMeta, raw []byte, err error) {
 	if k <= 0 || uint64(len(v)-k) < n {
 		return meta, nil, errors.New("corrupt message record")
 	}
-	if err := json.Unmarshal(v[k:k+int(n)], &meta); err != nil {
+	if meta, err = decodeMeta(v[k : k+int(n)]); err != nil {
 		return meta, nil, fmt.Errorf("corrupt message record: %w", err)
 	}
 	return meta, v[k+int(n):], nil
