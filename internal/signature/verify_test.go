@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
 	"math/big"
 	"strings"
 	"sync"
@@ -523,4 +524,34 @@ func flipLow(c byte) string {
 	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 	i := strings.IndexByte(alphabet, c)
 	return string(alphabet[i^1])
+}
+
+// glitchingSigner stands for a key outside the process (an HSM, a KMS
+// key) whose signatures come back wrong.
+type glitchingSigner struct{ crypto.Signer }
+
+func (g glitchingSigner) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	sig, err := g.Signer.Sign(r, digest, opts)
+	if err == nil {
+		sig[len(sig)-1] ^= 1 // the last byte: DER framing stays intact
+	}
+	return sig, err
+}
+
+// TestExternalSignerIsChecked: a signature from a key outside the process
+// is verified before it leaves; the standard library's own keys are not
+// re-verified, and their signatures verify at the recipient.
+func TestExternalSignerIsChecked(t *testing.T) {
+	for _, alg := range []signature.Algorithm{signature.EdDSA, signature.ES256, signature.RS256} {
+		t.Run(string(alg), func(t *testing.T) {
+			bad, err := signature.NewSigner(testDomain, selectorFor(alg), glitchingSigner{vectorKey(t, alg)})
+			require.NoError(t, err)
+			_, err = bad.Sign([]byte(baseMessage))
+			require.ErrorContains(t, err, "does not verify")
+
+			signed := sign(t, alg, baseMessage)
+			_, err = vectorVerifier(t).Verify(context.Background(), []byte(signed))
+			require.NoError(t, err)
+		})
+	}
 }
