@@ -115,6 +115,9 @@ type Worker struct {
 	cfg Config
 	d   Deps
 	log *slog.Logger
+	// settler is d.Queue when it also stores d.Messages' statuses (see
+	// gateway.Settler); nil otherwise.
+	settler gateway.Settler
 }
 
 // New builds a Worker.
@@ -144,7 +147,11 @@ func New(cfg Config, d Deps) (*Worker, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = noMetrics{}
 	}
-	return &Worker{cfg: cfg, d: d, log: cfg.Logger}, nil
+	wk := &Worker{cfg: cfg, d: d, log: cfg.Logger}
+	if s, ok := d.Queue.(gateway.Settler); ok && any(d.Queue) == any(d.Messages) {
+		wk.settler = s
+	}
+	return wk, nil
 }
 
 // Run receives and delivers tasks until ctx is cancelled, then waits for
@@ -397,15 +404,21 @@ func (w *Worker) finish(ctx context.Context, t gateway.Task, m *amtp.Message, ac
 				n := next
 				ups = append(ups, gateway.RecipientStatus{Address: r, Status: gateway.StateRetrying, Attempts: attempt, UpdatedAt: now, NextRetry: &n, ErrorCode: string(o.transient.Code), ErrorMessage: o.transient.Message})
 			}
-			if err := w.d.Messages.UpdateStatuses(ctx, t.MessageID, ups); err != nil {
-				return ir, fmt.Errorf("record retry of %s: %w", t.ID, err)
-			}
 			t.Attempt = attempt
-			if !queueSettle {
-				return ir, nil
-			}
-			if err := w.d.Queue.Retry(ctx, t, next); err != nil && leased {
-				return ir, fmt.Errorf("schedule retry of %s: %w", t.ID, err)
+			if queueSettle && w.settler != nil {
+				if err := w.settler.UpdateAndRetry(ctx, t.MessageID, ups, t, next); err != nil {
+					return ir, fmt.Errorf("record retry of %s: %w", t.ID, err)
+				}
+			} else {
+				if err := w.d.Messages.UpdateStatuses(ctx, t.MessageID, ups); err != nil {
+					return ir, fmt.Errorf("record retry of %s: %w", t.ID, err)
+				}
+				if !queueSettle {
+					return ir, nil
+				}
+				if err := w.d.Queue.Retry(ctx, t, next); err != nil && leased {
+					return ir, fmt.Errorf("schedule retry of %s: %w", t.ID, err)
+				}
 			}
 			// Counted once the retry is scheduled: a failed Retry returns
 			// the task to the queue, and its next copy finds the retry
@@ -454,12 +467,21 @@ func (w *Worker) finish(ctx context.Context, t gateway.Task, m *amtp.Message, ac
 			return ir, fmt.Errorf("tell workflow %s of failed delivery: %w", m.MessageID, err)
 		}
 	}
-	if t.Kind == gateway.TaskLocal && ups[0].Status == gateway.StateDelivered && ups[0].Via == "inbox" {
+	acked := false
+	switch {
+	case t.Kind == gateway.TaskLocal && ups[0].Status == gateway.StateDelivered && ups[0].Via == "inbox":
 		if err := w.d.Inbox.DeliverToInbox(ctx, pending[0], t.MessageID, ups[0]); err != nil {
 			return ir, fmt.Errorf("deliver %s to inbox of %s: %w", t.MessageID, pending[0], err)
 		}
-	} else if err := w.d.Messages.UpdateStatuses(ctx, t.MessageID, ups); err != nil {
-		return ir, fmt.Errorf("record outcome of %s: %w", t.ID, err)
+	case len(failed) == 0 && queueSettle && w.settler != nil:
+		if err := w.settler.UpdateAndAck(ctx, t.MessageID, ups, t); err != nil {
+			return ir, fmt.Errorf("record outcome of %s: %w", t.ID, err)
+		}
+		acked = true
+	default:
+		if err := w.d.Messages.UpdateStatuses(ctx, t.MessageID, ups); err != nil {
+			return ir, fmt.Errorf("record outcome of %s: %w", t.ID, err)
+		}
 	}
 	// The outcome is durable: count it now. Should the queue settlement
 	// below fail, the redelivered task finds these recipients settled and
@@ -467,7 +489,7 @@ func (w *Worker) finish(ctx context.Context, t gateway.Task, m *amtp.Message, ac
 	w.recordOutcome(ctx, t.MessageID, acceptedAt, now, ups)
 	if len(failed) == 0 {
 		w.log.InfoContext(ctx, "delivered", "task", t.ID, "attempt", attempt, "via", ups[0].Via)
-		if !queueSettle {
+		if !queueSettle || acked {
 			return ir, nil
 		}
 		if err := w.d.Queue.Ack(ctx, t); err != nil && leased {

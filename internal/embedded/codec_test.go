@@ -179,3 +179,51 @@ func TestReadsRecordsOfEarlierVersions(t *testing.T) {
 	assert.Equal(t, a.Tasks[0].ID, got[0].ID)
 	assert.Equal(t, a.Tasks[0].Recipients, got[0].Recipients)
 }
+
+// TestSettleInOneCommit: UpdateAndAck and UpdateAndRetry have the effect of
+// UpdateStatuses followed by Ack or Retry, in one commit, and touch
+// nothing when the message is gone.
+func TestSettleInOneCommit(t *testing.T) {
+	ctx := t.Context()
+	db := openDB(t, Options{Dir: t.TempDir(), LeaseTimeout: testLease})
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	a := gatewaytest.NewAcceptance(gatewaytest.NewID("settle"), "alice@a.example", []string{"bob@b.example", "carol@b.example"}, now)
+	_, err := db.Accept(ctx, a)
+	require.NoError(t, err)
+	tasks, err := db.Receive(ctx, 10, 0)
+	require.NoError(t, err)
+	require.Len(t, tasks, 2)
+
+	commits := db.commit.commits.Load()
+	delivered := gateway.RecipientStatus{Address: tasks[0].Recipients[0], Status: gateway.StateDelivered, Attempts: 1, UpdatedAt: now, DeliveredAt: &now, Via: "webhook"}
+	require.NoError(t, db.UpdateAndAck(ctx, a.Message.ID, []gateway.RecipientStatus{delivered}, tasks[0]))
+	next := now.Add(time.Hour)
+	retrying := gateway.RecipientStatus{Address: tasks[1].Recipients[0], Status: gateway.StateRetrying, Attempts: 1, UpdatedAt: now, NextRetry: &next}
+	tasks[1].Attempt = 1
+	require.NoError(t, db.UpdateAndRetry(ctx, a.Message.ID, []gateway.RecipientStatus{retrying}, tasks[1], next))
+	assert.Equal(t, commits+2, db.commit.commits.Load(), "one commit each")
+
+	rs, err := db.GetStatuses(ctx, a.Message.ID)
+	require.NoError(t, err)
+	byAddr := map[string]gateway.RecipientStatus{}
+	for _, r := range rs {
+		byAddr[r.Address] = r
+	}
+	assert.Equal(t, gateway.StateDelivered, byAddr[delivered.Address].Status)
+	assert.Equal(t, gateway.StateRetrying, byAddr[retrying.Address].Status)
+	assert.Equal(t, 1, countKeys(t, db, bucketTasks), "the acked task is gone, the retried one stays")
+	require.NoError(t, db.bolt.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketTasks).Get([]byte(tasks[1].ID))
+		require.NotNil(t, v)
+		assert.Equal(t, putTime(nil, next), v[:timeLen], "due at the retry time")
+		got, err := decodeTask([]byte(tasks[1].ID), v[timeLen:])
+		require.NoError(t, err)
+		assert.Equal(t, 1, got.Attempt)
+		return nil
+	}))
+
+	// A message that is gone: nothing is written, the task stays.
+	err = db.UpdateAndAck(ctx, "no-such-message", []gateway.RecipientStatus{delivered}, tasks[1])
+	require.ErrorIs(t, err, gateway.ErrNotFound)
+	assert.Equal(t, 1, countKeys(t, db, bucketTasks))
+}

@@ -3,6 +3,7 @@ package embedded
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -341,4 +342,65 @@ func (db *DB) DeadLetters(ctx context.Context, limit int) ([]gateway.DeadLetter,
 		return nil, fmt.Errorf("dead letters: %w", err)
 	}
 	return out, nil
+}
+
+// UpdateAndAck records a delivery's outcome and removes its task in one
+// commit (gateway.Settler): UpdateStatuses then Ack, or neither.
+func (db *DB) UpdateAndAck(ctx context.Context, messageID string, updates []gateway.RecipientStatus, t gateway.Task) error {
+	return db.settle(ctx, messageID, updates, t, nil)
+}
+
+// UpdateAndRetry records a failed attempt and reschedules its task at `at`
+// in one commit (gateway.Settler): UpdateStatuses then Retry, or neither.
+func (db *DB) UpdateAndRetry(ctx context.Context, messageID string, updates []gateway.RecipientStatus, t gateway.Task, at time.Time) error {
+	if at.IsZero() {
+		at = db.now()
+	}
+	p, err := prepareTask(t, at)
+	if err != nil {
+		return fmt.Errorf("retry: %w", err)
+	}
+	return db.settle(ctx, messageID, updates, t, &p)
+}
+
+// settle is UpdateAndAck (retry nil) and UpdateAndRetry.
+func (db *DB) settle(ctx context.Context, messageID string, updates []gateway.RecipientStatus, t gateway.Task, retry *preparedTask) error {
+	release, err := db.enter(ctx)
+	if err != nil {
+		return fmt.Errorf("settle %s: %w", t.ID, err)
+	}
+	defer release()
+	key, id := []byte(messageID), []byte(t.ID)
+	var missing bool
+	err = db.commit.do(func(tx *bolt.Tx) error {
+		missing = false
+		// Statuses first: a message that is gone leaves the task as it
+		// is, exactly as UpdateStatuses failing before the Ack would.
+		if err := mergeStatuses(tx, key, updates); errors.Is(err, gateway.ErrNotFound) {
+			missing = true
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if err := removeTask(tx, id); err != nil {
+			return err
+		}
+		if retry != nil {
+			_, err := retry.put(tx.Bucket(bucketTasks), tx.Bucket(bucketDue))
+			return err
+		}
+		return nil
+	})
+	if err == nil && missing {
+		err = gateway.ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("settle %s: %w", t.ID, err)
+	}
+	db.queue.release(t.ID)
+	if retry != nil {
+		// A waiting Receive must see the new due time (as after Retry).
+		db.queue.work.broadcast()
+	}
+	return nil
 }

@@ -100,6 +100,16 @@ type TaskQueue interface {
 	DeadLetter(ctx context.Context, t Task, d DeadLetter) error
 }
 
+// Settler is a TaskQueue that is also the MessageStore of the messages its
+// tasks carry (the embedded store): it records a delivery's outcome and
+// settles the task in one durable write — one commit per delivery instead
+// of two. Each method must have the effect of UpdateStatuses followed by
+// Ack (or Retry), and on error neither.
+type Settler interface {
+	UpdateAndAck(ctx context.Context, messageID string, updates []RecipientStatus, t Task) error
+	UpdateAndRetry(ctx context.Context, messageID string, updates []RecipientStatus, t Task, at time.Time) error
+}
+
 // WorkflowStore keeps the state of coordinated workflows (docs/workflows.md).
 // The gateway imports internal/workflow for the State type; workflow
 // imports only amtp, so there is no cycle. Writes are optimistic: a driver
