@@ -43,6 +43,15 @@ var (
 	seq      atomic.Int64
 )
 
+// TB is the part of testing.TB these helpers use, so that a program that
+// is not a test (the bench tool) can use them too.
+type TB interface {
+	Helper()
+	Fatalf(format string, args ...any)
+}
+
+var _ TB = testing.TB(nil)
+
 // RepoRoot finds the repository root from this file's location.
 func RepoRoot() string {
 	_, file, _, _ := runtime.Caller(0)
@@ -50,7 +59,7 @@ func RepoRoot() string {
 }
 
 // Endpoint returns the emulator URL, starting moto on first use.
-func Endpoint(t testing.TB) string {
+func Endpoint(t TB) string {
 	t.Helper()
 	once.Do(func() {
 		if v := os.Getenv(EnvEndpoint); v != "" {
@@ -131,7 +140,7 @@ func waitUp(ep string, within time.Duration) error {
 
 // Config returns an SDK configuration pointed at the emulator with dummy
 // credentials.
-func Config(t testing.TB) aws.Config {
+func Config(t TB) aws.Config {
 	t.Helper()
 	ep := Endpoint(t)
 	return aws.Config{
@@ -143,7 +152,7 @@ func Config(t testing.TB) aws.Config {
 
 // Env returns the standard variables that point an SDK (or a child
 // process, such as a Lambda bootstrap) at the emulator.
-func Env(t testing.TB) []string {
+func Env(t TB) []string {
 	t.Helper()
 	ep := Endpoint(t)
 	return []string{
@@ -170,7 +179,7 @@ var (
 // the synthesized CDK template itself (through internal/cfntemplate), so
 // tests run against the key schemas, GSIs, TTL, redrive policy and bucket
 // settings that are deployed, not against a copy of them.
-func Resources(t testing.TB) (awsres.Names, awsres.Endpoints) {
+func Resources(t TB) (awsres.Names, awsres.Endpoints) {
 	t.Helper()
 	cfg := Config(t)
 	snapOnce.Do(func() { snap, snapErr = cfntemplate.Load(SnapshotPath()) })
