@@ -32,7 +32,9 @@ func (g *Gateway) DeliverBatch(ctx context.Context, ev events.SQSEvent) (events.
 		// Admit parses the record and holds back a copy that arrived before
 		// it is due; either way the record stays in the queue (a failure
 		// to Lambda), and a poison record reaches the DLQ by redrive.
-		t, ok, err := g.Queue.Admit(ctx, sqsq.Record{MessageID: rec.MessageId, ReceiptHandle: rec.ReceiptHandle, Body: rec.Body, Attributes: rec.Attributes})
+		// Lambda deletes the records this batch does not report as failed,
+		// so the queue leaves those deletes to it (CallerDeletes).
+		t, ok, err := g.Queue.Admit(ctx, sqsq.Record{MessageID: rec.MessageId, ReceiptHandle: rec.ReceiptHandle, Body: rec.Body, Attributes: rec.Attributes, CallerDeletes: true})
 		if err != nil || !ok {
 			if err != nil {
 				g.log.ErrorContext(ctx, "delivery record not admitted", "sqs_message_id", rec.MessageId, "err", err)
@@ -48,9 +50,8 @@ func (g *Gateway) DeliverBatch(ctx context.Context, ev events.SQSEvent) (events.
 		wg.Add(1)
 		go func(i int, j job) {
 			defer wg.Done()
-			// The worker settles the task itself (delete, or re-send for a
-			// retry), so success here only lets Lambda delete a message
-			// that is already gone.
+			// The worker settles the task (a retry is sent as a new copy),
+			// and success here is what deletes this record.
 			if err := g.Worker.Process(ctx, j.task); err != nil {
 				g.log.ErrorContext(observe.WithMessageID(ctx, j.task.MessageID), "delivery task failed; SQS will redeliver it", "task", j.task.ID, "err", err)
 				failed[i] = true

@@ -147,6 +147,9 @@ type Queue struct {
 type lease struct {
 	messageID, receipt string
 	until              time.Time
+	// callerDeletes: the record is deleted by whoever handed it to Admit
+	// once the task is settled (Record.CallerDeletes).
+	callerDeletes bool
 }
 
 var _ gateway.TaskQueue = (*Queue)(nil)
@@ -392,6 +395,12 @@ type Record struct {
 	// Attributes are the message's system attributes; Admit reads
 	// ApproximateReceiveCount (missing means 1).
 	Attributes map[string]string
+	// CallerDeletes says the caller deletes the record itself when the
+	// task is settled without error, as Lambda's event source mapping
+	// deletes every record not reported as a batch item failure. Ack,
+	// Retry and DeadLetter then leave the delete to it: a second delete
+	// of the same message would be one more billed request per task.
+	CallerDeletes bool
 }
 
 // Admit turns a received record into a leased task when it is due, as
@@ -416,7 +425,7 @@ func (q *Queue) Admit(ctx context.Context, r Record) (gateway.Task, bool, error)
 		}
 		return gateway.Task{}, false, nil
 	}
-	if !q.lease(b.ID, r.MessageID, r.ReceiptHandle) {
+	if !q.lease(b.ID, r.MessageID, r.ReceiptHandle, r.CallerDeletes) {
 		// The task is already out on lease here, so it is queued: this
 		// copy adds nothing, and handing it out would deliver twice.
 		if err := q.deleteMessage(ctx, r.ReceiptHandle); err != nil {
@@ -469,7 +478,7 @@ func (q *Queue) holdBack(ctx context.Context, r Record, b taskBody, count int, w
 
 // lease records that this process holds taskID through the given message,
 // unless it holds another copy of the task whose lease has not lapsed.
-func (q *Queue) lease(taskID, messageID, receipt string) bool {
+func (q *Queue) lease(taskID, messageID, receipt string, callerDeletes bool) bool {
 	now := time.Now()
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -486,7 +495,7 @@ func (q *Queue) lease(taskID, messageID, receipt string) bool {
 		}
 		q.sweepAt = max(leaseSweepAt, 2*len(q.leases))
 	}
-	q.leases[taskID] = lease{messageID: messageID, receipt: receipt, until: now.Add(q.visibility)}
+	q.leases[taskID] = lease{messageID: messageID, receipt: receipt, until: now.Add(q.visibility), callerDeletes: callerDeletes}
 	return true
 }
 
@@ -529,7 +538,9 @@ func (q *Queue) Ack(ctx context.Context, t gateway.Task) error {
 	if t.Lease == "" {
 		return nil
 	}
-	q.release(t.ID, t.Lease)
+	if l, ok := q.release(t.ID, t.Lease); ok && l.callerDeletes {
+		return nil
+	}
 	if err := q.deleteMessage(ctx, t.Lease); err != nil {
 		return fmt.Errorf("ack task %s: %w", t.ID, err)
 	}
@@ -560,7 +571,7 @@ func (q *Queue) Retry(ctx context.Context, t gateway.Task, at time.Time) error {
 		}
 		return fmt.Errorf("retry: %w", err)
 	}
-	if t.Lease == "" {
+	if t.Lease == "" || (wasHeld && held.callerDeletes) {
 		return nil
 	}
 	if err := q.deleteMessage(ctx, t.Lease); err != nil {
@@ -583,7 +594,9 @@ func (q *Queue) DeadLetter(ctx context.Context, t gateway.Task, d gateway.DeadLe
 	if t.Lease == "" {
 		return nil
 	}
-	q.release(t.ID, t.Lease)
+	if l, ok := q.release(t.ID, t.Lease); ok && l.callerDeletes {
+		return nil
+	}
 	if err := q.deleteMessage(ctx, t.Lease); err != nil {
 		return fmt.Errorf("dead-letter task %s: the record is written, the task not deleted: %w", t.ID, err)
 	}

@@ -625,3 +625,44 @@ func ctx(t *testing.T) context.Context {
 	t.Cleanup(cancel)
 	return c
 }
+
+// TestCallerDeletes: records admitted with CallerDeletes (Lambda's event
+// source mapping deletes what the batch does not report as failed) are not
+// deleted by Ack, Retry or DeadLetter — a second delete would be a billed
+// request for nothing — while other records are.
+func TestCallerDeletes(t *testing.T) {
+	t.Parallel()
+	settle := map[string]func(q *Queue, task gateway.Task) error{
+		"Ack":   func(q *Queue, task gateway.Task) error { return q.Ack(ctx(t), task) },
+		"Retry": func(q *Queue, task gateway.Task) error { return q.Retry(ctx(t), task, time.Now().Add(time.Hour)) },
+		"DeadLetter": func(q *Queue, task gateway.Task) error {
+			return q.DeadLetter(ctx(t), task, gateway.DeadLetter{FailureReason: "X"})
+		},
+	}
+	for name, do := range settle {
+		for _, callerDeletes := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/callerDeletes=%v", name, callerDeletes), func(t *testing.T) {
+				t.Parallel()
+				env := newEnv(t, 0)
+				q := env.queue(t, nil)
+				require.NoError(t, q.Enqueue(ctx(t), newTask("bob@a.example")))
+				out, err := env.client.ReceiveMessage(ctx(t), &sqs.ReceiveMessageInput{QueueUrl: aws.String(env.url), WaitTimeSeconds: 5,
+					MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameApproximateReceiveCount}})
+				require.NoError(t, err)
+				require.Len(t, out.Messages, 1)
+				m := out.Messages[0]
+				task, ok, err := q.Admit(ctx(t), Record{MessageID: aws.ToString(m.MessageId), ReceiptHandle: aws.ToString(m.ReceiptHandle), Body: aws.ToString(m.Body), Attributes: m.Attributes, CallerDeletes: callerDeletes})
+				require.NoError(t, err)
+				require.True(t, ok)
+				require.NoError(t, do(q, task))
+
+				_, hidden, _ := env.counts(t, env.url)
+				if callerDeletes {
+					assert.Equal(t, 1, hidden, "the received record is left for the caller to delete")
+				} else {
+					assert.Equal(t, 0, hidden, "the received record is deleted")
+				}
+			})
+		}
+	}
+}
