@@ -12,7 +12,7 @@ import (
 )
 
 func main() {
-	g, err := awsgw.FromEnv(context.Background())
+	g, err := awsgw.WorkerFromEnv(context.Background())
 	if err != nil {
 		log.Fatalf("deadletter: %v", err)
 	}

@@ -58,13 +58,32 @@ type Gateway struct {
 	// (docs/metrics.md); the functions also report their cold start here.
 	Metrics *observe.EMF
 	log     *slog.Logger
+	client  *http.Client // outbound HTTP, SSRF-guarded
 }
 
-// New builds every part. It makes no network call unless queue URLs must
+// New builds every part, the HTTP API included: what `agentry serve` and
+// the api function run. It makes no network call unless queue URLs must
 // be looked up by name or AGENTRY_AWS_BOOTSTRAP asks for resources to be
 // created, so that a Lambda's cold start stays small (the functions get
 // their URLs from the stack).
 func New(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.Logger) (*Gateway, error) {
+	g, err := NewWorker(ctx, cfg, awsCfg, log)
+	if err != nil {
+		return nil, err
+	}
+	ident, err := authn.New(g.Config, g.client)
+	if err != nil {
+		return nil, err
+	}
+	g.Handler = httpapi.New(g.Service, httpapi.Options{Version: Version, Logger: g.log, Ready: g.Store.Ping, Identity: ident})
+	return g, nil
+}
+
+// NewWorker builds the gateway without its HTTP API (Handler stays nil):
+// what the deliver and deadletter functions run. Their binaries then
+// link neither the REST handler nor the caller authentication (JWT,
+// certificates) that only the api function uses.
+func NewWorker(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.Logger) (*Gateway, error) {
 	// Every line logged with a request's or a task's context carries its
 	// correlation ids, whoever built the logger.
 	log = observe.Correlate(log)
@@ -134,6 +153,7 @@ func New(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.Lo
 		// the connection; observe.WrapHTTP is a no-op without tracing.
 		Wrap: observe.WrapHTTP,
 	})
+	g.client = client
 	disc := discovery.Gateway{Resolver: res}
 	gcfg := gateway.Config{
 		Domain: cfg.Domain, AdminKey: cfg.AdminKey, MaxRecipients: cfg.MaxRecipients,
@@ -142,10 +162,6 @@ func New(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.Lo
 		Attachments:     attach.FromConfig(cfg, client),
 		AuthMethods:     gateway.AuthMethodsFor(cfg.OAuth(), cfg.RequirePeerMTLS),
 		OAuthAdminScope: cfg.OAuthAdminScope, RequirePeerMTLS: cfg.RequirePeerMTLS,
-	}
-	ident, err := authn.New(cfg, client)
-	if err != nil {
-		return nil, err
 	}
 	if cfg.AdminKey == "" && cfg.AdminKeySecretARN != "" {
 		gcfg.AdminKeyFunc = secretFetcher(secretsmanager.NewFromConfig(awsCfg), cfg.AdminKeySecretARN, "admin key")
@@ -162,7 +178,7 @@ func New(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.Lo
 		ports.Schemas = schema.NewRegistry(g.Store)
 	}
 	if cfg.StateMachineARN != "" {
-		if ports.Runner, err = sfn.New(awssfn.NewFromConfig(awsCfg), cfg.StateMachineARN); err != nil {
+		if ports.Runner, err = sfn.New(newSFNCalls(awssfn.NewFromConfig(awsCfg)), cfg.StateMachineARN); err != nil {
 			return nil, err
 		}
 	}
@@ -183,8 +199,33 @@ func New(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.Lo
 	}
 	svc.SetImmediate(g.Worker)
 	g.Service = svc
-	g.Handler = httpapi.New(svc, httpapi.Options{Version: Version, Logger: log, Ready: g.Store.Ping, Identity: ident})
 	return g, nil
+}
+
+// sfnCalls is the Step Functions client cut down to the two operations
+// the runner makes. It holds method values, not the client: a client in
+// an interface (the runner's port) would keep every one of its ~40
+// operations in each binary, because text/template (which gojsonschema
+// links) calls methods by name, and the linker must then keep every
+// exported method of every type stored in an interface. That is 1.2 MB
+// per function here.
+type sfnCalls struct {
+	start   func(context.Context, *awssfn.StartExecutionInput, ...func(*awssfn.Options)) (*awssfn.StartExecutionOutput, error)
+	success func(context.Context, *awssfn.SendTaskSuccessInput, ...func(*awssfn.Options)) (*awssfn.SendTaskSuccessOutput, error)
+}
+
+var _ sfn.API = sfnCalls{}
+
+func newSFNCalls(c *awssfn.Client) sfnCalls {
+	return sfnCalls{start: c.StartExecution, success: c.SendTaskSuccess}
+}
+
+func (s sfnCalls) StartExecution(ctx context.Context, in *awssfn.StartExecutionInput, opts ...func(*awssfn.Options)) (*awssfn.StartExecutionOutput, error) {
+	return s.start(ctx, in, opts...)
+}
+
+func (s sfnCalls) SendTaskSuccess(ctx context.Context, in *awssfn.SendTaskSuccessInput, opts ...func(*awssfn.Options)) (*awssfn.SendTaskSuccessOutput, error) {
+	return s.success(ctx, in, opts...)
 }
 
 func queueURL(ctx context.Context, c *sqs.Client, name string) (string, error) {

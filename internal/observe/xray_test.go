@@ -2,20 +2,22 @@ package observe_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	"github.com/aws/aws-xray-sdk-go/xray"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/stretchr/testify/assert"
@@ -52,6 +54,13 @@ func TestTracingEnabled(t *testing.T) {
 			assert.Equal(t, tc.want, observe.TracingEnabled())
 		})
 	}
+}
+
+// invocation is the context aws-lambda-go gives a handler: the
+// invocation's trace header under the key "x-amzn-trace-id" (a plain
+// string key, which the X-Ray SDK reads too).
+func invocation(traceHeader string) context.Context {
+	return context.WithValue(context.Background(), "x-amzn-trace-id", traceHeader)
 }
 
 // traceServer answers 204 and reports the trace header it received.
@@ -116,7 +125,7 @@ func TestTracingEnabledNeverPanics(t *testing.T) {
 	})
 	t.Run("HTTP inside a Lambda invocation", func(t *testing.T) {
 		// What the Lambda runtime puts in each invocation's context.
-		ctx := context.WithValue(context.Background(), xray.LambdaTraceHeaderKey,
+		ctx := invocation(
 			"Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0")
 		get(t, ctx, rt, srv.URL)
 		assert.Contains(t, <-seen, "Root=1-5759e988-bd862e3fe1be46a994272793", "the trace is passed on")
@@ -136,7 +145,7 @@ func TestTracingEnabledNeverPanics(t *testing.T) {
 		}
 		n := 0
 		for _, id := range st.Initialize.List() {
-			if id == "XRayInitializeMiddlewareAfter" {
+			if id == "AgentryXRaySubsegment" {
 				n++
 			}
 		}
@@ -185,4 +194,103 @@ func TestOnlyObserveImportsXRay(t *testing.T) {
 		return nil
 	})
 	require.NoError(t, err)
+}
+
+// xrayDaemon listens on UDP as the X-Ray daemon does and hands over the
+// documents it receives, checking the header that precedes each.
+func xrayDaemon(t *testing.T) (string, <-chan map[string]any) {
+	t.Helper()
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close() })
+	docs := make(chan map[string]any, 16)
+	go func() {
+		buf := make([]byte, 64<<10)
+		for {
+			n, _, err := conn.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			head, body, ok := strings.Cut(string(buf[:n]), "\n")
+			var doc map[string]any
+			if !ok || head != `{"format": "json", "version": 1}` || json.Unmarshal([]byte(body), &doc) != nil {
+				doc = map[string]any{"malformed": string(buf[:n])}
+			}
+			docs <- doc
+		}
+	}()
+	return conn.LocalAddr().String(), docs
+}
+
+func receive(t *testing.T, docs <-chan map[string]any) map[string]any {
+	t.Helper()
+	select {
+	case d := <-docs:
+		require.NotContains(t, d, "malformed")
+		return d
+	case <-time.After(5 * time.Second):
+		t.Fatal("the daemon received no subsegment")
+		return nil
+	}
+}
+
+// TestSampledInvocationSendsSubsegments: inside a sampled Lambda
+// invocation, an outbound request and an AWS call each reach the daemon
+// as a subsegment of the invocation's segment, and each passes the trace
+// on with itself as the parent; an unsampled invocation sends nothing.
+func TestSampledInvocationSendsSubsegments(t *testing.T) {
+	addr, docs := xrayDaemon(t)
+	tracingEnv(t, "", "agentry-test-api", addr, "")
+	const root, parent = "1-5759e988-bd862e3fe1be46a994272793", "53995c3f42cd8ad8"
+	ctx := invocation("Root=" + root + ";Parent=" + parent + ";Sampled=1")
+
+	srv, seen := traceServer(t)
+	get(t, ctx, observe.WrapHTTP(http.DefaultTransport), srv.URL+"/hook?token=s3cret")
+	passed := <-seen
+	d := receive(t, docs)
+	assert.Equal(t, "subsegment", d["type"])
+	assert.Equal(t, root, d["trace_id"])
+	assert.Equal(t, parent, d["parent_id"])
+	assert.Equal(t, "remote", d["namespace"])
+	assert.Equal(t, strings.TrimPrefix(srv.URL, "http://"), d["name"])
+	assert.Equal(t, "Root="+root+";Parent="+d["id"].(string)+";Sampled=1", passed)
+	httpDoc, _ := d["http"].(map[string]any)
+	assert.Equal(t, srv.URL+"/hook", httpDoc["request"].(map[string]any)["url"], "no query: it may hold a secret")
+	assert.EqualValues(t, http.StatusNoContent, httpDoc["response"].(map[string]any)["status"])
+	assert.Less(t, d["start_time"].(float64), d["end_time"].(float64)+1e-6)
+
+	awsHeader := make(chan string, 1)
+	sqsAPI := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		awsHeader <- r.Header.Get("X-Amzn-Trace-Id")
+		w.Header().Set("x-amzn-RequestId", "req-1")
+		w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = w.Write([]byte(`{"__type":"com.amazonaws.sqs#QueueDoesNotExist","message":"no such queue"}`))
+	}))
+	t.Cleanup(sqsAPI.Close)
+	cfg := aws.Config{
+		Region: "eu-west-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
+		BaseEndpoint: aws.String(sqsAPI.URL), RetryMaxAttempts: 1,
+	}
+	observe.InstrumentAWS(&cfg)
+	_, err := sqs.NewFromConfig(cfg).GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String("missing")})
+	require.Error(t, err)
+	d = receive(t, docs)
+	assert.Equal(t, "SQS", d["name"])
+	assert.Equal(t, "aws", d["namespace"])
+	assert.Equal(t, parent, d["parent_id"])
+	assert.Equal(t, map[string]any{"operation": "GetQueueUrl", "region": "eu-west-1", "request_id": "req-1"}, d["aws"])
+	assert.Equal(t, true, d["error"])
+	assert.Nil(t, d["fault"])
+	assert.NotNil(t, d["cause"])
+	assert.Equal(t, "Root="+root+";Parent="+d["id"].(string)+";Sampled=1", <-awsHeader)
+
+	unsampled := invocation("Root=" + root + ";Parent=" + parent + ";Sampled=0")
+	get(t, unsampled, observe.WrapHTTP(http.DefaultTransport), srv.URL)
+	assert.Contains(t, <-seen, "Sampled=0")
+	select {
+	case d := <-docs:
+		t.Errorf("an unsampled invocation sent %v", d)
+	case <-time.After(200 * time.Millisecond):
+	}
 }
