@@ -406,3 +406,16 @@ func TestAPIKilledBetweenStoreAndEnqueueLosesNothing(t *testing.T) {
 	assert.Equal(t, 1, calls, "carol got the message exactly once")
 	mu.Unlock()
 }
+
+// TestWorkersDoNotLinkTheSchemaValidator: payloads are validated where
+// messages are accepted (api). The validator's template engine makes the
+// linker keep every AWS client method, about 7 MB, so deliver and
+// deadletter must not link it (gateway.SchemaRegistry, schema.metaSchema).
+func TestWorkersDoNotLinkTheSchemaValidator(t *testing.T) {
+	const compiler = "github.com/xeipuuv/gojsonschema.(*SchemaLoader).Compile"
+	for fn, want := range map[string]bool{"api": true, "deliver": false, "deadletter": false} {
+		out, err := exec.Command("go", "tool", "nm", bootstrap(t, fn)).Output()
+		require.NoError(t, err, "go tool nm %s", fn)
+		assert.Equal(t, want, strings.Contains(string(out), compiler), "%s links %s", fn, compiler)
+	}
+}

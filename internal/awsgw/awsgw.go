@@ -67,7 +67,11 @@ type Gateway struct {
 // created, so that a Lambda's cold start stays small (the functions get
 // their URLs from the stack).
 func New(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.Logger) (*Gateway, error) {
-	g, err := NewWorker(ctx, cfg, awsCfg, log)
+	var schemas func(schema.Store) gateway.SchemaRegistry
+	if cfg.SchemaValidation {
+		schemas = func(st schema.Store) gateway.SchemaRegistry { return schema.NewRegistry(st) }
+	}
+	g, err := build(ctx, cfg, awsCfg, log, schemas)
 	if err != nil {
 		return nil, err
 	}
@@ -84,6 +88,15 @@ func New(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.Lo
 // link neither the REST handler nor the caller authentication (JWT,
 // certificates) that only the api function uses.
 func NewWorker(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.Logger) (*Gateway, error) {
+	// Payloads are validated where messages are accepted, in the api
+	// function: without a registry here, the workers' binaries do not
+	// link the JSON Schema validator (see gateway.SchemaRegistry).
+	return build(ctx, cfg, awsCfg, log, nil)
+}
+
+// build is New without the HTTP API; schemas makes the schema registry
+// (nil for none).
+func build(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.Logger, schemas func(schema.Store) gateway.SchemaRegistry) (*Gateway, error) {
 	// Every line logged with a request's or a task's context carries its
 	// correlation ids, whoever built the logger.
 	log = observe.Correlate(log)
@@ -174,8 +187,8 @@ func NewWorker(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *s
 	// allowance.
 	ports := gateway.Ports{Messages: g.Store, Inbox: g.Store, Agents: g.Store, Queue: g.Queue, Discover: disc, Workflows: g.Store,
 		Policy: cfg.Policy, Limiter: g.Store}
-	if cfg.SchemaValidation {
-		ports.Schemas = schema.NewRegistry(g.Store)
+	if schemas != nil {
+		ports.Schemas = schemas(g.Store)
 	}
 	if cfg.StateMachineARN != "" {
 		if ports.Runner, err = sfn.New(newSFNCalls(awssfn.NewFromConfig(awsCfg)), cfg.StateMachineARN); err != nil {

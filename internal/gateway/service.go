@@ -88,7 +88,7 @@ type Service struct {
 	immediate ImmediateDeliverer
 	workflows WorkflowStore
 	runner    WorkflowRunner
-	schemas   *schema.Registry
+	schemas   SchemaRegistry
 	policy    *policy.Policy
 	limiter   policy.Limiter
 	log       *slog.Logger
@@ -96,6 +96,21 @@ type Service struct {
 	adminHash [32]byte
 	adminSet  bool
 }
+
+// SchemaRegistry is the schema registry the service consults
+// (*schema.Registry). It is an interface so that a composition without
+// validation — the deliver and deadletter functions — does not link the
+// JSON Schema validator and its template engine, which keep every AWS
+// client's methods in the binary (about 7 MB of each function).
+type SchemaRegistry interface {
+	Put(ctx context.Context, id string, doc json.RawMessage) (schema.Record, bool, error)
+	Get(ctx context.Context, id string) (schema.Record, error)
+	List(ctx context.Context) ([]schema.Record, error)
+	Delete(ctx context.Context, id string) error
+	Validate(ctx context.Context, id string, payload json.RawMessage) (*schema.Result, error)
+}
+
+var _ SchemaRegistry = (*schema.Registry)(nil)
 
 // Ports groups what NewService needs.
 type Ports struct {
@@ -112,7 +127,7 @@ type Ports struct {
 	Runner WorkflowRunner
 	// Schemas validates payloads that name a schema; nil turns schema
 	// validation off (AGENTRY_SCHEMA_VALIDATION=0).
-	Schemas *schema.Registry
+	Schemas SchemaRegistry
 	// Policy is the access policy (AGENTRY_POLICY_FILE); nil allows
 	// everything. Limiter holds its rate-limit buckets: it must be shared
 	// by every instance of the gateway (DynamoDB on AWS); nil counts in

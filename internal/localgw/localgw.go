@@ -141,7 +141,9 @@ func New(cfg config.Config, o Options) (*Gateway, error) {
 
 // schemas is the registry AGENTRY_SCHEMA_VALIDATION asks for (on by
 // default), kept in the embedded store.
-func schemas(cfg config.Config, store schema.Store) *schema.Registry {
+// schemas returns nil (not a nil *schema.Registry in the interface) when
+// validation is off.
+func schemas(cfg config.Config, store schema.Store) gateway.SchemaRegistry {
 	if !cfg.SchemaValidation {
 		return nil
 	}

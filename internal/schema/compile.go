@@ -41,12 +41,26 @@ var draft07Names = map[string]bool{
 // URL and, as a side effect, swaps in the library's fetching loader for the
 // rest of the compile. gojsonschema serves the draft-07 meta-schema from an
 // embedded copy, so this compile does no network I/O.
-var metaSchema = sync.OnceValues(func() (*gojsonschema.Schema, error) {
-	sl := gojsonschema.NewSchemaLoader()
-	sl.Draft = gojsonschema.Draft7
-	sl.AutoDetect = false
-	return sl.Compile(gojsonschema.NewReferenceLoader(draft07URL))
-})
+//
+// A function, not a package-level sync.OnceValues: the closure such a
+// variable holds is linked into every binary that imports this package,
+// and with it gojsonschema's compiler and template engine (7 MB of the
+// deliver function, which only needs this package's types).
+func metaSchema() (*gojsonschema.Schema, error) {
+	metaState.once.Do(func() {
+		sl := gojsonschema.NewSchemaLoader()
+		sl.Draft = gojsonschema.Draft7
+		sl.AutoDetect = false
+		metaState.schema, metaState.err = sl.Compile(gojsonschema.NewReferenceLoader(draft07URL))
+	})
+	return metaState.schema, metaState.err
+}
+
+var metaState struct {
+	once   sync.Once
+	schema *gojsonschema.Schema
+	err    error
+}
 
 // compile turns a schema document into a validator, refusing anything that
 // would make gojsonschema load a document from elsewhere.
