@@ -593,7 +593,12 @@ func (r *run) costRows(m *measured, spec stackSpec, targets bool) {
 	if len(u.Unmetered) > 0 {
 		totalNote += "; not priced: " + awscost.Usage{Calls: u.Unmetered}.CallList()
 	}
-	row("$/M msgs", bill.Total(), "$", target(report.AtMost(costUSDTarget)), totalNote)
+	// The target counts API Gateway, Lambda, SQS and DynamoDB
+	// (and S3, the store's overflow); the functions' logs are shown
+	// beside it, not in it.
+	logs := bill.Service(awscost.ServiceLogs)
+	row("$/M msgs", bill.Total()-logs, "$", target(report.AtMost(costUSDTarget)), totalNote+" (logs not in the target's total)")
+	row("$/M msgs with logs", bill.Total(), "$", nil, "")
 	apiMS := func() {
 		row("api ms/invocation", ms(mean(m.timed.api)), "ms", nil,
 			fmt.Sprintf("mean of %d (%s a msg), max %.1f ms; in process against moto on loopback",
