@@ -7,8 +7,9 @@
 // reads and writes which items, what each costs in write units, and the
 // TTLs. The short version:
 //
-//	IDEM#<sender>        KEY#<key>         idempotency record (+ enqueue marker, tasks)
-//	MSG#<id>             MSG               message: body or S3 ref, meta; gsi1 FROM#, gsi2 DAY#
+//	IDEM#<sender>        KEY#<key>         idempotency record (+ owner's deadline, tasks)
+//	MSG#<id>             MSG               message: body or S3 ref, meta, initial statuses; gsi1 FROM#, gsi2 DAY#
+//	MSG#<id>             MSG               or a void: the id of an acceptance a retry took over
 //	MSG#<id>             RCPT#<recipient>  one recipient's status; gsi1 TO#, gsi2 INBOX# while filed
 //	AGENT#<address>      AGENT             agent; gsi1 AGENTS
 //	APIKEY#<hash>        APIKEY            key-hash lookup (a copy of the agent)
@@ -52,10 +53,10 @@ type Config struct {
 	// DefaultRetention. With Blobs set it may not exceed the bucket's
 	// lifecycle (awsres.BodyLifecycleDays), or bodies would vanish first.
 	Retention time.Duration
-	// EnqueueGrace is how long after its transaction an Accept may still be
-	// handing its tasks to the queue. A retry of the same (sender, key)
-	// that finds the enqueue marker older than this takes the enqueue over.
-	// Default DefaultEnqueueGrace.
+	// EnqueueGrace is how long after claiming its key an Accept may still
+	// be writing and handing its tasks to the queue. A retry of the same
+	// (sender, key) that finds the acceptance unfinished after this takes
+	// it over. Default DefaultEnqueueGrace.
 	EnqueueGrace time.Duration
 }
 
@@ -79,9 +80,11 @@ type Store struct {
 	retention time.Duration
 	grace     time.Duration
 
-	// afterCommit, when set (by tests), runs between Accept's transaction
-	// and its enqueue; an error ends Accept right there, as a crash would.
-	afterCommit func() error
+	// afterClaim and afterCommit, when set (by tests), run in Accept
+	// between the claim of the idempotency key and the write of the
+	// message item, and right after that write; an error ends Accept right
+	// there, as a crash would.
+	afterClaim, afterCommit func() error
 }
 
 var (

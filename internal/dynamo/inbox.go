@@ -95,7 +95,7 @@ func (s *Store) ListInbox(ctx context.Context, recipient string, limit int, curs
 	keep := make([]bool, len(page))
 	err = forEach(ctx, len(page), func(ctx context.Context, i int) error {
 		msg := msgs[itemID(keys[i])]
-		if msg == nil || expired(msg, now) {
+		if msg == nil || expired(msg, now) || isVoid(msg) {
 			// An entry outliving its message (TTL deletes them
 			// independently) has nothing to show.
 			return nil

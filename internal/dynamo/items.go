@@ -3,6 +3,7 @@ package dynamo
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -66,7 +67,10 @@ const (
 	aOrigin = "orig"
 	aAt     = "at"   // S: accepted_at, RFC 3339 with nanoseconds
 	aRN     = "rn"   // N: number of recipients with a status at accept
-	aOver   = "over" // S: JSON of recipient items not written by the transaction
+	aSpecs  = "rs"   // L of M: every recipient item as Accept writes it (specAttr)
+	aOver   = "over" // S: JSON of recipient items, written before "rs" existed; read only
+	aTok    = "tok"  // S: the acceptance's token, on its idempotency record too
+	aVoided = "vt"   // SS: on a void message item, the tokens of the acceptances it stops
 
 	// recipient
 	aAddr   = "addr" // S: address as first stored
@@ -78,8 +82,8 @@ const (
 	aMsgID   = "mid"
 	aDigest  = "dig"
 	aCreated = "cat"
-	aPending = "pend"  // N: enqueue marker, epoch ms after which a retry takes over
-	aTasks   = "tasks" // S: JSON []gateway.Task, kept while the marker is set
+	aPending = "pend"  // N: the owner's deadline, epoch ms after which a retry takes over
+	aTasks   = "tasks" // S: JSON []gateway.Task, for a take-over to enqueue
 )
 
 // keyTime is the time in sort keys: fixed width and UTC, so that byte
@@ -315,9 +319,11 @@ func decodeStatus(addr string, av types.AttributeValue) (gateway.RecipientStatus
 	return r, nil
 }
 
-// recipientSpec is everything a recipient item is made from. Accept writes
-// most of them in its transaction; the rest travel in the message item
-// (aOver) as JSON until they are written.
+// recipientSpec is everything a recipient item is made from. The message
+// item carries the specs of all its recipients (aSpecs), because Accept
+// writes the recipient items only after the message item: until they
+// exist, readers take the statuses from there, and whoever finds an item
+// missing writes it from there.
 type recipientSpec struct {
 	Address string                  `json:"addr"`
 	N       int64                   `json:"n"`
@@ -327,6 +333,118 @@ type recipientSpec struct {
 	Indexed bool `json:"indexed,omitempty"`
 	// Inbox: filed in the recipient's inbox at this time.
 	Inbox *time.Time `json:"inbox,omitempty"`
+}
+
+// specsAttr encodes the specs of a message's recipients at accept, in
+// order, for the message item with recipients to accepted at `at`. Each is
+// a map holding only what the message item does not already say: the
+// position is the list index, every such recipient is indexed, the address
+// is left out when it is to[i], the status time when it is `at`, and an
+// inbox entry filed at `at` is a flag. A spec then takes some 20 bytes
+// instead of about 150 as JSON, and the message item's write units are
+// what it saves.
+func specsAttr(specs []recipientSpec, to []string, at time.Time) types.AttributeValue {
+	l := make([]types.AttributeValue, len(specs))
+	for i, r := range specs {
+		st := statusAttr(r.Status).(*types.AttributeValueMemberM)
+		if r.Status.UpdatedAt.Equal(at) {
+			delete(st.Value, stUpdated)
+		}
+		m := item{specStatus: st}
+		if i >= len(to) || to[i] != r.Address {
+			m[specAddr] = str(r.Address)
+		}
+		switch {
+		case r.Inbox == nil:
+		case r.Inbox.Equal(at):
+			m[specInbox] = &types.AttributeValueMemberBOOL{Value: true}
+		default:
+			m[specInbox] = timeAttr(*r.Inbox)
+		}
+		l[i] = &types.AttributeValueMemberM{Value: m}
+	}
+	return &types.AttributeValueMemberL{Value: l}
+}
+
+// Field names of a spec in aSpecs.
+const (
+	specAddr   = "a"
+	specStatus = "st"
+	specInbox  = "ib"
+)
+
+// hasSpecs reports whether a message item carries recipient specs.
+func hasSpecs(msg item) bool {
+	_, ok := msg[aSpecs]
+	return ok || getStr(msg, aOver) != ""
+}
+
+// decodeSpecs reads the specs a message item carries: aSpecs (which needs
+// the item's aTo and aAt too), or the JSON of aOver that items written
+// before aSpecs existed have.
+func decodeSpecs(msg item) ([]recipientSpec, error) {
+	if s := getStr(msg, aOver); s != "" {
+		var over []recipientSpec
+		if err := json.Unmarshal([]byte(s), &over); err != nil {
+			return nil, fmt.Errorf("recipients in %s: %w", aOver, err)
+		}
+		return over, nil
+	}
+	l, ok := msg[aSpecs].(*types.AttributeValueMemberL)
+	if !ok {
+		return nil, nil
+	}
+	to := getStrList(msg, aTo)
+	at, err := getTime(msg, aAt)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]recipientSpec, len(l.Value))
+	for i, v := range l.Value {
+		m, ok := v.(*types.AttributeValueMemberM)
+		if !ok {
+			return nil, fmt.Errorf("recipient %d in %s is not a map", i, aSpecs)
+		}
+		addr := getStr(m.Value, specAddr)
+		if _, ok := m.Value[specAddr]; !ok && i < len(to) {
+			addr = to[i]
+		}
+		st, err := decodeStatus(addr, m.Value[specStatus])
+		if err != nil {
+			return nil, err
+		}
+		if st.UpdatedAt.IsZero() {
+			st.UpdatedAt = at
+		}
+		r := recipientSpec{Address: addr, N: int64(i), Status: st, Indexed: true}
+		switch m.Value[specInbox].(type) {
+		case nil:
+		case *types.AttributeValueMemberBOOL:
+			r.Inbox = &at
+		default:
+			t, err := getTime(m.Value, specInbox)
+			if err != nil {
+				return nil, fmt.Errorf("recipient %s: %w", addr, err)
+			}
+			r.Inbox = &t
+		}
+		out[i] = r
+	}
+	return out, nil
+}
+
+// isVoid reports whether a message item is a void: the mark a retry
+// leaves under the id of an acceptance it took over, so that the
+// acceptance's own late write can never store the message.
+func isVoid(msg item) bool {
+	_, ok := msg[aVoided]
+	return ok
+}
+
+// voids reports whether a void item stops the acceptance with this token.
+func voids(msg item, tok string) bool {
+	v, ok := msg[aVoided].(*types.AttributeValueMemberSS)
+	return ok && slices.Contains(v.Value, tok)
 }
 
 // messageRef is what every recipient item repeats of its message.
@@ -389,7 +507,7 @@ func (p *projection) alias(attr string) string {
 
 // headAttrs is a message without its body, plus its recipient items: what
 // listings and status reads need.
-var headAttrs = project(aPK, aSK, aFrom, aTo, aSubj, aOrigin, aAt, aRN, aOver, aTTL, aAddr, aN, aStatus)
+var headAttrs = project(aPK, aSK, aFrom, aTo, aSubj, aOrigin, aAt, aRN, aSpecs, aOver, aTok, aVoided, aTTL, aAddr, aN, aStatus)
 
 // ---- item size ----
 

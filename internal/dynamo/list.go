@@ -164,29 +164,13 @@ func (s *Store) summaries(ctx context.Context, sks []string, q gateway.MessageQu
 		if err != nil {
 			return err
 		}
-		items, err := s.queryAll(ctx, &dynamodb.QueryInput{
-			TableName:                 aws.String(s.table),
-			KeyConditionExpression:    aws.String(headAttrs.alias(aPK) + " = :pk"),
-			ExpressionAttributeValues: item{":pk": str(pfxMessage + id)},
-			ExpressionAttributeNames:  headAttrs.names,
-			ProjectionExpression:      aws.String(headAttrs.expr),
-			// A candidate a lagging read missed would be passed over for
-			// good: the cursor moves beyond it.
-			ConsistentRead: aws.Bool(true),
-		})
+		// Strongly consistent: a candidate a lagging read missed would be
+		// passed over for good, as the cursor moves beyond it.
+		msg, recipients, err := s.head(ctx, id)
 		if err != nil {
 			return fmt.Errorf("read message %s: %w", id, err)
 		}
-		var msg item
-		recipients := make([]item, 0, len(items))
-		for _, it := range items {
-			if getStr(it, aSK) == skMessage {
-				msg = it
-			} else {
-				recipients = append(recipients, it)
-			}
-		}
-		if msg == nil || expired(msg, now) {
+		if msg == nil || expired(msg, now) || isVoid(msg) {
 			return nil
 		}
 		row, err := summarize(id, msg, recipients, q)

@@ -22,7 +22,7 @@ func (s *Store) GetMessage(ctx context.Context, id string) (*gateway.StoredMessa
 	if err != nil {
 		return nil, fmt.Errorf("dynamo: get message %s: %w", id, err)
 	}
-	if it == nil || expired(it, s.now()) {
+	if it == nil || expired(it, s.now()) || isVoid(it) {
 		return nil, fmt.Errorf("dynamo: get message %s: %w", id, gateway.ErrNotFound)
 	}
 	m, err := decodeMessage(id, it)
@@ -86,12 +86,12 @@ func (s *Store) GetStatuses(ctx context.Context, id string) ([]gateway.Recipient
 	}
 	var msg item
 	if len(items) == 0 || missingInitial(items) {
-		// A message without recipient items, or one whose recipients did
-		// not all fit in its transaction: the message item decides.
-		if msg, err = s.getItem(ctx, messageKey(id), true, project(aAt, aRN, aTTL, aOver)); err != nil {
+		// A message whose recipient items are not all written yet (Accept
+		// writes them after the message item): the message item decides.
+		if msg, err = s.getItem(ctx, messageKey(id), true, project(aTo, aAt, aRN, aTTL, aSpecs, aOver, aVoided)); err != nil {
 			return nil, fmt.Errorf("dynamo: get statuses %s: %w", id, err)
 		}
-		if msg == nil || expired(msg, now) {
+		if msg == nil || expired(msg, now) || isVoid(msg) {
 			return nil, fmt.Errorf("dynamo: get statuses %s: %w", id, gateway.ErrNotFound)
 		}
 	}
@@ -136,12 +136,12 @@ func assembleStatuses(id string, msg item, recipients []item) ([]gateway.Recipie
 		have[sk] = true
 		list = append(list, positioned{n: n, sk: sk, st: st})
 	}
-	if msg != nil && getStr(msg, aOver) != "" {
-		_, over, err := decodeOver(id, msg)
+	if msg != nil && hasSpecs(msg) {
+		specs, err := decodeSpecs(msg)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("message %s: %w", id, err)
 		}
-		for _, r := range over {
+		for _, r := range specs {
 			if sk := pfxRecipient + strings.ToLower(r.Address); !have[sk] {
 				st := r.Status
 				st.Address = r.Address
@@ -209,8 +209,8 @@ func (s *Store) UpdateStatuses(ctx context.Context, id string, updates []gateway
 // setStatus replaces one recipient's status and, with inbox set, files the
 // message in the recipient's inbox (keeping an earlier filing's place).
 // The common case is one conditional UpdateItem; only a recipient without
-// an item yet (one the message does not have, or one whose item the
-// transaction could not hold) takes a read and a put.
+// an item yet (one the message does not have, or one whose item Accept
+// has not written yet) takes a read and a put.
 func (s *Store) setStatus(ctx context.Context, id string, st gateway.RecipientStatus, inbox *time.Time) error {
 	if st.Address == "" {
 		return errors.New("status without an address")
@@ -260,22 +260,30 @@ func (s *Store) updateRecipient(ctx context.Context, id string, st gateway.Recip
 // createRecipient writes the item of a recipient that has none, if the
 // message exists. It reports false when the item appeared meanwhile.
 func (s *Store) createRecipient(ctx context.Context, id string, st gateway.RecipientStatus, inbox *time.Time) (bool, error) {
-	msg, err := s.getItem(ctx, messageKey(id), true, project(aTo, aAt, aRN, aTTL, aOver))
+	msg, err := s.getItem(ctx, messageKey(id), true, project(aTo, aAt, aRN, aTTL, aSpecs, aOver, aVoided))
 	if err != nil {
 		return false, fmt.Errorf("read message: %w", err)
 	}
-	if msg == nil || expired(msg, s.now()) {
+	if msg == nil || expired(msg, s.now()) || isVoid(msg) {
 		return false, gateway.ErrNotFound
 	}
-	ref, over, err := decodeOver(id, msg)
+	ref, err := refOf(id, msg)
 	if err != nil {
 		return false, err
 	}
+	specs, err := decodeSpecs(msg)
+	if err != nil {
+		return false, fmt.Errorf("message %s: %w", id, err)
+	}
 	spec := recipientSpec{Address: st.Address, Status: st, Inbox: inbox}
 	found := false
-	for _, r := range over {
+	for _, r := range specs {
 		if strings.EqualFold(r.Address, st.Address) {
 			spec.Address, spec.N, spec.Indexed, found = r.Address, r.N, r.Indexed, true
+			if spec.Inbox == nil {
+				// Filed at accept: the item keeps that inbox entry.
+				spec.Inbox = r.Inbox
+			}
 			break
 		}
 	}
