@@ -249,8 +249,12 @@ func (w *Worker) Process(ctx context.Context, t gateway.Task) error {
 // DeliverNow is the Immediate Path: the first attempt of a push delivery,
 // made while the submitting client waits. The task was enqueued with a
 // NotBefore past the window, so no queue worker races it.
-func (w *Worker) DeliverNow(ctx context.Context, t gateway.Task) (gateway.ImmediateResult, error) {
-	return w.process(ctx, t, false)
+func (w *Worker) DeliverNow(ctx context.Context, t gateway.Task, acc gateway.Accepted) (gateway.ImmediateResult, error) {
+	if acc.Stored == nil || acc.Message == nil || t.Kind.IsWorkflow() {
+		return w.process(ctx, t, false)
+	}
+	ctx = logctx.WithMessageID(ctx, t.MessageID)
+	return w.attempt(ctx, t, false, acc.Stored, acc.Statuses, acc.Message)
 }
 
 func (w *Worker) process(ctx context.Context, t gateway.Task, leased bool) (gateway.ImmediateResult, error) {
@@ -273,6 +277,13 @@ func (w *Worker) process(ctx context.Context, t gateway.Task, leased bool) (gate
 	if err != nil {
 		return ir, fmt.Errorf("load status %s: %w", t.MessageID, err)
 	}
+	return w.attempt(ctx, t, leased, sm, statuses, nil)
+}
+
+// attempt makes one attempt of task t on the loaded message (m is its
+// parsed form when the caller has it, else it is parsed here).
+func (w *Worker) attempt(ctx context.Context, t gateway.Task, leased bool, sm *gateway.StoredMessage, statuses []gateway.RecipientStatus, m *amtp.Message) (gateway.ImmediateResult, error) {
+	var ir gateway.ImmediateResult
 	// A redelivered task (crash after the attempt, an SQS duplicate, the
 	// Immediate Path having settled it) must not deliver again.
 	pending, prevAttempts := pendingRecipients(t.Recipients, statuses)
@@ -293,10 +304,12 @@ func (w *Worker) process(ctx context.Context, t gateway.Task, leased bool) (gate
 		}
 	}
 	attempt := max(t.Attempt, prevAttempts) + 1
-	m, err := amtp.Parse(sm.Raw, amtp.Limits{MaxRecipients: 1 << 16})
-	if err != nil {
-		// Stored messages were validated on the way in; this is corruption.
-		return ir, fmt.Errorf("stored message %s does not parse: %w", t.MessageID, err)
+	if m == nil {
+		var err error
+		if m, err = amtp.Parse(sm.Raw, amtp.Limits{MaxRecipients: 1 << 16}); err != nil {
+			// Stored messages were validated on the way in; this is corruption.
+			return ir, fmt.Errorf("stored message %s does not parse: %w", t.MessageID, err)
+		}
 	}
 
 	var o outcome
@@ -414,12 +427,14 @@ func (w *Worker) finish(ctx context.Context, t gateway.Task, m *amtp.Message, ac
 					return ir, fmt.Errorf("record retry of %s: %w", t.ID, err)
 				}
 				if !queueSettle {
+					ir.Recorded = ups
 					return ir, nil
 				}
 				if err := w.d.Queue.Retry(ctx, t, next); err != nil && leased {
 					return ir, fmt.Errorf("schedule retry of %s: %w", t.ID, err)
 				}
 			}
+			ir.Recorded = ups
 			// Counted once the retry is scheduled: a failed Retry returns
 			// the task to the queue, and its next copy finds the retry
 			// already recorded and only reschedules it.
@@ -483,6 +498,7 @@ func (w *Worker) finish(ctx context.Context, t gateway.Task, m *amtp.Message, ac
 			return ir, fmt.Errorf("record outcome of %s: %w", t.ID, err)
 		}
 	}
+	ir.Recorded = ups
 	// The outcome is durable: count it now. Should the queue settlement
 	// below fail, the redelivered task finds these recipients settled and
 	// counts nothing again.

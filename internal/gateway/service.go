@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -68,13 +69,25 @@ type AttachmentVerifier interface {
 // ImmediateDeliverer performs the first attempt of a local push delivery
 // inside the request (draft §5.1 Immediate Path).
 type ImmediateDeliverer interface {
-	DeliverNow(ctx context.Context, t Task) (ImmediateResult, error)
+	DeliverNow(ctx context.Context, t Task, acc Accepted) (ImmediateResult, error)
+}
+
+// Accepted is the message the Immediate Path has just stored, as the
+// service holds it: the deliverer need not read it back and parse it
+// again (on DynamoDB, two queries of the request's time).
+type Accepted struct {
+	Stored   *StoredMessage
+	Message  *amtp.Message
+	Statuses []RecipientStatus
 }
 
 // ImmediateResult is the outcome of an inline attempt.
 type ImmediateResult struct {
 	Delivered bool
 	Reply     json.RawMessage // the agent's synchronous reply, if any
+	// Recorded are the statuses the attempt stored (nil when it stored
+	// none): with Accepted.Statuses, what the message's statuses now are.
+	Recorded []RecipientStatus
 }
 
 // Service implements the gateway's use cases on top of its ports.
@@ -591,12 +604,15 @@ func (s *Service) accept(ctx context.Context, m *amtp.Message, origin Origin) (*
 	res := &AcceptResult{HTTPStatus: http.StatusAccepted, MessageID: m.MessageID, Status: DeriveState(statuses), Recipients: statuses}
 	if immediate {
 		ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ImmediateWindow)
-		out, err := s.immediate.DeliverNow(ictx, tasks[0])
+		out, err := s.immediate.DeliverNow(ictx, tasks[0], Accepted{Stored: &acc.Message, Message: m, Statuses: statuses})
 		cancel()
 		if err != nil {
 			s.log.WarnContext(ctx, "immediate delivery did not settle; the queue will retry", "message_id", m.MessageID, "err", err)
 		}
-		if cur, err := s.messages.GetStatuses(ctx, m.MessageID); err == nil {
+		if err == nil && out.Recorded != nil {
+			cur := mergeRecorded(statuses, out.Recorded)
+			res.Recipients, res.Status = cur, DeriveState(cur)
+		} else if cur, err := s.messages.GetStatuses(ctx, m.MessageID); err == nil {
 			res.Recipients = cur
 			res.Status = DeriveState(cur)
 		}
@@ -893,4 +909,20 @@ func SchemaListMatches(patterns []string, id string) bool {
 		}
 	}
 	return false
+}
+
+// mergeRecorded is statuses with the recorded ones in place of those of
+// the same addresses (as the stores merge updates).
+func mergeRecorded(statuses, recorded []RecipientStatus) []RecipientStatus {
+	out := slices.Clone(statuses)
+	for _, r := range recorded {
+		for i := range out {
+			if strings.EqualFold(out[i].Address, r.Address) {
+				addr := out[i].Address
+				out[i] = r
+				out[i].Address = addr
+			}
+		}
+	}
+	return out
 }
