@@ -24,7 +24,7 @@ import (
 	"github.com/agentry/agentry/internal/awsgw"
 	"github.com/agentry/agentry/internal/awsres"
 	"github.com/agentry/agentry/internal/awstest"
-	"github.com/agentry/agentry/internal/bench/awscost"
+	"github.com/agentry/agentry/internal/awscost"
 	"github.com/agentry/agentry/internal/bench/report"
 	"github.com/agentry/agentry/internal/cfntemplate"
 	"github.com/agentry/agentry/internal/config"
