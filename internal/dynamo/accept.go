@@ -256,12 +256,19 @@ func (s *Store) messageItem(ctx context.Context, a *gateway.Acceptance, p *accep
 // (even before TTL deletes it). It returns the record holding the key when
 // that is another acceptance's, nil when it is this one's.
 func (s *Store) claimKey(ctx context.Context, p *acceptPlan) (item, error) {
+	return s.putRecord(ctx, p, claimCondition, map[string]string{"#pk": aPK, "#exp": aTTL}, item{":now": num(s.now().Unix())})
+}
+
+// putRecord writes p's idempotency record under cond. It returns nil when
+// the record is p's now (p.claimed), else the record in the way (read back
+// when the failure did not carry it; errRecordGone when it vanished since).
+func (s *Store) putRecord(ctx context.Context, p *acceptPlan, cond string, names map[string]string, values item) (item, error) {
 	_, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:                           aws.String(s.table),
 		Item:                                p.idem,
-		ConditionExpression:                 aws.String(claimCondition),
-		ExpressionAttributeNames:            map[string]string{"#pk": aPK, "#exp": aTTL},
-		ExpressionAttributeValues:           item{":now": num(s.now().Unix())},
+		ConditionExpression:                 aws.String(cond),
+		ExpressionAttributeNames:            names,
+		ExpressionAttributeValues:           values,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
 	if err == nil {

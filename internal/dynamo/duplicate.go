@@ -258,35 +258,11 @@ func (s *Store) takeKey(ctx context.Context, p *acceptPlan, rec, msg item, now t
 	}
 	p.renew(newToken(), now.Add(s.grace))
 	cond, names, values := ownerCondition(tok)
-	_, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:                           aws.String(s.table),
-		Item:                                p.idem,
-		ConditionExpression:                 aws.String(cond),
-		ExpressionAttributeNames:            names,
-		ExpressionAttributeValues:           values,
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	})
-	if err == nil {
-		p.claimed = true
-		return nil, nil
-	}
-	if !isConditionFailed(err) {
+	cur, err := s.putRecord(ctx, p, cond, names, values)
+	if err != nil && !errors.Is(err, errRecordGone) {
 		return nil, fmt.Errorf("replace idempotency record: %w", err)
 	}
-	cur := failedItem(err)
-	if cur == nil {
-		if cur, err = s.getItem(ctx, recordKey(p.idem), true, nil); err != nil {
-			return nil, fmt.Errorf("read idempotency record: %w", err)
-		}
-		if cur == nil {
-			return nil, errRecordGone
-		}
-	}
-	if getStr(cur, aTok) == p.tok {
-		p.claimed = true
-		return nil, nil
-	}
-	return cur, nil
+	return cur, err
 }
 
 // voidMessage marks message id void for the acceptance with token tok (an
