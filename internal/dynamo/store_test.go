@@ -260,19 +260,8 @@ func TestEnqueueFailureIsTakenOverByTheRetry(t *testing.T) {
 func TestDuplicateWaitsForTheFirstEnqueue(t *testing.T) {
 	e := newEnv(t)
 	slow := e.store(t)
-	entered, release := make(chan struct{}), make(chan struct{})
-	slow.afterCommit = func() error {
-		close(entered)
-		<-release
-		return nil
-	}
 	a := newAcceptance("alice@a.example", "bob@b.example")
-	first := make(chan error, 1)
-	go func() {
-		_, err := slow.Accept(ctx(t), a)
-		first <- err
-	}()
-	<-entered
+	release, first := pausedAccept(t, slow, &slow.afterCommit, a)
 
 	type answer struct {
 		rec *gateway.IdempotencyRecord

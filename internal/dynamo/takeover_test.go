@@ -79,19 +79,8 @@ func TestLateOwnerLosesToTheTakeOver(t *testing.T) {
 		t.Run(map[bool]string{false: "NewID", true: "ClientID"}[sameID], func(t *testing.T) {
 			e := newEnv(t)
 			slow := e.store(t)
-			entered, release := make(chan struct{}), make(chan struct{})
-			slow.afterClaim = func() error {
-				close(entered)
-				<-release
-				return nil
-			}
 			a := newAcceptance("alice@a.example", "bob@b.example")
-			first := make(chan error, 1)
-			go func() {
-				_, err := slow.Accept(ctx(t), a)
-				first <- err
-			}()
-			<-entered
+			release, first := pausedAccept(t, slow, &slow.afterClaim, a)
 
 			retry := retryOf(a)
 			if sameID {
@@ -176,4 +165,24 @@ func TestWritesRecogniseTheirOwnRetry(t *testing.T) {
 		require.NoError(t, err)
 		assert.Nil(t, old, "the message is this acceptance's")
 	}
+}
+
+// pausedAccept starts s.Accept(a) in the background and returns once it
+// has reached hook (s.afterClaim or s.afterCommit), where it waits until
+// release is closed; first receives its result.
+func pausedAccept(t *testing.T, s *Store, hook *func() error, a *gateway.Acceptance) (release chan struct{}, first chan error) {
+	t.Helper()
+	entered := make(chan struct{})
+	release, first = make(chan struct{}), make(chan error, 1)
+	*hook = func() error {
+		close(entered)
+		<-release
+		return nil
+	}
+	go func() {
+		_, err := s.Accept(ctx(t), a)
+		first <- err
+	}()
+	<-entered
+	return release, first
 }
