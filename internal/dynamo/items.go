@@ -10,6 +10,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/agentry/agentry/internal/awscost"
 	"github.com/agentry/agentry/internal/awsres"
 	"github.com/agentry/agentry/internal/gateway"
 )
@@ -509,52 +510,6 @@ func (p *projection) alias(attr string) string {
 // listings and status reads need.
 var headAttrs = project(aPK, aSK, aFrom, aTo, aSubj, aOrigin, aAt, aRN, aSpecs, aOver, aTok, aVoided, aTTL, aAddr, aN, aStatus)
 
-// ---- item size ----
-
-// itemSize is an item's size as DynamoDB bills it: attribute names plus
-// values (docs: "Item sizes and formats"). Accept uses it to decide whether
-// a body still fits inline; the tests use it to count write units.
-func itemSize(it item) int {
-	n := 0
-	for name, v := range it {
-		n += len(name) + valueSize(v)
-	}
-	return n
-}
-
-func valueSize(v types.AttributeValue) int {
-	switch v := v.(type) {
-	case *types.AttributeValueMemberS:
-		return len(v.Value)
-	case *types.AttributeValueMemberB:
-		return len(v.Value)
-	case *types.AttributeValueMemberN:
-		digits := len(strings.TrimLeft(strings.TrimPrefix(v.Value, "-"), "0"))
-		return (digits+1)/2 + 1
-	case *types.AttributeValueMemberBOOL, *types.AttributeValueMemberNULL:
-		return 1
-	case *types.AttributeValueMemberL:
-		n := 3
-		for _, e := range v.Value {
-			n += 1 + valueSize(e)
-		}
-		return n
-	case *types.AttributeValueMemberM:
-		n := 3
-		for k, e := range v.Value {
-			n += 1 + len(k) + valueSize(e)
-		}
-		return n
-	case *types.AttributeValueMemberSS:
-		n := 0
-		for _, e := range v.Value {
-			n += len(e)
-		}
-		return n
-	}
-	return 0
-}
-
-// writeUnits is what writing an item of this size costs outside a
-// transaction (inside one it costs twice as much).
-func writeUnits(size int) int { return max(1, (size+1023)/1024) }
+// itemSize is an item's size as DynamoDB meters it (attribute names plus
+// values); accept uses it to decide whether a body still fits inline.
+func itemSize(it item) int { return awscost.ItemSize(it) }

@@ -98,7 +98,7 @@ func TestWriteUnits(t *testing.T) {
 	big := newAcceptance("alice@a.example", "bob@b.example")
 	big.Message.Raw = []byte(`{"payload":"` + strings.Repeat("b", 3000) + `"}`)
 	bigAcc, _, _ := cost("1 push recipient, 3 KB body", big)
-	bigUnits := writeUnits(itemSize(e.rawItem(t, messageKey(big.Message.ID))))
+	bigUnits := int(awscost.WriteUnits(itemSize(e.rawItem(t, messageKey(big.Message.ID)))))
 	assert.Equal(t, bigUnits-1, bigAcc-pushAcc, "a larger body costs its KB once")
 
 	// A retry of the same key is a failed conditional put of the record
