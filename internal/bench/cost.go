@@ -21,10 +21,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/agentry/agentry/internal/awscost"
 	"github.com/agentry/agentry/internal/awsgw"
 	"github.com/agentry/agentry/internal/awsres"
 	"github.com/agentry/agentry/internal/awstest"
-	"github.com/agentry/agentry/internal/awscost"
 	"github.com/agentry/agentry/internal/bench/report"
 	"github.com/agentry/agentry/internal/cfntemplate"
 	"github.com/agentry/agentry/internal/config"
