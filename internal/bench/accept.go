@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/agentry/agentry/internal/bench/floor"
 	"github.com/agentry/agentry/internal/bench/load"
 	"github.com/agentry/agentry/internal/bench/report"
 )
@@ -22,20 +21,21 @@ const (
 )
 
 // floor measures the bare handler with the very requests the accept
-// scenario sends (same sizes, same headers).
-func (r *run) floor(ctx context.Context) error {
-	srv, err := floor.Start()
+// scenario sends (same sizes, same headers), served by a process of its
+// own as the gateways are.
+func (r *run) floor(ctx context.Context) (err error) {
+	srv, err := startChild(childFloor, nil, "", nil)
 	if err != nil {
 		return err
 	}
-	defer srv.Close()
+	defer func() { err = errors.Join(err, srv.stop()) }()
 	client := load.NewClient(r.o.Concurrency)
 	defer client.CloseIdleConnections()
 	msgs := newMessages("alice@localhost", "bob@localhost", r.o.PayloadBytes)
 	key := randomKey("amtp_")
 	res, err := r.measure(ctx, Floor, r.loadConfig(), load.HTTPOp(client, func(_, seq int) (*http.Request, error) {
 		_, body := msgs.Make(seq)
-		return post(srv.URL+"/v1/messages", key, body)
+		return post(srv.url+"/v1/messages", key, body)
 	}))
 	if err != nil {
 		return err
@@ -69,6 +69,10 @@ func (r *run) accept(ctx context.Context) (err error) {
 	defer client.CloseIdleConnections()
 	msgs := newMessages("alice@localhost", "bob@localhost", r.o.PayloadBytes)
 	url := gw.url + "/v1/messages"
+	before, err := gw.commits()
+	if err != nil {
+		return err
+	}
 	res, err := r.measure(ctx, Accept, r.loadConfig(), load.HTTPOp(client, func(_, seq int) (*http.Request, error) {
 		_, body := msgs.Make(seq)
 		return post(url, alice, body)
@@ -77,6 +81,11 @@ func (r *run) accept(ctx context.Context) (err error) {
 		return err
 	}
 	r.addLatency(Accept, "throughput", "req/s", res, report.RatioAtLeast(acceptRatioTarget), report.AtMost(acceptP99TargetMS))
+	if after, err := gw.commits(); err == nil && after.Commits > before.Commits {
+		commits := after.Commits - before.Commits
+		r.rep.Note("accept: %.1f writes per commit, %.0f commits/s (warm-up included)",
+			float64(after.Writes-before.Writes)/float64(commits), float64(commits)/(r.loadConfig().Warmup+r.loadConfig().Duration).Seconds())
+	}
 	// What the 202 promised must be true: the recipient's inbox holds the
 	// messages (a quick check on one page, not a count).
 	status, out, err := callJSON("GET", gw.url+"/v1/inbox/bob@localhost?limit=1", gw.adminKey, nil)

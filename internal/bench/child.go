@@ -4,40 +4,62 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"os/signal"
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
+	"github.com/agentry/agentry/internal/bench/floor"
 	"github.com/agentry/agentry/internal/config"
 	"github.com/agentry/agentry/internal/localgw"
+	"github.com/agentry/agentry/internal/signature"
 )
 
-// childEnv marks a process started by the memory scenario: it is the
-// bench binary (or test binary) itself, re-executed to run nothing but a
-// gateway, so that the gateway's memory can be read from /proc without
-// the load generator's in it, and without building ./cmd/agentry first.
+// Every server the bench measures runs in a process of its own, started
+// by the bench: the bench binary (or test binary) itself, re-executed to
+// run nothing but that server. A server deployed for real does not share
+// its Go runtime with its clients; sharing it would put the load
+// generator's goroutines in the same run queue as the gateway's commit
+// goroutine (which then waits for a processor after every fsync) and
+// their garbage in the same collections. It also lets the memory scenario
+// read the gateway's memory from /proc without the load generator's.
 const childEnv = "AGENTRY_BENCH_CHILD"
 
-// RunChildIfRequested turns this process into a gateway when the memory
-// scenario started it, and exits when that gateway stops; otherwise it
+// What a child runs.
+const (
+	childGateway = "gateway" // config.FromEnv, localgw.New, Serve: as `agentry serve`
+	childFloor   = "floor"   // floor.Handler
+)
+
+// RunChildIfRequested turns this process into a server when the bench
+// started it as one, and exits when that server stops; otherwise it
 // returns at once. Call it first thing in main (and in TestMain).
 //
-// The child is composed as `agentry serve` composes a gateway
-// (config.FromEnv, localgw.New, Serve), serving the listener passed as
-// file descriptor 3. It reads commands on stdin: "gc" collects garbage,
-// returns freed memory to the OS and answers one JSON line of runtime
-// memory statistics on stdout. End of stdin stops it, as SIGTERM does.
+// The child serves the listener passed as file descriptor 3 and reads
+// commands on stdin, answering each with one JSON line on stdout:
+//   - "ready": {} once serving (the floor; a gateway answers /readyz);
+//   - "gc": collects garbage, returns freed memory to the OS, answers
+//     runtime memory statistics (childStats);
+//   - "commits": the store's group-commit counters (gateway);
+//   - "records": the DNS TXT records that publish the gateway (gateway).
+//
+// End of stdin or "stop" stops it, as SIGTERM does.
 func RunChildIfRequested() {
-	if os.Getenv(childEnv) != "gateway" {
+	kind := os.Getenv(childEnv)
+	if kind == "" {
 		return
 	}
-	if err := runChild(); err != nil {
+	if err := runChild(kind); err != nil {
 		fmt.Fprintln(os.Stderr, "bench child:", err)
 		os.Exit(1)
 	}
@@ -52,42 +74,267 @@ type childStats struct {
 	Goroutines int    `json:"goroutines"`
 }
 
-func runChild() error {
-	cfg, err := config.FromEnv(nil)
-	if err != nil {
-		return fmt.Errorf("configuration: %w", err)
-	}
+// commitStats is a gateway child's answer to "commits".
+type commitStats struct {
+	Commits int64 `json:"commits"`
+	Writes  int64 `json:"writes"`
+}
+
+// txtRecord is one record of a gateway child's answer to "records".
+type txtRecord struct {
+	Name string `json:"name"`
+	Text string `json:"text"`
+}
+
+func runChild(kind string) error {
 	f := os.NewFile(3, "listener")
 	l, err := net.FileListener(f)
 	if err != nil {
 		return fmt.Errorf("listener on fd 3: %w", err)
 	}
 	_ = f.Close()
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.LogLevel))
-	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	g, err := localgw.New(cfg, localgw.Options{Listener: l, Logger: log})
-	if err != nil {
-		return err
+	answers := map[string]func() (any, error){
+		"ready": func() (any, error) { return struct{}{}, nil },
+		"gc": func() (any, error) {
+			runtime.GC()
+			debug.FreeOSMemory()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			return childStats{HeapInuse: ms.HeapInuse, HeapAlloc: ms.HeapAlloc, Sys: ms.Sys, Goroutines: runtime.NumGoroutine()}, nil
+		},
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	var serve func(context.Context) error
+	switch kind {
+	case childFloor:
+		srv := floor.Serve(l, floor.Handler())
+		serve = func(ctx context.Context) error {
+			<-ctx.Done()
+			return srv.Close()
+		}
+	case childGateway:
+		cfg, err := config.FromEnv(nil)
+		if err != nil {
+			return fmt.Errorf("configuration: %w", err)
+		}
+		var level slog.Level
+		_ = level.UnmarshalText([]byte(cfg.LogLevel))
+		log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+		g, err := localgw.New(cfg, localgw.Options{Listener: l, Logger: log})
+		if err != nil {
+			return err
+		}
+		answers["commits"] = func() (any, error) {
+			st := g.DB.CommitStats()
+			return commitStats{Commits: st.Commits, Writes: st.Writes}, nil
+		}
+		answers["records"] = func() (any, error) {
+			s := g.Signer
+			key, err := signature.PublicKeyTXT(s.Public())
+			if err != nil {
+				return nil, err
+			}
+			return []txtRecord{
+				{Name: "_amtp." + cfg.Domain, Text: g.Service.TXTRecord()},
+				{Name: s.Selector() + "._amtpkey." + s.Domain(), Text: key},
+			}, nil
+		}
+		serve = g.Serve
+	default:
+		return fmt.Errorf("unknown child kind %q", kind)
+	}
 	go func() {
 		defer stop() // the parent went away, or asked us to stop
 		in := bufio.NewScanner(os.Stdin)
 		out := json.NewEncoder(os.Stdout)
 		for in.Scan() {
-			switch strings.TrimSpace(in.Text()) {
-			case "gc":
-				runtime.GC()
-				debug.FreeOSMemory()
-				var ms runtime.MemStats
-				runtime.ReadMemStats(&ms)
-				_ = out.Encode(childStats{HeapInuse: ms.HeapInuse, HeapAlloc: ms.HeapAlloc, Sys: ms.Sys, Goroutines: runtime.NumGoroutine()})
-			case "stop":
+			cmd := strings.TrimSpace(in.Text())
+			if cmd == "stop" {
 				return
 			}
+			answer, ok := answers[cmd]
+			if !ok {
+				_ = out.Encode(map[string]string{"error": "unknown command " + cmd})
+				continue
+			}
+			v, err := answer()
+			if err != nil {
+				v = map[string]string{"error": err.Error()}
+			}
+			_ = out.Encode(v)
 		}
 	}()
-	return g.Serve(ctx)
+	return serve(ctx)
+}
+
+// child is a server in a child process (see RunChildIfRequested).
+type child struct {
+	cmd    *exec.Cmd
+	url    string
+	stdin  io.WriteCloser
+	stdout *bufio.Reader
+	// stdoutFile is the pipe under stdout, for read deadlines.
+	stdoutFile *os.File
+	// stderr is where the child's log went: the last of it, or the file.
+	stderr fmt.Stringer
+	done   chan error
+}
+
+// tail keeps the last bytes a child wrote, for error messages.
+type tail struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > 8<<10 {
+		t.buf = append([]byte(nil), t.buf[len(t.buf)-4<<10:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.TrimSpace(string(t.buf))
+}
+
+// logFile names the file a child logs to, for error messages.
+type logFile string
+
+func (f logFile) String() string { return "see " + string(f) }
+
+// startChild re-executes this binary as a server of the given kind,
+// configured by env (plus the listener it is handed), without any
+// AGENTRY_* variable of ours. avoid is an address the child must not
+// listen on (a dead webhook's). The child's stderr (its log) goes to log
+// when given, which the child then writes directly, or else is kept in
+// memory for error messages.
+func startChild(kind string, env map[string]string, avoid string, log *os.File) (*child, error) {
+	if os.Getenv(childEnv) != "" {
+		return nil, errors.New("already a bench child: the binary does not call bench.RunChildIfRequested first")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	if l.Addr().String() == avoid {
+		// The kernel handed out the port just released; take another
+		// while this one is still held.
+		again, err := net.Listen("tcp", "127.0.0.1:0")
+		_ = l.Close()
+		if err != nil {
+			return nil, err
+		}
+		l = again
+	}
+	lf, err := l.(*net.TCPListener).File()
+	_ = l.Close() // the child gets the duplicate
+	if err != nil {
+		return nil, err
+	}
+	defer lf.Close()
+	addr := l.Addr().String()
+	c := &child{url: "http://" + addr, done: make(chan error, 1)}
+	c.cmd = exec.Command(exe)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "AGENTRY_") {
+			c.cmd.Env = append(c.cmd.Env, kv)
+		}
+	}
+	for k, v := range env {
+		c.cmd.Env = append(c.cmd.Env, k+"="+v)
+	}
+	c.cmd.Env = append(c.cmd.Env, childEnv+"="+kind, "AGENTRY_ADDR="+addr, "AGENTRY_PUBLIC_URL="+c.url)
+	c.cmd.ExtraFiles = []*os.File{lf}
+	if log != nil {
+		c.cmd.Stderr, c.stderr = log, logFile(log.Name())
+	} else {
+		t := &tail{}
+		c.cmd.Stderr, c.stderr = t, t
+	}
+	if c.stdin, err = c.cmd.StdinPipe(); err != nil {
+		return nil, err
+	}
+	out, err := c.cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	c.stdoutFile, _ = out.(*os.File)
+	c.stdout = bufio.NewReader(out)
+	if err := c.cmd.Start(); err != nil {
+		return nil, err
+	}
+	pid := c.cmd.Process.Pid
+	liveChildren.Store(pid, struct{}{})
+	go func() {
+		err := c.cmd.Wait()
+		liveChildren.Delete(pid)
+		c.done <- err
+	}()
+	if kind == childGateway {
+		err = waitReady(c.url, 30*time.Second)
+	} else {
+		err = c.ask("ready", &struct{}{})
+	}
+	if err != nil {
+		_ = c.stop()
+		return nil, fmt.Errorf("%s child: %w; its stderr: %s", kind, err, c.stderr)
+	}
+	return c, nil
+}
+
+// ask sends the child a command and decodes its one-line answer into v.
+func (c *child) ask(cmd string, v any) error {
+	if _, err := io.WriteString(c.stdin, cmd+"\n"); err != nil {
+		return err
+	}
+	if c.stdoutFile != nil {
+		_ = c.stdoutFile.SetReadDeadline(time.Now().Add(30 * time.Second))
+	}
+	line, err := c.stdout.ReadBytes('\n')
+	if err != nil {
+		return fmt.Errorf("child %q: %w; its stderr: %s", cmd, err, c.stderr)
+	}
+	var failed struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(line, &failed) == nil && failed.Error != "" {
+		return fmt.Errorf("child %q: %s", cmd, failed.Error)
+	}
+	return json.Unmarshal(line, v)
+}
+
+// gc asks the child to collect garbage and return free memory to the OS.
+func (c *child) gc() (childStats, error) {
+	var st childStats
+	err := c.ask("gc", &st)
+	return st, err
+}
+
+// stop ends the child gracefully (SIGTERM), killing it after 45 s.
+func (c *child) stop() error {
+	if c.cmd.Process == nil {
+		return nil
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-c.done:
+		if err != nil {
+			return fmt.Errorf("child: %w; its stderr: %s", err, c.stderr)
+		}
+		return nil
+	case <-time.After(45 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-c.done
+		return errors.New("child did not stop within 45s; killed")
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // cpuSample is the machine's and this process's CPU time so far, in clock
@@ -37,25 +38,53 @@ func readCPU() (cpuSample, error) {
 	}
 	c.busy = v[0] + v[1] + v[2] + v[5] + v[6]
 	c.steal = v[7]
-	self, err := os.ReadFile("/proc/self/stat")
+	// This process and its waited-for children (utime, stime, cutime,
+	// cstime), plus the children still running, which cutime does not
+	// count yet. A child reaped between the two reads has no stat file
+	// left and is counted once, in cutime.
+	self, err := procTicks("self", 4)
 	if err != nil {
 		return c, err
 	}
-	// Fields after the command name (which may hold spaces) in
-	// parentheses: utime, stime, cutime and cstime are the 12th to 15th.
-	i := strings.LastIndexByte(string(self), ')')
-	g := strings.Fields(string(self)[i+1:])
-	if i < 0 || len(g) < 15 {
-		return c, errors.New("/proc/self/stat: unexpected format")
-	}
-	for _, s := range g[11:15] {
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return c, err
+	c.self = self
+	liveChildren.Range(func(pid, _ any) bool {
+		if n, err := procTicks(strconv.Itoa(pid.(int)), 2); err == nil {
+			c.self += n
 		}
-		c.self += n
-	}
+		return true
+	})
 	return c, nil
+}
+
+// liveChildren holds the pids of the child servers not yet reaped.
+var liveChildren sync.Map
+
+// procTicks sums the first n of utime, stime, cutime and cstime of
+// /proc/<pid>/stat.
+func procTicks(pid string, n int) (int64, error) {
+	stat, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command name (which may hold spaces) in
+	// parentheses: utime, stime, cutime and cstime are the 12th to 15th.
+	i := strings.LastIndexByte(string(stat), ')')
+	if i < 0 {
+		return 0, errors.New("/proc/" + pid + "/stat: unexpected format")
+	}
+	g := strings.Fields(string(stat)[i+1:])
+	if len(g) < 15 {
+		return 0, errors.New("/proc/" + pid + "/stat: unexpected format")
+	}
+	var sum int64
+	for _, s := range g[11 : 11+n] {
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, err
+		}
+		sum += v
+	}
+	return sum, nil
 }
 
 // cpuShares records how the machine's CPU time was shared since start —

@@ -2,15 +2,12 @@ package bench
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,21 +15,16 @@ import (
 	"time"
 
 	"github.com/agentry/agentry/internal/amtp"
-	"github.com/agentry/agentry/internal/config"
-	"github.com/agentry/agentry/internal/localgw"
-	"github.com/agentry/agentry/internal/signature"
 )
 
-// gateway is a local gateway running in this process, composed by
-// localgw exactly as `agentry serve` composes it.
+// gateway is a local gateway in a child process (see startChild),
+// composed by localgw exactly as `agentry serve` composes it.
 type gateway struct {
 	domain   string
 	url      string
 	adminKey string
 	dataDir  string
-	g        *localgw.Gateway
-	cancel   context.CancelFunc
-	done     chan error
+	proc     *child
 	logFile  *os.File
 }
 
@@ -68,68 +60,51 @@ func startGateway(dir, domain, dnsAddr string, extra map[string]string) (*gatewa
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	x := &gateway{domain: domain, url: "http://" + l.Addr().String(), adminKey: randomKey("bench-admin-"), dataDir: filepath.Join(dir, "data"), done: make(chan error, 1)}
-	env := gatewayEnv(domain, l.Addr().String(), x.dataDir, x.adminKey, dnsAddr, extra)
-	cfg, err := config.FromEnv(func(k string) string { return env[k] })
-	if err != nil {
-		_ = l.Close()
-		return nil, fmt.Errorf("gateway %s configuration: %w", domain, err)
-	}
+	x := &gateway{domain: domain, adminKey: randomKey("bench-admin-"), dataDir: filepath.Join(dir, "data")}
+	env := gatewayEnv(domain, "", x.dataDir, x.adminKey, dnsAddr, extra)
+	delete(env, "AGENTRY_ADDR") // the child's listener decides both
+	delete(env, "AGENTRY_PUBLIC_URL")
 	// Logs go to a file, as `make run 2>file` would: formatting and
 	// writing them is part of the cost, a terminal is not.
-	x.logFile, err = os.Create(filepath.Join(dir, "gateway.log"))
-	if err != nil {
-		_ = l.Close()
+	var err error
+	if x.logFile, err = os.Create(filepath.Join(dir, "gateway.log")); err != nil {
 		return nil, err
 	}
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.LogLevel))
-	log := slog.New(slog.NewJSONHandler(x.logFile, &slog.HandlerOptions{Level: level}))
-	x.g, err = localgw.New(cfg, localgw.Options{Listener: l, Logger: log})
-	if err != nil {
-		_ = l.Close()
+	if x.proc, err = startChild(childGateway, env, "", x.logFile); err != nil {
 		_ = x.logFile.Close()
 		return nil, fmt.Errorf("gateway %s: %w", domain, err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	x.cancel = cancel
-	go func() { x.done <- x.g.Serve(ctx) }()
-	if err := waitReady(x.url, 15*time.Second); err != nil {
-		_ = x.stop()
-		return nil, fmt.Errorf("gateway %s: %w", domain, err)
-	}
+	x.url = x.proc.url
 	return x, nil
 }
 
 // publish puts the gateway's _amtp record and signing key record in DNS.
 func (x *gateway) publish(d *dnsServer) error {
-	if err := d.SetTXT("_amtp."+x.domain, x.g.Service.TXTRecord()); err != nil {
+	var records []txtRecord
+	if err := x.proc.ask("records", &records); err != nil {
 		return err
 	}
-	s := x.g.Signer
-	txt, err := signature.PublicKeyTXT(s.Public())
-	if err != nil {
-		return err
+	for _, r := range records {
+		if err := d.SetTXT(r.Name, r.Text); err != nil {
+			return err
+		}
 	}
-	return d.SetTXT(s.Selector()+"._amtpkey."+s.Domain(), txt)
+	return nil
+}
+
+// commits reads the gateway's group-commit counters.
+func (x *gateway) commits() (commitStats, error) {
+	var st commitStats
+	err := x.proc.ask("commits", &st)
+	return st, err
 }
 
 func (x *gateway) stop() error {
-	if x.cancel == nil {
+	if x.proc == nil {
 		return nil
 	}
-	x.cancel()
-	x.cancel = nil
-	var err error
-	select {
-	case err = <-x.done:
-	case <-time.After(45 * time.Second):
-		err = errors.New("gateway " + x.domain + " did not stop")
-	}
+	err := x.proc.stop()
+	x.proc = nil
 	return errors.Join(err, x.logFile.Close())
 }
 

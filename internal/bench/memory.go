@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,14 +9,11 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -26,140 +22,6 @@ import (
 	"github.com/agentry/agentry/internal/bench/report"
 	"github.com/agentry/agentry/internal/embedded"
 )
-
-// childGateway is a gateway in a child process (see RunChildIfRequested).
-type childGateway struct {
-	cmd    *exec.Cmd
-	url    string
-	stdin  io.WriteCloser
-	stdout *bufio.Reader
-	// stdoutFile is the pipe under stdout, for read deadlines.
-	stdoutFile *os.File
-	stderr     *tail
-	done       chan error
-}
-
-// tail keeps the last bytes a child wrote, for error messages.
-type tail struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-func (t *tail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if len(t.buf) > 8<<10 {
-		t.buf = append([]byte(nil), t.buf[len(t.buf)-4<<10:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return strings.TrimSpace(string(t.buf))
-}
-
-// startChild re-executes this binary as a gateway configured by env (plus
-// the listener it is handed), without any AGENTRY_* variable of ours.
-// avoid is an address the child must not listen on (the dead webhook's).
-func startChild(env map[string]string, avoid string) (*childGateway, error) {
-	if os.Getenv(childEnv) != "" {
-		return nil, errors.New("already a bench child: the binary does not call bench.RunChildIfRequested first")
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	if l.Addr().String() == avoid {
-		// The kernel handed out the port just released; take another
-		// while this one is still held.
-		again, err := net.Listen("tcp", "127.0.0.1:0")
-		_ = l.Close()
-		if err != nil {
-			return nil, err
-		}
-		l = again
-	}
-	lf, err := l.(*net.TCPListener).File()
-	_ = l.Close() // the child gets the duplicate
-	if err != nil {
-		return nil, err
-	}
-	defer lf.Close()
-	addr := l.Addr().String()
-	c := &childGateway{url: "http://" + addr, stderr: &tail{}, done: make(chan error, 1)}
-	c.cmd = exec.Command(exe)
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "AGENTRY_") {
-			c.cmd.Env = append(c.cmd.Env, kv)
-		}
-	}
-	for k, v := range env {
-		c.cmd.Env = append(c.cmd.Env, k+"="+v)
-	}
-	c.cmd.Env = append(c.cmd.Env, childEnv+"=gateway", "AGENTRY_ADDR="+addr, "AGENTRY_PUBLIC_URL="+c.url)
-	c.cmd.ExtraFiles = []*os.File{lf}
-	c.cmd.Stderr = c.stderr
-	if c.stdin, err = c.cmd.StdinPipe(); err != nil {
-		return nil, err
-	}
-	out, err := c.cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	c.stdoutFile, _ = out.(*os.File)
-	c.stdout = bufio.NewReader(out)
-	if err := c.cmd.Start(); err != nil {
-		return nil, err
-	}
-	go func() { c.done <- c.cmd.Wait() }()
-	if err := waitReady(c.url, 30*time.Second); err != nil {
-		_ = c.stop()
-		return nil, fmt.Errorf("gateway child: %w; its stderr: %s", err, c.stderr)
-	}
-	return c, nil
-}
-
-// gc asks the child to collect garbage and return free memory to the OS.
-func (c *childGateway) gc() (childStats, error) {
-	var st childStats
-	if _, err := io.WriteString(c.stdin, "gc\n"); err != nil {
-		return st, err
-	}
-	if c.stdoutFile != nil {
-		_ = c.stdoutFile.SetReadDeadline(time.Now().Add(30 * time.Second))
-	}
-	line, err := c.stdout.ReadBytes('\n')
-	if err != nil {
-		return st, fmt.Errorf("gateway child: %w; its stderr: %s", err, c.stderr)
-	}
-	return st, json.Unmarshal(line, &st)
-}
-
-// stop ends the child gracefully (SIGTERM), killing it after 45 s.
-func (c *childGateway) stop() error {
-	if c.cmd.Process == nil {
-		return nil
-	}
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-c.done:
-		if err != nil {
-			return fmt.Errorf("gateway child: %w; its stderr: %s", err, c.stderr)
-		}
-		return nil
-	case <-time.After(45 * time.Second):
-		_ = c.cmd.Process.Kill()
-		<-c.done
-		return errors.New("gateway child did not stop within 45s; killed")
-	}
-}
 
 // procMemory is a process's resident memory from /proc/<pid>/status.
 type procMemory struct {
@@ -315,7 +177,7 @@ func (r *run) memory(ctx context.Context) (err error) {
 	client := load.NewClient(r.o.Concurrency)
 	defer client.CloseIdleConnections()
 	msgs := newMessages("alice@localhost", "dave@localhost", r.o.PayloadBytes)
-	send := func(c *childGateway, key string, count, seqBase int) (load.Result, error) {
+	send := func(c *child, key string, count, seqBase int) (load.Result, error) {
 		res, err := load.Run(ctx, load.Config{Concurrency: r.o.Concurrency, Count: count}, queueOp(client, c.url+"/v1/messages", key, msgs, seqBase))
 		if err == nil && res.Errors == res.Requests {
 			err = fmt.Errorf("no message was queued; first error: %s", res.FirstError)
@@ -324,7 +186,7 @@ func (r *run) memory(ctx context.Context) (err error) {
 	}
 
 	// First life: agents, a warm-up batch; then the store's baseline.
-	c, err := startChild(env, deadAddr)
+	c, err := startChild(childGateway, env, deadAddr, nil)
 	if err != nil {
 		return err
 	}
@@ -346,7 +208,7 @@ func (r *run) memory(ctx context.Context) (err error) {
 
 	// Second life on the same data: warm up again, then baseline, the
 	// measured batch, and the figures again.
-	c, err = startChild(env, deadAddr)
+	c, err = startChild(childGateway, env, deadAddr, nil)
 	if err != nil {
 		return err
 	}

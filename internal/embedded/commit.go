@@ -114,3 +114,15 @@ func safeCall(fn func(*bolt.Tx) error, tx *bolt.Tx) (err error) {
 	}()
 	return fn(tx)
 }
+
+// CommitStats is the group commit's yield so far: transactions committed
+// and the writes they carried.
+type CommitStats struct {
+	Commits, Writes int64
+}
+
+// CommitStats reports how many write transactions the store has committed
+// and how many writes they carried; benchmarks read writes per commit.
+func (db *DB) CommitStats() CommitStats {
+	return CommitStats{Commits: db.commit.commits.Load(), Writes: db.commit.writes.Load()}
+}
