@@ -419,3 +419,46 @@ func TestWorkersDoNotLinkTheSchemaValidator(t *testing.T) {
 		assert.Equal(t, want, strings.Contains(string(out), compiler), "%s links %s", fn, compiler)
 	}
 }
+
+// TestFunctionsDoNotLinkUnusedAWSOperations: the api function's schema
+// validator calls methods by name (text/template), so its linker keeps
+// every exported method of every type stored in an interface. An AWS
+// client stored in one — a port's struct holding it, a waiter given it —
+// brings in all of its operations, each with its serializers: megabytes
+// of operations no function calls. Adapters hold method values of the
+// operations they make instead (sqsq, dynamo, s3blob, awsgw's sfnCalls),
+// and the resource creation that only `agentry serve` runs
+// (awsres.Ensure) is not linked into the functions at all.
+//
+// S3's operations are the exception the SDK itself makes: s3.New stores
+// the client in an interface of its S3 Express credentials provider
+// (finalizeExpressCredentials), so the api function keeps every S3
+// operation whatever the adapters do.
+func TestFunctionsDoNotLinkUnusedAWSOperations(t *testing.T) {
+	unused := []string{
+		"github.com/agentry/agentry/internal/awsres.Ensure",
+		"github.com/aws/aws-sdk-go-v2/service/dynamodb.(*Client).CreateTable",
+		"github.com/aws/aws-sdk-go-v2/service/dynamodb.(*Client).DeleteTable",
+		"github.com/aws/aws-sdk-go-v2/service/dynamodb.(*Client).Scan",
+		"github.com/aws/aws-sdk-go-v2/service/sqs.(*Client).CreateQueue",
+		"github.com/aws/aws-sdk-go-v2/service/sqs.(*Client).PurgeQueue",
+		"github.com/aws/aws-sdk-go-v2/service/sfn.(*Client).CreateStateMachine",
+		"github.com/aws/aws-sdk-go-v2/service/secretsmanager.(*Client).DeleteSecret",
+	}
+	for _, fn := range []string{"api", "deliver", "deadletter"} {
+		out, err := exec.Command("go", "tool", "nm", bootstrap(t, fn)).Output()
+		require.NoError(t, err, "go tool nm %s", fn)
+		linked := map[string]bool{}
+		for _, line := range strings.Split(string(out), "\n") {
+			if f := strings.Fields(line); len(f) >= 3 {
+				linked[f[len(f)-1]] = true
+			}
+		}
+		for _, sym := range unused {
+			assert.False(t, linked[sym], "%s links %s", fn, sym)
+		}
+		if fn == "api" && linked["github.com/aws/aws-sdk-go-v2/service/s3.(*Client).CreateBucket"] {
+			t.Log("api keeps every S3 operation (s3.New stores the client in an interface; see above)")
+		}
+	}
+}

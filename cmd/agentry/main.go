@@ -147,6 +147,13 @@ func serveAWS(ctx context.Context, cfg config.Config, stdout io.Writer, log *slo
 		return fmt.Errorf("aws configuration: %w", err)
 	}
 	awsgw.Version = localgw.Version
+	if cfg.AWSBootstrap {
+		// Here, not in awsgw.New: the Lambda functions, which build the
+		// gateway there too, never create resources.
+		if cfg, err = awsgw.Bootstrap(ctx, cfg, awsCfg); err != nil {
+			return err
+		}
+	}
 	g, err := awsgw.New(ctx, cfg, awsCfg, log)
 	if err != nil {
 		return err

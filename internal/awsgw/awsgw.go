@@ -48,7 +48,6 @@ var Version = "dev"
 type Gateway struct {
 	Config  config.Config
 	AWS     aws.Config
-	SQS     *sqs.Client
 	Store   *dynamo.Store
 	Queue   *sqsq.Queue
 	Service *gateway.Service
@@ -59,13 +58,21 @@ type Gateway struct {
 	Metrics *observe.EMF
 	log     *slog.Logger
 	client  *http.Client // outbound HTTP, SSRF-guarded
+	dlq     dlqCalls     // what PollDeadLetters calls
+}
+
+// dlqCalls are the SQS operations PollDeadLetters makes, as method values
+// rather than the client, for the reason given at sfnCalls.
+type dlqCalls struct {
+	receive func(context.Context, *sqs.ReceiveMessageInput, ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error)
+	delete  func(context.Context, *sqs.DeleteMessageInput, ...func(*sqs.Options)) (*sqs.DeleteMessageOutput, error)
 }
 
 // New builds every part, the HTTP API included: what `agentry serve` and
 // the api function run. It makes no network call unless queue URLs must
-// be looked up by name or AGENTRY_AWS_BOOTSTRAP asks for resources to be
-// created, so that a Lambda's cold start stays small (the functions get
-// their URLs from the stack).
+// be looked up by name, so that a Lambda's cold start stays small (the
+// functions get their URLs from the stack). It creates no resources:
+// AGENTRY_AWS_BOOTSTRAP is Bootstrap's, which `agentry serve` runs first.
 func New(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.Logger) (*Gateway, error) {
 	var schemas func(schema.Store) gateway.SchemaRegistry
 	if cfg.SchemaValidation {
@@ -108,37 +115,25 @@ func build(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.
 	// no-op unless X-Ray tracing is on (in Lambda, or AGENTRY_XRAY=1).
 	observe.InstrumentAWS(&awsCfg)
 	g := &Gateway{Config: cfg, AWS: awsCfg, Metrics: metrics, log: log}
-	g.SQS = sqs.NewFromConfig(awsCfg)
+	sqsc := sqs.NewFromConfig(awsCfg)
+	g.dlq = dlqCalls{receive: sqsc.ReceiveMessage, delete: sqsc.DeleteMessage}
 	names, err := awsres.NamesFor(cfg.ResourcePrefix)
 	if err != nil {
 		return nil, err
 	}
-	names.Table, names.Bucket = cfg.Table, cfg.Bucket
-	if cfg.AWSBootstrap {
-		ep, err := awsres.Ensure(ctx, awsCfg, names)
-		if err != nil {
-			return nil, fmt.Errorf("bootstrap AWS resources: %w", err)
-		}
-		if cfg.QueueURL == "" {
-			cfg.QueueURL = ep.DeliveryQueueURL
-		}
-		if cfg.DLQURL == "" {
-			cfg.DLQURL = ep.DeadLetterURL
-		}
-	}
 	if cfg.QueueURL == "" {
-		if cfg.QueueURL, err = queueURL(ctx, g.SQS, names.DeliveryQueue); err != nil {
+		if cfg.QueueURL, err = queueURL(ctx, sqsc, names.DeliveryQueue); err != nil {
 			return nil, err
 		}
 	}
 	if cfg.DLQURL == "" {
-		if cfg.DLQURL, err = queueURL(ctx, g.SQS, names.DeadLetter); err != nil {
+		if cfg.DLQURL, err = queueURL(ctx, sqsc, names.DeadLetter); err != nil {
 			return nil, err
 		}
 	}
 	g.Config = cfg
 
-	g.Queue, err = sqsq.New(g.SQS, sqsq.Config{QueueURL: cfg.QueueURL, DeadLetterURL: cfg.DLQURL})
+	g.Queue, err = sqsq.New(sqsc, sqsq.Config{QueueURL: cfg.QueueURL, DeadLetterURL: cfg.DLQURL})
 	if err != nil {
 		return nil, err
 	}

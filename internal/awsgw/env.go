@@ -39,6 +39,9 @@ func fromEnv(ctx context.Context, build func(context.Context, config.Config, aws
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	log := observe.NewLogger(os.Stdout, level)
 	slog.SetDefault(log)
+	if cfg.AWSBootstrap {
+		log.Warn("AGENTRY_AWS_BOOTSTRAP is ignored by the functions: the stack creates their resources (it is for agentry serve)")
+	}
 	awsCfg, err := functionAWSConfig()
 	if err != nil {
 		return nil, fmt.Errorf("aws configuration: %w", err)

@@ -124,7 +124,7 @@ func prefix(s string, n int) string {
 // serve` on AWS, where no Lambda consumes the DLQ) until ctx ends.
 func (g *Gateway) PollDeadLetters(ctx context.Context) {
 	for ctx.Err() == nil {
-		out, err := g.SQS.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
+		out, err := g.dlq.receive(ctx, &sqs.ReceiveMessageInput{
 			QueueUrl: aws.String(g.Config.DLQURL), MaxNumberOfMessages: 10, WaitTimeSeconds: 10,
 		})
 		if err != nil {
@@ -142,7 +142,7 @@ func (g *Gateway) PollDeadLetters(ctx context.Context) {
 				g.log.Error("dead-letter record not handled", "err", err)
 				continue
 			}
-			if _, err := g.SQS.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(g.Config.DLQURL), ReceiptHandle: m.ReceiptHandle}); err != nil {
+			if _, err := g.dlq.delete(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(g.Config.DLQURL), ReceiptHandle: m.ReceiptHandle}); err != nil {
 				g.log.Error("delete dead-letter record", "err", err)
 			}
 		}

@@ -72,7 +72,7 @@ var ErrBodyTooLarge = errors.New("message body does not fit in a DynamoDB item a
 
 // Store is the DynamoDB adapter. It is safe for concurrent use.
 type Store struct {
-	db        *dynamodb.Client
+	db        calls
 	table     string
 	blobs     *s3blob.Store
 	queue     Enqueuer
@@ -93,6 +93,35 @@ var (
 	_ gateway.AgentStore   = (*Store)(nil)
 	_ gateway.Pinger       = (*Store)(nil)
 )
+
+// calls are the DynamoDB operations a Store makes, as method values of
+// the client. A Store holds these rather than the *dynamodb.Client: a
+// Store is stored in interfaces (the gateway's ports), and in a binary
+// that calls methods by name through reflection (text/template, which the
+// api function's schema validator links) the linker keeps every exported
+// method of every type reachable from such a value — all of the client's
+// operations, which this package does not call.
+type calls struct {
+	GetItem            func(context.Context, *dynamodb.GetItemInput, ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	BatchGetItem       func(context.Context, *dynamodb.BatchGetItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
+	Query              func(context.Context, *dynamodb.QueryInput, ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+	PutItem            func(context.Context, *dynamodb.PutItemInput, ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	UpdateItem         func(context.Context, *dynamodb.UpdateItemInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	DeleteItem         func(context.Context, *dynamodb.DeleteItemInput, ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
+	TransactWriteItems func(context.Context, *dynamodb.TransactWriteItemsInput, ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
+}
+
+func callsOf(c *dynamodb.Client) calls {
+	return calls{
+		GetItem:            c.GetItem,
+		BatchGetItem:       c.BatchGetItem,
+		Query:              c.Query,
+		PutItem:            c.PutItem,
+		UpdateItem:         c.UpdateItem,
+		DeleteItem:         c.DeleteItem,
+		TransactWriteItems: c.TransactWriteItems,
+	}
+}
 
 // New returns a Store on an existing table.
 func New(client *dynamodb.Client, cfg Config) (*Store, error) {
@@ -118,7 +147,7 @@ func New(client *dynamodb.Client, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("dynamo: retention %v is longer than the body bucket's lifecycle of %d days", cfg.Retention, awsres.BodyLifecycleDays)
 	}
 	return &Store{
-		db:        client,
+		db:        callsOf(client),
 		table:     cfg.Table,
 		blobs:     cfg.Blobs,
 		queue:     cfg.Queue,

@@ -46,9 +46,18 @@ var ErrNotFound = errors.New("blob not found")
 var ErrBadRef = errors.New("not a blob reference")
 
 // Store reads and writes content-addressed blobs in one bucket.
+//
+// It holds the two operations it makes as method values, not the client:
+// a Store is reachable from values stored in interfaces (dynamo.Store),
+// and in a binary that calls methods by name through reflection (the api
+// function's schema validator links text/template) the linker keeps every
+// exported method of every type reachable from such a value. (Today the
+// S3 client is kept whole there anyway: s3.New stores it in an interface
+// itself, in its S3 Express credentials provider.)
 type Store struct {
-	client *s3.Client
-	bucket string
+	putObject func(context.Context, *s3.PutObjectInput, ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+	getObject func(context.Context, *s3.GetObjectInput, ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+	bucket    string
 }
 
 // New returns a Store on bucket. The client must already be configured
@@ -60,7 +69,7 @@ func New(client *s3.Client, bucket string) (*Store, error) {
 	if bucket == "" {
 		return nil, errors.New("s3blob: a bucket name is required")
 	}
-	return &Store{client: client, bucket: bucket}, nil
+	return &Store{putObject: client.PutObject, getObject: client.GetObject, bucket: bucket}, nil
 }
 
 // NewFromConfig builds the S3 client from cfg. When an endpoint override is
@@ -89,7 +98,7 @@ func (s *Store) Put(ctx context.Context, data []byte) (string, error) {
 	// The object is written even when it already exists: rewriting it
 	// restarts its lifecycle clock, so a body shared with an older message
 	// cannot expire under a newer one that still refers to it.
-	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+	_, err := s.putObject(ctx, &s3.PutObjectInput{
 		Bucket:               aws.String(s.bucket),
 		Key:                  aws.String(keyPrefix + digest),
 		Body:                 bytes.NewReader(data),
@@ -112,7 +121,7 @@ func (s *Store) Get(ctx context.Context, ref string) ([]byte, error) {
 		return nil, fmt.Errorf("s3blob get: %w", err)
 	}
 	key := keyPrefix + digest
-	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
+	out, err := s.getObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
 	if err != nil {
 		var nsk *s3types.NoSuchKey
 		if errors.As(err, &nsk) {

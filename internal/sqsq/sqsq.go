@@ -130,7 +130,7 @@ type Config struct {
 
 // Queue is a gateway.TaskQueue on SQS. It is safe for concurrent use.
 type Queue struct {
-	client     *sqs.Client
+	client     calls
 	url, dlq   string
 	visibility time.Duration
 	now        func() time.Time
@@ -154,6 +154,31 @@ type lease struct {
 
 var _ gateway.TaskQueue = (*Queue)(nil)
 
+// calls are the SQS operations a Queue makes, as method values of the
+// client. A Queue holds these rather than the *sqs.Client: a Queue is
+// stored in an interface (gateway.TaskQueue), and in a binary that calls
+// methods by name through reflection (text/template, which the api
+// function's schema validator links) the linker keeps every exported
+// method of every type reachable from such a value — all of the
+// client's operations, which this package does not call.
+type calls struct {
+	SendMessageBatch        func(context.Context, *sqs.SendMessageBatchInput, ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error)
+	SendMessage             func(context.Context, *sqs.SendMessageInput, ...func(*sqs.Options)) (*sqs.SendMessageOutput, error)
+	ReceiveMessage          func(context.Context, *sqs.ReceiveMessageInput, ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error)
+	ChangeMessageVisibility func(context.Context, *sqs.ChangeMessageVisibilityInput, ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityOutput, error)
+	DeleteMessage           func(context.Context, *sqs.DeleteMessageInput, ...func(*sqs.Options)) (*sqs.DeleteMessageOutput, error)
+}
+
+func callsOf(c *sqs.Client) calls {
+	return calls{
+		SendMessageBatch:        c.SendMessageBatch,
+		SendMessage:             c.SendMessage,
+		ReceiveMessage:          c.ReceiveMessage,
+		ChangeMessageVisibility: c.ChangeMessageVisibility,
+		DeleteMessage:           c.DeleteMessage,
+	}
+}
+
 // New returns a Queue. It makes no network call.
 func New(client *sqs.Client, cfg Config) (*Queue, error) {
 	if client == nil {
@@ -175,7 +200,7 @@ func New(client *sqs.Client, cfg Config) (*Queue, error) {
 		cfg.Logger = slog.Default()
 	}
 	return &Queue{
-		client:     client,
+		client:     callsOf(client),
 		url:        cfg.QueueURL,
 		dlq:        cfg.DeadLetterURL,
 		visibility: time.Duration(ceilSeconds(cfg.VisibilityTimeout)) * time.Second,
