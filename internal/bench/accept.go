@@ -53,7 +53,7 @@ func (r *run) accept(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	gw, err := startGateway(dir, "localhost", r.dns.Addr(), nil)
+	gw, err := r.startGateway(Accept, dir, "localhost", nil)
 	if err != nil {
 		return err
 	}

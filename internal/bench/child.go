@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"syscall"
@@ -34,6 +35,9 @@ import (
 // their garbage in the same collections. It also lets the memory scenario
 // read the gateway's memory from /proc without the load generator's.
 const childEnv = "AGENTRY_BENCH_CHILD"
+
+// childProfileEnv names the file a child writes its CPU profile to.
+const childProfileEnv = "AGENTRY_BENCH_CPUPROFILE"
 
 // What a child runs.
 const (
@@ -87,6 +91,19 @@ type txtRecord struct {
 }
 
 func runChild(kind string) error {
+	if path := os.Getenv(childProfileEnv); path != "" {
+		pf, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return err
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			_ = pf.Close()
+		}()
+	}
 	f := os.NewFile(3, "listener")
 	l, err := net.FileListener(f)
 	if err != nil {

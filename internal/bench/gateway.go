@@ -55,13 +55,20 @@ func randomKey(prefix string) string {
 
 // startGateway starts a gateway for domain with its store under dir
 // (dir/data; its log, at the configured level, in dir/gateway.log) and
-// waits until it is ready.
-func startGateway(dir, domain, dnsAddr string, extra map[string]string) (*gateway, error) {
+// waits until it is ready. With -pprof the child writes its CPU profile,
+// for its whole life, to <name>.gateway.pprof there.
+func (r *run) startGateway(name, dir, domain string, extra map[string]string) (*gateway, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
 	x := &gateway{domain: domain, adminKey: randomKey("bench-admin-"), dataDir: filepath.Join(dir, "data")}
-	env := gatewayEnv(domain, "", x.dataDir, x.adminKey, dnsAddr, extra)
+	env := gatewayEnv(domain, "", x.dataDir, x.adminKey, r.dns.Addr(), extra)
+	if r.o.ProfileDir != "" {
+		if err := os.MkdirAll(r.o.ProfileDir, 0o755); err != nil {
+			return nil, err
+		}
+		env[childProfileEnv] = filepath.Join(r.o.ProfileDir, name+".gateway.pprof")
+	}
 	delete(env, "AGENTRY_ADDR") // the child's listener decides both
 	delete(env, "AGENTRY_PUBLIC_URL")
 	// Logs go to a file, as `make run 2>file` would: formatting and

@@ -153,7 +153,7 @@ func (r *run) push(ctx context.Context) (err error) {
 	defer func() { err = errors.Join(err, hook.Close()) }()
 	// Loopback webhooks need AGENTRY_ALLOW_INSECURE=1; nothing else
 	// differs from `make run`.
-	gw, err := startGateway(dir, "localhost", r.dns.Addr(), map[string]string{"AGENTRY_ALLOW_INSECURE": "1"})
+	gw, err := r.startGateway(Push, dir, "localhost", map[string]string{"AGENTRY_ALLOW_INSECURE": "1"})
 	if err != nil {
 		return err
 	}
@@ -191,7 +191,7 @@ func (r *run) federation(ctx context.Context) (err error) {
 		if err != nil {
 			return err
 		}
-		g, err := startGateway(dir, domain, r.dns.Addr(), insecure)
+		g, err := r.startGateway(Federation+"-"+domain, dir, domain, insecure)
 		if err != nil {
 			return err
 		}

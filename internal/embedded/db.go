@@ -90,6 +90,9 @@ type DB struct {
 	closeOnce sync.Once
 	closeErr  error
 	sweeping  sync.WaitGroup
+	// sweepFrom is where the next idempotency sweep resumes (nil: at
+	// the start); only the sweeper uses it.
+	sweepFrom []byte
 
 	queue  queueState
 	commit *committer

@@ -224,7 +224,8 @@ func TestSweeperPrunesOnlyExpiredIdempotency(t *testing.T) {
 		return readIdem(t, db, "alice@a.example", old.Idempotency.Key) == nil
 	}, 5*time.Second, 10*time.Millisecond, "the expired record is pruned")
 	assert.NotNil(t, readIdem(t, db, "alice@a.example", fresh.Idempotency.Key), "a live record stays")
-	assert.Equal(t, 1, countKeys(t, db, bucketIdemTime), "the pruned record's index entry goes too")
+	assert.Equal(t, 1, countKeys(t, db, bucketIdem))
+	assert.Zero(t, countKeys(t, db, bucketIdemTime), "accepts write no time index")
 
 	// Everything else is untouched.
 	for _, a := range []*gateway.Acceptance{old, fresh} {
@@ -253,9 +254,9 @@ func TestReusedExpiredKeyIsNotSwept(t *testing.T) {
 	_, err = db.Accept(ctx, reuse)
 	require.NoError(t, err)
 
-	n, err := db.sweepIdempotency(100)
+	n, err := db.sweepIdempotency(100, 100)
 	require.NoError(t, err)
-	assert.Equal(t, 0, n, "the old index entry left with the old record")
+	assert.Equal(t, 0, n, "the key holds the new record")
 	_, err = db.Accept(ctx, old)
 	assert.ErrorIs(t, err, gateway.ErrDuplicate, "the reused key still blocks")
 }
@@ -278,11 +279,91 @@ func TestDuplicateIDKeepsExpiredKeySweepable(t *testing.T) {
 	_, err := db.Accept(ctx, clash)
 	require.ErrorIs(t, err, gateway.ErrDuplicate)
 
-	n, err := db.sweepIdempotency(100)
+	n, err := db.sweepIdempotency(100, 100)
 	require.NoError(t, err)
-	assert.Equal(t, 1, n, "the expired record is still indexed for the sweeper")
+	assert.Equal(t, 1, n, "the expired record is still there for the sweeper")
 	assert.Nil(t, readIdem(t, db, "alice@a.example", old.Idempotency.Key))
 	assert.NotNil(t, readIdem(t, db, "alice@a.example", other.Idempotency.Key))
+}
+
+// TestSweepWalksInSteps: a sweep examines a bounded number of records,
+// resumes where the previous one stopped, wraps around at the end, and
+// deletes only expired records, at most its limit.
+func TestSweepWalksInSteps(t *testing.T) {
+	db := openDB(t, Options{Dir: t.TempDir()})
+	ctx := t.Context()
+	now := time.Now().UTC()
+	var expired, live []*gateway.Acceptance
+	for i := range 10 {
+		at := now
+		if i%2 == 0 {
+			at = now.Add(-gateway.IdempotencyWindow - time.Minute)
+		}
+		a := gatewaytest.NewAcceptance(gatewaytest.NewID("msg"), "alice@a.example", []string{"bob@b.example"}, at)
+		_, err := db.Accept(ctx, a)
+		require.NoError(t, err)
+		if i%2 == 0 {
+			expired = append(expired, a)
+		} else {
+			live = append(live, a)
+		}
+	}
+	total := 0
+	for range 3 { // 3 × 3 records examined: not yet the whole bucket
+		n, err := db.sweepIdempotency(3, 100)
+		require.NoError(t, err)
+		assert.LessOrEqual(t, n, 3)
+		assert.NotNil(t, db.sweepFrom, "the pass is not complete")
+		total += n
+	}
+	n, err := db.sweepIdempotency(3, 100) // the tenth, then the end
+	require.NoError(t, err)
+	total += n
+	assert.Equal(t, len(expired), total, "one pass deleted every expired record")
+	assert.Nil(t, db.sweepFrom, "the pass is complete")
+	for _, a := range live {
+		assert.NotNil(t, readIdem(t, db, "alice@a.example", a.Idempotency.Key))
+	}
+	for _, a := range expired {
+		assert.Nil(t, readIdem(t, db, "alice@a.example", a.Idempotency.Key))
+	}
+
+	// The limit holds, and the next pass finds what it left.
+	old := now.Add(-gateway.IdempotencyWindow - time.Minute)
+	for range 3 {
+		_, err := db.Accept(ctx, gatewaytest.NewAcceptance(gatewaytest.NewID("msg"), "alice@a.example", []string{"bob@b.example"}, old))
+		require.NoError(t, err)
+	}
+	n, err = db.sweepIdempotency(100, 2)
+	require.NoError(t, err)
+	assert.Equal(t, 2, n)
+	n, err = db.sweepIdempotency(100, 2)
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	assert.Equal(t, len(live), countKeys(t, db, bucketIdem))
+}
+
+// TestSweepDrainsAnEarlierVersionsIndex: records that an earlier version
+// indexed by time (idem_time) go with their index entries; a live
+// record and its entry stay.
+func TestSweepDrainsAnEarlierVersionsIndex(t *testing.T) {
+	db := openDB(t, Options{Dir: t.TempDir()})
+	now := time.Now().UTC()
+	old := gatewaytest.NewAcceptance(gatewaytest.NewID("msg"), "alice@a.example", []string{"bob@b.example"}, now.Add(-gateway.IdempotencyWindow-time.Minute))
+	fresh := gatewaytest.NewAcceptance(gatewaytest.NewID("msg"), "alice@a.example", []string{"bob@b.example"}, now)
+	require.NoError(t, db.bolt.Update(func(tx *bolt.Tx) error {
+		for _, a := range []*gateway.Acceptance{old, fresh} {
+			rec := a.Idempotency.Filled(&a.Message, a.Message.AcceptedAt)
+			k := idemKey(rec.Sender, rec.Key)
+			require.NoError(t, tx.Bucket(bucketIdem).Put(k, encodeIdem(rec)))
+			require.NoError(t, tx.Bucket(bucketIdemTime).Put(append(putTime(nil, rec.CreatedAt), k...), nil))
+		}
+		return nil
+	}))
+	require.NoError(t, db.sweepTick())
+	assert.Nil(t, readIdem(t, db, "alice@a.example", old.Idempotency.Key))
+	assert.NotNil(t, readIdem(t, db, "alice@a.example", fresh.Idempotency.Key))
+	assert.Equal(t, 1, countKeys(t, db, bucketIdemTime))
 }
 
 func TestListMessagesBoundedScan(t *testing.T) {

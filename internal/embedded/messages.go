@@ -59,16 +59,15 @@ func idemKey(sender, key string) []byte { return join(strings.ToLower(sender), k
 // function (which bbolt may run more than once) only does lookups and puts
 // and the encoding work stays outside the write lock.
 type preparedAccept struct {
-	id          []byte
-	message     []byte
-	statuses    []byte
-	timeKey     []byte
-	idemKey     []byte // nil when the acceptance carries no key
-	idemRecord  []byte
-	idemTimeKey []byte
-	tasks       []preparedTask
-	inbox       []inboxPut
-	workflow    []byte // the coordinated message's workflow, nil without one
+	id         []byte
+	message    []byte
+	statuses   []byte
+	timeKey    []byte
+	idemKey    []byte // nil when the acceptance carries no key
+	idemRecord []byte
+	tasks      []preparedTask
+	inbox      []inboxPut
+	workflow   []byte // the coordinated message's workflow, nil without one
 }
 
 // inboxPut is one inbox entry written by Accept.
@@ -121,7 +120,6 @@ func (db *DB) prepareAccept(a *gateway.Acceptance, now time.Time) (*preparedAcce
 		rec := a.Idempotency.Filled(m, now)
 		p.idemKey = idemKey(rec.Sender, rec.Key)
 		p.idemRecord = encodeIdem(rec)
-		p.idemTimeKey = append(putTime(nil, rec.CreatedAt), p.idemKey...)
 	}
 	for _, t := range a.Tasks {
 		due := t.NotBefore
@@ -203,7 +201,7 @@ func (db *DB) Accept(ctx context.Context, a *gateway.Acceptance) (*gateway.Idemp
 		// Message ids are UUIDv7 and the time indexes start with the
 		// time, so these buckets grow at their end: bbolt's default split
 		// (half full) would leave every page half empty for good.
-		for _, b := range []*bolt.Bucket{messages, statuses, msgTime, idemTime} {
+		for _, b := range []*bolt.Bucket{messages, statuses, msgTime} {
 			b.FillPercent = appendFillPercent
 		}
 		if v := messages.Get(p.id); v != nil {
@@ -216,8 +214,9 @@ func (db *DB) Accept(ctx context.Context, a *gateway.Acceptance) (*gateway.Idemp
 			return nil
 		}
 		if expiredTimeKey != nil {
-			// The expired record is replaced below; its sweep entry must
-			// go too, or the sweeper would take the new record for it.
+			// The expired record is replaced below. If an earlier version
+			// indexed it by time, the index entry goes too, or the sweeper
+			// would take the new record for it.
 			if err := idemTime.Delete(expiredTimeKey); err != nil {
 				return err
 			}
@@ -233,9 +232,6 @@ func (db *DB) Accept(ctx context.Context, a *gateway.Acceptance) (*gateway.Idemp
 		}
 		if p.idemKey != nil {
 			if err := idem.Put(p.idemKey, p.idemRecord); err != nil {
-				return err
-			}
-			if err := idemTime.Put(p.idemTimeKey, nil); err != nil {
 				return err
 			}
 		}

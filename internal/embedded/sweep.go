@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -13,11 +14,13 @@ import (
 	"github.com/agentry/agentry/internal/gateway"
 )
 
-// A tick deletes at most sweepChunk×sweepChunks records, each chunk in its
-// own transaction, so that a large backlog never holds the writer for long.
+// A tick examines at most sweepScan idempotency records and deletes at
+// most sweepChunk×sweepChunks, each chunk in its own transaction, so that
+// a large backlog never holds the writer for long.
 const (
 	sweepChunk  = 1000
 	sweepChunks = 10
+	sweepScan   = 100_000
 )
 
 func (db *DB) sweepLoop() {
@@ -30,24 +33,35 @@ func (db *DB) sweepLoop() {
 			return
 		case <-ticker.C:
 		}
-		for range sweepChunks {
-			n, err := db.sweepIdempotency(sweepChunk)
-			if err != nil {
-				if !errors.Is(err, gateway.ErrClosed) {
-					slog.Warn("embedded: idempotency sweep failed", "err", err)
-				}
-				break
-			}
-			if n < sweepChunk {
-				break
-			}
+		if err := db.sweepTick(); err != nil && !errors.Is(err, gateway.ErrClosed) {
+			slog.Warn("embedded: idempotency sweep failed", "err", err)
 		}
 	}
 }
 
-// sweepIdempotency deletes up to limit idempotency records older than the
-// window, together with their index entries, and nothing else.
-func (db *DB) sweepIdempotency(limit int) (int, error) {
+func (db *DB) sweepTick() error {
+	for range sweepChunks {
+		n, err := db.sweepIndexed(sweepChunk)
+		if err != nil || n < sweepChunk {
+			if err != nil {
+				return err
+			}
+			break
+		}
+	}
+	_, err := db.sweepIdempotency(sweepScan, sweepChunk*sweepChunks)
+	return err
+}
+
+// sweepIdempotency walks the idempotency records from where the previous
+// walk stopped, examining at most scan of them, and deletes those older
+// than the window, at most limit. The walk wraps around at the end of the
+// bucket, so every record is examined once per pass; how long a pass takes
+// bounds how long an expired record outstays its window. Records carry no
+// time index (it cost a key per message on every accept): an expired
+// record still in place only takes space, because Accept treats it as
+// absent.
+func (db *DB) sweepIdempotency(scan, limit int) (int, error) {
 	release, err := db.enter(context.Background())
 	if err != nil {
 		return 0, fmt.Errorf("sweep idempotency: %w", err)
@@ -55,6 +69,83 @@ func (db *DB) sweepIdempotency(limit int) (int, error) {
 	defer release()
 	// A record blocks while now < created_at + window, so it may go once
 	// created_at ≤ now - window.
+	cutoff := db.now().Add(-gateway.IdempotencyWindow)
+	expired := func(k, v []byte) (bool, error) {
+		rec, err := decodeIdem(k, v)
+		if err != nil {
+			return false, fmt.Errorf("corrupt idempotency record: %w", err)
+		}
+		return !rec.CreatedAt.After(cutoff), nil
+	}
+	var found [][]byte
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketIdem).Cursor()
+		k, v := c.First()
+		if db.sweepFrom != nil {
+			k, v = c.Seek(db.sweepFrom)
+		}
+		for examined := 0; ; k, v = c.Next() {
+			if k == nil {
+				db.sweepFrom = nil // the pass is complete
+				return nil
+			}
+			if examined == scan || len(found) == limit {
+				db.sweepFrom = clone(k)
+				return nil
+			}
+			examined++
+			old, err := expired(k, v)
+			if err != nil {
+				return err
+			}
+			if old {
+				found = append(found, clone(k))
+			}
+		}
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sweep idempotency: %w", err)
+	}
+	var n int
+	for chunk := range slices.Chunk(found, sweepChunk) {
+		err := db.bolt.Update(func(tx *bolt.Tx) error {
+			idem := tx.Bucket(bucketIdem)
+			for _, k := range chunk {
+				// Checked again: the key may hold a new record by now.
+				v := idem.Get(k)
+				if v == nil {
+					continue
+				}
+				old, err := expired(k, v)
+				if err != nil {
+					return err
+				}
+				if old {
+					if err := idem.Delete(k); err != nil {
+						return err
+					}
+					n++
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return n, fmt.Errorf("sweep idempotency: %w", err)
+		}
+	}
+	return n, nil
+}
+
+// sweepIndexed drains the time index of idempotency records that earlier
+// versions wrote (idem_time), deleting up to limit entries older than the
+// window together with their records; it is empty one window after an
+// upgrade.
+func (db *DB) sweepIndexed(limit int) (int, error) {
+	release, err := db.enter(context.Background())
+	if err != nil {
+		return 0, fmt.Errorf("sweep idempotency index: %w", err)
+	}
+	defer release()
 	cutoff := db.now().Add(-gateway.IdempotencyWindow)
 	var n int
 	err = db.bolt.Update(func(tx *bolt.Tx) error {
@@ -83,7 +174,7 @@ func (db *DB) sweepIdempotency(limit int) (int, error) {
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("sweep idempotency: %w", err)
+		return 0, fmt.Errorf("sweep idempotency index: %w", err)
 	}
 	return n, nil
 }
