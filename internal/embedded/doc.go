@@ -26,9 +26,12 @@
 //	              them straight out of the page)
 //	statuses      id → []gateway.RecipientStatus, in the message's order
 //	msg_time      time(accepted_at) + id → empty; ListMessages walks it backwards
-//	idem          lower(sender) + 0x00 + key → gateway.IdempotencyRecord
+//	idem          lower(sender) + 0x00 + key → gateway.IdempotencyRecord;
+//	              the sweeper walks it in bounded steps, resuming where it
+//	              stopped, to prune expired records (sweep.go)
 //	idem_time     time(record.created_at) + lower(sender) + 0x00 + key → empty;
-//	              the sweeper walks it forwards to prune expired records
+//	              written by earlier versions only (a key per accept); the
+//	              sweeper drains it
 //	inbox         lower(recipient) + 0x00 + time(received_at) + id → empty;
 //	              ListInbox walks one recipient's prefix forwards
 //	inbox_ref     lower(recipient) + 0x00 + id → time(received_at); makes
