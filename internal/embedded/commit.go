@@ -16,9 +16,11 @@ import (
 type committer struct {
 	bolt     *bolt.DB
 	maxBatch int
-	calls    chan commitCall
-	stop     chan struct{}
-	stopped  sync.WaitGroup
+	// begin prepares each transaction before the group's writes run.
+	begin   func(*bolt.Tx)
+	calls   chan commitCall
+	stop    chan struct{}
+	stopped sync.WaitGroup
 	// commits and writes count transactions and the calls they carried,
 	// for benchmarks (writes per commit is the group commit's yield).
 	commits, writes atomic.Int64
@@ -29,8 +31,8 @@ type commitCall struct {
 	done chan error
 }
 
-func newCommitter(db *bolt.DB, maxBatch int) *committer {
-	c := &committer{bolt: db, maxBatch: maxBatch, calls: make(chan commitCall, maxBatch), stop: make(chan struct{})}
+func newCommitter(db *bolt.DB, maxBatch int, begin func(*bolt.Tx)) *committer {
+	c := &committer{bolt: db, maxBatch: maxBatch, begin: begin, calls: make(chan commitCall, maxBatch), stop: make(chan struct{})}
 	c.stopped.Add(1)
 	go c.loop()
 	return c
@@ -86,6 +88,7 @@ func (c *committer) commit(group []commitCall) {
 		failed := -1
 		var failErr error
 		err := c.bolt.Update(func(tx *bolt.Tx) error {
+			c.begin(tx)
 			for i, call := range group {
 				if err := safeCall(call.fn, tx); err != nil {
 					failed, failErr = i, err

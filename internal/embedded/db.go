@@ -151,7 +151,7 @@ func Open(opts Options) (*DB, error) {
 		sweepInterval: opts.SweepInterval,
 		done:          make(chan struct{}),
 		queue:         newQueueState(),
-		commit:        newCommitter(bdb, opts.MaxBatchSize),
+		commit:        newCommitter(bdb, opts.MaxBatchSize, fillOrdered),
 	}
 	db.sweeping.Add(1)
 	go db.sweepLoop()
@@ -289,3 +289,20 @@ func clone(b []byte) []byte {
 // buckets whose keys arrive in order; a little room is left for the
 // in-place growth of status records.
 const appendFillPercent = 0.9
+
+// fillOrdered sets appendFillPercent on the buckets whose keys arrive in
+// order — message ids are UUIDv7, task ids start with them, the message
+// time index starts with the time — so that these grow at their end,
+// where bbolt's default split (in halves) would leave every page half
+// empty for good. (Not due: its keys start with the due time, and a
+// retried task leaves the present for the future, so inserts land in the
+// middle and the entries around them leave soon; there full pages only
+// split more often.) It runs at the start of every group-committed transaction: a
+// bucket's fill percent belongs to the transaction's handle on it, so
+// every write that may split one of these pages, the growth of a status
+// or the move of a retried task included, must see it.
+func fillOrdered(tx *bolt.Tx) {
+	for _, name := range [][]byte{bucketMessages, bucketStatuses, bucketMsgTime, bucketTasks} {
+		tx.Bucket(name).FillPercent = appendFillPercent
+	}
+}

@@ -198,12 +198,6 @@ func (db *DB) Accept(ctx context.Context, a *gateway.Acceptance) (*gateway.Idemp
 		}
 		messages := tx.Bucket(bucketMessages)
 		statuses, msgTime := tx.Bucket(bucketStatuses), tx.Bucket(bucketMsgTime)
-		// Message ids are UUIDv7 and the time indexes start with the
-		// time, so these buckets grow at their end: bbolt's default split
-		// (half full) would leave every page half empty for good.
-		for _, b := range []*bolt.Bucket{messages, statuses, msgTime} {
-			b.FillPercent = appendFillPercent
-		}
 		if v := messages.Get(p.id); v != nil {
 			meta, _, err := decodeMessage(v)
 			if err != nil {
