@@ -51,6 +51,8 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/amtp
 	$(GO) test -run='^$$' -fuzz='^FuzzCanonicalize$$' -fuzztime=$(FUZZTIME) ./internal/amtp
 	$(GO) test -run='^$$' -fuzz='^FuzzParseAddress$$' -fuzztime=$(FUZZTIME) ./internal/amtp
+	$(GO) test -run='^$$' -fuzz='^FuzzScanJSON$$' -fuzztime=$(FUZZTIME) ./internal/amtp
+	$(GO) test -run='^$$' -fuzz='^FuzzAcceptAnswer$$' -fuzztime=$(FUZZTIME) ./internal/httpapi
 	$(GO) test -run='^$$' -fuzz='^FuzzParseTXT$$' -fuzztime=$(FUZZTIME) ./internal/discovery
 	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./internal/signature
 	$(GO) test -run='^$$' -fuzz='^FuzzSign$$' -fuzztime=$(FUZZTIME) ./internal/signature

@@ -27,6 +27,22 @@ func (a Address) String() string { return a.Local + "@" + a.Domain }
 // Key is the form used to compare and index addresses.
 func (a Address) Key() string { return strings.ToLower(a.Local) + "@" + a.Domain }
 
+// KeyOf is ParseAddress(s).Key() for a valid address s: its lower-case
+// form, since the domain is ASCII and a parsed domain is lower-case. For
+// an s without upper-case letters, the common case, it is s itself, where
+// Key builds a new string.
+func KeyOf(s string) string { return strings.ToLower(s) }
+
+// stringFrom is a.String() for the address a that ParseAddress made of s:
+// s itself when parsing changed nothing (the domain was already lower
+// case), rather than the same string built again.
+func (a Address) stringFrom(s string) string {
+	if n := len(a.Local) + 1; len(s) == n+len(a.Domain) && s[n:] == a.Domain {
+		return s
+	}
+	return a.String()
+}
+
 // IsZero reports whether a is the zero Address.
 func (a Address) IsZero() bool { return a.Local == "" && a.Domain == "" }
 

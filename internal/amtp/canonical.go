@@ -1,6 +1,7 @@
 package amtp
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"slices"
 	"strconv"
@@ -33,6 +34,22 @@ func Canonicalize(data []byte) ([]byte, error) {
 	p.scratch = out
 	p.release()
 	return res, err
+}
+
+// CanonicalSHA256 is the SHA-256 of Canonicalize(data), with the same
+// errors. The canonical form is hashed in the pooled parser's scratch
+// rather than copied out, since only its digest is wanted (the idempotency
+// digest of every accepted message).
+func CanonicalSHA256(data []byte) ([sha256.Size]byte, error) {
+	p := jcsParserPool.Get().(*jcsParser)
+	out, err := p.run(p.scratch[:0], data)
+	var sum [sha256.Size]byte
+	if err == nil {
+		sum = sha256.Sum256(out)
+	}
+	p.scratch = out
+	p.release()
+	return sum, err
 }
 
 // AppendCanonical appends the canonical form to dst (for callers that reuse buffers).

@@ -3,6 +3,7 @@ package amtp
 import (
 	"bytes"
 	"cmp"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"math"
@@ -409,6 +410,20 @@ func TestAppendCanonical(t *testing.T) {
 	reused, err := AppendCanonical(buf[:0], []byte(jcsRFCExampleInput))
 	require.NoError(t, err)
 	assert.Equal(t, jcsRFCExampleOutput, string(reused))
+}
+
+func TestCanonicalSHA256(t *testing.T) {
+	for _, in := range jcsSeeds() {
+		canon, err := Canonicalize([]byte(in))
+		sum, sumErr := CanonicalSHA256([]byte(in))
+		if err != nil {
+			require.Error(t, sumErr, in)
+			assert.Equal(t, err.Error(), sumErr.Error(), in)
+			continue
+		}
+		require.NoError(t, sumErr, in)
+		assert.Equal(t, sha256.Sum256(canon), sum, in)
+	}
 }
 
 func TestCanonicalizeErrorMessage(t *testing.T) {

@@ -1,6 +1,7 @@
 package amtp
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -183,5 +184,45 @@ func FuzzParseAddress(f *testing.F) {
 		require.NoError(t, err)
 		require.Equal(t, a.Key(), upper.Key())
 		require.Equal(t, strings.ToLower(str), a.Key())
+		// The shortcuts Parse and the gateway take to these forms.
+		require.Equal(t, a.Key(), KeyOf(s))
+		require.Equal(t, a.Key(), KeyOf(str))
+		require.Equal(t, str, a.stringFrom(s))
 	})
+}
+
+// FuzzScanJSON holds scanJSON, which stands in for json.Valid on Parse's
+// fast path, to json.Valid's decision, and its spaced answer to what
+// json.Compact would remove.
+func FuzzScanJSON(f *testing.F) {
+	for _, s := range []string{
+		msgWith(), draftSection4, draftA1, draftParallel,
+		`{}`, `[]`, `{ }`, `[ ]`, ` {"a" : [1 , 2] } `, `"x"`, `-0.5e+10`, `0`, `-`, `01`, `1.`, `.5`, `1e`, `1E-`, `-01`,
+		`true`, `false`, `null`, `tru`, `nul`, `truex`, `[true false]`, `[1,]`, `{"a":1,}`, `{"a"}`, `{"a":}`, `{,}`, `{1:2}`,
+		`"\u00e9\ud83d\ude00"`, `"\u00zz"`, `"\x"`, "\"tab\there\"", `"\/\b\f\n\r\t\"\\"`, `"unterminated`, `[[[]]]`, `[[[]]`, `]`, `}`,
+		"{\"a\":\"\xff\"}", "\t\n\r {}", "{} x", "{}{}", "[1]\x00",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		valid, spaced := scanJSON(data)
+		require.Equal(t, json.Valid(data), valid, "%q", data)
+		if valid && !spaced {
+			var buf bytes.Buffer
+			require.NoError(t, json.Compact(&buf, data))
+			require.Equal(t, string(data), buf.String(), "%q has no whitespace to compact", data)
+		}
+	})
+}
+
+func TestScanJSONDepth(t *testing.T) {
+	for _, depth := range []int{1, 63, 64, 65, maxNestingDepth - 1, maxNestingDepth, maxNestingDepth + 1} {
+		for _, open := range []string{"[", `{"a":`} {
+			close := map[string]string{"[": "]", `{"a":`: "}"}[open]
+			data := []byte(strings.Repeat(open, depth) + "1" + strings.Repeat(close, depth))
+			valid, _ := scanJSON(data)
+			require.Equal(t, json.Valid(data), valid, "%s × %d", open, depth)
+			require.Equal(t, depth <= maxNestingDepth, valid, "%s × %d", open, depth)
+		}
+	}
 }

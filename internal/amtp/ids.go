@@ -20,7 +20,19 @@ var v7 struct {
 // NewUUIDv7 returns a new lower-case UUIDv7.
 func NewUUIDv7() string { return newUUIDv7(time.Now()) }
 
+// AppendUUIDv7 appends a new lower-case UUIDv7 to dst, for callers that
+// want it inside a longer string without building the UUID's own first.
+func AppendUUIDv7(dst []byte) []byte {
+	b := uuidV7(time.Now())
+	return appendUUID(dst, &b)
+}
+
 func newUUIDv7(now time.Time) string {
+	b := uuidV7(now)
+	return formatUUID(b)
+}
+
+func uuidV7(now time.Time) [16]byte {
 	var b [16]byte
 	if _, err := rand.Read(b[6:]); err != nil {
 		panic("amtp: crypto/rand failed: " + err.Error())
@@ -53,7 +65,7 @@ func newUUIDv7(now time.Time) string {
 	b[6] = 0x70 | byte(counter>>8)
 	b[7] = byte(counter)
 	b[8] = 0x80 | (b[8] & 0x3f)
-	return formatUUID(b)
+	return b
 }
 
 // NewUUIDv4 returns a new random lower-case UUIDv4.
@@ -69,16 +81,20 @@ func NewUUIDv4() string {
 
 func formatUUID(b [16]byte) string {
 	var out [36]byte
-	hex.Encode(out[0:8], b[0:4])
-	out[8] = '-'
-	hex.Encode(out[9:13], b[4:6])
-	out[13] = '-'
-	hex.Encode(out[14:18], b[6:8])
-	out[18] = '-'
-	hex.Encode(out[19:23], b[8:10])
-	out[23] = '-'
-	hex.Encode(out[24:], b[10:])
-	return string(out[:])
+	return string(appendUUID(out[:0], &b))
+}
+
+// appendUUID appends the 8-4-4-4-12 lower-case hex form of b to dst.
+func appendUUID(dst []byte, b *[16]byte) []byte {
+	dst = hex.AppendEncode(dst, b[0:4])
+	dst = append(dst, '-')
+	dst = hex.AppendEncode(dst, b[4:6])
+	dst = append(dst, '-')
+	dst = hex.AppendEncode(dst, b[6:8])
+	dst = append(dst, '-')
+	dst = hex.AppendEncode(dst, b[8:10])
+	dst = append(dst, '-')
+	return hex.AppendEncode(dst, b[10:])
 }
 
 // parseUUID decodes the 8-4-4-4-12 hex form (either case).

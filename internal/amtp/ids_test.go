@@ -61,6 +61,16 @@ func TestNewUUIDv7Format(t *testing.T) {
 	assert.LessOrEqual(t, ms, after+1000)
 }
 
+func TestAppendUUIDv7(t *testing.T) {
+	prefix := []byte("req_")
+	out := AppendUUIDv7(prefix)
+	require.True(t, strings.HasPrefix(string(out), "req_"))
+	id := string(out[len("req_"):])
+	require.Regexp(t, reUUIDv7, id)
+	assert.True(t, IsUUIDv7(id))
+	assert.Less(t, NewUUIDv7(), string(AppendUUIDv7(nil)), "both draw from one monotonic generator")
+}
+
 func TestNewUUIDv7MonotonicAndUnique(t *testing.T) {
 	const n = 10000
 	ids := make([]string, n)

@@ -276,12 +276,17 @@ func appendString(b []byte, s string) []byte {
 // gateway fills in (timestamp, generated ids). A client-supplied message_id
 // is part of the content.
 func (m *Message) ContentDigestInput() []byte {
+	return m.AppendContentDigestInput(make([]byte, 0, 256+len(m.Payload)))
+}
+
+// AppendContentDigestInput appends ContentDigestInput to dst.
+func (m *Message) AppendContentDigestInput(dst []byte) []byte {
 	c := *m
 	c.Version = ""
 	c.IdempotencyKey = ""
 	c.Timestamp = time.Time{}
 	c.Signature = nil
-	return c.appendJSON(make([]byte, 0, 256+len(m.Payload)), false)
+	return c.appendJSON(dst, false)
 }
 
 // validUTF8NoControl reports whether s is valid UTF-8 without C0 controls or DEL.

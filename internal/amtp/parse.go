@@ -55,8 +55,10 @@ func Parse(data []byte, lim Limits) (*Message, error) {
 	}
 	// Well-formed objects, nearly every message, take the fast path; the
 	// decoder below words the errors for everything else.
-	if i := skipSpace(data, 0); i < len(data) && data[i] == '{' && json.Valid(data) {
-		return parseObject(data, i, lim)
+	if i := skipSpace(data, 0); i < len(data) && data[i] == '{' {
+		if valid, spaced := scanJSON(data); valid {
+			return parseObject(data, i, !spaced, lim)
+		}
 	}
 	return parseDecoder(data, lim)
 }
@@ -74,7 +76,7 @@ func parseDecoder(data []byte, lim Limits) (*Message, error) {
 		return nil, Errorf(CodeInvalidMessageFormat, "message must be a JSON object")
 	}
 	m := &Message{}
-	seen := make(map[string]bool, 16)
+	var seen memberSet
 	var st parseState
 	// The first member error waits until the object has been read whole:
 	// broken JSON and an unsupported version are answered first, whatever
@@ -91,7 +93,7 @@ func parseDecoder(data []byte, lim Limits) (*Message, error) {
 		if err := dec.Decode(&raw); err != nil {
 			return nil, Errorf(CodeInvalidMessageFormat, "message is not valid JSON: %s", jsonErrText(err))
 		}
-		if err := m.member(name, raw, seen, &st, &memberErr); err != nil {
+		if err := m.member(name, raw, &seen, &st, &memberErr); err != nil {
 			return nil, err
 		}
 	}
@@ -108,12 +110,11 @@ func parseDecoder(data []byte, lim Limits) (*Message, error) {
 // duplicate or invalid member is remembered (the first one is answered
 // once the whole object is read), an unsupported version is returned at
 // once.
-func (m *Message) member(name string, raw json.RawMessage, seen map[string]bool, st *parseState, memberErr *error) error {
+func (m *Message) member(name string, raw json.RawMessage, seen *memberSet, st *parseState, memberErr *error) error {
 	var err error
-	if seen[name] {
+	if seen.add(name) {
 		err = FieldError(name, "member %q appears more than once", name)
 	} else {
-		seen[name] = true
 		err = m.setMember(name, raw, st)
 	}
 	if IsCode(err, CodeUnsupportedVersion) {
@@ -146,10 +147,92 @@ func (m *Message) finish(st *parseState, memberErr error, lim Limits) (*Message,
 	return m, nil
 }
 
+// memberNames are the members setMember knows, in the order of their bits
+// in memberSet.
+var memberNames = [...]string{
+	"version", "message_id", "idempotency_key", "timestamp", "sender", "recipients", "subject", "schema",
+	"in_reply_to", "response_type", "headers", "coordination", "payload", "attachments", "signature",
+}
+
+// memberIndex is name's index in memberNames, or -1.
+func memberIndex(name string) int {
+	switch name {
+	case "version":
+		return 0
+	case "message_id":
+		return 1
+	case "idempotency_key":
+		return 2
+	case "timestamp":
+		return 3
+	case "sender":
+		return 4
+	case "recipients":
+		return 5
+	case "subject":
+		return 6
+	case "schema":
+		return 7
+	case "in_reply_to":
+		return 8
+	case "response_type":
+		return 9
+	case "headers":
+		return 10
+	case "coordination":
+		return 11
+	case "payload":
+		return 12
+	case "attachments":
+		return 13
+	case "signature":
+		return 14
+	}
+	return -1
+}
+
+// memberSet is the set of member names seen so far in an object: a bit
+// per known member, and a map only once an extension member shows up. A
+// map for every message cost three allocations per accept.
+type memberSet struct {
+	known uint32
+	other map[string]bool
+}
+
+// add records name and reports whether it was already there.
+func (s *memberSet) add(name string) bool {
+	if i := memberIndex(name); i >= 0 {
+		bit := uint32(1) << i
+		dup := s.known&bit != 0
+		s.known |= bit
+		return dup
+	}
+	if s.other[name] {
+		return true
+	}
+	if s.other == nil {
+		s.other = make(map[string]bool, 2)
+	}
+	s.other[name] = true
+	return false
+}
+
 // parseState is what Parse checks once every member has been read.
 type parseState struct {
 	haveSender, haveRecipients, havePayload bool
 	recipientsRaw                           json.RawMessage
+	// compact: the document has no whitespace outside strings, so its
+	// values need copying but not compacting.
+	compact bool
+}
+
+// copyValue is compactCopy(raw), which for a compact document is a plain
+// copy.
+func (st *parseState) copyValue(raw json.RawMessage) json.RawMessage {
+	if st.compact {
+		return append(json.RawMessage(nil), raw...)
+	}
+	return compactCopy(raw)
 }
 
 // setMember validates one top-level member and stores it in m.
@@ -209,7 +292,7 @@ func (m *Message) setMember(name string, raw json.RawMessage, st *parseState) er
 			e, _ := AsError(err)
 			return FieldError(name, "sender is not a valid address: %s", e.Message)
 		}
-		m.Sender = a.String()
+		m.Sender = a.stringFrom(v)
 		st.haveSender = true
 	case "recipients":
 		st.recipientsRaw = raw
@@ -268,12 +351,12 @@ func (m *Message) setMember(name string, raw json.RawMessage, st *parseState) er
 		if _, err := ParseCoordination(raw); err != nil {
 			return err
 		}
-		m.Coordination = compactCopy(raw)
+		m.Coordination = st.copyValue(raw)
 	case "payload":
 		if isJSONNull(raw) {
 			return FieldError(name, "payload must not be null")
 		}
-		m.Payload = compactCopy(raw)
+		m.Payload = st.copyValue(raw)
 		st.havePayload = true
 	case "attachments":
 		a, err := parseAttachments(raw)
@@ -300,7 +383,7 @@ func (m *Message) setMember(name string, raw json.RawMessage, st *parseState) er
 		if len(m.Extensions) >= MaxExtensions {
 			return FieldError(name, "more than %d unknown members", MaxExtensions)
 		}
-		m.Extensions[name] = compactCopy(raw)
+		m.Extensions[name] = st.copyValue(raw)
 	}
 	return nil
 }
@@ -362,22 +445,35 @@ func compactCopy(raw json.RawMessage) json.RawMessage {
 }
 
 func stringField(name string, raw json.RawMessage) (string, error) {
+	s, problem := stringValue(raw)
+	if problem != "" {
+		return "", FieldError(name, "%s %s", name, problem)
+	}
+	return s, nil
+}
+
+// stringValue decodes a JSON string member; problem says what is wrong
+// with it ("" when nothing is), for callers that name the field only when
+// there is an error.
+func stringValue(raw json.RawMessage) (s, problem string) {
 	if len(raw) == 0 || raw[0] != '"' {
-		return "", FieldError(name, "%s must be a string", name)
+		return "", "must be a string"
 	}
 	// raw is always well-formed JSON here, so a string without escapes is
 	// its bytes between the quotes.
 	if len(raw) >= 2 && bytes.IndexByte(raw, '\\') < 0 {
-		return string(raw[1 : len(raw)-1]), nil
+		return string(raw[1 : len(raw)-1]), ""
 	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", FieldError(name, "%s must be a string", name)
+	// A variable of its own: the named result would escape with &v and
+	// cost an allocation on every call, escaped or not.
+	var v string
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return "", "must be a string"
 	}
-	if !utf8.ValidString(s) {
-		return "", FieldError(name, "%s is not valid UTF-8", name)
+	if !utf8.ValidString(v) {
+		return "", "is not valid UTF-8"
 	}
-	return s, nil
+	return v, ""
 }
 
 func parseRecipients(raw json.RawMessage, max int) ([]string, error) {
@@ -385,7 +481,8 @@ func parseRecipients(raw json.RawMessage, max int) ([]string, error) {
 		return nil, FieldError("recipients", "recipients must be an array of addresses")
 	}
 	// raw is a well-formed JSON value (from either path of Parse).
-	list := arrayElements(raw)
+	var small [8][]byte
+	list := appendArrayElements(small[:0], raw)
 	if len(list) == 0 {
 		return nil, FieldError("recipients", "recipients must not be empty")
 	}
@@ -396,22 +493,24 @@ func parseRecipients(raw json.RawMessage, max int) ([]string, error) {
 	out := make([]string, 0, len(list))
 	seen := make(map[string]bool, len(list))
 	for i, r := range list {
-		field := fmt.Sprintf("recipients[%d]", i)
-		s, err := stringField(field, r)
-		if err != nil {
-			return nil, err
+		// The field's name is only built for an error.
+		s, problem := stringValue(r)
+		if problem != "" {
+			field := fmt.Sprintf("recipients[%d]", i)
+			return nil, FieldError(field, "%s %s", field, problem)
 		}
 		a, err := ParseAddress(s)
 		if err != nil {
 			e, _ := AsError(err)
-			return nil, Errorf(CodeInvalidRecipient, "%s", e.Message).WithDetail("field", field)
+			return nil, Errorf(CodeInvalidRecipient, "%s", e.Message).WithDetail("field", fmt.Sprintf("recipients[%d]", i))
 		}
-		k := a.Key()
+		norm := a.stringFrom(s)
+		k := KeyOf(norm)
 		if seen[k] {
 			continue
 		}
 		seen[k] = true
-		out = append(out, a.String())
+		out = append(out, norm)
 	}
 	if len(out) > max {
 		return nil, FieldError("recipients", "too many recipients (at most %d)", max).WithDetail("max", max)

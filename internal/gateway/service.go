@@ -227,9 +227,25 @@ type Principal struct {
 }
 
 // HashAPIKey is how agent keys are stored.
-func HashAPIKey(key string) string {
-	h := sha256.Sum256([]byte(key))
-	return hex.EncodeToString(h[:])
+func HashAPIKey(key string) string { return hexDigest(tokenHash(key)) }
+
+// tokenHash is the SHA-256 of a bearer token. Tokens are short: hashing a
+// copy on the stack spares the heap copy that []byte(token) makes of any
+// string longer than 32 bytes.
+func tokenHash(token string) [sha256.Size]byte {
+	var buf [256]byte
+	if len(token) <= len(buf) {
+		return sha256.Sum256(append(buf[:0], token...))
+	}
+	return sha256.Sum256([]byte(token))
+}
+
+// hexDigest is hex.EncodeToString(h[:]) with one allocation, the string,
+// instead of two.
+func hexDigest(h [sha256.Size]byte) string {
+	var hx [2 * sha256.Size]byte
+	hex.Encode(hx[:], h[:])
+	return string(hx[:])
 }
 
 // Authenticate resolves a bearer token. An empty token is Anonymous; an
@@ -238,17 +254,19 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Principal, er
 	if token == "" {
 		return Principal{Kind: Anonymous}, nil
 	}
+	// One hash serves the admin comparison and the agent lookup (which
+	// is by HashAPIKey, the hex of the same hash).
+	h := tokenHash(token)
 	if admin, ok, err := s.adminKeyHash(ctx); err != nil {
 		return Principal{}, s.unavailable("authenticate", err)
 	} else if ok {
-		h := sha256.Sum256([]byte(token))
 		if subtle.ConstantTimeCompare(h[:], admin[:]) == 1 {
 			return Principal{Kind: AdminCaller}, nil
 		}
 	}
 	// Agent keys are high-entropy and looked up by their hash, so the
 	// lookup's timing reveals nothing usable about any key.
-	a, err := s.agents.AgentByKeyHash(ctx, HashAPIKey(token))
+	a, err := s.agents.AgentByKeyHash(ctx, hexDigest(h))
 	if errors.Is(err, ErrNotFound) {
 		return Principal{}, amtp.Errorf(amtp.CodeAuthenticationRequired, "the bearer token is not a valid key")
 	}
@@ -399,7 +417,7 @@ func (s *Service) authorizeSubmission(p Principal, m *amtp.Message) (Origin, err
 	sender := m.SenderAddress()
 	switch p.Kind {
 	case AgentCaller:
-		if sender.Key() != strings.ToLower(p.Agent.Address) {
+		if amtp.KeyOf(m.Sender) != strings.ToLower(p.Agent.Address) {
 			return "", amtp.Errorf(amtp.CodeForbidden, "agent %s may only send as itself, not as %s", p.Agent.Address, sender).WithDetail("field", "sender")
 		}
 		return OriginLocal, nil
@@ -426,19 +444,24 @@ func (s *Service) authorizeSubmission(p Principal, m *amtp.Message) (Origin, err
 	return OriginRemote, nil
 }
 
-func (s *Service) contentDigest(m *amtp.Message) (string, error) {
-	canon, err := amtp.Canonicalize(m.ContentDigestInput())
+// contentDigest is the hex SHA-256 of m's canonical content. scratch
+// holds the content on its way to canonicalisation; the caller may reuse
+// it once this returns.
+func (s *Service) contentDigest(m *amtp.Message, scratch []byte) (string, error) {
+	h, err := amtp.CanonicalSHA256(m.AppendContentDigestInput(scratch[:0]))
 	if err != nil {
 		return "", amtp.Errorf(amtp.CodeInvalidMessageFormat, "message content is not I-JSON (duplicate keys, lone surrogates or out-of-range numbers): %s", err.Error()).WithDetail("field", "payload")
 	}
-	h := sha256.Sum256(canon)
-	return hex.EncodeToString(h[:]), nil
+	return hexDigest(h), nil
 }
 
 func (s *Service) accept(ctx context.Context, m *amtp.Message, origin Origin) (*AcceptResult, error) {
+	// One buffer, sized for the stored JSON, first holds the digest's
+	// input and then that JSON: the input is dead once it is hashed.
+	buf := make([]byte, 0, 512+len(m.Payload))
 	// The digest is taken before Complete fills generated fields, so that a
 	// retry of a submission without message_id compares equal.
-	digest, err := s.contentDigest(m)
+	digest, err := s.contentDigest(m, buf)
 	if err != nil {
 		return nil, err
 	}
@@ -494,8 +517,12 @@ func (s *Service) accept(ctx context.Context, m *amtp.Message, origin Origin) (*
 		pushOnly   *Agent
 		localCount int
 	)
-	for i, r := range m.RecipientAddresses() {
-		st := RecipientStatus{Address: r.String(), Status: StateQueued, UpdatedAt: now}
+	// m.Recipients are in canonical form (Parse made them so): each is its
+	// address's String, and KeyOf its Key, without building either again.
+	for i, rs := range m.Recipients {
+		r, _ := amtp.ParseAddress(rs)
+		key := amtp.KeyOf(rs)
+		st := RecipientStatus{Address: rs, Status: StateQueued, UpdatedAt: now}
 		if pol.refuses(i) {
 			policyStatus(&st)
 			statuses = append(statuses, st)
@@ -503,19 +530,19 @@ func (s *Service) accept(ctx context.Context, m *amtp.Message, origin Origin) (*
 		}
 		if s.isLocal(r) {
 			localCount++
-			ag, err := s.agents.GetAgent(ctx, r.Key())
+			ag, err := s.agents.GetAgent(ctx, key)
 			switch {
 			case errors.Is(err, ErrNotFound):
 				st.Status = StateFailed
 				st.ErrorCode = string(amtp.CodeAgentUnknown)
-				st.ErrorMessage = "no agent " + r.String() + " is registered at this gateway"
-				unknown = append(unknown, r.String())
+				st.ErrorMessage = "no agent " + rs + " is registered at this gateway"
+				unknown = append(unknown, rs)
 			case err != nil:
 				return nil, s.unavailable("accept", err)
 			case agentRefuses(ag, m) != "":
 				refusal = agentRefuses(ag, m)
 				st.Status, st.ErrorCode, st.ErrorMessage = StateFailed, string(amtp.CodeSchemaValidationFailed), refusal
-				refused = append(refused, r.String())
+				refused = append(refused, rs)
 			case wf != nil:
 				// A participant gets the message when the workflow asks it
 				// (sendWorkflow), not now.
@@ -524,9 +551,9 @@ func (s *Service) accept(ctx context.Context, m *amtp.Message, origin Origin) (*
 				// same write that accepts the message.
 				n := now
 				st.Status, st.Attempts, st.DeliveredAt, st.Via = StateDelivered, 1, &n, "inbox"
-				inbox = append(inbox, r.Key())
+				inbox = append(inbox, key)
 			default:
-				tasks = append(tasks, Task{ID: TaskID(m.MessageID, r.Key()), MessageID: m.MessageID, Kind: TaskLocal, Recipients: []string{r.String()}, CreatedAt: now})
+				tasks = append(tasks, Task{ID: TaskID(m.MessageID, key), MessageID: m.MessageID, Kind: TaskLocal, Recipients: []string{rs}, CreatedAt: now})
 				if ag.DeliveryMode == ModePush {
 					pushOnly = ag
 				}
@@ -535,7 +562,7 @@ func (s *Service) accept(ctx context.Context, m *amtp.Message, origin Origin) (*
 			if _, ok := remoteByDm[r.Domain]; !ok {
 				domains = append(domains, r.Domain)
 			}
-			remoteByDm[r.Domain] = append(remoteByDm[r.Domain], r.String())
+			remoteByDm[r.Domain] = append(remoteByDm[r.Domain], rs)
 		}
 		statuses = append(statuses, st)
 	}
@@ -570,13 +597,13 @@ func (s *Service) accept(ctx context.Context, m *amtp.Message, origin Origin) (*
 		tasks[0].NotBefore = now.Add(s.cfg.ImmediateWindow + time.Second)
 	}
 
-	raw := m.AppendJSON(make([]byte, 0, 512+len(m.Payload)))
+	raw := m.AppendJSON(buf[:0])
 	acc := &Acceptance{
 		Message: StoredMessage{
 			ID: m.MessageID, Raw: raw, Sender: m.Sender, Recipients: m.Recipients,
 			Subject: m.Subject, Origin: origin, AcceptedAt: now,
 		},
-		Idempotency: IdempotencyRecord{Sender: m.SenderAddress().Key(), Key: m.IdempotencyKey, MessageID: m.MessageID, Digest: digest, CreatedAt: now},
+		Idempotency: IdempotencyRecord{Sender: amtp.KeyOf(m.Sender), Key: m.IdempotencyKey, MessageID: m.MessageID, Digest: digest, CreatedAt: now},
 		Statuses:    statuses,
 		Tasks:       tasks,
 		Inbox:       inbox,
@@ -589,7 +616,11 @@ func (s *Service) accept(ctx context.Context, m *amtp.Message, origin Origin) (*
 	if err != nil {
 		return nil, s.unavailable("accept", err)
 	}
-	s.log.InfoContext(ctx, "message accepted", "message_id", m.MessageID, "sender", m.Sender, "recipients", len(m.Recipients), "origin", string(origin))
+	// LogAttrs with typed attributes writes the same line as InfoContext
+	// with key-value pairs, without boxing each value into an interface
+	// (an allocation per string, on every accepted message).
+	s.log.LogAttrs(ctx, slog.LevelInfo, "message accepted", slog.String("message_id", m.MessageID), slog.String("sender", m.Sender),
+		slog.Int("recipients", len(m.Recipients)), slog.String("origin", string(origin)))
 	// Counted only after the write succeeded and never in replay, so a
 	// retried submission is one message, not two.
 	s.cfg.Metrics.MessageAccepted(ctx, m.MessageID, len(m.Recipients))
