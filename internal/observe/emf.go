@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"strconv"
 	"sync"
 	"time"
@@ -184,7 +185,8 @@ func (e *EMF) emit(ctx context.Context, extraDims []prop, ms []metric, props ...
 		seen[p.key] = true
 		field(&b, p.key, p.value)
 	}
-	for _, a := range correlationIDs(ctx) {
+	var ids [3]slog.Attr
+	for _, a := range appendCorrelationIDs(ids[:0], ctx) {
 		if !seen[a.Key] {
 			field(&b, a.Key, a.Value.String())
 		}

@@ -73,29 +73,42 @@ type handler struct{ next slog.Handler }
 func (h *handler) Enabled(ctx context.Context, l slog.Level) bool { return h.next.Enabled(ctx, l) }
 
 func (h *handler) Handle(ctx context.Context, r slog.Record) error {
-	ids := correlationIDs(ctx)
+	// Every log line passes here: the ids go in an array on the stack and
+	// the names a call gave itself in a bit set, not a slice and a map.
+	var buf [3]slog.Attr
+	ids := appendCorrelationIDs(buf[:0], ctx)
 	if len(ids) == 0 {
 		return h.next.Handle(ctx, r)
 	}
 	// A call that names an id itself (log.Info(..., "message_id", x)) is
 	// not given a second, possibly different one.
-	present := map[string]bool{}
+	var present uint8
 	r.Attrs(func(a slog.Attr) bool {
-		switch a.Key {
-		case KeyRequestID, KeyMessageID, KeyAWSRequestID:
-			present[a.Key] = true
-		}
+		present |= idBit(a.Key)
 		return true
 	})
 	// Clone: the record may share its attribute storage with the caller's
 	// copy, which slog forbids modifying in place.
 	r = r.Clone()
 	for _, a := range ids {
-		if !present[a.Key] {
+		if present&idBit(a.Key) == 0 {
 			r.AddAttrs(a)
 		}
 	}
 	return h.next.Handle(ctx, r)
+}
+
+// idBit is the bit of a correlation id's key, 0 for any other key.
+func idBit(key string) uint8 {
+	switch key {
+	case KeyRequestID:
+		return 1
+	case KeyMessageID:
+		return 2
+	case KeyAWSRequestID:
+		return 4
+	}
+	return 0
 }
 
 func (h *handler) WithAttrs(as []slog.Attr) slog.Handler {
@@ -106,12 +119,11 @@ func (h *handler) WithGroup(name string) slog.Handler {
 	return &handler{next: h.next.WithGroup(name)}
 }
 
-// correlationIDs are the ids ctx carries, in a fixed order.
-func correlationIDs(ctx context.Context) []slog.Attr {
+// appendCorrelationIDs appends the ids ctx carries, in a fixed order.
+func appendCorrelationIDs(out []slog.Attr, ctx context.Context) []slog.Attr {
 	if ctx == nil {
-		return nil
+		return out
 	}
-	var out []slog.Attr
 	if id := logctx.RequestID(ctx); id != "" {
 		out = append(out, slog.String(KeyRequestID, id))
 	}

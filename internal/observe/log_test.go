@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +20,7 @@ import (
 	"github.com/agentry/agentry/internal/gateway"
 	"github.com/agentry/agentry/internal/httpapi"
 	"github.com/agentry/agentry/internal/observe"
+	"github.com/agentry/agentry/internal/observe/logctx"
 )
 
 // jsonLines decodes the logger's output, one object per line.
@@ -159,4 +161,15 @@ func TestRequestAndMessageCorrelatedThroughTheAPI(t *testing.T) {
 	require.NotNil(t, accepted, "the gateway logged the acceptance: %s", out.String())
 	assert.Equal(t, "req-e2e-1", accepted["request_id"])
 	assert.Equal(t, ans.MessageID, accepted["message_id"])
+}
+
+// BenchmarkHandler: a line with a request and a message id in its
+// context, as the accept path logs one per message.
+func BenchmarkHandler(b *testing.B) {
+	log := observe.NewLogger(io.Discard, slog.LevelInfo)
+	ctx := observe.WithMessageID(logctx.WithRequestID(context.Background(), "req_1"), "01a20b93-6301-753a-96e4-68fb4bfbdb6a")
+	b.ReportAllocs()
+	for b.Loop() {
+		log.LogAttrs(ctx, slog.LevelInfo, "message accepted", slog.String("sender", "alice@a.example"), slog.Int("recipients", 1))
+	}
 }
