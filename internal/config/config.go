@@ -31,7 +31,7 @@ type Config struct {
 	TLSKey          string        // AGENTRY_TLS_KEY
 	PublicURL       string        // AGENTRY_PUBLIC_URL, default derived from Addr and TLS
 	LogLevel        string        // AGENTRY_LOG_LEVEL: debug, info, warn, error
-	Workers         int           // AGENTRY_WORKERS, parallel deliveries, default 16
+	Workers         int           // AGENTRY_WORKERS, parallel deliveries, default 64
 	RetryBase       time.Duration // AGENTRY_RETRY_BASE, default 1s (first retry delay)
 	RetryMax        time.Duration // AGENTRY_RETRY_MAX, default 1h (cap)
 	RetryWindow     time.Duration // AGENTRY_RETRY_WINDOW, default 168h (give up after)
@@ -152,7 +152,7 @@ func FromEnv(getenv Getenv) (Config, error) {
 		errs = append(errs, fmt.Errorf("AGENTRY_MAX_RECIPIENTS: %w", err))
 	}
 	c.MaxRecipients = int(n)
-	n, err = parseInt(get("AGENTRY_WORKERS", "16"), 1, 1024)
+	n, err = parseInt(get("AGENTRY_WORKERS", "64"), 1, 1024)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("AGENTRY_WORKERS: %w", err))
 	}

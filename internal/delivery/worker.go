@@ -29,9 +29,15 @@ type Reporter interface {
 
 // Config configures a Worker.
 type Config struct {
-	Domain           string
-	Retry            RetryPolicy
-	Concurrency      int           // parallel deliveries, default 16
+	Domain string
+	Retry  RetryPolicy
+	// Concurrency bounds the deliveries in progress, default 64. A
+	// delivery holds its slot for the whole exchange (the peer's accept,
+	// its own first attempt) and the recording of the outcome, so the
+	// gateway's outbound rate is at most Concurrency divided by that
+	// time: 16 slots at a 100 ms WAN round trip would cap every peer
+	// together at 160 messages a second.
+	Concurrency      int
 	AttemptTimeout   time.Duration // one HTTP attempt, default 30s
 	MaxResponseBytes int64         // bytes read from an agent or peer, default 1 MiB
 	MaxReplyBytes    int           // a synchronous reply kept in the status, default 64 KiB
@@ -127,7 +133,7 @@ func New(cfg Config, d Deps) (*Worker, error) {
 	}
 	cfg.Retry = cfg.Retry.withDefaults()
 	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 16
+		cfg.Concurrency = 64
 	}
 	if cfg.AttemptTimeout <= 0 {
 		cfg.AttemptTimeout = 30 * time.Second
