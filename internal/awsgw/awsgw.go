@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -73,12 +74,12 @@ type dlqCalls struct {
 // be looked up by name, so that a Lambda's cold start stays small (the
 // functions get their URLs from the stack). It creates no resources:
 // AGENTRY_AWS_BOOTSTRAP is Bootstrap's, which `agentry serve` runs first.
-func New(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.Logger) (*Gateway, error) {
+func New(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.Logger, opts ...Option) (*Gateway, error) {
 	var schemas func(schema.Store) gateway.SchemaRegistry
 	if cfg.SchemaValidation {
 		schemas = func(st schema.Store) gateway.SchemaRegistry { return schema.NewRegistry(st) }
 	}
-	g, err := build(ctx, cfg, awsCfg, log, schemas)
+	g, err := build(ctx, cfg, awsCfg, log, schemas, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -94,20 +95,36 @@ func New(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.Lo
 // what the deliver and deadletter functions run. Their binaries then
 // link neither the REST handler nor the caller authentication (JWT,
 // certificates) that only the api function uses.
-func NewWorker(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.Logger) (*Gateway, error) {
+func NewWorker(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.Logger, opts ...Option) (*Gateway, error) {
 	// Payloads are validated where messages are accepted, in the api
 	// function: without a registry here, the workers' binaries do not
 	// link the JSON Schema validator (see gateway.SchemaRegistry).
-	return build(ctx, cfg, awsCfg, log, nil)
+	return build(ctx, cfg, awsCfg, log, nil, opts)
 }
+
+// Option adjusts what New and NewWorker build.
+type Option func(*options)
+
+type options struct {
+	metrics io.Writer
+}
+
+// MetricsTo sends the metric lines (CloudWatch embedded metric format) to
+// w instead of standard output, where Lambda's log agent picks them up:
+// for a process that measures or keeps them apart from its own output.
+func MetricsTo(w io.Writer) Option { return func(o *options) { o.metrics = w } }
 
 // build is New without the HTTP API; schemas makes the schema registry
 // (nil for none).
-func build(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.Logger, schemas func(schema.Store) gateway.SchemaRegistry) (*Gateway, error) {
+func build(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.Logger, schemas func(schema.Store) gateway.SchemaRegistry, opts []Option) (*Gateway, error) {
+	o := options{metrics: os.Stdout}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	// Every line logged with a request's or a task's context carries its
 	// correlation ids, whoever built the logger.
 	log = observe.Correlate(log)
-	metrics, err := observe.NewEMF(os.Stdout, cfg.ResourcePrefix)
+	metrics, err := observe.NewEMF(o.metrics, cfg.ResourcePrefix)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}

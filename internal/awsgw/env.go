@@ -30,7 +30,7 @@ func WorkerFromEnv(ctx context.Context) (*Gateway, error) {
 	return fromEnv(ctx, NewWorker)
 }
 
-func fromEnv(ctx context.Context, build func(context.Context, config.Config, aws.Config, *slog.Logger) (*Gateway, error)) (*Gateway, error) {
+func fromEnv(ctx context.Context, build func(context.Context, config.Config, aws.Config, *slog.Logger, ...Option) (*Gateway, error)) (*Gateway, error) {
 	cfg, err := config.FromEnv(nil)
 	if err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)

@@ -149,14 +149,10 @@ func startCostGateway(ctx context.Context, dir, dnsAddr string, awsCfg aws.Confi
 	}
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
-	// The functions log to stdout; so does the EMF writer awsgw.New
-	// makes, which takes os.Stdout as it is during the call. Pointing
-	// it at the log file keeps metric lines out of the bench's table and
-	// lets both be measured.
-	stdout := os.Stdout
-	os.Stdout = cg.logs
-	cg.g, err = awsgw.New(ctx, cfg, counter.Instrument(awsCfg), observe.NewLogger(cg.logs, level))
-	os.Stdout = stdout
+	// The functions log and write their metric lines to stdout; here
+	// both go to the log file, out of the bench's table, where they are
+	// measured.
+	cg.g, err = awsgw.New(ctx, cfg, counter.Instrument(awsCfg), observe.NewLogger(cg.logs, level), awsgw.MetricsTo(cg.logs))
 	if err != nil {
 		_ = cg.logs.Close()
 		return nil, fmt.Errorf("cost gateway: %w", err)
