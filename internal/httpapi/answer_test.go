@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"encoding/json"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -104,4 +106,23 @@ func FuzzAcceptAnswer(f *testing.F) {
 		}
 		checkAcceptAnswer(t, a)
 	})
+}
+
+// TestAcceptAnswerKnowsEveryField: appendAcceptAnswer writes the fields
+// it knows; a field added to the answer or to gateway.RecipientStatus
+// must be added there too, or the fast answer would silently drop it.
+func TestAcceptAnswerKnowsEveryField(t *testing.T) {
+	names := func(v any) []string {
+		var out []string
+		rt := reflect.TypeOf(v)
+		for i := range rt.NumField() {
+			name, _, _ := strings.Cut(rt.Field(i).Tag.Get("json"), ",")
+			out = append(out, name)
+		}
+		return out
+	}
+	assert.Equal(t, []string{"message_id", "status", "recipients", "response"}, names(acceptAnswer{}),
+		"acceptAnswer's fields: teach appendAcceptAnswer the new one")
+	assert.Equal(t, []string{"address", "status", "attempts", "updated_at", "next_retry", "delivered_at", "error_code", "error_message", "via", "response"},
+		names(gateway.RecipientStatus{}), "gateway.RecipientStatus's fields: teach appendRecipientStatus the new one")
 }
