@@ -2,6 +2,8 @@ package embedded
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -47,4 +49,41 @@ func BenchmarkAcceptParallel(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkLogGroupFlush measures what a write-ahead log would put on the
+// answer's path (docs/performance.md, "Next"): appending a group of
+// records to a file and flushing it once, per group of 16, against
+// BenchmarkAcceptParallel's bbolt commit of a group.
+func BenchmarkLogGroupFlush(b *testing.B) {
+	const group = 16
+	record := make([]byte, 1200) // a 1 KB message with its keys and statuses
+	f, err := os.Create(filepath.Join(b.TempDir(), "log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 0, group*len(record))
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		buf = buf[:0]
+		for range group {
+			buf = append(buf, record...)
+		}
+		if _, err := f.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+		if err := f.Sync(); err != nil { // fsync; fdatasync would skip the size update
+			b.Fatal(err)
+		}
+		if i%1000 == 999 { // a rotated log: keep the file small
+			if err := f.Truncate(0); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := f.Seek(0, 0); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.N*group)/b.Elapsed().Seconds(), "records/s")
 }
