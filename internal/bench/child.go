@@ -103,6 +103,14 @@ func runChild(kind string) error {
 			pprof.StopCPUProfile()
 			_ = pf.Close()
 		}()
+		// Where its goroutines wait, beside where they run.
+		runtime.SetBlockProfileRate(int(20 * time.Microsecond))
+		defer func() {
+			if bf, err := os.Create(strings.TrimSuffix(path, ".pprof") + ".block.pprof"); err == nil {
+				_ = pprof.Lookup("block").WriteTo(bf, 0)
+				_ = bf.Close()
+			}
+		}()
 	}
 	f := os.NewFile(3, "listener")
 	l, err := net.FileListener(f)
