@@ -271,15 +271,10 @@ func appendString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// ContentDigestInput is the JSON over which idempotency compares two
-// submissions: what the sender asked to be delivered, without the fields the
-// gateway fills in (timestamp, generated ids). A client-supplied message_id
-// is part of the content.
-func (m *Message) ContentDigestInput() []byte {
-	return m.AppendContentDigestInput(make([]byte, 0, 256+len(m.Payload)))
-}
-
-// AppendContentDigestInput appends ContentDigestInput to dst.
+// AppendContentDigestInput appends the JSON over which idempotency
+// compares two submissions: what the sender asked to be delivered, without
+// the fields the gateway fills in (timestamp, generated ids). A
+// client-supplied message_id is part of the content.
 func (m *Message) AppendContentDigestInput(dst []byte) []byte {
 	c := *m
 	c.Version = ""

@@ -932,7 +932,7 @@ func TestComplete(t *testing.T) {
 
 func TestContentDigestInput(t *testing.T) {
 	base := mustParse(t, msgWith("subject", `"s"`))
-	baseDigest := string(base.ContentDigestInput())
+	baseDigest := string(base.AppendContentDigestInput(nil))
 	assert.True(t, json.Valid([]byte(baseDigest)), baseDigest)
 
 	// What the gateway fills in or the transport adds is not content.
@@ -945,13 +945,13 @@ func TestContentDigestInput(t *testing.T) {
 	}
 	for name, raw := range ignored {
 		m := mustParse(t, raw)
-		assert.Equal(t, baseDigest, string(m.ContentDigestInput()), name)
+		assert.Equal(t, baseDigest, string(m.AppendContentDigestInput(nil)), name)
 	}
 	completed := mustParse(t, msgWith("subject", `"s"`))
 	completed.IdempotencyKey = "k-3"
 	completed.Timestamp = time.Now()
 	completed.Version = Version
-	assert.Equal(t, baseDigest, string(completed.ContentDigestInput()), "Complete's fill-ins other than message_id")
+	assert.Equal(t, baseDigest, string(completed.AppendContentDigestInput(nil)), "Complete's fill-ins other than message_id")
 
 	// What the sender asked to deliver is.
 	differs := map[string]string{
@@ -970,11 +970,11 @@ func TestContentDigestInput(t *testing.T) {
 	}
 	for name, raw := range differs {
 		m := mustParse(t, raw)
-		assert.NotEqual(t, baseDigest, string(m.ContentDigestInput()), name)
+		assert.NotEqual(t, baseDigest, string(m.AppendContentDigestInput(nil)), name)
 	}
 
 	withID := mustParse(t, msgWith("message_id", quote(testULID)))
-	d := string(withID.ContentDigestInput())
+	d := string(withID.AppendContentDigestInput(nil))
 	assert.Contains(t, d, testULID)
 	assert.Contains(t, d, `"payload":{"text":"hello"}`)
 	assert.Contains(t, d, `"agent@receiver.com"`)
@@ -983,7 +983,7 @@ func TestContentDigestInput(t *testing.T) {
 	signed := mustParse(t, msgWith("timestamp", `"2025-08-14T10:30:00Z"`, "idempotency_key", `"k"`, "signature", `{"algorithm":"RS256","value":"abc"}`))
 	snapshot := *signed
 	sig := *signed.Signature
-	_ = signed.ContentDigestInput()
+	_ = signed.AppendContentDigestInput(nil)
 	assert.Equal(t, snapshot, *signed)
 	assert.Equal(t, sig, *signed.Signature)
 	assert.NotContains(t, d, "timestamp")

@@ -42,9 +42,10 @@ func BenchmarkAcceptParallel(b *testing.B) {
 				}
 			})
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "accepts/s")
-			if n := db.commit.commits.Load(); n > 0 {
+			if cs := db.CommitStats(); cs.Commits > 0 {
+				n := cs.Commits
 				st := db.bolt.Stats().TxStats
-				b.ReportMetric(float64(db.commit.writes.Load())/float64(n), "writes/commit")
+				b.ReportMetric(float64(cs.Writes)/float64(n), "writes/commit")
 				b.ReportMetric(float64(st.GetWrite())/float64(n), "pages/commit")
 			}
 		})

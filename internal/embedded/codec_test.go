@@ -194,14 +194,14 @@ func TestSettleInOneCommit(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, tasks, 2)
 
-	commits := db.commit.commits.Load()
+	commits := db.CommitStats().Commits
 	delivered := gateway.RecipientStatus{Address: tasks[0].Recipients[0], Status: gateway.StateDelivered, Attempts: 1, UpdatedAt: now, DeliveredAt: &now, Via: "webhook"}
 	require.NoError(t, db.UpdateAndAck(ctx, a.Message.ID, []gateway.RecipientStatus{delivered}, tasks[0]))
 	next := now.Add(time.Hour)
 	retrying := gateway.RecipientStatus{Address: tasks[1].Recipients[0], Status: gateway.StateRetrying, Attempts: 1, UpdatedAt: now, NextRetry: &next}
 	tasks[1].Attempt = 1
 	require.NoError(t, db.UpdateAndRetry(ctx, a.Message.ID, []gateway.RecipientStatus{retrying}, tasks[1], next))
-	assert.Equal(t, commits+2, db.commit.commits.Load(), "one commit each")
+	assert.Equal(t, commits+2, db.CommitStats().Commits, "one commit each")
 
 	rs, err := db.GetStatuses(ctx, a.Message.ID)
 	require.NoError(t, err)

@@ -23,7 +23,7 @@ func TestContentDigestDefinition(t *testing.T) {
 	} {
 		m, err := amtp.Parse([]byte(body), amtp.Limits{})
 		require.NoError(t, err)
-		canon, err := amtp.Canonicalize(m.ContentDigestInput())
+		canon, err := amtp.Canonicalize(m.AppendContentDigestInput(nil))
 		require.NoError(t, err)
 		sum := sha256.Sum256(canon)
 		want := hex.EncodeToString(sum[:])
