@@ -95,12 +95,9 @@ var (
 )
 
 // calls are the DynamoDB operations a Store makes, as method values of
-// the client. A Store holds these rather than the *dynamodb.Client: a
-// Store is stored in interfaces (the gateway's ports), and in a binary
-// that calls methods by name through reflection (text/template, which the
-// api function's schema validator links) the linker keeps every exported
-// method of every type reachable from such a value — all of the client's
-// operations, which this package does not call.
+// the client rather than the *dynamodb.Client itself, so that the api
+// function does not link every other operation (why:
+// functions/TestFunctionsDoNotLinkUnusedAWSOperations).
 type calls struct {
 	GetItem            func(context.Context, *dynamodb.GetItemInput, ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
 	BatchGetItem       func(context.Context, *dynamodb.BatchGetItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)

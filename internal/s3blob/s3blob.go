@@ -47,13 +47,9 @@ var ErrBadRef = errors.New("not a blob reference")
 
 // Store reads and writes content-addressed blobs in one bucket.
 //
-// It holds the two operations it makes as method values, not the client:
-// a Store is reachable from values stored in interfaces (dynamo.Store),
-// and in a binary that calls methods by name through reflection (the api
-// function's schema validator links text/template) the linker keeps every
-// exported method of every type reachable from such a value. (Today the
-// S3 client is kept whole there anyway: s3.New stores it in an interface
-// itself, in its S3 Express credentials provider.)
+// It holds the two operations it makes as method values, not the client,
+// as the other adapters do (functions/TestFunctionsDoNotLinkUnusedAWSOperations
+// says why; for S3 the SDK keeps the whole client linked anyway).
 type Store struct {
 	putObject func(context.Context, *s3.PutObjectInput, ...func(*s3.Options)) (*s3.PutObjectOutput, error)
 	getObject func(context.Context, *s3.GetObjectInput, ...func(*s3.Options)) (*s3.GetObjectOutput, error)

@@ -155,12 +155,9 @@ type lease struct {
 var _ gateway.TaskQueue = (*Queue)(nil)
 
 // calls are the SQS operations a Queue makes, as method values of the
-// client. A Queue holds these rather than the *sqs.Client: a Queue is
-// stored in an interface (gateway.TaskQueue), and in a binary that calls
-// methods by name through reflection (text/template, which the api
-// function's schema validator links) the linker keeps every exported
-// method of every type reachable from such a value — all of the
-// client's operations, which this package does not call.
+// client rather than the *sqs.Client itself, so that the api function does
+// not link every other operation (why:
+// functions/TestFunctionsDoNotLinkUnusedAWSOperations).
 type calls struct {
 	SendMessageBatch        func(context.Context, *sqs.SendMessageBatchInput, ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error)
 	SendMessage             func(context.Context, *sqs.SendMessageInput, ...func(*sqs.Options)) (*sqs.SendMessageOutput, error)
