@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"strings"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/agentry/agentry/internal/gateway"
 )
 
@@ -29,7 +27,7 @@ func (db *DB) PutAgent(ctx context.Context, a *gateway.Agent) error {
 	if err != nil {
 		return fmt.Errorf("put agent %s: %w", a.Address, err)
 	}
-	err = db.bolt.Update(func(tx *bolt.Tx) error {
+	err = db.commit.do(func(tx *wtx) error {
 		agents, keys := tx.Bucket(bucketAgents), tx.Bucket(bucketAgentKeys)
 		if old := agents.Get(addr); old != nil {
 			if err := dropKeyHash(keys, addr, old); err != nil {
@@ -53,7 +51,7 @@ func (db *DB) PutAgent(ctx context.Context, a *gateway.Agent) error {
 
 // dropKeyHash removes the index entry of a stored agent, but only while it
 // still points at that agent: a hash now owned by another agent stays.
-func dropKeyHash(keys *bolt.Bucket, addr, stored []byte) error {
+func dropKeyHash(keys *wbucket, addr, stored []byte) error {
 	var old gateway.Agent
 	if err := json.Unmarshal(stored, &old); err != nil {
 		return fmt.Errorf("corrupt agent record: %w", err)
@@ -78,8 +76,8 @@ func (db *DB) GetAgent(ctx context.Context, address string) (*gateway.Agent, err
 	}
 	gen := db.agents.generation()
 	var a *gateway.Agent
-	err = db.bolt.View(func(tx *bolt.Tx) error {
-		a, err = readAgent(tx, []byte(key))
+	err = db.read(func(r reader) error {
+		a, err = readAgent(r, []byte(key))
 		return err
 	})
 	if err != nil {
@@ -89,8 +87,8 @@ func (db *DB) GetAgent(ctx context.Context, address string) (*gateway.Agent, err
 	return a, nil
 }
 
-func readAgent(tx *bolt.Tx, addr []byte) (*gateway.Agent, error) {
-	v := tx.Bucket(bucketAgents).Get(addr)
+func readAgent(r reader, addr []byte) (*gateway.Agent, error) {
+	v := r.bucket(bucketAgents).Get(addr)
 	if v == nil {
 		return nil, gateway.ErrNotFound
 	}
@@ -114,15 +112,15 @@ func (db *DB) AgentByKeyHash(ctx context.Context, h string) (*gateway.Agent, err
 	}
 	gen := db.agents.generation()
 	var a *gateway.Agent
-	err = db.bolt.View(func(tx *bolt.Tx) error {
+	err = db.read(func(r reader) error {
 		if h == "" {
 			return gateway.ErrNotFound
 		}
-		addr := tx.Bucket(bucketAgentKeys).Get([]byte(key))
+		addr := r.bucket(bucketAgentKeys).Get([]byte(key))
 		if addr == nil {
 			return gateway.ErrNotFound
 		}
-		a, err = readAgent(tx, addr)
+		a, err = readAgent(r, addr)
 		return err
 	})
 	if err != nil {
@@ -142,7 +140,7 @@ func (db *DB) DeleteAgent(ctx context.Context, address string) error {
 	}
 	defer release()
 	addr := []byte(strings.ToLower(address))
-	err = db.bolt.Update(func(tx *bolt.Tx) error {
+	err = db.commit.do(func(tx *wtx) error {
 		agents := tx.Bucket(bucketAgents)
 		old := agents.Get(addr)
 		if old == nil {
@@ -168,15 +166,17 @@ func (db *DB) ListAgents(ctx context.Context) ([]*gateway.Agent, error) {
 	}
 	defer release()
 	var out []*gateway.Agent
-	err = db.bolt.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketAgents).ForEach(func(k, v []byte) error {
+	err = db.read(func(r reader) error {
+		out = out[:0]
+		c := r.bucket(bucketAgents).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
 			var a gateway.Agent
 			if err := json.Unmarshal(v, &a); err != nil {
 				return fmt.Errorf("agent %s: corrupt record: %w", k, err)
 			}
 			out = append(out, &a)
-			return nil
-		})
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list agents: %w", err)

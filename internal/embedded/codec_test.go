@@ -212,6 +212,7 @@ func TestSettleInOneCommit(t *testing.T) {
 	assert.Equal(t, gateway.StateDelivered, byAddr[delivered.Address].Status)
 	assert.Equal(t, gateway.StateRetrying, byAddr[retrying.Address].Status)
 	assert.Equal(t, 1, countKeys(t, db, bucketTasks), "the acked task is gone, the retried one stays")
+	require.NoError(t, db.commit.checkpointNow())
 	require.NoError(t, db.bolt.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketTasks).Get([]byte(tasks[1].ID))
 		require.NotNil(t, v)

@@ -32,6 +32,10 @@ type Options struct {
 	// SweepInterval is how often expired idempotency records are pruned.
 	// Default 5m.
 	SweepInterval time.Duration
+	// CheckpointInterval is how long the committer's transaction stays
+	// open before it is committed to the database file (writes are
+	// durable before that, in the redo log). Default 20ms.
+	CheckpointInterval time.Duration
 	// Now replaces the clock in tests. Default time.Now.
 	Now func() time.Time
 }
@@ -40,6 +44,7 @@ const (
 	defaultBatchSize     = 256
 	defaultLeaseTimeout  = 5 * time.Minute
 	defaultSweepInterval = 5 * time.Minute
+	defaultCheckpoint    = 20 * time.Millisecond
 	// lockTimeout keeps a second process on the same directory from hanging
 	// forever on bbolt's file lock.
 	lockTimeout = 2 * time.Second
@@ -67,7 +72,7 @@ var (
 	allBuckets = [][]byte{
 		bucketMessages, bucketStatuses, bucketMsgTime, bucketIdem, bucketIdemTime,
 		bucketInbox, bucketInboxRef, bucketAgents, bucketAgentKeys, bucketTasks,
-		bucketDue, bucketDeadLetters, bucketWorkflows, bucketSchemas,
+		bucketDue, bucketDeadLetters, bucketWorkflows, bucketSchemas, bucketWAL,
 	}
 )
 
@@ -113,6 +118,9 @@ func Open(opts Options) (*DB, error) {
 	if opts.SweepInterval <= 0 {
 		opts.SweepInterval = defaultSweepInterval
 	}
+	if opts.CheckpointInterval <= 0 {
+		opts.CheckpointInterval = defaultCheckpoint
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -132,18 +140,35 @@ func Open(opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	log, err := openRedoLog(opts.Dir)
+	if err != nil {
+		_ = bdb.Close()
+		return nil, err
+	}
+	// Recovery: the checkpoint plus the frames answered after it.
+	var lsn uint64
 	err = bdb.Update(func(tx *bolt.Tx) error {
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
 		}
-		return nil
+		fillOrdered(tx)
+		applied := readApplied(tx)
+		if lsn, err = log.replay(tx, applied); err != nil {
+			return err
+		}
+		if lsn == applied {
+			return nil
+		}
+		return putApplied(tx, lsn)
 	})
 	if err != nil {
+		_ = log.close()
 		_ = bdb.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	log.rewind()
 	db := &DB{
 		bolt:          bdb,
 		now:           opts.Now,
@@ -151,7 +176,7 @@ func Open(opts Options) (*DB, error) {
 		sweepInterval: opts.SweepInterval,
 		done:          make(chan struct{}),
 		queue:         newQueueState(),
-		commit:        newCommitter(bdb, opts.MaxBatchSize, fillOrdered),
+		commit:        newCommitter(bdb, log, lsn, opts.MaxBatchSize, opts.CheckpointInterval, fillOrdered),
 	}
 	db.sweeping.Add(1)
 	go db.sweepLoop()
@@ -186,9 +211,12 @@ func (db *DB) Close() error {
 		db.closed = true
 		db.mu.Unlock()
 		db.sweeping.Wait()
-		db.commit.close()
+		commitErr := db.commit.close()
 		if err := db.bolt.Close(); err != nil {
 			db.closeErr = fmt.Errorf("close %s: %w", FileName, err)
+		}
+		if commitErr != nil {
+			db.closeErr = fmt.Errorf("close %s: %w", FileName, commitErr)
 		}
 	})
 	if !first {
@@ -204,6 +232,9 @@ func (db *DB) Ping(ctx context.Context) error {
 		return err
 	}
 	defer release()
+	if err := db.commit.err(); err != nil {
+		return fmt.Errorf("ping: %w", err)
+	}
 	return db.bolt.View(func(tx *bolt.Tx) error {
 		for _, name := range allBuckets {
 			if tx.Bucket(name) == nil {
@@ -212,6 +243,16 @@ func (db *DB) Ping(ctx context.Context) error {
 		}
 		return nil
 	})
+}
+
+// read runs fn where it sees every write answered before the call: in a
+// bbolt view when bbolt holds them all, else in the committer's
+// transaction (after the writes queued before it).
+func (db *DB) read(fn func(reader) error) error {
+	if db.commit.pending() {
+		return db.commit.do(func(w *wtx) error { return fn(w) })
+	}
+	return db.bolt.View(func(tx *bolt.Tx) error { return fn(viewTx{tx}) })
 }
 
 // enter admits a call: it fails fast on a cancelled context or a closed

@@ -185,8 +185,8 @@ func TestDuplicateMessageID(t *testing.T) {
 func readIdem(t *testing.T, db *DB, sender, key string) *gateway.IdempotencyRecord {
 	t.Helper()
 	var v []byte
-	require.NoError(t, db.bolt.View(func(tx *bolt.Tx) error {
-		v = clone(tx.Bucket(bucketIdem).Get(idemKey(sender, key)))
+	require.NoError(t, db.read(func(r reader) error {
+		v = clone(r.bucket(bucketIdem).Get(idemKey(sender, key)))
 		return nil
 	}))
 	if v == nil {
@@ -200,6 +200,7 @@ func readIdem(t *testing.T, db *DB, sender, key string) *gateway.IdempotencyReco
 func countKeys(t *testing.T, db *DB, bucket []byte) int {
 	t.Helper()
 	n := 0
+	require.NoError(t, db.commit.checkpointNow())
 	require.NoError(t, db.bolt.View(func(tx *bolt.Tx) error {
 		n = tx.Bucket(bucket).Stats().KeyN
 		return nil
@@ -656,6 +657,7 @@ func TestOrderedBucketsFillTheirPages(t *testing.T) {
 		task.Attempt = 1
 		require.NoError(t, db.UpdateAndRetry(ctx, a.Message.ID, []gateway.RecipientStatus{retrying}, task, next))
 	}
+	require.NoError(t, db.commit.checkpointNow())
 	require.NoError(t, db.bolt.View(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketMessages, bucketStatuses, bucketMsgTime, bucketTasks} {
 			st := tx.Bucket(name).Stats()

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"strings"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/agentry/agentry/internal/gateway"
 )
 
@@ -37,7 +35,7 @@ func (db *DB) DeliverToInbox(ctx context.Context, recipient, messageID string, s
 	}
 	updates := []gateway.RecipientStatus{status}
 	var missing bool
-	err = db.commit.do(func(tx *bolt.Tx) error {
+	err = db.commit.do(func(tx *wtx) error {
 		missing = false
 		if tx.Bucket(bucketMessages).Get(id) == nil {
 			missing = true
@@ -84,9 +82,9 @@ func (db *DB) ListInbox(ctx context.Context, recipient string, limit int, cursor
 		out  []gateway.InboxEntry
 		next string
 	)
-	err = db.bolt.View(func(tx *bolt.Tx) error {
-		messages := tx.Bucket(bucketMessages)
-		c := tx.Bucket(bucketInbox).Cursor()
+	err = db.read(func(r reader) error {
+		messages := r.bucket(bucketMessages)
+		c := r.bucket(bucketInbox).Cursor()
 		k, _ := c.Seek(start)
 		if cursor != "" && bytes.Equal(k, start) {
 			k, _ = c.Next()
@@ -136,7 +134,7 @@ func (db *DB) AckInbox(ctx context.Context, recipient, messageID string) error {
 	prefix := inboxPrefix(recipient)
 	refKey := append(bytes.Clone(prefix), messageID...)
 	var missing bool
-	err = db.commit.do(func(tx *bolt.Tx) error {
+	err = db.commit.do(func(tx *wtx) error {
 		missing = false
 		refs := tx.Bucket(bucketInboxRef)
 		received := refs.Get(refKey)

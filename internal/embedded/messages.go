@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/agentry/agentry/internal/gateway"
 )
 
@@ -93,7 +91,7 @@ func prepareTask(t gateway.Task, due time.Time) (preparedTask, error) {
 
 // put stores the task and its due entry unless a task with its id is
 // already there, which keeps re-enqueueing idempotent.
-func (p preparedTask) put(tasks, due *bolt.Bucket) (bool, error) {
+func (p preparedTask) put(tasks, due *wbucket) (bool, error) {
 	if tasks.Get(p.id) != nil {
 		return false, nil
 	}
@@ -177,7 +175,7 @@ func (db *DB) Accept(ctx context.Context, a *gateway.Acceptance) (*gateway.Idemp
 		idExists  bool
 		taskAdded bool
 	)
-	err = db.commit.do(func(tx *bolt.Tx) error {
+	err = db.commit.do(func(tx *wtx) error {
 		earlier, idExists, taskAdded = nil, false, false
 		// Every check comes before the first write: an answer of
 		// "duplicate" must leave the transaction untouched.
@@ -281,8 +279,8 @@ func (db *DB) GetMessage(ctx context.Context, id string) (*gateway.StoredMessage
 	}
 	defer release()
 	var m *gateway.StoredMessage
-	err = db.bolt.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketMessages).Get([]byte(id))
+	err = db.read(func(r reader) error {
+		v := r.bucket(bucketMessages).Get([]byte(id))
 		if v == nil {
 			return gateway.ErrNotFound
 		}
@@ -315,8 +313,8 @@ func (db *DB) GetStatuses(ctx context.Context, id string) ([]gateway.RecipientSt
 	}
 	defer release()
 	var rs []gateway.RecipientStatus
-	err = db.bolt.View(func(tx *bolt.Tx) error {
-		rs, err = readStatuses(tx, []byte(id))
+	err = db.read(func(r reader) error {
+		rs, err = readStatuses(r, []byte(id))
 		return err
 	})
 	if err != nil {
@@ -325,8 +323,8 @@ func (db *DB) GetStatuses(ctx context.Context, id string) ([]gateway.RecipientSt
 	return rs, nil
 }
 
-func readStatuses(tx *bolt.Tx, id []byte) ([]gateway.RecipientStatus, error) {
-	v := tx.Bucket(bucketStatuses).Get(id)
+func readStatuses(r reader, id []byte) ([]gateway.RecipientStatus, error) {
+	v := r.bucket(bucketStatuses).Get(id)
 	if v == nil {
 		return nil, gateway.ErrNotFound
 	}
@@ -341,7 +339,7 @@ func readStatuses(tx *bolt.Tx, id []byte) ([]gateway.RecipientStatus, error) {
 // addresses. A stored entry keeps its address spelling; an update for an
 // address the message does not have is appended, as a per-recipient item
 // store would do.
-func mergeStatuses(tx *bolt.Tx, id []byte, updates []gateway.RecipientStatus) error {
+func mergeStatuses(tx *wtx, id []byte, updates []gateway.RecipientStatus) error {
 	rs, err := readStatuses(tx, id)
 	if err != nil {
 		return err
@@ -373,7 +371,7 @@ func (db *DB) UpdateStatuses(ctx context.Context, id string, updates []gateway.R
 	defer release()
 	key := []byte(id)
 	var missing bool
-	err = db.commit.do(func(tx *bolt.Tx) error {
+	err = db.commit.do(func(tx *wtx) error {
 		missing = false
 		err := mergeStatuses(tx, key, updates)
 		if errors.Is(err, gateway.ErrNotFound) {
@@ -415,9 +413,9 @@ func (db *DB) ListMessages(ctx context.Context, q gateway.MessageQuery) ([]gatew
 		out  []gateway.MessageSummary
 		next string
 	)
-	err = db.bolt.View(func(tx *bolt.Tx) error {
-		messages := tx.Bucket(bucketMessages)
-		c := tx.Bucket(bucketMsgTime).Cursor()
+	err = db.read(func(r reader) error {
+		messages := r.bucket(bucketMessages)
+		c := r.bucket(bucketMsgTime).Cursor()
 		var k []byte
 		if from == nil {
 			k, _ = c.Last()
@@ -451,7 +449,7 @@ func (db *DB) ListMessages(ctx context.Context, q gateway.MessageQuery) ([]gatew
 			if !matchParties(q, &meta) {
 				continue
 			}
-			rs, err := readStatuses(tx, id)
+			rs, err := readStatuses(r, id)
 			if err != nil {
 				return fmt.Errorf("message %s: %w", id, err)
 			}

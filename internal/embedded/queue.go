@@ -9,8 +9,6 @@ import (
 	"sync"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/agentry/agentry/internal/gateway"
 )
 
@@ -86,7 +84,7 @@ func (db *DB) Enqueue(ctx context.Context, tasks ...gateway.Task) error {
 		prepared = append(prepared, p)
 	}
 	var added bool
-	err = db.commit.do(func(tx *bolt.Tx) error {
+	err = db.commit.do(func(tx *wtx) error {
 		added = false
 		b, due := tx.Bucket(bucketTasks), tx.Bucket(bucketDue)
 		for _, p := range prepared {
@@ -167,9 +165,16 @@ func (db *DB) lease(ctx context.Context, limit int) (out []gateway.Task, wake ti
 			wake = t
 		}
 	}
-	err = db.bolt.View(func(tx *bolt.Tx) error {
-		tasks := tx.Bucket(bucketTasks)
-		c := tx.Bucket(bucketDue).Cursor()
+	var mine []string // the leases this run of the scan took
+	err = db.read(func(r reader) error {
+		// The committer may run a read again (see committer.do): the
+		// leases of an earlier run go first.
+		for _, id := range mine {
+			delete(q.leased, id)
+		}
+		mine, out, wake = mine[:0], out[:0], time.Time{}
+		tasks := r.bucket(bucketTasks)
+		c := r.bucket(bucketDue).Cursor()
 		for k, _ := c.First(); k != nil && len(out) < limit; k, _ = c.Next() {
 			if due := getTime(k); due.After(now) {
 				sooner(due)
@@ -196,6 +201,7 @@ func (db *DB) lease(ctx context.Context, limit int) (out []gateway.Task, wake ti
 			q.seq++
 			t.Lease = strconv.FormatUint(q.seq, 36)
 			q.leased[id] = now.Add(db.leaseTimeout)
+			mine = append(mine, id)
 			out = append(out, t)
 		}
 		return nil
@@ -210,7 +216,7 @@ func (db *DB) lease(ctx context.Context, limit int) (out []gateway.Task, wake ti
 }
 
 // removeTask deletes a task and its due entry, if it is still there.
-func removeTask(tx *bolt.Tx, id []byte) error {
+func removeTask(tx *wtx, id []byte) error {
 	tasks := tx.Bucket(bucketTasks)
 	v := tasks.Get(id)
 	if v == nil {
@@ -235,7 +241,7 @@ func (db *DB) Ack(ctx context.Context, t gateway.Task) error {
 	}
 	defer release()
 	id := []byte(t.ID)
-	if err := db.commit.do(func(tx *bolt.Tx) error { return removeTask(tx, id) }); err != nil {
+	if err := db.commit.do(func(tx *wtx) error { return removeTask(tx, id) }); err != nil {
 		return fmt.Errorf("ack %s: %w", t.ID, err)
 	}
 	// Only after the commit, so that a Receive never finds the task both
@@ -260,7 +266,7 @@ func (db *DB) Retry(ctx context.Context, t gateway.Task, at time.Time) error {
 	if err != nil {
 		return fmt.Errorf("retry: %w", err)
 	}
-	err = db.commit.do(func(tx *bolt.Tx) error {
+	err = db.commit.do(func(tx *wtx) error {
 		if err := removeTask(tx, p.id); err != nil {
 			return err
 		}
@@ -304,7 +310,7 @@ func (db *DB) DeadLetter(ctx context.Context, t gateway.Task, d gateway.DeadLett
 	}
 	key := append(putTime(nil, d.DLQTimestamp), t.ID...)
 	id := []byte(t.ID)
-	err = db.commit.do(func(tx *bolt.Tx) error {
+	err = db.commit.do(func(tx *wtx) error {
 		if err := removeTask(tx, id); err != nil {
 			return err
 		}
@@ -327,8 +333,8 @@ func (db *DB) DeadLetters(ctx context.Context, limit int) ([]gateway.DeadLetter,
 	}
 	defer release()
 	var out []gateway.DeadLetter
-	err = db.bolt.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketDeadLetters).Cursor()
+	err = db.read(func(r reader) error {
+		c := r.bucket(bucketDeadLetters).Cursor()
 		for k, v := c.First(); k != nil && len(out) < limit; k, v = c.Next() {
 			var d gateway.DeadLetter
 			if err := json.Unmarshal(v, &d); err != nil {
@@ -372,7 +378,7 @@ func (db *DB) settle(ctx context.Context, messageID string, updates []gateway.Re
 	defer release()
 	key, id := []byte(messageID), []byte(t.ID)
 	var missing bool
-	err = db.commit.do(func(tx *bolt.Tx) error {
+	err = db.commit.do(func(tx *wtx) error {
 		missing = false
 		// Statuses first: a message that is gone leaves the task as it
 		// is, exactly as UpdateStatuses failing before the Ack would.

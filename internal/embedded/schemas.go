@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/agentry/agentry/internal/schema"
 )
 
@@ -25,7 +23,7 @@ func (db *DB) PutSchema(ctx context.Context, rec schema.Record) error {
 	if err != nil {
 		return fmt.Errorf("put schema %s: %w", rec.ID, err)
 	}
-	if err := db.bolt.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketSchemas).Put([]byte(rec.ID), v) }); err != nil {
+	if err := db.commit.do(func(tx *wtx) error { return tx.Bucket(bucketSchemas).Put([]byte(rec.ID), v) }); err != nil {
 		return fmt.Errorf("put schema %s: %w", rec.ID, err)
 	}
 	return nil
@@ -39,8 +37,8 @@ func (db *DB) GetSchema(ctx context.Context, id string) (schema.Record, error) {
 	}
 	defer release()
 	var rec schema.Record
-	err = db.bolt.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketSchemas).Get([]byte(id))
+	err = db.read(func(r reader) error {
+		v := r.bucket(bucketSchemas).Get([]byte(id))
 		if v == nil {
 			return schema.ErrNotFound
 		}
@@ -60,15 +58,17 @@ func (db *DB) ListSchemas(ctx context.Context) ([]schema.Record, error) {
 	}
 	defer release()
 	out := []schema.Record{}
-	err = db.bolt.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketSchemas).ForEach(func(_, v []byte) error {
+	err = db.read(func(r reader) error {
+		out = out[:0]
+		c := r.bucket(bucketSchemas).Cursor()
+		for _, v := c.First(); v != nil; _, v = c.Next() {
 			var rec schema.Record
 			if err := json.Unmarshal(v, &rec); err != nil {
 				return fmt.Errorf("corrupt schema record: %w", err)
 			}
 			out = append(out, rec)
-			return nil
-		})
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list schemas: %w", err)
@@ -83,7 +83,7 @@ func (db *DB) DeleteSchema(ctx context.Context, id string) error {
 		return fmt.Errorf("delete schema %s: %w", id, err)
 	}
 	defer release()
-	err = db.bolt.Update(func(tx *bolt.Tx) error {
+	err = db.commit.do(func(tx *wtx) error {
 		b := tx.Bucket(bucketSchemas)
 		if b.Get([]byte(id)) == nil {
 			return schema.ErrNotFound

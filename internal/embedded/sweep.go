@@ -9,8 +9,6 @@ import (
 	"slices"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/agentry/agentry/internal/gateway"
 )
 
@@ -78,19 +76,21 @@ func (db *DB) sweepIdempotency(scan, limit int) (int, error) {
 		return !rec.CreatedAt.After(cutoff), nil
 	}
 	var found [][]byte
-	err = db.bolt.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketIdem).Cursor()
+	from, next := db.sweepFrom, []byte(nil)
+	err = db.read(func(r reader) error {
+		found = found[:0]
+		c := r.bucket(bucketIdem).Cursor()
 		k, v := c.First()
-		if db.sweepFrom != nil {
-			k, v = c.Seek(db.sweepFrom)
+		if from != nil {
+			k, v = c.Seek(from)
 		}
 		for examined := 0; ; k, v = c.Next() {
 			if k == nil {
-				db.sweepFrom = nil // the pass is complete
+				next = nil // the pass is complete
 				return nil
 			}
 			if examined == scan || len(found) == limit {
-				db.sweepFrom = clone(k)
+				next = clone(k)
 				return nil
 			}
 			examined++
@@ -106,9 +106,12 @@ func (db *DB) sweepIdempotency(scan, limit int) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("sweep idempotency: %w", err)
 	}
+	db.sweepFrom = next
 	var n int
 	for chunk := range slices.Chunk(found, sweepChunk) {
-		err := db.bolt.Update(func(tx *bolt.Tx) error {
+		var deleted int
+		err := db.commit.do(func(tx *wtx) error {
+			deleted = 0
 			idem := tx.Bucket(bucketIdem)
 			for _, k := range chunk {
 				// Checked again: the key may hold a new record by now.
@@ -124,7 +127,7 @@ func (db *DB) sweepIdempotency(scan, limit int) (int, error) {
 					if err := idem.Delete(k); err != nil {
 						return err
 					}
-					n++
+					deleted++
 				}
 			}
 			return nil
@@ -132,6 +135,7 @@ func (db *DB) sweepIdempotency(scan, limit int) (int, error) {
 		if err != nil {
 			return n, fmt.Errorf("sweep idempotency: %w", err)
 		}
+		n += deleted
 	}
 	return n, nil
 }
@@ -148,7 +152,7 @@ func (db *DB) sweepIndexed(limit int) (int, error) {
 	defer release()
 	cutoff := db.now().Add(-gateway.IdempotencyWindow)
 	var n int
-	err = db.bolt.Update(func(tx *bolt.Tx) error {
+	err = db.commit.do(func(tx *wtx) error {
 		n = 0
 		idem, index := tx.Bucket(bucketIdem), tx.Bucket(bucketIdemTime)
 		// Collected first: deleting under a moving cursor can skip keys.
@@ -181,7 +185,7 @@ func (db *DB) sweepIndexed(limit int) (int, error) {
 
 // dropIdemRecord deletes the record under key if it is the one created at
 // the indexed time; a newer record under the same key is left alone.
-func dropIdemRecord(idem *bolt.Bucket, key, created []byte) error {
+func dropIdemRecord(idem *wbucket, key, created []byte) error {
 	v := idem.Get(key)
 	if v == nil {
 		return nil

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/agentry/agentry/internal/gateway"
 	"github.com/agentry/agentry/internal/workflow"
 )
@@ -31,7 +29,7 @@ func (db *DB) CreateWorkflow(ctx context.Context, s workflow.State) error {
 	// Through the committer: the existence check and the put are in one
 	// transaction, so two creates of one id cannot both succeed, and a
 	// re-run of fn (its group retried) sees the same bucket again.
-	err = db.commit.do(func(tx *bolt.Tx) error {
+	err = db.commit.do(func(tx *wtx) error {
 		b := tx.Bucket(bucketWorkflows)
 		if b.Get(id) != nil {
 			return gateway.ErrDuplicate
@@ -52,8 +50,8 @@ func (db *DB) GetWorkflow(ctx context.Context, id string) (workflow.State, error
 	}
 	defer release()
 	var s workflow.State
-	err = db.bolt.View(func(tx *bolt.Tx) error {
-		s, err = readWorkflow(tx, []byte(id))
+	err = db.read(func(r reader) error {
+		s, err = readWorkflow(r, []byte(id))
 		return err
 	})
 	if err != nil {
@@ -64,8 +62,8 @@ func (db *DB) GetWorkflow(ctx context.Context, id string) (workflow.State, error
 
 // readWorkflow decodes inside the transaction: the value is only valid
 // until it ends.
-func readWorkflow(tx *bolt.Tx, id []byte) (workflow.State, error) {
-	v := tx.Bucket(bucketWorkflows).Get(id)
+func readWorkflow(r reader, id []byte) (workflow.State, error) {
+	v := r.bucket(bucketWorkflows).Get(id)
 	if v == nil {
 		return workflow.State{}, gateway.ErrNotFound
 	}
@@ -99,7 +97,7 @@ func (db *DB) UpdateWorkflow(ctx context.Context, s workflow.State, expectedVers
 	// The version check runs in the write transaction, after every earlier
 	// write of the group: of several updaters from one version, the first
 	// in the group wins and the others see its version.
-	err = db.commit.do(func(tx *bolt.Tx) error {
+	err = db.commit.do(func(tx *wtx) error {
 		old, err := readWorkflow(tx, id)
 		if err != nil {
 			return err
