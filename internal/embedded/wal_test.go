@@ -1,0 +1,175 @@
+package embedded
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/agentry/agentry/internal/gateway"
+	"github.com/agentry/agentry/internal/gateway/gatewaytest"
+)
+
+// noCheckpoint keeps every answered write in the log only, as after a
+// crash between checkpoints.
+const noCheckpoint = time.Hour
+
+func acceptN(t *testing.T, db *DB, n int) []string {
+	t.Helper()
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = gatewaytest.NewID("wal")
+		_, err := db.Accept(t.Context(), gatewaytest.NewAcceptance(ids[i], "alice@a.example", []string{"bob@b.example"}, time.Now().UTC()))
+		require.NoError(t, err)
+	}
+	return ids
+}
+
+// copyStore copies the data directory as a crash would leave it: the
+// database file as of its last checkpoint (bbolt writes pages only when it
+// commits) and the log as flushed.
+func copyStore(t *testing.T, from string) string {
+	t.Helper()
+	to := t.TempDir()
+	for _, name := range []string{FileName, WALFileName} {
+		b, err := os.ReadFile(filepath.Join(from, name))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(to, name), b, 0o600))
+	}
+	return to
+}
+
+func missing(t *testing.T, db *DB, ids []string) []string {
+	t.Helper()
+	var out []string
+	for _, id := range ids {
+		_, err := db.GetMessage(t.Context(), id)
+		if errors.Is(err, gateway.ErrNotFound) {
+			out = append(out, id)
+			continue
+		}
+		require.NoError(t, err)
+	}
+	return out
+}
+
+// TestRecoveryReappliesTheLog: writes answered after the last checkpoint
+// are only in the log; Open puts them back, and a torn last frame (a
+// group never answered) is left out without failing the open.
+func TestRecoveryReappliesTheLog(t *testing.T) {
+	dir := t.TempDir()
+	db := openDB(t, Options{Dir: dir, CheckpointInterval: noCheckpoint})
+	ids := acceptN(t, db, 20)
+	crashed := copyStore(t, dir)
+
+	// The copy's database file has none of them yet.
+	info, err := os.Stat(filepath.Join(crashed, WALFileName))
+	require.NoError(t, err)
+	require.Positive(t, info.Size())
+
+	again := openDB(t, Options{Dir: crashed})
+	assert.Empty(t, missing(t, again, ids), "every answered accept is back")
+	require.NoError(t, again.Close())
+	// Recovered once: a second open finds the same (the log is dead now).
+	again = openDB(t, Options{Dir: crashed})
+	assert.Empty(t, missing(t, again, ids))
+	require.NoError(t, again.Close())
+
+	// Tear the last frame: the accepts before it survive.
+	torn := copyStore(t, dir)
+	path := filepath.Join(torn, WALFileName)
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, b[:len(b)-7], 0o600))
+	again = openDB(t, Options{Dir: torn})
+	assert.Equal(t, ids[len(ids)-1:], missing(t, again, ids), "only the torn group is lost")
+	// The store goes on from there, and keeps what it writes next.
+	more := acceptN(t, again, 3)
+	require.NoError(t, again.Close())
+	again = openDB(t, Options{Dir: torn})
+	assert.Empty(t, missing(t, again, append(ids[:len(ids)-1:len(ids)-1], more...)))
+}
+
+// TestCheckpointMakesTheFileWhole: after a checkpoint the database file
+// alone holds every answered write.
+func TestCheckpointMakesTheFileWhole(t *testing.T) {
+	dir := t.TempDir()
+	db := openDB(t, Options{Dir: dir, CheckpointInterval: noCheckpoint})
+	ids := acceptN(t, db, 10)
+	require.NoError(t, db.commit.checkpointNow())
+	crashed := copyStore(t, dir)
+	require.NoError(t, os.Remove(filepath.Join(crashed, WALFileName)))
+	again := openDB(t, Options{Dir: crashed})
+	assert.Empty(t, missing(t, again, ids))
+}
+
+// TestSpoiledWriteLeavesTheRestIntact: a write that fails (or panics) after
+// it has written is undone alone — the groups answered before it and the
+// writes beside it keep their effects.
+func TestSpoiledWriteLeavesTheRestIntact(t *testing.T) {
+	db := openDB(t, Options{Dir: t.TempDir(), CheckpointInterval: noCheckpoint})
+	before := acceptN(t, db, 5)
+
+	var wg sync.WaitGroup
+	errs := make([]error, 12)
+	for i := range errs {
+		wg.Go(func() {
+			key := []byte{'k', byte(i)}
+			errs[i] = db.commit.do(func(w *wtx) error {
+				if err := w.Bucket(bucketSchemas).Put(key, []byte("v")); err != nil {
+					return err
+				}
+				switch i % 4 {
+				case 1:
+					return errors.New("refused after writing")
+				case 2:
+					panic("broken after writing")
+				}
+				return nil
+			})
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		var v []byte
+		require.NoError(t, db.read(func(r reader) error {
+			v = clone(r.bucket(bucketSchemas).Get([]byte{'k', byte(i)}))
+			return nil
+		}))
+		if i%4 == 1 || i%4 == 2 {
+			assert.Error(t, err, "write %d", i)
+			assert.Nil(t, v, "write %d is undone", i)
+		} else {
+			assert.NoError(t, err, "write %d", i)
+			assert.Equal(t, []byte("v"), v, "write %d", i)
+		}
+	}
+	assert.Empty(t, missing(t, db, before), "earlier groups survive the rebuild")
+	assert.NoError(t, db.Ping(t.Context()))
+}
+
+// TestFailedFlushStopsTheStore: when the log cannot be written the store
+// refuses everything (its state is unknown), and reopening it recovers
+// every write answered before.
+func TestFailedFlushStopsTheStore(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(Options{Dir: dir, CheckpointInterval: noCheckpoint})
+	require.NoError(t, err)
+	ids := acceptN(t, db, 8)
+	require.NoError(t, db.commit.log.f.Close()) // the device goes away
+
+	_, err = db.Accept(t.Context(), gatewaytest.NewAcceptance(gatewaytest.NewID("wal"), "alice@a.example", []string{"bob@b.example"}, time.Now().UTC()))
+	require.ErrorIs(t, err, errFailed)
+	_, err = db.GetMessage(t.Context(), ids[0])
+	require.ErrorIs(t, err, errFailed, "reads too: the file lacks what the log holds")
+	require.ErrorIs(t, db.Ping(t.Context()), errFailed)
+	require.Error(t, db.Close())
+
+	again := openDB(t, Options{Dir: dir})
+	assert.Empty(t, missing(t, again, ids))
+}
