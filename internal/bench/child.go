@@ -54,7 +54,7 @@ const (
 //   - "ready": {} once serving (the floor; a gateway answers /readyz);
 //   - "gc": collects garbage, returns freed memory to the OS, answers
 //     runtime memory statistics (childStats);
-//   - "commits": the store's group-commit counters (gateway);
+//   - "commits": the store's group-commit and checkpoint counters (gateway);
 //   - "records": the DNS TXT records that publish the gateway (gateway).
 //
 // End of stdin or "stop" stops it, as SIGTERM does.
@@ -80,8 +80,9 @@ type childStats struct {
 
 // commitStats is a gateway child's answer to "commits".
 type commitStats struct {
-	Commits int64 `json:"commits"`
-	Writes  int64 `json:"writes"`
+	Commits     int64 `json:"commits"`
+	Writes      int64 `json:"writes"`
+	Checkpoints int64 `json:"checkpoints"`
 }
 
 // txtRecord is one record of a gateway child's answer to "records".
@@ -152,7 +153,7 @@ func runChild(kind string) error {
 		}
 		answers["commits"] = func() (any, error) {
 			st := g.DB.CommitStats()
-			return commitStats{Commits: st.Commits, Writes: st.Writes}, nil
+			return commitStats{Commits: st.Commits, Writes: st.Writes, Checkpoints: st.Checkpoints}, nil
 		}
 		answers["records"] = func() (any, error) {
 			s := g.Signer

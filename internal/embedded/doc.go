@@ -3,12 +3,23 @@
 // WorkflowStore, so that a single process can run the gateway with nothing
 // else installed.
 //
-// Every write is a fsynced bbolt transaction. Writes on the hot path go
-// through the store's committer (commit.go), which folds concurrent callers into one
-// transaction and one fsync (group commit). The only state kept in memory
-// is the set of task leases handed out by Receive; it is bounded by what
-// callers have received and not yet settled, and it is lost on restart on
-// purpose: after a crash every unsettled task is simply due again.
+// Every write goes through the store's committer (commit.go), which folds
+// concurrent callers into one group, runs it in a bbolt write transaction
+// that stays open across groups, appends the group's changes to a redo log
+// (wal.go: agentry.wal beside the database file) and
+// answers once that append is flushed. The transaction is committed every
+// CheckpointInterval (10 ms by default) with the number of the last log
+// frame it holds; Open re-applies the frames after it, so nothing answered
+// is lost by a crash. The database file alone is therefore a consistent
+// but possibly older state: back up the whole directory, with the process
+// stopped.
+//
+// Reads see every answered write: a bbolt view when the last checkpoint
+// holds them all, else the read runs in the committer's transaction. The
+// only other state kept in memory is the set of task leases handed out by
+// Receive; it is bounded by what callers have received and not yet
+// settled, and it is lost on restart on purpose: after a crash every
+// unsettled task is simply due again.
 //
 // # Bucket layout
 //
@@ -43,6 +54,9 @@
 //	due           time(due) + task id → empty; Receive walks it forwards up
 //	              to now, so the queue never holds all tasks in memory
 //	dead_letters  time(dlq_timestamp) + task id → JSON gateway.DeadLetter
+//	wal           "applied" → the number of the last redo-log frame that
+//	              the file holds (8 bytes, big-endian)
 //	workflows     workflow id → JSON workflow.State; its Version is the
 //	              optimistic lock that UpdateWorkflow checks in the write
+//	              transaction
 package embedded

@@ -16,8 +16,10 @@ import (
 // callers received and have not settled yet.
 type queueState struct {
 	// mu covers leased and seq, and is held across Receive's scan so that a
-	// settle (commit, then drop the lease under mu) can never interleave
-	// with a scan that saw the task before the commit but the lease after.
+	// settle (answered, then drop the lease under mu) can never interleave
+	// with a scan that saw the task before the answer but the lease after.
+	// A scan started after the answer sees the settle: DB.read runs it in
+	// the committer's transaction while the settle is not checkpointed.
 	mu     sync.Mutex
 	leased map[string]time.Time // task id → lease expiry
 	seq    uint64
