@@ -2,8 +2,6 @@ package embedded
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -14,8 +12,9 @@ import (
 )
 
 // BenchmarkAcceptParallel measures durable accepts of a 1 KB message with
-// one task, at several numbers of concurrent submitters: group commit is
-// what makes the higher ones cheap per message.
+// one task, at several numbers of concurrent submitters: grouping writes
+// into one log flush is what makes the higher ones cheap per message. It
+// also reports what the checkpoints behind them cost.
 func BenchmarkAcceptParallel(b *testing.B) {
 	body := strings.Repeat("lorem ipsum ", 70) // with the envelope, ~1 KB
 	for _, p := range []int{1, 16, 64} {
@@ -42,49 +41,15 @@ func BenchmarkAcceptParallel(b *testing.B) {
 				}
 			})
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "accepts/s")
-			if cs := db.CommitStats(); cs.Commits > 0 {
-				n := cs.Commits
+			if err := db.commit.checkpointNow(); err != nil {
+				b.Fatal(err)
+			}
+			if cs := db.CommitStats(); cs.Commits > 0 && cs.Checkpoints > 0 {
 				st := db.bolt.Stats().TxStats
-				b.ReportMetric(float64(cs.Writes)/float64(n), "writes/commit")
-				b.ReportMetric(float64(st.GetWrite())/float64(n), "pages/commit")
+				b.ReportMetric(float64(cs.Writes)/float64(cs.Commits), "writes/flush")
+				b.ReportMetric(float64(cs.Writes)/float64(cs.Checkpoints), "writes/checkpoint")
+				b.ReportMetric(float64(st.GetWrite())/float64(cs.Writes), "pages/write")
 			}
 		})
 	}
-}
-
-// BenchmarkLogGroupFlush measures what a write-ahead log would put on the
-// answer's path (docs/performance.md, "Next"): appending a group of
-// records to a file and flushing it once, per group of 16, against
-// BenchmarkAcceptParallel's bbolt commit of a group.
-func BenchmarkLogGroupFlush(b *testing.B) {
-	const group = 16
-	record := make([]byte, 1200) // a 1 KB message with its keys and statuses
-	f, err := os.Create(filepath.Join(b.TempDir(), "log"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 0, group*len(record))
-	b.ResetTimer()
-	for i := 0; b.Loop(); i++ {
-		buf = buf[:0]
-		for range group {
-			buf = append(buf, record...)
-		}
-		if _, err := f.Write(buf); err != nil {
-			b.Fatal(err)
-		}
-		if err := f.Sync(); err != nil { // fsync; fdatasync would skip the size update
-			b.Fatal(err)
-		}
-		if i%1000 == 999 { // a rotated log: keep the file small
-			if err := f.Truncate(0); err != nil {
-				b.Fatal(err)
-			}
-			if _, err := f.Seek(0, 0); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
-	b.ReportMetric(float64(b.N*group)/b.Elapsed().Seconds(), "records/s")
 }
