@@ -255,6 +255,7 @@ func TestReusedExpiredKeyIsNotSwept(t *testing.T) {
 	_, err = db.Accept(ctx, reuse)
 	require.NoError(t, err)
 
+	require.NoError(t, db.commit.checkpointNow()) // the sweep reads the file
 	n, err := db.sweepIdempotency(100, 100)
 	require.NoError(t, err)
 	assert.Equal(t, 0, n, "the key holds the new record")
@@ -280,6 +281,7 @@ func TestDuplicateIDKeepsExpiredKeySweepable(t *testing.T) {
 	_, err := db.Accept(ctx, clash)
 	require.ErrorIs(t, err, gateway.ErrDuplicate)
 
+	require.NoError(t, db.commit.checkpointNow()) // the sweep reads the file
 	n, err := db.sweepIdempotency(100, 100)
 	require.NoError(t, err)
 	assert.Equal(t, 1, n, "the expired record is still there for the sweeper")
@@ -309,6 +311,7 @@ func TestSweepWalksInSteps(t *testing.T) {
 			live = append(live, a)
 		}
 	}
+	require.NoError(t, db.commit.checkpointNow()) // the sweep reads the file
 	total := 0
 	for range 3 { // 3 × 3 records examined: not yet the whole bucket
 		n, err := db.sweepIdempotency(3, 100)
@@ -335,6 +338,7 @@ func TestSweepWalksInSteps(t *testing.T) {
 		_, err := db.Accept(ctx, gatewaytest.NewAcceptance(gatewaytest.NewID("msg"), "alice@a.example", []string{"bob@b.example"}, old))
 		require.NoError(t, err)
 	}
+	require.NoError(t, db.commit.checkpointNow()) // the sweep reads the file
 	n, err = db.sweepIdempotency(100, 2)
 	require.NoError(t, err)
 	assert.Equal(t, 2, n)

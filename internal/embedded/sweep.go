@@ -9,6 +9,8 @@ import (
 	"slices"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/agentry/agentry/internal/gateway"
 )
 
@@ -77,9 +79,13 @@ func (db *DB) sweepIdempotency(scan, limit int) (int, error) {
 	}
 	var found [][]byte
 	from, next := db.sweepFrom, []byte(nil)
-	err = db.read(func(r reader) error {
+	// A plain view, even with writes not yet checkpointed: those are too
+	// recent to have expired, and every delete below checks its record
+	// again. Through the committer (DB.read) this walk would hold up every
+	// write for as long as it takes.
+	err = db.bolt.View(func(tx *bolt.Tx) error {
 		found = found[:0]
-		c := r.bucket(bucketIdem).Cursor()
+		c := tx.Bucket(bucketIdem).Cursor()
 		k, v := c.First()
 		if from != nil {
 			k, v = c.Seek(from)
