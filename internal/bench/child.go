@@ -140,6 +140,7 @@ func runChild(kind string) error {
 			return srv.Close()
 		}
 	case childGateway:
+		localgw.TuneGC() // as `agentry serve` does
 		cfg, err := config.FromEnv(nil)
 		if err != nil {
 			return fmt.Errorf("configuration: %w", err)
