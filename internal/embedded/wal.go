@@ -35,7 +35,7 @@ import (
 //	uvarint len(key), key, and for a put uvarint len(value), value.
 //
 // Sequence numbers rise by one per frame. The checkpoint stores the number
-// it includes (walBucket, appliedKey), and the log is then written from
+// it includes (bucketWAL, appliedKey), and the log is then written from
 // offset 0 again, so it never holds more than one checkpoint's worth.
 // Recovery reads frames while each carries the next number and a good
 // checksum; anything after that is a torn write or the remains of an
