@@ -166,7 +166,7 @@ func (db *DB) ListAgents(ctx context.Context) ([]*gateway.Agent, error) {
 	}
 	defer release()
 	var out []*gateway.Agent
-	err = db.read(func(r reader) error {
+	err = db.readLong(func(r reader) error {
 		out = out[:0]
 		c := r.bucket(bucketAgents).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {

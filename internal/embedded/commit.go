@@ -115,7 +115,8 @@ func (c *committer) do(fn func(*wtx) error) error {
 }
 
 // checkpointNow commits what the transaction holds at once, so that the
-// database file alone has every answered write (tests inspect it).
+// database file alone has every answered write (for long reads, and for
+// tests that inspect the file).
 func (c *committer) checkpointNow() error {
 	done := make(chan error, 1)
 	c.flushes <- done

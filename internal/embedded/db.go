@@ -250,10 +250,24 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // read runs fn where it sees every write answered before the call: in a
 // bbolt view when bbolt holds them all, else in the committer's
-// transaction (after the writes queued before it).
+// transaction (after the writes queued before it). Writes wait while fn
+// runs there, so it is for reads of a bounded, small size.
 func (db *DB) read(fn func(reader) error) error {
 	if db.commit.pending() {
 		return db.commit.do(func(w *wtx) error { return fn(w) })
+	}
+	return db.bolt.View(func(tx *bolt.Tx) error { return fn(viewTx{tx}) })
+}
+
+// readLong is read for walks whose length the caller does not bound
+// tightly (listings of every agent or schema, the message listing's
+// scan): when writes are pending it has them checkpointed first and reads
+// a view, so that writes wait at most for a checkpoint, not for the walk.
+func (db *DB) readLong(fn func(reader) error) error {
+	if db.commit.pending() {
+		if err := db.commit.checkpointNow(); err != nil {
+			return err
+		}
 	}
 	return db.bolt.View(func(tx *bolt.Tx) error { return fn(viewTx{tx}) })
 }

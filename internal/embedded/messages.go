@@ -413,7 +413,7 @@ func (db *DB) ListMessages(ctx context.Context, q gateway.MessageQuery) ([]gatew
 		out  []gateway.MessageSummary
 		next string
 	)
-	err = db.read(func(r reader) error {
+	err = db.readLong(func(r reader) error {
 		messages := r.bucket(bucketMessages)
 		c := r.bucket(bucketMsgTime).Cursor()
 		var k []byte

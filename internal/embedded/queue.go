@@ -335,7 +335,7 @@ func (db *DB) DeadLetters(ctx context.Context, limit int) ([]gateway.DeadLetter,
 	}
 	defer release()
 	var out []gateway.DeadLetter
-	err = db.read(func(r reader) error {
+	err = db.readLong(func(r reader) error {
 		c := r.bucket(bucketDeadLetters).Cursor()
 		for k, v := c.First(); k != nil && len(out) < limit; k, v = c.Next() {
 			var d gateway.DeadLetter

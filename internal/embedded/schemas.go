@@ -58,7 +58,7 @@ func (db *DB) ListSchemas(ctx context.Context) ([]schema.Record, error) {
 	}
 	defer release()
 	out := []schema.Record{}
-	err = db.read(func(r reader) error {
+	err = db.readLong(func(r reader) error {
 		out = out[:0]
 		c := r.bucket(bucketSchemas).Cursor()
 		for _, v := c.First(); v != nil; _, v = c.Next() {
