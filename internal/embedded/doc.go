@@ -15,7 +15,8 @@
 // stopped.
 //
 // Reads see every answered write: a bbolt view when the last checkpoint
-// holds them all, else the read runs in the committer's transaction. The
+// holds them all, else the read runs in the committer's transaction (or,
+// for the long listings, after a checkpoint made for it). The
 // only other state kept in memory is the set of task leases handed out by
 // Receive; it is bounded by what callers have received and not yet
 // settled, and it is lost on restart on purpose: after a crash every
