@@ -230,11 +230,18 @@ func (s *Store) messageItem(ctx context.Context, a *gateway.Acceptance, p *accep
 	if len(p.specs) > 0 {
 		it[aSpecs] = specsAttr(p.specs, m.Recipients, p.ref.at)
 	}
-	it[aRaw] = bin(m.Raw)
-	if len(m.Raw) <= awsres.MaxItemBytes && itemSize(it) <= maxItemBytes {
-		return it, nil
+	if len(m.Raw) <= awsres.MaxItemBytes {
+		if z := deflated(m.Raw); z != nil {
+			it[aRawZ] = bin(z)
+		} else {
+			it[aRaw] = bin(m.Raw)
+		}
+		if itemSize(it) <= maxItemBytes {
+			return it, nil
+		}
+		delete(it, aRaw)
+		delete(it, aRawZ)
 	}
-	delete(it, aRaw)
 	if s.blobs == nil {
 		return nil, fmt.Errorf("body of %d bytes (inline limit %d): %w", len(m.Raw), awsres.MaxItemBytes, ErrBodyTooLarge)
 	}

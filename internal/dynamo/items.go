@@ -61,6 +61,7 @@ const (
 
 	// message
 	aRaw    = "raw"  // B: the message JSON, when it fits
+	aRawZ   = "rawz" // B: the message JSON deflated, when it fits and that is smaller (deflate.go)
 	aBlob   = "blob" // S: s3blob reference, when it does not
 	aFrom   = "from" // S: sender as given (also on the idempotency record)
 	aTo     = "to"   // L of S: recipients as given, in order

@@ -39,6 +39,9 @@ func (s *Store) GetMessage(ctx context.Context, id string) (*gateway.StoredMessa
 func (s *Store) body(ctx context.Context, it item) ([]byte, error) {
 	ref := getStr(it, aBlob)
 	if ref == "" {
+		if z := getBin(it, aRawZ); z != nil {
+			return inflated(z)
+		}
 		return getBin(it, aRaw), nil
 	}
 	if s.blobs == nil {

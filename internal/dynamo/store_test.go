@@ -2,6 +2,7 @@ package dynamo
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -144,12 +145,45 @@ func TestBodyAtInlineLimitStaysInline(t *testing.T) {
 	e := newEnv(t)
 	s := e.store(t)
 	a := newAcceptance("alice@a.example", "bob@b.example")
-	a.Message.Raw = []byte(strings.Repeat("y", awsres.MaxItemBytes))
-	_, err := s.Accept(ctx(t), a)
+	// Random bytes do not deflate: the body is stored as it is.
+	a.Message.Raw = make([]byte, awsres.MaxItemBytes)
+	_, err := rand.Read(a.Message.Raw)
+	require.NoError(t, err)
+	_, err = s.Accept(ctx(t), a)
 	require.NoError(t, err)
 	stored := e.rawItem(t, messageKey(a.Message.ID))
 	assert.Len(t, getBin(stored, aRaw), awsres.MaxItemBytes)
+	assert.NotContains(t, stored, aRawZ)
 	assert.NotContains(t, stored, aBlob)
+	m, err := s.GetMessage(ctx(t), a.Message.ID)
+	require.NoError(t, err)
+	assert.Equal(t, a.Message.Raw, m.Raw)
+}
+
+// TestBodyIsStoredDeflated: a body that deflates is stored so, smaller
+// (fewer write units), and every reader gets the original bytes back.
+func TestBodyIsStoredDeflated(t *testing.T) {
+	e := newEnv(t)
+	s := e.store(t)
+	a := toInbox(newAcceptance("alice@a.example", "bob@b.example"))
+	a.Message.Raw = []byte(`{"version":"1.0","message_id":"` + a.Message.ID + `","payload":{"items":[` +
+		strings.Repeat(`{"sku":"A-1","qty":1,"note":"deliver to the loading bay"},`, 12) + `{}]}}`)
+	_, err := s.Accept(ctx(t), a)
+	require.NoError(t, err)
+
+	stored := e.rawItem(t, messageKey(a.Message.ID))
+	assert.NotContains(t, stored, aRaw)
+	z := getBin(stored, aRawZ)
+	require.NotNil(t, z)
+	assert.Less(t, len(z), len(a.Message.Raw)/2, "JSON deflates to half or less")
+
+	m, err := s.GetMessage(ctx(t), a.Message.ID)
+	require.NoError(t, err)
+	assert.Equal(t, string(a.Message.Raw), string(m.Raw))
+	entries, _, err := s.ListInbox(ctx(t), "bob@b.example", 10, "")
+	require.NoError(t, err)
+	require.Len(t, entries, 1)
+	assert.Equal(t, string(a.Message.Raw), string(entries[0].Raw))
 }
 
 func TestLargeBodyWithoutBlobStoreIsRefused(t *testing.T) {

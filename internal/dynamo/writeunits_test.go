@@ -95,11 +95,22 @@ func TestWriteUnits(t *testing.T) {
 	assert.Equal(t, 2*2, threeAcc-pushAcc, "each further recipient at accept")
 	assert.Equal(t, 2*1, threeDel-pushDel, "each further delivery")
 
+	// Bytes that do not deflate (already compressed data, say) are paid by
+	// the KB, once.
 	big := newAcceptance("alice@a.example", "bob@b.example")
-	big.Message.Raw = []byte(`{"payload":"` + strings.Repeat("b", 3000) + `"}`)
-	bigAcc, _, _ := cost("1 push recipient, 3 KB body", big)
+	big.Message.Raw = randomBytes(3000)
+	bigAcc, _, _ := cost("1 push recipient, 3 KB dense body", big)
 	bigUnits := int(awscost.WriteUnits(itemSize(e.rawItem(t, messageKey(big.Message.ID)))))
+	assert.Equal(t, 4, bigUnits)
 	assert.Equal(t, bigUnits-1, bigAcc-pushAcc, "a larger body costs its KB once")
+
+	// JSON is stored deflated: 3 KB of it that repeats itself costs what
+	// a small message does.
+	wordy := newAcceptance("alice@a.example", "bob@b.example")
+	wordy.Message.Raw = []byte(`{"payload":{"lines":[` + strings.Repeat(`{"sku":"A-1","qty":1,"note":"to the loading bay"},`, 60) + `{}]}}`)
+	require.Greater(t, len(wordy.Message.Raw), 3000)
+	wordyAcc, _, _ := cost("1 push recipient, 3 KB of JSON", wordy)
+	assert.Equal(t, pushAcc, wordyAcc, "deflated, it fits the first KB")
 
 	// A retry of the same key is a failed conditional put of the record
 	// (billed like a write) and reads.
