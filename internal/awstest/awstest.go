@@ -75,6 +75,15 @@ func Endpoint(t TB) string {
 	return endpoint
 }
 
+// motoPID is the pid of the moto process this process started, 0 when
+// none runs (not started yet, or an external emulator).
+var motoPID atomic.Int64
+
+// EmulatorPID returns the pid of the moto process that Endpoint started,
+// or 0 when it started none (AGENTRY_AWS_ENDPOINT names an external one).
+// The bench counts its CPU time as part of the run.
+func EmulatorPID() int { return int(motoPID.Load()) }
+
 // startMoto runs the launcher and ties moto's life to this process: the
 // child gets SIGKILL when the thread that started it dies, and that thread
 // is parked forever, so it dies only with the test binary.
@@ -100,8 +109,10 @@ func startMoto() (string, error) {
 			started <- err
 			return
 		}
+		motoPID.Store(int64(cmd.Process.Pid))
 		started <- nil
 		_ = cmd.Wait()
+		motoPID.Store(0)
 		select {} // park this thread for the life of the process
 	}()
 	if err := <-started; err != nil {

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/agentry/agentry/internal/awstest"
 )
 
 // cpuSample is the machine's and this process's CPU time so far, in clock
@@ -53,10 +55,17 @@ func readCPU() (cpuSample, error) {
 		}
 		return true
 	})
+	// moto serves the AWS sections' requests: part of the run too.
+	if pid := awstest.EmulatorPID(); pid > 0 {
+		if n, err := procTicks(strconv.Itoa(pid), 2); err == nil {
+			c.self += n
+		}
+	}
 	return c, nil
 }
 
-// liveChildren holds the pids of the child servers not yet reaped.
+// liveChildren holds the pids of the child processes not yet reaped: the
+// servers under test and the Lambda functions.
 var liveChildren sync.Map
 
 // procTicks sums the first n of utime, stime, cutime and cstime of

@@ -356,8 +356,12 @@ func startLambda(ctx context.Context, bin, fn string, env []string) (*lambdaProc
 		_ = rt.Close()
 		return nil, fmt.Errorf("start %s: %w", fn, err)
 	}
+	pid := p.cmd.Process.Pid
+	liveChildren.Store(pid, struct{}{})
 	go func() {
-		p.exited <- p.cmd.Wait()
+		err := p.cmd.Wait()
+		liveChildren.Delete(pid)
+		p.exited <- err
 		cancel() // an init that dies must not be waited for
 	}()
 	first, err := rt.FirstNext(waitCtx)
