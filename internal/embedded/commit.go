@@ -315,7 +315,7 @@ func safeCall(fn func(*wtx) error, w *wtx) (panicked bool, err error) {
 	return false, fn(w)
 }
 
-// CommitStats is the group commit's yield so far.
+// CommitStats is what the committer has done so far.
 type CommitStats struct {
 	// Commits counts groups flushed to the log (one flush each) and
 	// Writes the calls they carried.

@@ -24,7 +24,8 @@ type Options struct {
 	// Dir is the data directory (AGENTRY_DATA_DIR). It is created with mode
 	// 0700 if missing; the database file inside it gets mode 0600.
 	Dir string
-	// MaxBatchSize caps the number of writes in one group commit. Default 256.
+	// MaxBatchSize caps the number of writes in one group (one log flush).
+	// Default 256.
 	MaxBatchSize int
 	// LeaseTimeout is how long a received task stays invisible when it is
 	// neither acked nor retried. Default 5m.
@@ -355,8 +356,9 @@ const appendFillPercent = 0.9
 // empty for good. (Not due: its keys start with the due time, and a
 // retried task leaves the present for the future, so inserts land in the
 // middle and the entries around them leave soon; there full pages only
-// split more often.) It runs at the start of every group-committed transaction: a
-// bucket's fill percent belongs to the transaction's handle on it, so
+// split more often.) It runs at the start of every write transaction (the
+// committer's, and recovery's): a bucket's fill percent belongs to the
+// transaction's handle on it, so
 // every write that may split one of these pages, the growth of a status
 // or the move of a retried task included, must see it.
 func fillOrdered(tx *bolt.Tx) {

@@ -10,9 +10,8 @@ import (
 
 var _ schema.Store = (*DB)(nil)
 
-// PutSchema creates or replaces a schema record. Registry writes are rare
-// admin actions, so they go straight to bbolt rather than through the
-// group-commit loop.
+// PutSchema creates or replaces a schema record. Like every write it goes
+// through the committer, so that the redo log has it.
 func (db *DB) PutSchema(ctx context.Context, rec schema.Record) error {
 	release, err := db.enter(ctx)
 	if err != nil {
