@@ -28,6 +28,8 @@ var deflaters = sync.Pool{New: func() any {
 	return w
 }}
 
+var inflaters sync.Pool // of flate readers (io.ReadCloser and flate.Resetter)
+
 // deflated returns raw deflated, or nil when that is not smaller.
 func deflated(raw []byte) []byte {
 	if len(raw) < minDeflate {
@@ -53,8 +55,16 @@ func deflated(raw []byte) []byte {
 // inflated undoes deflated. Only bodies up to awsres.MaxItemBytes are
 // stored inline, so anything longer is not one of ours.
 func inflated(z []byte) ([]byte, error) {
-	r := flate.NewReader(bytes.NewReader(z))
-	defer r.Close()
+	// Pooled like the writers: a reader carries a 32 KB window, and the
+	// deliver function inflates every message it delivers.
+	src := bytes.NewReader(z)
+	r, _ := inflaters.Get().(io.ReadCloser)
+	if r == nil {
+		r = flate.NewReader(src)
+	} else if err := r.(flate.Resetter).Reset(src, nil); err != nil {
+		return nil, fmt.Errorf("inflate body: %w", err)
+	}
+	defer inflaters.Put(r)
 	raw, err := io.ReadAll(io.LimitReader(r, awsres.MaxItemBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("inflate body: %w", err)

@@ -3,6 +3,7 @@ package dynamo
 import (
 	"bytes"
 	"compress/flate"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -37,6 +38,20 @@ func TestDeflated(t *testing.T) {
 	}
 }
 
+// TestInflatedReusesItsReaders: a pooled reader, reset, reads the next
+// body and nothing of the one before.
+func TestInflatedReusesItsReaders(t *testing.T) {
+	bodies := []string{`{"a":"` + strings.Repeat("x", 300) + `"}`, `{"b":"` + strings.Repeat("yz", 200) + `"}`}
+	for i := range 6 {
+		want := bodies[i%2]
+		z := deflated([]byte(want))
+		require.NotNil(t, z)
+		got, err := inflated(z)
+		require.NoError(t, err)
+		assert.Equal(t, want, string(got))
+	}
+}
+
 // TestInflatedRefusesWhatWeNeverWrote: garbage is an error, and so is a
 // stream that would inflate past the inline limit (a body that size is
 // never stored inline, so it is not ours).
@@ -54,15 +69,9 @@ func TestInflatedRefusesWhatWeNeverWrote(t *testing.T) {
 	assert.ErrorContains(t, err, "over")
 }
 
-// randomBytes is incompressible bytes from a fixed generator.
+// randomBytes is incompressible bytes from a fixed seed.
 func randomBytes(n int) []byte {
 	out := make([]byte, n)
-	x := uint32(2463534242)
-	for i := range out {
-		x ^= x << 13
-		x ^= x >> 17
-		x ^= x << 5
-		out[i] = byte(x >> 7)
-	}
+	_, _ = rand.NewChaCha8([32]byte{7}).Read(out)
 	return out
 }
