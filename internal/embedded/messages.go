@@ -77,6 +77,7 @@ type preparedTask struct {
 	id     []byte
 	value  []byte
 	dueKey []byte
+	due    time.Time
 }
 
 func prepareTask(t gateway.Task, due time.Time) (preparedTask, error) {
@@ -86,6 +87,7 @@ func prepareTask(t gateway.Task, due time.Time) (preparedTask, error) {
 		id:     []byte(t.ID),
 		value:  append(putTime(make([]byte, 0, timeLen+len(body)), due), body...),
 		dueKey: append(dueKey, t.ID...),
+		due:    due,
 	}, nil
 }
 
@@ -174,9 +176,10 @@ func (db *DB) Accept(ctx context.Context, a *gateway.Acceptance) (*gateway.Idemp
 		earlier   *gateway.IdempotencyRecord
 		idExists  bool
 		taskAdded bool
+		firstDue  time.Time // of the tasks added
 	)
 	err = db.commit.do(func(tx *wtx) error {
-		earlier, idExists, taskAdded = nil, false, false
+		earlier, idExists, taskAdded, firstDue = nil, false, false, time.Time{}
 		// Every check comes before the first write: an answer of
 		// "duplicate" must leave the transaction untouched.
 		idem, idemTime := tx.Bucket(bucketIdem), tx.Bucket(bucketIdemTime)
@@ -240,6 +243,9 @@ func (db *DB) Accept(ctx context.Context, a *gateway.Acceptance) (*gateway.Idemp
 			if err != nil {
 				return err
 			}
+			if added && (!taskAdded || t.due.Before(firstDue)) {
+				firstDue = t.due
+			}
 			taskAdded = taskAdded || added
 		}
 		refs, inbox := tx.Bucket(bucketInboxRef), tx.Bucket(bucketInbox)
@@ -266,7 +272,7 @@ func (db *DB) Accept(ctx context.Context, a *gateway.Acceptance) (*gateway.Idemp
 		return earlier, fmt.Errorf("accept %s: key used by %s: %w", id, earlier.MessageID, gateway.ErrDuplicate)
 	}
 	if taskAdded {
-		db.queue.work.broadcast()
+		db.queue.work.added(firstDue)
 	}
 	return nil, nil
 }

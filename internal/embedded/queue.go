@@ -36,11 +36,27 @@ func (q *queueState) release(id string) {
 	q.mu.Unlock()
 }
 
-// signal wakes every waiter at once: the channel is closed on broadcast and
-// a new one made for the next round of waiters.
+// signal wakes the receivers waiting for work. Waking them is not free:
+// each runs a lease scan, in the committer's transaction, under queueState's
+// mutex, which every settle then waits for. The Immediate Path stores a task
+// with every pushed message, due only after its window; a receiver already
+// asleep until something earlier has nothing to gain from it. So added
+// wakes the receivers only when one of them would otherwise sleep past the
+// new work's due time.
+//
+// A round is the life of one channel: wait hands it out, a broadcast closes
+// it and the next wait makes a new one.
 type signal struct {
 	mu sync.Mutex
 	ch chan struct{}
+	// asleep holds the wake time of each receiver asleep on ch (zero: it
+	// has no wake time, it waits for work).
+	asleep map[uint64]time.Time
+	nextID uint64
+	// early is the earliest due time of the work added on this round
+	// without closing ch: a receiver whose scan began on the round may have
+	// missed it.
+	early time.Time
 }
 
 func (s *signal) wait() <-chan struct{} {
@@ -52,13 +68,69 @@ func (s *signal) wait() <-chan struct{} {
 	return s.ch
 }
 
+// broadcast wakes every receiver.
 func (s *signal) broadcast() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.broadcastLocked()
+}
+
+func (s *signal) broadcastLocked() {
 	if s.ch != nil {
 		close(s.ch)
 		s.ch = nil
 	}
+	clear(s.asleep)
+	s.early = time.Time{}
+}
+
+// added reports that work due at `due` was stored (answered).
+func (s *signal) added(due time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch == nil {
+		// No receiver took this round: the next one to scan sees the work.
+		return
+	}
+	for _, wake := range s.asleep {
+		if wake.IsZero() || due.Before(wake) {
+			s.broadcastLocked()
+			return
+		}
+	}
+	if s.early.IsZero() || due.Before(s.early) {
+		s.early = due
+	}
+}
+
+// sleep registers a receiver that took ch before its scan and found its
+// next wake at `wake` (zero: none). ok is false when the receiver must scan
+// again instead: ch was closed, or work that its scan may have missed is
+// due before wake. A registered receiver calls awake(id) when it wakes.
+func (s *signal) sleep(ch <-chan struct{}, wake time.Time) (id uint64, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch == nil || s.ch != ch {
+		return 0, false
+	}
+	if !s.early.IsZero() && (wake.IsZero() || s.early.Before(wake)) {
+		// Which receivers scanned before that work was stored is not
+		// known, so all of them look again.
+		s.broadcastLocked()
+		return 0, false
+	}
+	if s.asleep == nil {
+		s.asleep = make(map[uint64]time.Time)
+	}
+	s.nextID++
+	s.asleep[s.nextID] = wake
+	return s.nextID, true
+}
+
+func (s *signal) awake(id uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.asleep, id)
 }
 
 // Enqueue adds tasks that are not stored yet; a task whose id is present
@@ -85,14 +157,20 @@ func (db *DB) Enqueue(ctx context.Context, tasks ...gateway.Task) error {
 		}
 		prepared = append(prepared, p)
 	}
-	var added bool
+	var (
+		added    bool
+		firstDue time.Time // of the tasks added
+	)
 	err = db.commit.do(func(tx *wtx) error {
-		added = false
+		added, firstDue = false, time.Time{}
 		b, due := tx.Bucket(bucketTasks), tx.Bucket(bucketDue)
 		for _, p := range prepared {
 			ok, err := p.put(b, due)
 			if err != nil {
 				return err
+			}
+			if ok && (!added || p.due.Before(firstDue)) {
+				firstDue = p.due
 			}
 			added = added || ok
 		}
@@ -102,7 +180,7 @@ func (db *DB) Enqueue(ctx context.Context, tasks ...gateway.Task) error {
 		return fmt.Errorf("enqueue %s: %w", tasks[0].ID, err)
 	}
 	if added {
-		db.queue.work.broadcast()
+		db.queue.work.added(firstDue)
 	}
 	return nil
 }
@@ -126,24 +204,33 @@ func (db *DB) Receive(ctx context.Context, limit int, wait time.Duration) ([]gat
 		if err != nil || len(tasks) > 0 || wait <= 0 {
 			return tasks, err
 		}
+		sleeper, ok := db.queue.work.sleep(woken, wake)
+		if !ok {
+			continue
+		}
 		var wakeC <-chan time.Time
 		var wakeTimer *time.Timer
 		if !wake.IsZero() {
 			wakeTimer = time.NewTimer(max(wake.Sub(db.now()), time.Millisecond))
 			wakeC = wakeTimer.C
 		}
+		var stop bool
 		select {
 		case <-woken:
 		case <-wakeC:
 		case <-deadline:
-			return nil, nil
+			stop = true
 		case <-ctx.Done():
-			return nil, fmt.Errorf("receive: %w", ctx.Err())
+			stop, err = true, fmt.Errorf("receive: %w", ctx.Err())
 		case <-db.done:
-			return nil, fmt.Errorf("receive: %w", gateway.ErrClosed)
+			stop, err = true, fmt.Errorf("receive: %w", gateway.ErrClosed)
 		}
+		db.queue.work.awake(sleeper)
 		if wakeTimer != nil {
 			wakeTimer.Stop()
+		}
+		if stop {
+			return nil, err
 		}
 	}
 }
@@ -279,7 +366,7 @@ func (db *DB) Retry(ctx context.Context, t gateway.Task, at time.Time) error {
 		return fmt.Errorf("retry %s: %w", t.ID, err)
 	}
 	db.queue.release(t.ID)
-	db.queue.work.broadcast()
+	db.queue.work.added(p.due)
 	return nil
 }
 
@@ -408,7 +495,7 @@ func (db *DB) settle(ctx context.Context, messageID string, updates []gateway.Re
 	db.queue.release(t.ID)
 	if retry != nil {
 		// A waiting Receive must see the new due time (as after Retry).
-		db.queue.work.broadcast()
+		db.queue.work.added(retry.due)
 	}
 	return nil
 }
