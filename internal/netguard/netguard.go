@@ -7,10 +7,12 @@
 package netguard
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -81,13 +83,16 @@ func NewClient(o Options) *http.Client {
 	if !o.AllowInsecure {
 		rt = httpsOnly{tr}
 	}
-	rt = headers{next: rt, ua: o.UserAgent}
+	rt = headers{next: rt, ua: o.UserAgent, timeout: o.Timeout}
 	if o.Wrap != nil {
 		rt = o.Wrap(rt)
 	}
+	// No Client.Timeout: with a RoundTripper that is not net/http's own,
+	// the client enforces it with a goroutine and a timer per request.
+	// headers bounds each request with a context instead, which the
+	// transport already watches.
 	return &http.Client{
 		Transport: rt,
-		Timeout:   o.Timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
 		},
@@ -103,18 +108,40 @@ func (h httpsOnly) RoundTrip(r *http.Request) (*http.Response, error) {
 	return h.next.RoundTrip(r)
 }
 
+// headers sets the AMTP headers and bounds the whole exchange, reading
+// the body included, by timeout.
 type headers struct {
-	next http.RoundTripper
-	ua   string
+	next    http.RoundTripper
+	ua      string
+	timeout time.Duration
 }
 
 func (h headers) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
+	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
+	r = r.Clone(ctx)
 	r.Header.Set("X-AMTP-Version", "1.0")
 	if h.ua != "" {
 		r.Header.Set("User-Agent", h.ua)
 	}
-	return h.next.RoundTrip(r)
+	resp, err := h.next.RoundTrip(r)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+	return resp, nil
+}
+
+// cancelOnClose releases the request's deadline when its body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b *cancelOnClose) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
 }
 
 // Blocked reports whether err came from the address guard.

@@ -1,12 +1,14 @@
 package netguard
 
 import (
+	"context"
 	"crypto/tls"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -56,4 +58,46 @@ func TestTLS13Minimum(t *testing.T) {
 	tr := c.Transport.(headers).next.(httpsOnly).next.(*http.Transport)
 	assert.Equal(t, uint16(tls.VersionTLS13), tr.TLSClientConfig.MinVersion)
 	assert.Nil(t, tr.Proxy, "no proxy from the environment")
+}
+
+// TestTimeoutBoundsTheWholeExchange: a peer that answers its headers at
+// once and then trickles (or withholds) the body must not hold a delivery
+// past Options.Timeout.
+func TestTimeoutBoundsTheWholeExchange(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/fast" {
+			_, _ = io.WriteString(w, "done")
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, "partial")
+		w.(http.Flusher).Flush()
+		// Bounded, so that a client without the deadline fails the
+		// test rather than hanging it.
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		case <-time.After(8 * time.Second):
+		}
+	}))
+	defer srv.Close()
+	c := NewClient(Options{AllowInsecure: true, Timeout: 300 * time.Millisecond})
+
+	resp, err := c.Get(srv.URL + "/fast")
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	assert.Equal(t, "done", string(body))
+
+	start := time.Now()
+	resp, err = c.Get(srv.URL + "/stall")
+	require.NoError(t, err, "the headers arrive at once")
+	defer resp.Body.Close()
+	_, err = io.ReadAll(resp.Body)
+	require.Error(t, err, "the body does not end in time; the read must be cut off")
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Less(t, time.Since(start), 5*time.Second)
 }
