@@ -31,7 +31,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/smithy-go/middleware"
 )
@@ -262,6 +261,11 @@ func serviceName(id string) string {
 	return strings.ToLower(strings.ReplaceAll(id, " ", ""))
 }
 
+// serviceS3 is S3's service id (the SDK's s3.ServiceID). Named here rather
+// than imported: service/s3 is linked into whatever imports it, and the
+// Lambda functions import this package (dynamo uses ItemSize).
+const serviceS3 = "S3"
+
 type initialize struct{ c *Counter }
 
 func (initialize) ID() string { return "agentry/awscost" }
@@ -291,7 +295,7 @@ func (m initialize) HandleInitialize(ctx context.Context, in middleware.Initiali
 		}
 	case sqs.ServiceID:
 		meterSQS(&u, in.Parameters, out.Result, err)
-	case s3.ServiceID:
+	case serviceS3:
 		meterS3(&u, op)
 	default:
 		if !freeService(svc) {

@@ -18,7 +18,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	awssfn "github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -154,8 +153,9 @@ func build(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.
 	if err != nil {
 		return nil, err
 	}
-	s3c := s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = awsCfg.BaseEndpoint != nil })
-	blobs, err := s3blob.New(s3c, cfg.Bucket)
+	// Not through service/s3, whose client links every S3 operation into
+	// each function (s3blob says why); path-style under BaseEndpoint.
+	blobs, err := s3blob.New(awsCfg, cfg.Bucket)
 	if err != nil {
 		return nil, err
 	}

@@ -6,13 +6,16 @@
 // Because the key is derived from the content, Put is idempotent and two
 // messages with the same body share one object; Get checks the content
 // against the reference, so a body can never silently come back altered.
+//
+// The two S3 operations are made without the SDK's S3 client (package
+// service/s3), on the SDK's own machinery instead (transport.go): see
+// there why, and what that keeps working.
 package s3blob
 
 import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -20,8 +23,7 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
 )
 
 // refPrefix names the hash in a reference, so that a later change of
@@ -46,39 +48,31 @@ var ErrNotFound = errors.New("blob not found")
 var ErrBadRef = errors.New("not a blob reference")
 
 // Store reads and writes content-addressed blobs in one bucket.
-//
-// It holds the two operations it makes as method values, not the client,
-// as the other adapters do (functions/TestFunctionsDoNotLinkUnusedAWSOperations
-// says why; for S3 the SDK keeps the whole client linked anyway).
 type Store struct {
-	putObject func(context.Context, *s3.PutObjectInput, ...func(*s3.Options)) (*s3.PutObjectOutput, error)
-	getObject func(context.Context, *s3.GetObjectInput, ...func(*s3.Options)) (*s3.GetObjectOutput, error)
-	bucket    string
+	bucket string
+	s3     *client
 }
 
-// New returns a Store on bucket. The client must already be configured
-// for the bucket's endpoint (see NewFromConfig for emulators).
-func New(client *s3.Client, bucket string) (*Store, error) {
-	if client == nil {
-		return nil, errors.New("s3blob: an S3 client is required")
-	}
+// New returns a Store on bucket, talking to S3 as cfg says: region,
+// credentials, HTTP client, retryer, and the middleware of cfg.APIOptions
+// (tracing, cost counting). With cfg.BaseEndpoint set (AWS_ENDPOINT_URL:
+// moto, LocalStack) the bucket is addressed path-style under it, since
+// emulators on 127.0.0.1 have no DNS for bucket host names; otherwise
+// virtual-hosted style on S3's regional endpoint, which needs a bucket
+// name that is a plain DNS label (no dots).
+func New(cfg aws.Config, bucket string) (*Store, error) {
 	if bucket == "" {
 		return nil, errors.New("s3blob: a bucket name is required")
 	}
-	return &Store{putObject: client.PutObject, getObject: client.GetObject, bucket: bucket}, nil
+	c, err := newClient(cfg, bucket)
+	if err != nil {
+		return nil, fmt.Errorf("s3blob: %w", err)
+	}
+	return &Store{bucket: bucket, s3: c}, nil
 }
 
-// NewFromConfig builds the S3 client from cfg. When an endpoint override is
-// in effect (AWS_ENDPOINT_URL, or cfg.BaseEndpoint: moto, LocalStack) the
-// client uses path-style addressing, because emulators on 127.0.0.1 have no
-// DNS for virtual-hosted bucket names.
-func NewFromConfig(cfg aws.Config, bucket string, optFns ...func(*s3.Options)) (*Store, error) {
-	client := s3.NewFromConfig(cfg, optFns...)
-	if o := client.Options(); o.BaseEndpoint != nil && !o.UsePathStyle {
-		client = s3.NewFromConfig(cfg, append(optFns, func(o *s3.Options) { o.UsePathStyle = true })...)
-	}
-	return New(client, bucket)
-}
+// NewFromConfig is New, under the name the SDK's clients use.
+func NewFromConfig(cfg aws.Config, bucket string) (*Store, error) { return New(cfg, bucket) }
 
 // Bucket is the bucket the store writes to.
 func (s *Store) Bucket() string { return s.bucket }
@@ -94,17 +88,7 @@ func (s *Store) Put(ctx context.Context, data []byte) (string, error) {
 	// The object is written even when it already exists: rewriting it
 	// restarts its lifecycle clock, so a body shared with an older message
 	// cannot expire under a newer one that still refers to it.
-	_, err := s.putObject(ctx, &s3.PutObjectInput{
-		Bucket:               aws.String(s.bucket),
-		Key:                  aws.String(keyPrefix + digest),
-		Body:                 bytes.NewReader(data),
-		ContentLength:        aws.Int64(int64(len(data))),
-		ContentType:          aws.String("application/octet-stream"),
-		ServerSideEncryption: s3types.ServerSideEncryptionAes256,
-		// S3 verifies the upload against the hash that names it.
-		ChecksumSHA256: aws.String(base64.StdEncoding.EncodeToString(sum[:])),
-	})
-	if err != nil {
+	if err := s.s3.putObject(ctx, keyPrefix+digest, data, sum); err != nil {
 		return "", fmt.Errorf("s3blob put %s%s in bucket %s: %w", keyPrefix, digest, s.bucket, err)
 	}
 	return refPrefix + digest, nil
@@ -117,21 +101,20 @@ func (s *Store) Get(ctx context.Context, ref string) ([]byte, error) {
 		return nil, fmt.Errorf("s3blob get: %w", err)
 	}
 	key := keyPrefix + digest
-	out, err := s.getObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
+	out, err := s.s3.getObject(ctx, key)
 	if err != nil {
-		var nsk *s3types.NoSuchKey
-		if errors.As(err, &nsk) {
+		var apiErr smithy.APIError
+		if errors.As(err, &apiErr) && (apiErr.ErrorCode() == "NoSuchKey" || apiErr.ErrorCode() == codeNotFound) {
 			return nil, fmt.Errorf("s3blob get %s in bucket %s: %w", key, s.bucket, ErrNotFound)
 		}
 		return nil, fmt.Errorf("s3blob get %s in bucket %s: %w", key, s.bucket, err)
 	}
-	defer out.Body.Close()
-	size := aws.ToInt64(out.ContentLength)
-	if size > MaxBlobBytes {
-		return nil, fmt.Errorf("s3blob get %s: object is %d bytes, over the %d-byte limit", key, size, MaxBlobBytes)
+	defer out.body.Close()
+	if out.size > MaxBlobBytes {
+		return nil, fmt.Errorf("s3blob get %s: object is %d bytes, over the %d-byte limit", key, out.size, MaxBlobBytes)
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, max(size, 0)))
-	if _, err := io.Copy(buf, io.LimitReader(out.Body, MaxBlobBytes+1)); err != nil {
+	buf := bytes.NewBuffer(make([]byte, 0, max(out.size, 0)))
+	if _, err := io.Copy(buf, io.LimitReader(out.body, MaxBlobBytes+1)); err != nil {
 		return nil, fmt.Errorf("s3blob get %s: read body: %w", key, err)
 	}
 	data := buf.Bytes()

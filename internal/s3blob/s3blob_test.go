@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/stretchr/testify/assert"
@@ -111,8 +112,30 @@ func TestGetHonoursContext(t *testing.T) {
 }
 
 func TestNewValidates(t *testing.T) {
-	_, err := s3blob.New(nil, "b")
-	assert.Error(t, err)
-	_, err = s3blob.New(s3.New(s3.Options{Region: "us-east-1"}), "")
-	assert.Error(t, err)
+	creds := credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", "")
+	ok := aws.Config{Region: "eu-west-1", Credentials: creds}
+	_, err := s3blob.New(ok, "agentry-dev-bodies")
+	require.NoError(t, err)
+
+	_, err = s3blob.New(ok, "")
+	assert.ErrorContains(t, err, "bucket name is required")
+	_, err = s3blob.New(aws.Config{Credentials: creds}, "b")
+	assert.ErrorContains(t, err, "region")
+	_, err = s3blob.New(aws.Config{Region: "eu-west-1"}, "b")
+	assert.ErrorContains(t, err, "credentials")
+	// On S3 itself the bucket becomes part of a host name.
+	for _, bad := range []string{"my.bucket", "My-Bucket", "bucket_1", "-bucket", "bucket/x"} {
+		_, err = s3blob.New(ok, bad)
+		assert.ErrorContains(t, err, "virtual-hosted", bad)
+	}
+	_, err = s3blob.New(aws.Config{Region: "eu-west-1/x", Credentials: creds}, "b")
+	assert.ErrorContains(t, err, "region")
+	// An emulator addresses it path-style: any name S3 accepts will do.
+	withEndpoint := ok
+	withEndpoint.BaseEndpoint = aws.String("http://127.0.0.1:4566")
+	_, err = s3blob.New(withEndpoint, "my.bucket")
+	assert.NoError(t, err)
+	withEndpoint.BaseEndpoint = aws.String("127.0.0.1:4566")
+	_, err = s3blob.New(withEndpoint, "b")
+	assert.ErrorContains(t, err, "not an http(s) URL")
 }
