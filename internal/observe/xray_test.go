@@ -2,12 +2,10 @@ package observe_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"go/parser"
 	"go/token"
 	"io/fs"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -24,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentry/agentry/internal/observe"
+	"github.com/agentry/agentry/internal/observe/observetest"
 )
 
 // tracingEnv sets every variable TracingEnabled looks at (empty = unset).
@@ -196,50 +195,12 @@ func TestOnlyObserveImportsXRay(t *testing.T) {
 	require.NoError(t, err)
 }
 
-// xrayDaemon listens on UDP as the X-Ray daemon does and hands over the
-// documents it receives, checking the header that precedes each.
-func xrayDaemon(t *testing.T) (string, <-chan map[string]any) {
-	t.Helper()
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close() })
-	docs := make(chan map[string]any, 16)
-	go func() {
-		buf := make([]byte, 64<<10)
-		for {
-			n, _, err := conn.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			head, body, ok := strings.Cut(string(buf[:n]), "\n")
-			var doc map[string]any
-			if !ok || head != `{"format": "json", "version": 1}` || json.Unmarshal([]byte(body), &doc) != nil {
-				doc = map[string]any{"malformed": string(buf[:n])}
-			}
-			docs <- doc
-		}
-	}()
-	return conn.LocalAddr().String(), docs
-}
-
-func receive(t *testing.T, docs <-chan map[string]any) map[string]any {
-	t.Helper()
-	select {
-	case d := <-docs:
-		require.NotContains(t, d, "malformed")
-		return d
-	case <-time.After(5 * time.Second):
-		t.Fatal("the daemon received no subsegment")
-		return nil
-	}
-}
-
 // TestSampledInvocationSendsSubsegments: inside a sampled Lambda
 // invocation, an outbound request and an AWS call each reach the daemon
 // as a subsegment of the invocation's segment, and each passes the trace
 // on with itself as the parent; an unsampled invocation sends nothing.
 func TestSampledInvocationSendsSubsegments(t *testing.T) {
-	addr, docs := xrayDaemon(t)
+	addr, docs := observetest.XRayDaemon(t)
 	tracingEnv(t, "", "agentry-test-api", addr, "")
 	const root, parent = "1-5759e988-bd862e3fe1be46a994272793", "53995c3f42cd8ad8"
 	ctx := invocation("Root=" + root + ";Parent=" + parent + ";Sampled=1")
@@ -247,7 +208,7 @@ func TestSampledInvocationSendsSubsegments(t *testing.T) {
 	srv, seen := traceServer(t)
 	get(t, ctx, observe.WrapHTTP(http.DefaultTransport), srv.URL+"/hook?token=s3cret")
 	passed := <-seen
-	d := receive(t, docs)
+	d := observetest.Receive(t, docs)
 	assert.Equal(t, "subsegment", d["type"])
 	assert.Equal(t, root, d["trace_id"])
 	assert.Equal(t, parent, d["parent_id"])
@@ -275,7 +236,7 @@ func TestSampledInvocationSendsSubsegments(t *testing.T) {
 	observe.InstrumentAWS(&cfg)
 	_, err := sqs.NewFromConfig(cfg).GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String("missing")})
 	require.Error(t, err)
-	d = receive(t, docs)
+	d = observetest.Receive(t, docs)
 	assert.Equal(t, "SQS", d["name"])
 	assert.Equal(t, "aws", d["namespace"])
 	assert.Equal(t, parent, d["parent_id"])

@@ -5,11 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -30,6 +28,7 @@ import (
 	"github.com/agentry/agentry/internal/awscost"
 	"github.com/agentry/agentry/internal/awstest"
 	"github.com/agentry/agentry/internal/observe"
+	"github.com/agentry/agentry/internal/observe/observetest"
 	"github.com/agentry/agentry/internal/s3blob"
 )
 
@@ -366,36 +365,10 @@ func TestMiddlewareSeesTheCall(t *testing.T) {
 	}, calls)
 }
 
-// xrayDaemon listens on UDP as the X-Ray daemon does and hands over the
-// subsegment documents it receives.
-func xrayDaemon(t *testing.T) (string, <-chan map[string]any) {
-	t.Helper()
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close() })
-	docs := make(chan map[string]any, 16)
-	go func() {
-		buf := make([]byte, 64<<10)
-		for {
-			n, _, err := conn.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			_, body, _ := strings.Cut(string(buf[:n]), "\n")
-			var doc map[string]any
-			if json.Unmarshal([]byte(body), &doc) != nil {
-				doc = map[string]any{"malformed": string(buf[:n])}
-			}
-			docs <- doc
-		}
-	}()
-	return conn.LocalAddr().String(), docs
-}
-
 // TestTracedAsS3: inside a sampled Lambda invocation, each call is an X-Ray
 // subsegment named S3 with its operation and HTTP status.
 func TestTracedAsS3(t *testing.T) {
-	addr, docs := xrayDaemon(t)
+	addr, docs := observetest.XRayDaemon(t)
 	t.Setenv(observe.EnvXRay, "")
 	t.Setenv("AWS_LAMBDA_FUNCTION_NAME", "agentry-test-api")
 	t.Setenv("AWS_XRAY_DAEMON_ADDRESS", addr)
@@ -412,7 +385,7 @@ func TestTracedAsS3(t *testing.T) {
 
 	_, err = st.Put(invocation, []byte("traced"))
 	require.NoError(t, err)
-	d := receiveDoc(t, docs)
+	d := observetest.Receive(t, docs)
 	assert.Equal(t, "S3", d["name"])
 	assert.Equal(t, "aws", d["namespace"])
 	assert.Equal(t, root, d["trace_id"])
@@ -423,21 +396,9 @@ func TestTracedAsS3(t *testing.T) {
 
 	_, err = st.Get(invocation, "sha256:"+strings.Repeat("0", 64))
 	require.ErrorIs(t, err, s3blob.ErrNotFound)
-	d = receiveDoc(t, docs)
+	d = observetest.Receive(t, docs)
 	assert.Equal(t, "S3", d["name"])
 	assert.Equal(t, map[string]any{"operation": "GetObject", "region": testRegion, "request_id": "req-NoSuchKey"}, d["aws"])
 	assert.Equal(t, true, d["error"], "a 4xx is an error")
 	assert.Nil(t, d["fault"])
-}
-
-func receiveDoc(t *testing.T, docs <-chan map[string]any) map[string]any {
-	t.Helper()
-	select {
-	case d := <-docs:
-		require.NotContains(t, d, "malformed")
-		return d
-	case <-time.After(5 * time.Second):
-		t.Fatal("the daemon received no subsegment")
-		return nil
-	}
 }
