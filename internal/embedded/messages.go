@@ -176,10 +176,9 @@ func (db *DB) Accept(ctx context.Context, a *gateway.Acceptance) (*gateway.Idemp
 		earlier   *gateway.IdempotencyRecord
 		idExists  bool
 		taskAdded bool
-		firstDue  time.Time // of the tasks added
 	)
 	err = db.commit.do(func(tx *wtx) error {
-		earlier, idExists, taskAdded, firstDue = nil, false, false, time.Time{}
+		earlier, idExists, taskAdded = nil, false, false
 		// Every check comes before the first write: an answer of
 		// "duplicate" must leave the transaction untouched.
 		idem, idemTime := tx.Bucket(bucketIdem), tx.Bucket(bucketIdemTime)
@@ -243,9 +242,6 @@ func (db *DB) Accept(ctx context.Context, a *gateway.Acceptance) (*gateway.Idemp
 			if err != nil {
 				return err
 			}
-			if added && (!taskAdded || t.due.Before(firstDue)) {
-				firstDue = t.due
-			}
 			taskAdded = taskAdded || added
 		}
 		refs, inbox := tx.Bucket(bucketInboxRef), tx.Bucket(bucketInbox)
@@ -272,7 +268,7 @@ func (db *DB) Accept(ctx context.Context, a *gateway.Acceptance) (*gateway.Idemp
 		return earlier, fmt.Errorf("accept %s: key used by %s: %w", id, earlier.MessageID, gateway.ErrDuplicate)
 	}
 	if taskAdded {
-		db.queue.work.added(firstDue)
+		db.queue.work.added(firstDue(p.tasks))
 	}
 	return nil, nil
 }

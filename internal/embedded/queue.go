@@ -84,6 +84,18 @@ func (s *signal) broadcastLocked() {
 	s.early = time.Time{}
 }
 
+// firstDue is the earliest due time of tasks. Some of them may have been
+// stored already; waking receivers for those is merely early.
+func firstDue(tasks []preparedTask) time.Time {
+	var first time.Time
+	for i, t := range tasks {
+		if i == 0 || t.due.Before(first) {
+			first = t.due
+		}
+	}
+	return first
+}
+
 // added reports that work due at `due` was stored (answered).
 func (s *signal) added(due time.Time) {
 	s.mu.Lock()
@@ -110,7 +122,7 @@ func (s *signal) added(due time.Time) {
 func (s *signal) sleep(ch <-chan struct{}, wake time.Time) (id uint64, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ch == nil || s.ch != ch {
+	if s.ch != ch {
 		return 0, false
 	}
 	if !s.early.IsZero() && (wake.IsZero() || s.early.Before(wake)) {
@@ -157,20 +169,14 @@ func (db *DB) Enqueue(ctx context.Context, tasks ...gateway.Task) error {
 		}
 		prepared = append(prepared, p)
 	}
-	var (
-		added    bool
-		firstDue time.Time // of the tasks added
-	)
+	var added bool
 	err = db.commit.do(func(tx *wtx) error {
-		added, firstDue = false, time.Time{}
+		added = false
 		b, due := tx.Bucket(bucketTasks), tx.Bucket(bucketDue)
 		for _, p := range prepared {
 			ok, err := p.put(b, due)
 			if err != nil {
 				return err
-			}
-			if ok && (!added || p.due.Before(firstDue)) {
-				firstDue = p.due
 			}
 			added = added || ok
 		}
@@ -180,7 +186,7 @@ func (db *DB) Enqueue(ctx context.Context, tasks ...gateway.Task) error {
 		return fmt.Errorf("enqueue %s: %w", tasks[0].ID, err)
 	}
 	if added {
-		db.queue.work.added(firstDue)
+		db.queue.work.added(firstDue(prepared))
 	}
 	return nil
 }

@@ -71,9 +71,6 @@ func New(cfg aws.Config, bucket string) (*Store, error) {
 	return &Store{bucket: bucket, s3: c}, nil
 }
 
-// NewFromConfig is New, under the name the SDK's clients use.
-func NewFromConfig(cfg aws.Config, bucket string) (*Store, error) { return New(cfg, bucket) }
-
 // Bucket is the bucket the store writes to.
 func (s *Store) Bucket() string { return s.bucket }
 

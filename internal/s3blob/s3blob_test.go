@@ -21,7 +21,7 @@ import (
 func newStore(t *testing.T) (*s3blob.Store, *s3.Client) {
 	t.Helper()
 	names, _ := awstest.Resources(t)
-	st, err := s3blob.NewFromConfig(awstest.Config(t), names.Bucket)
+	st, err := s3blob.New(awstest.Config(t), names.Bucket)
 	require.NoError(t, err)
 	raw := s3.NewFromConfig(awstest.Config(t), func(o *s3.Options) { o.UsePathStyle = true })
 	return st, raw
