@@ -36,7 +36,7 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	names, ep := awstest.Resources(t)
 	cfg := awstest.Config(t)
-	blobs, err := s3blob.NewFromConfig(cfg, names.Bucket)
+	blobs, err := s3blob.New(cfg, names.Bucket)
 	require.NoError(t, err)
 	e := &env{names: names, ep: ep, client: dynamodb.NewFromConfig(cfg), sqs: sqs.NewFromConfig(cfg), blobs: blobs, clock: &clock{}}
 	e.openQueue(t)
