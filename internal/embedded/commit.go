@@ -32,8 +32,11 @@ type committer struct {
 	log      *redoLog
 	maxBatch int
 	interval time.Duration
-	// begin prepares each transaction before any write runs in it.
+	// begin prepares each transaction before any write runs in it, and
+	// rebuilt is told when a transaction was rebuilt from the log, so that
+	// state mirroring it (the recent idempotency index) is rebuilt too.
 	begin   func(*bolt.Tx)
+	rebuilt func(*bolt.Tx)
 	calls   chan commitCall
 	flushes chan chan error
 	stop    chan struct{}
@@ -68,9 +71,9 @@ type commitCall struct {
 // large messages.
 const maxLogBytes = 16 << 20
 
-func newCommitter(db *bolt.DB, log *redoLog, lsn uint64, maxBatch int, interval time.Duration, begin func(*bolt.Tx)) *committer {
+func newCommitter(db *bolt.DB, log *redoLog, lsn uint64, maxBatch int, interval time.Duration, begin, rebuilt func(*bolt.Tx)) *committer {
 	c := &committer{
-		bolt: db, log: log, maxBatch: maxBatch, interval: interval, begin: begin,
+		bolt: db, log: log, maxBatch: maxBatch, interval: interval, begin: begin, rebuilt: rebuilt,
 		calls: make(chan commitCall, maxBatch), flushes: make(chan chan error), stop: make(chan struct{}),
 	}
 	c.answered.Store(lsn)
@@ -274,6 +277,9 @@ func (c *committer) rebuild() error {
 	}
 	if want := c.answered.Load(); last != want {
 		return fmt.Errorf("rebuild from the log: frames up to %d, answered %d", last, want)
+	}
+	if c.rebuilt != nil {
+		c.rebuilt(c.tx)
 	}
 	return nil
 }

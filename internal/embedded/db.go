@@ -42,6 +42,10 @@ type Options struct {
 	CheckpointInterval time.Duration
 	// Now replaces the clock in tests. Default time.Now.
 	Now func() time.Time
+
+	// maxRecent bounds the idempotency records kept in idem_log (and in
+	// memory, see idem.go); tests lower it. Default defaultMaxRecent.
+	maxRecent int
 }
 
 const (
@@ -52,6 +56,10 @@ const (
 	// lockTimeout keeps a second process on the same directory from hanging
 	// forever on bbolt's file lock.
 	lockTimeout = 2 * time.Second
+	// defaultMaxRecent keeps the recent idempotency index under about
+	// 32 MB; a site accepting fewer than 1.7 messages a second never
+	// fills it within the 7-day window.
+	defaultMaxRecent = 1 << 20
 	// initialMmap is address space only: it spares readers most of the
 	// remaps that would otherwise block them while the file grows.
 	initialMmap = 64 << 20
@@ -63,6 +71,7 @@ var (
 	bucketMsgTime     = []byte("msg_time")
 	bucketIdem        = []byte("idem")
 	bucketIdemTime    = []byte("idem_time")
+	bucketIdemLog     = []byte("idem_log")
 	bucketInbox       = []byte("inbox")
 	bucketInboxRef    = []byte("inbox_ref")
 	bucketAgents      = []byte("agents")
@@ -77,6 +86,7 @@ var (
 		bucketMessages, bucketStatuses, bucketMsgTime, bucketIdem, bucketIdemTime,
 		bucketInbox, bucketInboxRef, bucketAgents, bucketAgentKeys, bucketTasks,
 		bucketDue, bucketDeadLetters, bucketWorkflows, bucketSchemas, bucketWAL,
+		bucketIdemLog,
 	}
 )
 
@@ -106,6 +116,13 @@ type DB struct {
 	queue  queueState
 	commit *committer
 	agents agentCache
+
+	// recent indexes idem_log (idem.go); only the committer touches it.
+	// When it holds more than maxRecent records, Accept signals
+	// moveRecent and the sweeper moves the oldest to the idem bucket.
+	recent     *recentIndex
+	maxRecent  int
+	moveRecent chan struct{}
 }
 
 // Open opens (or creates) the database in opts.Dir.
@@ -127,6 +144,9 @@ func Open(opts Options) (*DB, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.maxRecent <= 0 {
+		opts.maxRecent = defaultMaxRecent
 	}
 	if err := makeDataDir(opts.Dir); err != nil {
 		return nil, err
@@ -151,6 +171,7 @@ func Open(opts Options) (*DB, error) {
 	}
 	// Recovery: the checkpoint plus the frames answered after it.
 	var lsn uint64
+	recent := newRecentIndex()
 	err = bdb.Update(func(tx *bolt.Tx) error {
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -162,6 +183,7 @@ func Open(opts Options) (*DB, error) {
 		if lsn, err = log.replay(tx, applied); err != nil {
 			return err
 		}
+		recent.build(tx)
 		if lsn == applied {
 			return nil
 		}
@@ -180,7 +202,10 @@ func Open(opts Options) (*DB, error) {
 		sweepInterval: opts.SweepInterval,
 		done:          make(chan struct{}),
 		queue:         newQueueState(),
-		commit:        newCommitter(bdb, log, lsn, opts.MaxBatchSize, opts.CheckpointInterval, fillOrdered),
+		commit:        newCommitter(bdb, log, lsn, opts.MaxBatchSize, opts.CheckpointInterval, fillOrdered, recent.build),
+		recent:        recent,
+		maxRecent:     opts.maxRecent,
+		moveRecent:    make(chan struct{}, 1),
 	}
 	db.sweeping.Add(1)
 	go db.sweepLoop()
@@ -351,7 +376,7 @@ const appendFillPercent = 0.9
 
 // fillOrdered sets appendFillPercent on the buckets whose keys arrive in
 // order — message ids are UUIDv7, task ids start with them, the message
-// time index starts with the time — so that these grow at their end,
+// time index and idem_log start with the time — so that these grow at their end,
 // where bbolt's default split (in halves) would leave every page half
 // empty for good. (Not due: its keys start with the due time, and a
 // retried task leaves the present for the future, so inserts land in the
@@ -362,7 +387,7 @@ const appendFillPercent = 0.9
 // every write that may split one of these pages, the growth of a status
 // or the move of a retried task included, must see it.
 func fillOrdered(tx *bolt.Tx) {
-	for _, name := range [][]byte{bucketMessages, bucketStatuses, bucketMsgTime, bucketTasks} {
+	for _, name := range [][]byte{bucketMessages, bucketStatuses, bucketMsgTime, bucketTasks, bucketIdemLog} {
 		tx.Bucket(name).FillPercent = appendFillPercent
 	}
 }

@@ -16,11 +16,12 @@
 //
 // Reads see every answered write: a bbolt view when the last checkpoint
 // holds them all, else the read runs in the committer's transaction (or,
-// for the long listings, after a checkpoint made for it). The
-// only other state kept in memory is the set of task leases handed out by
-// Receive; it is bounded by what callers have received and not yet
-// settled, and it is lost on restart on purpose: after a crash every
-// unsettled task is simply due again.
+// for the long listings, after a checkpoint made for it). Two other
+// things are kept in memory. The set of task leases handed out by
+// Receive is bounded by what callers have received and not yet settled,
+// and it is lost on restart on purpose: after a crash every unsettled
+// task is simply due again. The index of idem_log (idem.go) is bounded
+// by the records kept there, and rebuilt from the file on open.
 //
 // # Bucket layout
 //
@@ -38,9 +39,16 @@
 //	              them straight out of the page)
 //	statuses      id → []gateway.RecipientStatus, in the message's order
 //	msg_time      time(accepted_at) + id → empty; ListMessages walks it backwards
+//	idem_log      time(record.created_at) + lower(sender) + 0x00 + key →
+//	              gateway.IdempotencyRecord; where Accept writes records (in
+//	              time order, so it appends), found through an index in
+//	              memory (idem.go); the sweeper deletes its expired start
+//	              and moves the oldest records to idem beyond a bound
 //	idem          lower(sender) + 0x00 + key → gateway.IdempotencyRecord;
-//	              the sweeper walks it in bounded steps, resuming where it
-//	              stopped, to prune expired records (sweep.go)
+//	              records moved out of idem_log, and every record of
+//	              earlier versions; the sweeper walks it in bounded steps,
+//	              resuming where it stopped, to prune expired records
+//	              (sweep.go)
 //	idem_time     time(record.created_at) + lower(sender) + 0x00 + key → empty;
 //	              written by earlier versions only (a key per accept); the
 //	              sweeper drains it

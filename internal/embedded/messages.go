@@ -61,7 +61,8 @@ type preparedAccept struct {
 	message    []byte
 	statuses   []byte
 	timeKey    []byte
-	idemKey    []byte // nil when the acceptance carries no key
+	idemKey    []byte // the scope; nil when the acceptance carries no key
+	idemLogKey []byte // the record's key in idem_log
 	idemRecord []byte
 	tasks      []preparedTask
 	inbox      []inboxPut
@@ -119,6 +120,7 @@ func (db *DB) prepareAccept(a *gateway.Acceptance, now time.Time) (*preparedAcce
 	if a.Idempotency.Key != "" {
 		rec := a.Idempotency.Filled(m, now)
 		p.idemKey = idemKey(rec.Sender, rec.Key)
+		p.idemLogKey = append(putTime(nil, rec.CreatedAt), p.idemKey...)
 		p.idemRecord = encodeIdem(rec)
 	}
 	for _, t := range a.Tasks {
@@ -181,10 +183,20 @@ func (db *DB) Accept(ctx context.Context, a *gateway.Acceptance) (*gateway.Idemp
 		earlier, idExists, taskAdded = nil, false, false
 		// Every check comes before the first write: an answer of
 		// "duplicate" must leave the transaction untouched.
-		idem, idemTime := tx.Bucket(bucketIdem), tx.Bucket(bucketIdemTime)
-		var expiredTimeKey []byte
+		idem, idemTime, idemLog := tx.Bucket(bucketIdem), tx.Bucket(bucketIdemTime), tx.Bucket(bucketIdemLog)
+		// An expired record of the same scope is deleted below, from
+		// idem_log (expiredLogKey) or from idem (expiredInIdem).
+		var (
+			expiredLogKey []byte
+			expiredInIdem bool
+			expiredAt     time.Time
+		)
 		if p.idemKey != nil {
-			if v := idem.Get(p.idemKey); v != nil {
+			k, v := db.recent.find(idemLog, p.idemKey)
+			if v == nil {
+				v = idem.Get(p.idemKey)
+			}
+			if v != nil {
 				rec, err := decodeIdem(p.idemKey, v)
 				if err != nil {
 					return fmt.Errorf("corrupt idempotency record: %w", err)
@@ -193,7 +205,7 @@ func (db *DB) Accept(ctx context.Context, a *gateway.Acceptance) (*gateway.Idemp
 					earlier = &rec
 					return nil
 				}
-				expiredTimeKey = append(putTime(nil, rec.CreatedAt), p.idemKey...)
+				expiredLogKey, expiredInIdem, expiredAt = k, k == nil, rec.CreatedAt
 			}
 		}
 		messages := tx.Bucket(bucketMessages)
@@ -207,11 +219,19 @@ func (db *DB) Accept(ctx context.Context, a *gateway.Acceptance) (*gateway.Idemp
 			idExists = true
 			return nil
 		}
-		if expiredTimeKey != nil {
-			// The expired record is replaced below. If an earlier version
-			// indexed it by time, the index entry goes too, or the sweeper
-			// would take the new record for it.
-			if err := idemTime.Delete(expiredTimeKey); err != nil {
+		if expiredLogKey != nil {
+			if err := idemLog.Delete(expiredLogKey); err != nil {
+				return err
+			}
+			db.recent.remove(expiredLogKey)
+		}
+		if expiredInIdem {
+			if err := idem.Delete(p.idemKey); err != nil {
+				return err
+			}
+			// If an earlier version indexed the record by time, the index
+			// entry goes too, or it would outlive its record for good.
+			if err := idemTime.Delete(append(putTime(nil, expiredAt), p.idemKey...)); err != nil {
 				return err
 			}
 		}
@@ -225,8 +245,15 @@ func (db *DB) Accept(ctx context.Context, a *gateway.Acceptance) (*gateway.Idemp
 			return err
 		}
 		if p.idemKey != nil {
-			if err := idem.Put(p.idemKey, p.idemRecord); err != nil {
+			if err := idemLog.Put(p.idemLogKey, p.idemRecord); err != nil {
 				return err
+			}
+			db.recent.add(p.idemLogKey)
+			if db.recent.len() > db.maxRecent {
+				select {
+				case db.moveRecent <- struct{}{}:
+				default:
+				}
 			}
 		}
 		if p.workflow != nil {

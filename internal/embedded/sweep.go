@@ -28,18 +28,34 @@ func (db *DB) sweepLoop() {
 	ticker := time.NewTicker(db.sweepInterval)
 	defer ticker.Stop()
 	for {
+		var err error
 		select {
 		case <-db.done:
 			return
 		case <-ticker.C:
+			err = db.sweepTick()
+		case <-db.moveRecent:
+			err = db.moveRecentRecords()
 		}
-		if err := db.sweepTick(); err != nil && !errors.Is(err, gateway.ErrClosed) {
+		if err != nil && !errors.Is(err, gateway.ErrClosed) {
 			slog.Warn("embedded: idempotency sweep failed", "err", err)
 		}
 	}
 }
 
 func (db *DB) sweepTick() error {
+	for range sweepChunks {
+		n, err := db.sweepRecent(sweepChunk)
+		if err != nil {
+			return err
+		}
+		if n < sweepChunk {
+			break
+		}
+	}
+	if err := db.moveRecentRecords(); err != nil {
+		return err
+	}
 	for range sweepChunks {
 		n, err := db.sweepIndexed(sweepChunk)
 		if err != nil || n < sweepChunk {
@@ -204,4 +220,88 @@ func dropIdemRecord(idem *wbucket, key, created []byte) error {
 		return nil
 	}
 	return idem.Delete(key)
+}
+
+// sweepRecent deletes up to limit records from the start of idem_log (the
+// oldest) that are older than the window.
+func (db *DB) sweepRecent(limit int) (int, error) {
+	release, err := db.enter(context.Background())
+	if err != nil {
+		return 0, fmt.Errorf("sweep idempotency log: %w", err)
+	}
+	defer release()
+	cutoff := putTime(nil, db.now().Add(-gateway.IdempotencyWindow))
+	var n int
+	err = db.commit.do(func(tx *wtx) error {
+		n = 0
+		log := tx.Bucket(bucketIdemLog)
+		// Collected first: deleting under a moving cursor can skip keys.
+		var expired [][]byte
+		c := log.Cursor()
+		for k, _ := c.First(); k != nil && len(expired) < limit; k, _ = c.Next() {
+			if len(k) < timeLen || bytes.Compare(k[:timeLen], cutoff) > 0 {
+				break
+			}
+			expired = append(expired, clone(k))
+		}
+		for _, k := range expired {
+			if err := log.Delete(k); err != nil {
+				return err
+			}
+			db.recent.remove(k)
+		}
+		n = len(expired)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sweep idempotency log: %w", err)
+	}
+	return n, nil
+}
+
+// moveRecentRecords moves the oldest records of idem_log to the idem
+// bucket, a chunk per write, until the log holds at most 7/8 of
+// maxRecent; the slack keeps a steady stream of accepts from calling for
+// a move of a few records each. Expired records are dropped instead.
+func (db *DB) moveRecentRecords() error {
+	release, err := db.enter(context.Background())
+	if err != nil {
+		return fmt.Errorf("move idempotency records: %w", err)
+	}
+	defer release()
+	target := db.maxRecent - db.maxRecent/8
+	cutoff := putTime(nil, db.now().Add(-gateway.IdempotencyWindow))
+	for more := true; more; {
+		err := db.commit.do(func(tx *wtx) error {
+			more = false
+			excess := db.recent.len() - target
+			if excess <= 0 {
+				return nil
+			}
+			log, idem := tx.Bucket(bucketIdemLog), tx.Bucket(bucketIdem)
+			type record struct{ k, v []byte }
+			var oldest []record
+			c := log.Cursor()
+			for k, v := c.First(); k != nil && len(oldest) < min(excess, sweepChunk); k, v = c.Next() {
+				oldest = append(oldest, record{clone(k), clone(v)})
+			}
+			for _, r := range oldest {
+				if len(r.k) > timeLen && bytes.Compare(r.k[:timeLen], cutoff) > 0 {
+					if err := idem.Put(r.k[timeLen:], r.v); err != nil {
+						return err
+					}
+				}
+				if err := log.Delete(r.k); err != nil {
+					return err
+				}
+				db.recent.remove(r.k)
+			}
+			more = len(oldest) > 0 && excess > len(oldest)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("move idempotency records: %w", err)
+		}
+	}
+	return nil
 }
