@@ -18,12 +18,13 @@ import (
 // make bench (docs/performance.md, session 8).
 //
 // A key in time order cannot be found from the scope alone, so
-// recentIndex maps every scope in idem_log to its record's time: a keyed
-// hash of the scope to the time, and the few scopes whose hash another
-// scope's record held when they were stored by the scope itself. That
-// costs memory per record in the log — about 30 bytes — so the log is
-// bounded (DB.maxRecent): beyond it the oldest records move to the idem
-// bucket, where lookups also look (and where earlier versions wrote).
+// recentIndex maps every scope in idem_log to its record's time: by a
+// keyed hash of the scope, and, for the rare scope whose hash was already
+// taken by another scope's record when it was stored, by the scope
+// itself (clash). That costs memory for every record in the log (26 to
+// 36 bytes, measured), so the log is bounded (DB.maxRecent): beyond it
+// the oldest records move to the idem bucket, where lookups also look and
+// where earlier versions wrote every record.
 //
 // The index is only touched by the committer's goroutine (or before it
 // starts): it mirrors the committer's open transaction, including writes
