@@ -272,6 +272,11 @@ func (db *DB) moveRecentRecords() error {
 	target := db.maxRecent - db.maxRecent/8
 	cutoff := putTime(nil, db.now().Add(-gateway.IdempotencyWindow))
 	for more := true; more; {
+		select {
+		case <-db.done:
+			return nil // Close need not wait for the whole move
+		default:
+		}
 		err := db.commit.do(func(tx *wtx) error {
 			more = false
 			excess := db.recent.len() - target
