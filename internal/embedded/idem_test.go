@@ -183,7 +183,7 @@ func TestIdempotencyRecordsMoveBeyondTheBound(t *testing.T) {
 	require.Eventually(t, func() bool { return countKeys(t, db, bucketIdemLog) <= 16 }, 5*time.Second, 10*time.Millisecond,
 		"the sweeper moves records out of idem_log")
 	inLog, inIdem := countKeys(t, db, bucketIdemLog), countKeys(t, db, bucketIdem)
-	assert.GreaterOrEqual(t, inLog, 14, "it moves down to 7/8 of the bound, not further")
+	assert.Equal(t, 16, inLog, "it moves down to the bound, not further")
 	assert.Equal(t, len(first), inLog+inIdem, "expired records are dropped, not moved")
 	requireKept(t, db, first)
 	requireIndexed(t, db)

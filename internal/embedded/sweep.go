@@ -21,6 +21,10 @@ const (
 	sweepChunk  = 1000
 	sweepChunks = 10
 	sweepScan   = 100_000
+	// moveChunk is the records moved from idem_log per write: each lands
+	// on a page of its own in idem, and the checkpoints after moves of
+	// 1,000 took accept's p99 to 16 ms in make bench.
+	moveChunk = 128
 )
 
 func (db *DB) sweepLoop() {
@@ -260,16 +264,19 @@ func (db *DB) sweepRecent(limit int) (int, error) {
 }
 
 // moveRecentRecords moves the oldest records of idem_log to the idem
-// bucket, a chunk per write, until the log holds at most 7/8 of
-// maxRecent; the slack keeps a steady stream of accepts from calling for
-// a move of a few records each. Expired records are dropped instead.
+// bucket, moveChunk per write, until the log holds at most maxRecent;
+// expired records are dropped instead. Each Accept past the bound calls
+// for a move, so that moves keep pace with accepts in small writes: with
+// a slack of an eighth of the bound, moves came in bursts whose
+// checkpoints took accept's p99 from 7.4 to 13 ms in make bench (at a
+// bound of 20,000); moving at once kept it at 7.4–7.7 ms, what the idem
+// bucket alone gave.
 func (db *DB) moveRecentRecords() error {
 	release, err := db.enter(context.Background())
 	if err != nil {
 		return fmt.Errorf("move idempotency records: %w", err)
 	}
 	defer release()
-	target := db.maxRecent - db.maxRecent/8
 	cutoff := putTime(nil, db.now().Add(-gateway.IdempotencyWindow))
 	for more := true; more; {
 		select {
@@ -279,7 +286,7 @@ func (db *DB) moveRecentRecords() error {
 		}
 		err := db.commit.do(func(tx *wtx) error {
 			more = false
-			excess := db.recent.len() - target
+			excess := db.recent.len() - db.maxRecent
 			if excess <= 0 {
 				return nil
 			}
@@ -287,7 +294,7 @@ func (db *DB) moveRecentRecords() error {
 			type record struct{ k, v []byte }
 			var oldest []record
 			c := log.Cursor()
-			for k, v := c.First(); k != nil && len(oldest) < min(excess, sweepChunk); k, v = c.Next() {
+			for k, v := c.First(); k != nil && len(oldest) < min(excess, moveChunk); k, v = c.Next() {
 				oldest = append(oldest, record{clone(k), clone(v)})
 			}
 			for _, r := range oldest {
