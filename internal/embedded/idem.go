@@ -13,9 +13,9 @@ import (
 // accepts append to it. Keyed by scope alone, as the idem bucket is, each
 // accept inserted at a random place (keys are random, as UUIDv4 keys
 // are) and dirtied a page of its own that the next checkpoint had to
-// write: about half of the pages a checkpoint wrote under load. Written
-// in time order, accept went from 0.42–0.44 to 0.51–0.52 × the floor in
-// make bench (docs/performance.md, session 8).
+// write. Written in time order, checkpoints write 0.6 pages per accepted
+// message instead of 1.9, and accept went from 0.42–0.44 to 0.51–0.54 ×
+// the floor in make bench (docs/performance.md, session 8).
 //
 // A key in time order cannot be found from the scope alone, so
 // recentIndex maps every scope in idem_log to its record's time: by a

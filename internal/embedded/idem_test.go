@@ -31,6 +31,19 @@ func acceptFrom(t *testing.T, db *DB, key string, at time.Time) (*gateway.Accept
 	return a, rec, err
 }
 
+// acceptKeys accepts n messages under new keys and returns key → id.
+func acceptKeys(t *testing.T, db *DB, n int) map[string]string {
+	t.Helper()
+	first := map[string]string{}
+	for range n {
+		key := gatewaytest.NewID("key")
+		a, _, err := acceptFrom(t, db, key, time.Now().UTC())
+		require.NoError(t, err)
+		first[key] = a.Message.ID
+	}
+	return first
+}
+
 // requireIndexed checks that the index holds exactly the records in
 // idem_log (read in the committer, the index's only user).
 func requireIndexed(t *testing.T, db *DB) {
@@ -100,13 +113,7 @@ func TestIdempotencyWithCollidingHashes(t *testing.T) {
 func TestIdempotencyAfterACrash(t *testing.T) {
 	dir := t.TempDir()
 	db := openDB(t, Options{Dir: dir, CheckpointInterval: noCheckpoint})
-	first := map[string]string{}
-	for range 20 {
-		key := gatewaytest.NewID("key")
-		a, _, err := acceptFrom(t, db, key, time.Now().UTC())
-		require.NoError(t, err)
-		first[key] = a.Message.ID
-	}
+	first := acceptKeys(t, db, 20)
 	crashed := copyStore(t, dir)
 	db = openDB(t, Options{Dir: crashed})
 	requireKept(t, db, first)
@@ -119,13 +126,7 @@ func TestIdempotencyAfterACrash(t *testing.T) {
 // failed one's.
 func TestIdempotencyAfterARebuild(t *testing.T) {
 	db := openDB(t, Options{Dir: t.TempDir(), CheckpointInterval: noCheckpoint})
-	first := map[string]string{}
-	for range 5 {
-		key := gatewaytest.NewID("key")
-		a, _, err := acceptFrom(t, db, key, time.Now().UTC())
-		require.NoError(t, err)
-		first[key] = a.Message.ID
-	}
+	first := acceptKeys(t, db, 5)
 	// A write that adds a record, as Accept does, and then fails.
 	spoiled := logKey(stampOf(putTime(nil, time.Now())), idemKey("alice@a.example", "spoiled"))
 	var wg sync.WaitGroup
@@ -195,7 +196,8 @@ func TestIdempotencyRecordsMoveBeyondTheBound(t *testing.T) {
 }
 
 // TestRecordsOfEarlierVersions: a live record in the idem bucket takes its
-// key; an expired one is replaced by a record in idem_log and deleted.
+// key; an expired one is replaced by a record in idem_log and deleted, and
+// its entry in the time index of versions before is swept.
 func TestRecordsOfEarlierVersions(t *testing.T) {
 	db := openDB(t, Options{Dir: t.TempDir()})
 	now := time.Now().UTC()
@@ -203,10 +205,20 @@ func TestRecordsOfEarlierVersions(t *testing.T) {
 	old := gatewaytest.NewAcceptance(gatewaytest.NewID("msg"), "alice@a.example", []string{"bob@b.example"}, now.Add(-gateway.IdempotencyWindow-time.Minute))
 	putIdem(t, db, live)
 	putIdem(t, db, old)
+	// Earlier still, versions indexed records by time too.
+	require.NoError(t, db.bolt.Update(func(tx *bolt.Tx) error {
+		rec := old.Idempotency.Filled(&old.Message, old.Message.AcceptedAt)
+		return tx.Bucket(bucketIdemTime).Put(append(putTime(nil, rec.CreatedAt), idemKey(rec.Sender, rec.Key)...), nil)
+	}))
 	requireKept(t, db, map[string]string{live.Idempotency.Key: live.Message.ID})
 	a, _, err := acceptFrom(t, db, old.Idempotency.Key, now)
 	require.NoError(t, err, "the expired key is free")
 	requireKept(t, db, map[string]string{live.Idempotency.Key: live.Message.ID, old.Idempotency.Key: a.Message.ID})
 	assert.Equal(t, 1, countKeys(t, db, bucketIdem), "the expired record is deleted")
 	assert.Equal(t, 1, countKeys(t, db, bucketIdemLog))
+
+	// The sweeper drops the old time index entry and nothing else.
+	require.NoError(t, db.sweepTick())
+	assert.Zero(t, countKeys(t, db, bucketIdemTime))
+	requireKept(t, db, map[string]string{live.Idempotency.Key: live.Message.ID, old.Idempotency.Key: a.Message.ID})
 }

@@ -183,13 +183,12 @@ func (db *DB) Accept(ctx context.Context, a *gateway.Acceptance) (*gateway.Idemp
 		earlier, idExists, taskAdded = nil, false, false
 		// Every check comes before the first write: an answer of
 		// "duplicate" must leave the transaction untouched.
-		idem, idemTime, idemLog := tx.Bucket(bucketIdem), tx.Bucket(bucketIdemTime), tx.Bucket(bucketIdemLog)
+		idem, idemLog := tx.Bucket(bucketIdem), tx.Bucket(bucketIdemLog)
 		// An expired record of the same scope is deleted below, from
 		// idem_log (expiredLogKey) or from idem (expiredInIdem).
 		var (
 			expiredLogKey []byte
 			expiredInIdem bool
-			expiredAt     time.Time
 		)
 		if p.idemKey != nil {
 			k, v := db.recent.find(idemLog, p.idemKey)
@@ -205,7 +204,7 @@ func (db *DB) Accept(ctx context.Context, a *gateway.Acceptance) (*gateway.Idemp
 					earlier = &rec
 					return nil
 				}
-				expiredLogKey, expiredInIdem, expiredAt = k, k == nil, rec.CreatedAt
+				expiredLogKey, expiredInIdem = k, k == nil
 			}
 		}
 		messages := tx.Bucket(bucketMessages)
@@ -226,12 +225,10 @@ func (db *DB) Accept(ctx context.Context, a *gateway.Acceptance) (*gateway.Idemp
 			db.recent.remove(expiredLogKey)
 		}
 		if expiredInIdem {
+			// An entry of earlier versions' time index (idem_time) may
+			// still point at it: the sweeper drops that entry when it
+			// finds the record gone (dropIdemRecord).
 			if err := idem.Delete(p.idemKey); err != nil {
-				return err
-			}
-			// If an earlier version indexed the record by time, the index
-			// entry goes too, or it would outlive its record for good.
-			if err := idemTime.Delete(append(putTime(nil, expiredAt), p.idemKey...)); err != nil {
 				return err
 			}
 		}
