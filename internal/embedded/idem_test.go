@@ -222,3 +222,52 @@ func TestRecordsOfEarlierVersions(t *testing.T) {
 	assert.Zero(t, countKeys(t, db, bucketIdemTime))
 	requireKept(t, db, map[string]string{live.Idempotency.Key: live.Message.ID, old.Idempotency.Key: a.Message.ID})
 }
+
+// TestConcurrentUsesOfAKey: writers racing with the same keys, in the
+// same groups, under one hash: each key is taken by exactly one message,
+// and every other use is answered with that message.
+func TestConcurrentUsesOfAKey(t *testing.T) {
+	db := openDB(t, Options{Dir: t.TempDir()})
+	collide(db)
+	keys := make([]string, 40)
+	for i := range keys {
+		keys[i] = gatewaytest.NewID("key")
+	}
+	const writers = 6
+	type use struct {
+		id, answer string
+		err        error
+	}
+	uses := make([][]use, writers)
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for _, key := range keys {
+				a, rec, err := acceptFrom(t, db, key, time.Now().UTC())
+				u := use{id: a.Message.ID, err: err}
+				if rec != nil {
+					u.answer = rec.MessageID
+				}
+				uses[w] = append(uses[w], u)
+			}
+		})
+	}
+	wg.Wait()
+	for i, key := range keys {
+		var winners []string
+		for w := range writers {
+			if uses[w][i].err == nil {
+				winners = append(winners, uses[w][i].id)
+			}
+		}
+		require.Len(t, winners, 1, "key %s", key)
+		for w := range writers {
+			if u := uses[w][i]; u.err != nil {
+				require.ErrorIs(t, u.err, gateway.ErrDuplicate)
+				assert.Equal(t, winners[0], u.answer, "key %s", key)
+			}
+		}
+	}
+	requireIndexed(t, db)
+	assert.Equal(t, len(keys), countKeys(t, db, bucketIdemLog))
+}
