@@ -128,7 +128,7 @@ func TestIdempotencyAfterARebuild(t *testing.T) {
 	db := openDB(t, Options{Dir: t.TempDir(), CheckpointInterval: noCheckpoint})
 	first := acceptKeys(t, db, 5)
 	// A write that adds a record, as Accept does, and then fails.
-	spoiled := logKey(stampOf(putTime(nil, time.Now())), idemKey("alice@a.example", "spoiled"))
+	spoiled := append(putTime(nil, time.Now()), idemKey("alice@a.example", "spoiled")...)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		err := db.commit.do(func(w *wtx) error {

@@ -48,29 +48,29 @@ func (db *DB) sweepLoop() {
 }
 
 func (db *DB) sweepTick() error {
-	for range sweepChunks {
-		n, err := db.sweepRecent(sweepChunk)
-		if err != nil {
-			return err
-		}
-		if n < sweepChunk {
-			break
-		}
+	if err := inChunks(db.sweepRecent); err != nil {
+		return err
 	}
 	if err := db.moveRecentRecords(); err != nil {
 		return err
 	}
-	for range sweepChunks {
-		n, err := db.sweepIndexed(sweepChunk)
-		if err != nil || n < sweepChunk {
-			if err != nil {
-				return err
-			}
-			break
-		}
+	if err := inChunks(db.sweepIndexed); err != nil {
+		return err
 	}
 	_, err := db.sweepIdempotency(sweepScan, sweepChunk*sweepChunks)
 	return err
+}
+
+// inChunks runs a deleting step of sweepChunk up to sweepChunks times,
+// stopping once a step finds less than a full chunk.
+func inChunks(step func(limit int) (int, error)) error {
+	for range sweepChunks {
+		n, err := step(sweepChunk)
+		if err != nil || n < sweepChunk {
+			return err
+		}
+	}
+	return nil
 }
 
 // sweepIdempotency walks the idempotency records from where the previous
