@@ -25,10 +25,16 @@ package s3blob
 // internal/observe records X-Ray subsegments and internal/awscost counts
 // calls (both find S3 by ServiceID and the operation name).
 //
-// Not supported, because nothing here uses them: service-specific endpoint
-// settings (AWS_ENDPOINT_URL_S3), FIPS and dual-stack endpoints, S3
-// Express, access points, retry mode "adaptive", and clock-skew
-// correction of the signing time.
+// The endpoint settings that an SDK client reads from cfg.ConfigSources are
+// honoured the same way (endpoint.go): AWS_ENDPOINT_URL_S3 and the shared
+// config's services section, AWS_IGNORE_CONFIGURED_ENDPOINT_URLS, FIPS and
+// dual-stack endpoints, and the partition's domain; so is retry mode
+// "adaptive". A FIPS deployment whose DynamoDB and SQS clients go to FIPS
+// endpoints must not send bodies to a plain one.
+//
+// Not supported, because nothing here uses them: S3 Express, access
+// points, S3 Accelerate, and clock-skew correction of the signing time
+// (Lambda's clock is kept in sync).
 
 import (
 	"bytes"
@@ -118,22 +124,29 @@ func newClient(cfg aws.Config, bucket string) (*client, error) {
 	if cfg.Retryer != nil {
 		c.retryer = cfg.Retryer()
 	}
+	if c.retryer == nil && cfg.RetryMode == aws.RetryModeAdaptive {
+		c.retryer = retry.NewAdaptiveMode()
+	}
 	if c.retryer == nil {
 		c.retryer = retry.NewStandard()
 	}
 	if cfg.RetryMaxAttempts != 0 {
 		c.retryer = retry.AddWithMaxAttempts(c.retryer, cfg.RetryMaxAttempts)
 	}
-	if cfg.BaseEndpoint != nil {
+	ep, err := resolveEndpoint(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if ep.base != "" {
 		// An emulator (or a proxy): path-style, <base>/<bucket>/<key>.
-		base, err := url.Parse(*cfg.BaseEndpoint)
+		base, err := url.Parse(ep.base)
 		if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-			return nil, fmt.Errorf("endpoint %q is not an http(s) URL", *cfg.BaseEndpoint)
+			return nil, fmt.Errorf("endpoint %q is not an http(s) URL", ep.base)
 		}
 		c.bucket = url.URL{Scheme: base.Scheme, Host: base.Host, Path: strings.TrimSuffix(base.Path, "/") + "/" + url.PathEscape(bucket)}
 		return c, nil
 	}
-	// S3 itself: virtual-hosted, https://<bucket>.s3.<region>.<domain>/<key>.
+	// S3 itself: virtual-hosted, https://<bucket>.<service>.<region>.<domain>/<key>.
 	// Both names become part of a host name, so they must be DNS labels;
 	// a bucket with dots would not match S3's wildcard certificate.
 	if !dnsLabel(bucket) {
@@ -142,11 +155,7 @@ func newClient(cfg aws.Config, bucket string) (*client, error) {
 	if !dnsLabel(cfg.Region) {
 		return nil, fmt.Errorf("region %q is not a valid region name", cfg.Region)
 	}
-	domain := "amazonaws.com"
-	if strings.HasPrefix(cfg.Region, "cn-") {
-		domain = "amazonaws.com.cn"
-	}
-	c.bucket = url.URL{Scheme: "https", Host: bucket + ".s3." + cfg.Region + "." + domain}
+	c.bucket = url.URL{Scheme: "https", Host: bucket + "." + ep.host(cfg.Region)}
 	return c, nil
 }
 

@@ -257,6 +257,11 @@ type recordingTransport struct {
 }
 
 func (rt *recordingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil {
+		// Read as a server would: the SDK's client computes its checksum
+		// while the body is read.
+		_, _ = io.Copy(io.Discard, r.Body)
+	}
 	rt.mu.Lock()
 	rt.urls = append(rt.urls, r.URL.String())
 	rt.mu.Unlock()
