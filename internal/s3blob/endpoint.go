@@ -63,30 +63,26 @@ func resolveEndpoint(cfg aws.Config) (endpoint, error) {
 			ep.base = base
 		}
 	}
-	for _, src := range cfg.ConfigSources {
+	fips, _, err := firstSetting(cfg.ConfigSources, func(src any) (aws.FIPSEndpointState, bool, error) {
 		if s, ok := src.(fipsSource); ok {
-			v, found, err := s.GetUseFIPSEndpoint(ctx)
-			if err != nil {
-				return ep, fmt.Errorf("FIPS endpoint setting: %w", err)
-			}
-			if found {
-				ep.fips = v == aws.FIPSEndpointStateEnabled
-				break
-			}
+			return s.GetUseFIPSEndpoint(ctx)
 		}
+		return 0, false, nil
+	})
+	if err != nil {
+		return ep, fmt.Errorf("FIPS endpoint setting: %w", err)
 	}
-	for _, src := range cfg.ConfigSources {
+	dualStack, _, err := firstSetting(cfg.ConfigSources, func(src any) (aws.DualStackEndpointState, bool, error) {
 		if s, ok := src.(dualStackSource); ok {
-			v, found, err := s.GetUseDualStackEndpoint(ctx)
-			if err != nil {
-				return ep, fmt.Errorf("dual-stack endpoint setting: %w", err)
-			}
-			if found {
-				ep.dualStack = v == aws.DualStackEndpointStateEnabled
-				break
-			}
+			return s.GetUseDualStackEndpoint(ctx)
 		}
+		return 0, false, nil
+	})
+	if err != nil {
+		return ep, fmt.Errorf("dual-stack endpoint setting: %w", err)
 	}
+	ep.fips = fips == aws.FIPSEndpointStateEnabled
+	ep.dualStack = dualStack == aws.DualStackEndpointStateEnabled
 	if ep.base != "" && ep.fips {
 		return ep, errors.New("a configured endpoint (AWS_ENDPOINT_URL…) cannot be combined with FIPS endpoints (AWS_USE_FIPS_ENDPOINT)")
 	}
@@ -99,29 +95,33 @@ func resolveEndpoint(cfg aws.Config) (endpoint, error) {
 // serviceEndpoint is the endpoint configured for S3 alone, unless the
 // configuration says to ignore configured endpoints.
 func serviceEndpoint(ctx context.Context, sources []any) (string, bool, error) {
-	for _, src := range sources {
+	ignore, _, err := firstSetting(sources, func(src any) (bool, bool, error) {
 		if s, ok := src.(ignoreEndpointsSource); ok {
-			ignore, found, err := s.GetIgnoreConfiguredEndpoints(ctx)
-			if err != nil {
-				return "", false, err
-			}
-			if found {
-				if ignore {
-					return "", false, nil
-				}
-				break
-			}
+			return s.GetIgnoreConfiguredEndpoints(ctx)
 		}
+		return false, false, nil
+	})
+	if err != nil || ignore {
+		return "", false, err
 	}
-	for _, src := range sources {
+	return firstSetting(sources, func(src any) (string, bool, error) {
 		if s, ok := src.(serviceEndpointSource); ok {
-			v, found, err := s.GetServiceBaseEndpoint(ctx, sdkID)
-			if err != nil || found {
-				return v, found, err
-			}
+			return s.GetServiceBaseEndpoint(ctx, sdkID)
+		}
+		return "", false, nil
+	})
+}
+
+// firstSetting is the value of the first source that has one (get
+// reports whether src has it), or the first error.
+func firstSetting[T any](sources []any, get func(src any) (T, bool, error)) (T, bool, error) {
+	for _, src := range sources {
+		if v, found, err := get(src); err != nil || found {
+			return v, found, err
 		}
 	}
-	return "", false, nil
+	var zero T
+	return zero, false, nil
 }
 
 // host is S3's host name in region: s3, s3-fips, s3.dualstack or
