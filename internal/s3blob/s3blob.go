@@ -55,11 +55,12 @@ type Store struct {
 
 // New returns a Store on bucket, talking to S3 as cfg says: region,
 // credentials, HTTP client, retryer, and the middleware of cfg.APIOptions
-// (tracing, cost counting). With cfg.BaseEndpoint set (AWS_ENDPOINT_URL:
-// moto, LocalStack) the bucket is addressed path-style under it, since
-// emulators on 127.0.0.1 have no DNS for bucket host names; otherwise
-// virtual-hosted style on S3's regional endpoint, which needs a bucket
-// name that is a plain DNS label (no dots).
+// (tracing, cost counting). With an endpoint configured (cfg.BaseEndpoint
+// from AWS_ENDPOINT_URL, or AWS_ENDPOINT_URL_S3: moto, LocalStack) the
+// bucket is addressed path-style under it, since emulators on 127.0.0.1
+// have no DNS for bucket host names; otherwise virtual-hosted style on
+// S3's regional endpoint (FIPS and dual-stack as configured), which needs
+// a bucket name that is a plain DNS label (no dots).
 func New(cfg aws.Config, bucket string) (*Store, error) {
 	if bucket == "" {
 		return nil, errors.New("s3blob: a bucket name is required")
