@@ -118,8 +118,9 @@ func serveEmbedded(ctx context.Context, cfg config.Config, stdout io.Writer, log
 	if g.AdminKeyGenerated {
 		fmt.Fprintf(stdout, "generated admin key (stored in %s/admin.key; shown once):\n  %s\n", cfg.DataDir, g.Config.AdminKey)
 	}
-	if g.SigningKeyGenerated {
-		fmt.Fprintf(stdout, "generated signing key (stored in %s/%s)\n", cfg.DataDir, signing.KeyFileName)
+	if g.SigningKeyNotice != "" {
+		fmt.Fprintln(stdout, g.SigningKeyNotice)
+		log.Warn("signing key", "notice", g.SigningKeyNotice)
 	}
 	fmt.Fprintf(stdout, "agentry %s: AMTP gateway for %s listening on %s (data in %s)\n", localgw.Version, cfg.Domain, g.Addr(), cfg.DataDir)
 	fmt.Fprintf(stdout, "publish: _amtp.%s. IN TXT %q\n", cfg.Domain, g.Service.TXTRecord())
@@ -165,6 +166,19 @@ func serveAWS(ctx context.Context, cfg config.Config, stdout io.Writer, log *slo
 	}
 	fmt.Fprintf(stdout, "agentry %s: AMTP gateway for %s listening on %s (AWS backend: table %s, queue %s)\n", localgw.Version, cfg.Domain, l.Addr(), g.Config.Table, g.Config.QueueURL)
 	fmt.Fprintf(stdout, "publish: _amtp.%s. IN TXT %q\n", cfg.Domain, g.Service.TXTRecord())
+	// The key record on AWS too: from the configured PEM or, with a
+	// Secrets Manager key, read once now so that the operator sees it.
+	signer, err := signing.Configured(cfg)
+	if err == nil && signer == nil && cfg.SigningKeySecretARN != "" {
+		signer, err = awsgw.LoadSigner(ctx, cfg, awsCfg)
+	}
+	if err != nil {
+		l.Close()
+		return err
+	}
+	if rec, err := signing.KeyRecord(signer); err == nil {
+		fmt.Fprintf(stdout, "publish: %s\n", rec)
+	}
 	return localgw.RunServer(ctx, g.Config, l, g.Handler, log,
 		func(ctx context.Context) { _ = g.Worker.Run(ctx) },
 		g.PollDeadLetters)
@@ -207,8 +221,8 @@ func dnsRecord(stdout io.Writer) error {
 func keygen(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	alg := fs.String("alg", string(signature.EdDSA), "algorithm: EdDSA, ES256 or RS256")
-	selector := fs.String("selector", "", "selector the key is published under (default AGENTRY_SIGNING_SELECTOR or agentry)")
+	alg := fs.String("alg", string(signature.ES256), "algorithm: ES256 or RS256 (2048 bits)")
+	selector := fs.String("selector", "", "selector the key is published under (default AGENTRY_SIGNING_SELECTOR or k1)")
 	domain := fs.String("domain", "", "domain the key signs for (default AGENTRY_DOMAIN)")
 	out := fs.String("out", "signing.pem", "file to write the private key to")
 	if err := fs.Parse(args); err != nil {

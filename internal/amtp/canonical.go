@@ -3,6 +3,7 @@ package amtp
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"math"
 	"slices"
 	"strconv"
 	"sync"
@@ -16,10 +17,14 @@ const jcsMaxDepth = 1000
 // Canonicalize returns the RFC 8785 canonical form of one JSON value.
 //
 // The input must be I-JSON (RFC 7493): duplicate member names, invalid UTF-8,
-// unpaired surrogate escapes and numbers outside the float64 range are
-// rejected, as is nesting deeper than 1000 arrays/objects. Numbers that
-// underflow are accepted and become 0, which is what ECMAScript does.
-// Unicode noncharacters such as U+FFFF are passed through rather than
+// unpaired surrogate escapes and numbers that an IEEE 754 double cannot
+// hold exactly are rejected, as is nesting deeper than 1000 arrays/objects.
+// A number is exact when its decimal value is that of the shortest
+// round-trip spelling of the double it parses to: 0.1, 1.0, 1e2 and
+// 123456789012345680000 are, while 9007199254740993 (2^53+1),
+// 12345678901234567890, 0.10000000000000000001, 1e400 (overflow) and
+// 1e-400 (underflow) are not, so no two different numbers share one
+// canonical form (and one idempotency digest or signature). Unicode noncharacters such as U+FFFF are passed through rather than
 // rejected, matching the RFC's reference implementations, so that a
 // signature made elsewhere over such a string can still be verified.
 func Canonicalize(data []byte) ([]byte, error) {
@@ -599,8 +604,9 @@ func jcsAppendRune(b []byte, r rune) []byte {
 }
 
 // number validates the JSON number grammar (strconv.ParseFloat alone would
-// also accept hex, "Inf", underscores and leading '+') and writes the
-// ECMAScript serialization of its float64 value.
+// also accept hex, "Inf", underscores and leading '+'), checks that the
+// number is exact (see Canonicalize) and writes the ECMAScript
+// serialization of its float64 value.
 func (p *jcsParser) number() error {
 	in := p.in
 	start := p.pos
@@ -657,13 +663,122 @@ func (p *jcsParser) number() error {
 		return nil
 	}
 	f, err := strconv.ParseFloat(string(in[start:i]), 64)
-	if err != nil {
-		p.pos = start
-		return p.fail("number out of float64 range")
+	var sig [jcsMaxDigits]byte
+	var k, n int
+	if err == nil && f != 0 {
+		k, n = jcsShortest(&sig, f)
 	}
-	p.out = jcsAppendFloat(p.out, f)
+	if err != nil || !jcsExactDecimal(in[intStart:i], sig[:k], n) {
+		p.pos = start
+		return p.fail("number cannot be represented exactly as an IEEE 754 double")
+	}
+	if f == 0 {
+		p.out = append(p.out, '0') // covers -0 as well
+	} else {
+		p.out = jcsAppendDecimal(p.out, f < 0, sig[:k], n)
+	}
 	p.pos = i
 	return nil
+}
+
+// jcsMaxDigits bounds the shortest round-trip digits of a double (17).
+const jcsMaxDigits = 20
+
+// jcsShortest writes to d the shortest decimal digits that read back as
+// f (finite, not 0) and returns their count k and ECMAScript's exponent n:
+// |f| = 0.d1d2…dk × 10^n. The digits have no leading or trailing zeros.
+func jcsShortest(d *[jcsMaxDigits]byte, f float64) (k, n int) {
+	var buf [32]byte
+	sci := strconv.AppendFloat(buf[:0], math.Abs(f), 'e', -1, 64) // d[.ddd]e±XX
+	j := 0
+	for ; sci[j] != 'e'; j++ {
+		if sci[j] != '.' {
+			d[k] = sci[j]
+			k++
+		}
+	}
+	e := 0
+	for _, c := range sci[j+2:] {
+		e = e*10 + int(c-'0')
+	}
+	if sci[j+1] == '-' {
+		e = -e
+	}
+	return k, e + 1
+}
+
+// jcsExactDecimal reports whether num, the text of a JSON number without
+// its sign (already checked against the grammar), has exactly the value
+// 0.ds × 10^n, where ds has no leading or trailing zeros; an empty ds
+// stands for 0. Both sides are compared in that normal form: significant
+// digits without leading or trailing zeros, and the decimal exponent.
+// The sign needs no check: ParseFloat keeps it, and -0 is 0.
+func jcsExactDecimal(num, ds []byte, n int) bool {
+	mant, exp := num, 0
+	for j, c := range num {
+		if c != 'e' && c != 'E' {
+			continue
+		}
+		mant = num[:j]
+		e := num[j+1:]
+		neg := e[0] == '-'
+		if e[0] == '+' || e[0] == '-' {
+			e = e[1:]
+		}
+		// No exponent beyond this bound can be made up for by the
+		// mantissa's length and still leave |n| <= 400, so it is
+		// clamped there rather than allowed to overflow.
+		limit := len(num) + 401
+		for _, c := range e {
+			if exp > limit/10 {
+				exp = limit
+				break
+			}
+			exp = exp*10 + int(c-'0')
+		}
+		if neg {
+			exp = -exp
+		}
+		break
+	}
+	point := len(mant)
+	first := -1 // index in mant of the first significant digit
+	for j, c := range mant {
+		switch {
+		case c == '.':
+			point = j
+		case c != '0' && first < 0:
+			first = j
+		}
+	}
+	if first < 0 {
+		return len(ds) == 0 // zero is exact; a zero double of a non-zero text underflowed
+	}
+	if len(ds) == 0 {
+		return false
+	}
+	// mant = 0.(digits from first on) × 10^lead
+	lead := point - first
+	if first > point {
+		lead++ // the point itself lies between them
+	}
+	if lead+exp != n {
+		return false
+	}
+	k := 0
+	for _, c := range mant[first:] {
+		switch {
+		case c == '.':
+		case k < len(ds):
+			if c != ds[k] {
+				return false
+			}
+			k++
+		case c != '0':
+			return false
+		}
+	}
+	return k == len(ds)
 }
 
 // jcsAppendFloat formats f like ECMAScript Number.prototype.toString
@@ -674,32 +789,18 @@ func jcsAppendFloat(b []byte, f float64) []byte {
 	if f == 0 {
 		return append(b, '0') // covers -0 as well
 	}
-	if f < 0 {
+	var digits [jcsMaxDigits]byte
+	k, n := jcsShortest(&digits, f)
+	return jcsAppendDecimal(b, f < 0, digits[:k], n)
+}
+
+// jcsAppendDecimal writes -0.ds × 10^n (neg) or 0.ds × 10^n, ds being
+// jcsShortest's digits and n its exponent, in ECMAScript's notation.
+func jcsAppendDecimal(b []byte, neg bool, ds []byte, n int) []byte {
+	if neg {
 		b = append(b, '-')
-		f = -f
 	}
-	var buf [32]byte
-	sci := strconv.AppendFloat(buf[:0], f, 'e', -1, 64) // d[.ddd]e±XX
-	var digits [20]byte
-	k := 0
-	e := 0
-	j := 0
-	for ; sci[j] != 'e'; j++ {
-		if sci[j] != '.' {
-			digits[k] = sci[j]
-			k++
-		}
-	}
-	expNeg := sci[j+1] == '-'
-	for _, c := range sci[j+2:] {
-		e = e*10 + int(c-'0')
-	}
-	if expNeg {
-		e = -e
-	}
-	// ECMAScript's n: the value is 0.d1d2...dk × 10^n.
-	n := e + 1
-	ds := digits[:k]
+	k := len(ds)
 	switch {
 	case k <= n && n <= 21:
 		b = append(b, ds...)

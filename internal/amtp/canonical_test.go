@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"math/big"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -21,10 +22,20 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// jcsRFCExampleInput is the RFC 8785 §3.2.3 sample; the expected output is
-// the one printed in the RFC.
+// jcsRFCExampleInput is the RFC 8785 §3.2.3 sample with one number
+// respelt: the RFC's 333333333.33333329 has a digit more than the double
+// it denotes, whose shortest spelling 333333333.3333333 it is written as
+// here (I-JSON numbers must be exact, see jcsRFCExampleVerbatim). The
+// expected output is the one printed in the RFC.
 const (
 	jcsRFCExampleInput = `{
+  "numbers": [333333333.3333333, 1E30, 4.50,
+              2e-3, 0.000000000000000000000000001],
+  "string": "\u20ac$\u000F\u000aA'\u0042\u0022\u005c\\\"\/",
+  "literals": [null, true, false]
+}`
+	// jcsRFCExampleVerbatim is the sample as the RFC prints it.
+	jcsRFCExampleVerbatim = `{
   "numbers": [333333333.33333329, 1E30, 4.50,
               2e-3, 0.000000000000000000000000001],
   "string": "\u20ac$\u000F\u000aA'\u0042\u0022\u005c\\\"\/",
@@ -34,7 +45,9 @@ const (
 )
 
 // jcsNumberVectors map JSON number text to ECMAScript's String(JSON.parse(x)).
-// Every expected value was produced with Node.js rather than written by hand.
+// Every expected value was produced with Node.js rather than written by hand;
+// where Node's input was not exact (jcsInexactNumbers), its output, a fixed
+// point, is the input instead.
 var jcsNumberVectors = []struct{ in, want string }{
 	{"0", "0"},
 	{"-0", "0"},
@@ -50,6 +63,7 @@ var jcsNumberVectors = []struct{ in, want string }{
 	{"0.30000000000000004", "0.30000000000000004"},
 	{"100", "100"},
 	{"1E2", "100"},
+	{"1e2", "100"},
 	{"4.35", "4.35"},
 	{"4.50", "4.5"},
 	{"2e-3", "0.002"},
@@ -61,14 +75,15 @@ var jcsNumberVectors = []struct{ in, want string }{
 	{"1e23", "1e+23"},
 	{"123456789012345680000", "123456789012345680000"},
 	{"295147905179352830000", "295147905179352830000"},
-	{"12345678901234567890", "12345678901234567000"},
-	{"123456789012345678", "123456789012345680"},
+	{"12345678901234567000", "12345678901234567000"},
+	{"123456789012345680", "123456789012345680"},
 	{"999999999999999", "999999999999999"},
-	{"9999999999999999", "10000000000000000"},
+	{"10000000000000000", "10000000000000000"},
 	{"1e15", "1000000000000000"},
 	{"1e16", "10000000000000000"},
-	{"9007199254740993", "9007199254740992"},
-	{"333333333.33333329", "333333333.3333333"},
+	{"9007199254740992", "9007199254740992"},
+	{"-9007199254740992", "-9007199254740992"},
+	{"333333333.3333333", "333333333.3333333"},
 	{"1e-5", "0.00001"},
 	{"2.5e-5", "0.000025"},
 	{"1e-6", "0.000001"},
@@ -80,13 +95,43 @@ var jcsNumberVectors = []struct{ in, want string }{
 	{"123e-20", "1.23e-18"},
 	{"0.000000000000000000000000001", "1e-27"},
 	{"5e-324", "5e-324"},
-	{"4.940656458412465e-324", "5e-324"},
 	{"2.2250738585072014e-308", "2.2250738585072014e-308"},
 	{"1.7976931348623157e308", "1.7976931348623157e+308"},
-	{"1.7976931348623158e308", "1.7976931348623157e+308"},
+	{"1.7976931348623157e+308", "1.7976931348623157e+308"},
 	{"-1.5e300", "-1.5e+300"},
-	{"1e-400", "0"},
-	{"-1e-400", "0"},
+	{"0.10000000000000000000", "0.1"},
+	{"0e-400", "0"},
+	{"-0.000e+99999", "0"},
+}
+
+// jcsInexactNumbers are numbers that no double holds exactly: each parses
+// to a double whose shortest round-trip spelling has another value.
+var jcsInexactNumbers = []string{
+	"12345678901234567890",
+	"12345678901234567891",
+	"123456789012345678",
+	"9999999999999999",
+	"9007199254740993",
+	"-9007199254740993",
+	"9007199254740992.5",
+	"333333333.33333329",
+	"0.10000000000000000001",
+	"2.00000000000000000001",
+	"0.30000000000000004441",
+	"4.940656458412465e-324",
+	"2.4703282292062328e-324",
+	"1.7976931348623158e308",
+	// Overflow: out of range altogether.
+	"1e400",
+	"-1e400",
+	"1.8e308",
+	"1e99999999999999999999",
+	// Underflow: they would become 0.
+	"1e-400",
+	"-1e-400",
+	"1e-324",
+	"0." + strings.Repeat("0", 400) + "1",
+	"1e-99999999999999999999",
 }
 
 // jcsBitsVectors is the RFC 8785 Appendix B table (IEEE 754 bits to
@@ -152,6 +197,10 @@ func TestCanonicalizeRFC8785Example(t *testing.T) {
 	got, err := Canonicalize([]byte(jcsRFCExampleInput))
 	require.NoError(t, err)
 	assert.Equal(t, jcsRFCExampleOutput, string(got))
+
+	// The RFC's own spelling of its first number is not exact.
+	_, err = Canonicalize([]byte(jcsRFCExampleVerbatim))
+	require.EqualError(t, err, "amtp: canonical json: number cannot be represented exactly as an IEEE 754 double at offset 16")
 }
 
 // TestCanonicalizeRFC8785Sorting is the member-ordering sample of RFC 8785
@@ -186,6 +235,116 @@ func TestCanonicalizeNumbers(t *testing.T) {
 			assert.Equal(t, "["+tc.want+"]", string(got))
 		})
 	}
+}
+
+// TestCanonicalizeInexactNumbers: I-JSON numbers must be exact, wherever
+// they are, and the error names where the number starts.
+func TestCanonicalizeInexactNumbers(t *testing.T) {
+	const msg = "amtp: canonical json: number cannot be represented exactly as an IEEE 754 double at offset "
+	for _, in := range jcsInexactNumbers {
+		t.Run(in, func(t *testing.T) {
+			for _, wrap := range []struct{ before, after string }{
+				{"", ""},
+				{"[", "]"},
+				{`{"payload":{"amount":`, `}}`},
+				{`{"b":[true,{"c":`, `}],"a":1}`},
+				{" \n[1, ", " ]"},
+			} {
+				in := wrap.before + in + wrap.after
+				got, err := Canonicalize([]byte(in))
+				require.EqualError(t, err, msg+strconv.Itoa(len(wrap.before)), in)
+				assert.Nil(t, got)
+
+				_, err = CanonicalSHA256([]byte(in))
+				require.Error(t, err, in)
+				dst := []byte("keep")
+				out, err := AppendCanonical(dst, []byte(in))
+				require.Error(t, err, in)
+				assert.Equal(t, "keep", string(out))
+			}
+		})
+	}
+}
+
+// jcsExactReference decides exactness the slow way: the number's exact
+// rational value against that of the shortest spelling of its double.
+func jcsExactReference(t *testing.T, text string) bool {
+	f, err := strconv.ParseFloat(text, 64)
+	if err != nil {
+		return false // out of range
+	}
+	written, ok := new(big.Rat).SetString(text)
+	require.True(t, ok, text)
+	shortest, ok := new(big.Rat).SetString(strconv.FormatFloat(f, 'e', -1, 64))
+	require.True(t, ok, text)
+	return written.Cmp(shortest) == 0
+}
+
+// TestCanonicalizeNumberExactness holds the exactness check to
+// jcsExactReference over random spellings: of random doubles (shortest,
+// with 17 to 25 significant digits, padded with zeros, moved by a digit
+// far down) and of random digit strings.
+func TestCanonicalizeNumberExactness(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	digits := func(n int) string {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte('0' + rng.IntN(10))
+		}
+		return string(b)
+	}
+	var texts []string
+	for range 5000 {
+		f := math.Float64frombits(rng.Uint64())
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			continue
+		}
+		short := strconv.FormatFloat(f, 'e', -1, 64)
+		mant, exp, _ := strings.Cut(short, "e")
+		if !strings.Contains(mant, ".") {
+			mant += "."
+		}
+		texts = append(texts,
+			short,
+			strconv.FormatFloat(f, 'e', 16+rng.IntN(9), 64),
+			mant+"000e"+exp,
+			mant+strings.Repeat("0", rng.IntN(30))+"1e"+exp,
+			strconv.FormatFloat(f, 'f', -1, 64),
+		)
+	}
+	for range 20000 {
+		text := ""
+		if rng.IntN(2) == 0 {
+			text = "-"
+		}
+		if rng.IntN(4) == 0 {
+			text += "0"
+		} else {
+			text += string(byte('1'+rng.IntN(9))) + digits(rng.IntN(25))
+		}
+		if rng.IntN(2) == 0 {
+			text += "." + digits(1+rng.IntN(25))
+		}
+		if rng.IntN(2) == 0 {
+			text += "eE"[rng.IntN(2):][:1] + []string{"", "+", "-"}[rng.IntN(3)] + strconv.Itoa(rng.IntN(700))
+		}
+		texts = append(texts, text)
+	}
+	accepted := 0
+	for _, text := range texts {
+		require.True(t, json.Valid([]byte(text)), text)
+		want := jcsExactReference(t, text)
+		got, err := Canonicalize([]byte(text))
+		require.Equal(t, want, err == nil, "%s: %v", text, err)
+		if err == nil {
+			accepted++
+			f, _ := strconv.ParseFloat(text, 64)
+			require.Equal(t, string(jcsAppendFloat(nil, f)), string(got), text)
+		}
+	}
+	// Both answers must be well represented for the comparison to mean much.
+	assert.Greater(t, accepted, len(texts)/5)
+	assert.Less(t, accepted, len(texts)*4/5)
 }
 
 func TestCanonicalizeNumberBits(t *testing.T) {
@@ -351,6 +510,11 @@ func TestCanonicalizeRejects(t *testing.T) {
 		{"negative overflow", `-1e400`},
 		{"overflow just above max", `1.8e308`},
 		{"overflow nested", `{"a":[1e999]}`},
+		{"underflow", `1e-400`},
+		{"underflow nested", `{"a":[0.5e-330]}`},
+		{"beyond 2^53", `9007199254740993`},
+		{"beyond 2^64", `{"amount":12345678901234567890}`},
+		{"more digits than a double", `[0.10000000000000000001]`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -433,6 +597,9 @@ func TestCanonicalizeErrorMessage(t *testing.T) {
 
 	_, err = Canonicalize([]byte(`{"x":0,"k":1,"k":2}`))
 	require.ErrorContains(t, err, `duplicate object member name "k" at offset 0`)
+
+	_, err = Canonicalize([]byte(`{"a":[1,9007199254740993]}`))
+	require.EqualError(t, err, "amtp: canonical json: number cannot be represented exactly as an IEEE 754 double at offset 8")
 }
 
 // TestCanonicalizeConcurrent exercises the pooled parser state under -race.
@@ -511,6 +678,7 @@ func jcsSeeds() []string {
 	for _, v := range jcsNumberVectors {
 		seeds = append(seeds, v.in)
 	}
+	seeds = append(seeds, jcsInexactNumbers...)
 	for _, v := range jcsStringVectors {
 		seeds = append(seeds, v.in)
 	}

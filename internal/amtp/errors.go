@@ -37,6 +37,15 @@ const (
 	CodeCoordinationFailed      Code = "COORDINATION_FAILED"
 )
 
+// Sender verification errors (draft §13.1.4).
+const (
+	CodeSignatureInvalid         Code = "SIGNATURE_INVALID"
+	CodeLocalSenderAuthRequired  Code = "LOCAL_SENDER_AUTH_REQUIRED"
+	CodeSenderCredentialMismatch Code = "SENDER_CREDENTIAL_MISMATCH"
+	CodeSignatureRequired        Code = "SIGNATURE_REQUIRED"
+	CodeSignatureKeyUnavailable  Code = "SIGNATURE_KEY_UNAVAILABLE"
+)
+
 // Agentry's additions (shared/PROTOCOL.md "Errors").
 const (
 	CodeAgentUnknown           Code = "AGENT_UNKNOWN"
@@ -44,33 +53,36 @@ const (
 	CodeAuthenticationRequired Code = "AUTHENTICATION_REQUIRED"
 	CodeForbidden              Code = "FORBIDDEN"
 	CodeNotFound               Code = "NOT_FOUND"
-	CodeSignatureInvalid       Code = "SIGNATURE_INVALID"
 	CodePolicyDenied           Code = "POLICY_DENIED"
 )
 
 // defaultStatus is the HTTP status an error code answers with unless the
 // Error overrides it (a 405 is NOT_FOUND with status 405, for example).
 var defaultStatus = map[Code]int{
-	CodeInvalidMessageFormat:    http.StatusBadRequest,
-	CodeUnsupportedVersion:      http.StatusBadRequest,
-	CodeSchemaValidationFailed:  http.StatusBadRequest,
-	CodeMessageTooLarge:         http.StatusRequestEntityTooLarge,
-	CodeInvalidRecipient:        http.StatusBadRequest,
-	CodeRecipientUnavailable:    http.StatusServiceUnavailable,
-	CodeRecipientNotFound:       http.StatusNotFound,
-	CodeAuthenticationFailed:    http.StatusUnauthorized,
-	CodeRateLimitExceeded:       http.StatusTooManyRequests,
-	CodeTemporaryFailure:        http.StatusServiceUnavailable,
-	CodeWorkflowTimeout:         http.StatusGatewayTimeout,
-	CodeRequiredResponseMissing: http.StatusBadRequest,
-	CodeCoordinationFailed:      http.StatusBadRequest,
-	CodeAgentUnknown:            http.StatusBadRequest,
-	CodeIdempotencyConflict:     http.StatusConflict,
-	CodeAuthenticationRequired:  http.StatusUnauthorized,
-	CodeForbidden:               http.StatusForbidden,
-	CodeNotFound:                http.StatusNotFound,
-	CodeSignatureInvalid:        http.StatusUnauthorized,
-	CodePolicyDenied:            http.StatusForbidden,
+	CodeInvalidMessageFormat:     http.StatusBadRequest,
+	CodeUnsupportedVersion:       http.StatusBadRequest,
+	CodeSchemaValidationFailed:   http.StatusBadRequest,
+	CodeMessageTooLarge:          http.StatusRequestEntityTooLarge,
+	CodeInvalidRecipient:         http.StatusBadRequest,
+	CodeRecipientUnavailable:     http.StatusServiceUnavailable,
+	CodeRecipientNotFound:        http.StatusNotFound,
+	CodeAuthenticationFailed:     http.StatusUnauthorized,
+	CodeRateLimitExceeded:        http.StatusTooManyRequests,
+	CodeTemporaryFailure:         http.StatusServiceUnavailable,
+	CodeWorkflowTimeout:          http.StatusGatewayTimeout,
+	CodeRequiredResponseMissing:  http.StatusBadRequest,
+	CodeCoordinationFailed:       http.StatusBadRequest,
+	CodeAgentUnknown:             http.StatusBadRequest,
+	CodeIdempotencyConflict:      http.StatusConflict,
+	CodeAuthenticationRequired:   http.StatusUnauthorized,
+	CodeForbidden:                http.StatusForbidden,
+	CodeNotFound:                 http.StatusNotFound,
+	CodeSignatureInvalid:         http.StatusForbidden,
+	CodeLocalSenderAuthRequired:  http.StatusUnauthorized,
+	CodeSenderCredentialMismatch: http.StatusForbidden,
+	CodeSignatureRequired:        http.StatusForbidden,
+	CodeSignatureKeyUnavailable:  http.StatusServiceUnavailable,
+	CodePolicyDenied:             http.StatusForbidden,
 }
 
 // Error is an AMTP error: a code, a human message, optional structured

@@ -181,6 +181,40 @@ func isCrockford(c byte) bool {
 // ValidMessageID reports whether a supplied message_id is acceptable.
 func ValidMessageID(s string) bool { return IsUUID(s) || IsULID(s) }
 
+// NormalizeMessageID returns the canonical spelling of a message id, so
+// that ids compare case-insensitively as the protocol requires: a UUID in
+// lower case (as this gateway generates them), a ULID in upper case (the
+// canonical Crockford form). Anything else is returned unchanged. The
+// result is a valid id exactly when s is one.
+func NormalizeMessageID(s string) string {
+	switch {
+	case IsUUID(s):
+		return asciiCase(s, 'A', 'Z')
+	case IsULID(s):
+		return asciiCase(s, 'a', 'z')
+	}
+	return s
+}
+
+// asciiCase flips the case of the ASCII letters of s in lo..hi, allocating
+// only when there is one: ids arrive in their canonical case nearly always.
+func asciiCase(s string, lo, hi byte) string {
+	i := 0
+	for i < len(s) && (s[i] < lo || s[i] > hi) {
+		i++
+	}
+	if i == len(s) {
+		return s
+	}
+	b := []byte(s)
+	for ; i < len(b); i++ {
+		if c := b[i]; c >= lo && c <= hi {
+			b[i] = c ^ 0x20
+		}
+	}
+	return string(b)
+}
+
 // MaxIdempotencyKeyLen is the longest idempotency key accepted.
 const MaxIdempotencyKeyLen = 128
 
@@ -195,4 +229,14 @@ func ValidIdempotencyKey(s string) bool {
 		}
 	}
 	return true
+}
+
+// MaxWorkflowIDLen is the longest workflow_id accepted.
+const MaxWorkflowIDLen = 128
+
+// ValidWorkflowID reports whether s is an acceptable workflow_id (draft
+// §4.2.2): 1–128 visible ASCII characters, like an idempotency key. A
+// message id is one, and other gateways' workflow ids need not be.
+func ValidWorkflowID(s string) bool {
+	return len(s) <= MaxWorkflowIDLen && ValidIdempotencyKey(s)
 }

@@ -316,3 +316,67 @@ func TestValidIdempotencyKey(t *testing.T) {
 		})
 	}
 }
+
+func TestNormalizeMessageID(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want string
+	}{
+		{"lower-case UUID unchanged", "017f22e2-79b0-7cc3-98c4-dc0c0c07398f", "017f22e2-79b0-7cc3-98c4-dc0c0c07398f"},
+		{"upper-case UUID", "017F22E2-79B0-7CC3-98C4-DC0C0C07398F", "017f22e2-79b0-7cc3-98c4-dc0c0c07398f"},
+		{"mixed-case UUID", "919108F7-52d1-4320-9BaC-f847db4148A8", "919108f7-52d1-4320-9bac-f847db4148a8"},
+		{"max UUID", "FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF", "ffffffff-ffff-ffff-ffff-ffffffffffff"},
+		{"nil UUID", "00000000-0000-0000-0000-000000000000", "00000000-0000-0000-0000-000000000000"},
+		{"upper-case ULID unchanged", "01ARZ3NDEKTSV4RRFFQ69G5FAV", "01ARZ3NDEKTSV4RRFFQ69G5FAV"},
+		{"lower-case ULID", "01arz3ndektsv4rrffq69g5fav", "01ARZ3NDEKTSV4RRFFQ69G5FAV"},
+		{"mixed-case ULID", "01aRz3NdEKTSV4RRFFQ69G5fav", "01ARZ3NDEKTSV4RRFFQ69G5FAV"},
+		{"all-digit ULID", "00000000000000000000000000", "00000000000000000000000000"},
+		// Not ids: left exactly as they are.
+		{"empty", "", ""},
+		{"word", "Order-42", "Order-42"},
+		{"UUID of version 0", "919108F7-52D1-0320-9BAC-F847DB4148A8", "919108F7-52D1-0320-9BAC-F847DB4148A8"},
+		{"UUID without dashes", "919108F752D143209BACF847DB4148A8", "919108F752D143209BACF847DB4148A8"},
+		{"26 chars with U", "01arz3ndektsv4rrffq69g5fau", "01arz3ndektsv4rrffq69g5fau"},
+		{"draft's 24-char id", "01h8x9z2k3m4n5p6q7r8s9t0", "01h8x9z2k3m4n5p6q7r8s9t0"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := NormalizeMessageID(tc.in)
+			assert.Equal(t, tc.want, got)
+			assert.Equal(t, got, NormalizeMessageID(got), "idempotent")
+			assert.Equal(t, ValidMessageID(tc.in), ValidMessageID(got), "validity unchanged")
+			assert.True(t, strings.EqualFold(tc.in, got), "only the case changes")
+		})
+	}
+	// Every spelling of one id normalises alike.
+	for _, id := range []string{"017f22e2-79b0-7cc3-98c4-dc0c0c07398f", "01ARZ3NDEKTSV4RRFFQ69G5FAV"} {
+		assert.Equal(t, NormalizeMessageID(id), NormalizeMessageID(strings.ToUpper(id)))
+		assert.Equal(t, NormalizeMessageID(id), NormalizeMessageID(strings.ToLower(id)))
+	}
+	// Already canonical ids are returned without a copy.
+	assert.Zero(t, testing.AllocsPerRun(100, func() { _ = NormalizeMessageID("017f22e2-79b0-7cc3-98c4-dc0c0c07398f") }))
+}
+
+func TestValidWorkflowID(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want bool
+	}{
+		{"empty", "", false},
+		{"UUID", "017f22e2-79b0-7cc3-98c4-dc0c0c07398f", true},
+		{"ULID", "01ARZ3NDEKTSV4RRFFQ69G5FAV", true},
+		{"another gateway's id", "wf:order/42", true},
+		{"128 chars", strings.Repeat("w", 128), true},
+		{"129 chars", strings.Repeat("w", 129), false},
+		{"space", "wf 42", false},
+		{"control", "wf\n42", false},
+		{"non-ASCII", "wf-é", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, ValidWorkflowID(tc.in))
+		})
+	}
+}

@@ -28,7 +28,8 @@ func FormatTime(t time.Time) string { return t.UTC().Truncate(time.Millisecond).
 // Message is one AMTP message. Payload and Coordination are kept as the raw
 // JSON the sender wrote so that they cross every hop unchanged (encrypted
 // payloads, fields a newer peer added to coordination). Unknown top-level
-// members are kept in Extensions for the same reason.
+// members are kept in Extensions for the same reason. MessageID, InReplyTo
+// and WorkflowID hold ids in their canonical case (NormalizeMessageID).
 type Message struct {
 	Version        string
 	MessageID      string
@@ -39,6 +40,7 @@ type Message struct {
 	Subject        string
 	Schema         string
 	InReplyTo      string
+	WorkflowID     string // draft §4.2.2: the workflow it starts, belongs to or answers
 	ResponseType   string
 	Headers        map[string]string
 	Coordination   json.RawMessage
@@ -153,6 +155,10 @@ func (m *Message) appendJSON(b []byte, withSignature bool) []byte {
 	if m.InReplyTo != "" {
 		b = append(b, `,"in_reply_to":`...)
 		b = appendString(b, m.InReplyTo)
+	}
+	if m.WorkflowID != "" {
+		b = append(b, `,"workflow_id":`...)
+		b = appendString(b, m.WorkflowID)
 	}
 	if m.ResponseType != "" {
 		b = append(b, `,"response_type":`...)
@@ -274,7 +280,9 @@ func appendString(b []byte, s string) []byte {
 // AppendContentDigestInput appends the JSON over which idempotency
 // compares two submissions: what the sender asked to be delivered, without
 // the fields the gateway fills in (timestamp, generated ids). A
-// client-supplied message_id is part of the content.
+// client-supplied message_id is part of the content, and so are
+// in_reply_to and workflow_id. Ids are compared in their canonical case,
+// as Parse stores them.
 func (m *Message) AppendContentDigestInput(dst []byte) []byte {
 	c := *m
 	c.Version = ""

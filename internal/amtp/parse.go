@@ -44,8 +44,11 @@ func (l Limits) maxRecipients() int {
 
 // Parse decodes and validates one AMTP message. Every rejection is an
 // *Error carrying the AMTP code and, for format errors, details.field.
-// Recipients come back normalised (lower-case domain) and de-duplicated.
-// Fields the client may omit stay empty; Complete fills them.
+// Recipients come back normalised (lower-case domain) and de-duplicated,
+// message_id, in_reply_to and workflow_id in their canonical case
+// (NormalizeMessageID). An optional member written as "" or null (or {}
+// and [] for headers and attachments) reads as absent. Fields the client
+// may omit stay empty; Complete fills them.
 func Parse(data []byte, lim Limits) (*Message, error) {
 	// encoding/json would quietly turn invalid UTF-8 into U+FFFD in strings
 	// and keep it raw in payload, so a message could change in transit or
@@ -152,7 +155,12 @@ func (m *Message) finish(st *parseState, memberErr error, lim Limits) (*Message,
 var memberNames = [...]string{
 	"version", "message_id", "idempotency_key", "timestamp", "sender", "recipients", "subject", "schema",
 	"in_reply_to", "response_type", "headers", "coordination", "payload", "attachments", "signature",
+	"workflow_id",
 }
+
+// memberSet.known has a bit per entry of memberNames: this fails to
+// compile once there are more of them than bits.
+var _ [32 - len(memberNames)]struct{}
 
 // memberIndex is name's index in memberNames, or -1.
 func memberIndex(name string) int {
@@ -187,6 +195,8 @@ func memberIndex(name string) int {
 		return 13
 	case "signature":
 		return 14
+	case "workflow_id":
+		return 15
 	}
 	return -1
 }
@@ -235,8 +245,34 @@ func (st *parseState) copyValue(raw json.RawMessage) json.RawMessage {
 	return compactCopy(raw)
 }
 
-// setMember validates one top-level member and stores it in m.
+// optionalStringMember reports whether name is an optional member whose
+// value is a string. Other implementations serialise every field, so ""
+// or null there means the member is absent.
+func optionalStringMember(name string) bool {
+	switch name {
+	case "version", "message_id", "idempotency_key", "timestamp", "subject", "schema",
+		"in_reply_to", "response_type", "workflow_id":
+		return true
+	}
+	return false
+}
+
+// isAbsentValue reports whether raw, the value of an optional string
+// member, is "" or null and so stands for the member being absent.
+func isAbsentValue(raw json.RawMessage) bool {
+	return string(raw) == `""` || isJSONNull(raw)
+}
+
+// setMember validates one top-level member and stores it in m. This is
+// the one place both paths of Parse decide on a member's value, so the
+// liberal reading of optional members lives here: a string member that is
+// "" or null, headers {} or null, coordination null, attachments [] or
+// null and signature null all leave m as if the member were absent. The
+// mandatory members (sender, recipients, payload) get no such reading.
 func (m *Message) setMember(name string, raw json.RawMessage, st *parseState) error {
+	if isAbsentValue(raw) && optionalStringMember(name) {
+		return nil
+	}
 	switch name {
 	case "version":
 		v, err := stringField(name, raw)
@@ -255,7 +291,7 @@ func (m *Message) setMember(name string, raw json.RawMessage, st *parseState) er
 		if !ValidMessageID(v) {
 			return FieldError(name, "message_id must be a UUID (RFC 9562) or a ULID")
 		}
-		m.MessageID = v
+		m.MessageID = NormalizeMessageID(v)
 	case "idempotency_key":
 		v, err := stringField(name, raw)
 		if err != nil {
@@ -323,7 +359,16 @@ func (m *Message) setMember(name string, raw json.RawMessage, st *parseState) er
 		if !ValidMessageID(v) {
 			return FieldError(name, "in_reply_to must be a message_id (UUID or ULID)")
 		}
-		m.InReplyTo = v
+		m.InReplyTo = NormalizeMessageID(v)
+	case "workflow_id":
+		v, err := stringField(name, raw)
+		if err != nil {
+			return err
+		}
+		if !ValidWorkflowID(v) {
+			return FieldError(name, "workflow_id must be 1 to %d visible ASCII characters", MaxWorkflowIDLen)
+		}
+		m.WorkflowID = NormalizeMessageID(v)
 	case "response_type":
 		v, err := stringField(name, raw)
 		if err != nil {

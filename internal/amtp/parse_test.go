@@ -158,6 +158,12 @@ func badInputCases() []badCase {
 		{"duplicate payload", `{"sender":"a@x.com","recipients":["c@x.com"],"payload":{},"payload":{"evil":true}}`, imf, "payload", 0},
 		{"duplicate via escape", `{"sender":"a@x.com","\u0073ender":"b@x.com","recipients":["c@x.com"],"payload":{}}`, imf, "sender", 0},
 		{"duplicate unknown member", strings.TrimSuffix(msgWith("x-a", `1`), "}") + `,"x-a":2}`, imf, "x-a", 0},
+		// An empty or null value reads as absent, but still counts as the member.
+		{"duplicate subject, first empty", strings.TrimSuffix(msgWith("subject", `""`), "}") + `,"subject":"s"}`, imf, "subject", 0},
+		{"duplicate message_id, second null", strings.TrimSuffix(msgWith("message_id", quote(testULID)), "}") + `,"message_id":null}`, imf, "message_id", 0},
+		{"duplicate workflow_id, both empty", strings.TrimSuffix(msgWith("workflow_id", `""`), "}") + `,"workflow_id":""}`, imf, "workflow_id", 0},
+		{"duplicate headers, both null", strings.TrimSuffix(msgWith("headers", `null`), "}") + `,"headers":null}`, imf, "headers", 0},
+		{"duplicate signature, first null", `{"signature":null,"sender":"a@x.com","recipients":["c@x.com"],"payload":{},"signature":{"algorithm":"ES256","value":"abc"}}`, imf, "signature", 0},
 
 		// Mandatory members.
 		{"empty object", `{}`, imf, "sender", 0},
@@ -175,15 +181,14 @@ func badInputCases() []badCase {
 		{"recipients string", msgWith("recipients", `"agent@receiver.com"`), imf, "recipients", 0},
 		{"recipients object", msgWith("recipients", `{"0":"agent@receiver.com"}`), imf, "recipients", 0},
 		{"recipients null", msgWith("recipients", `null`), imf, "recipients", 0},
+		{"recipients empty string", msgWith("recipients", `""`), imf, "recipients", 0},
 		{"recipients number element", msgWith("recipients", `[1]`), imf, "recipients[0]", 0},
 		{"recipients null element", msgWith("recipients", `["a@x.com",null]`), imf, "recipients[1]", 0},
 		{"recipients nested array", msgWith("recipients", `[["a@x.com"]]`), imf, "recipients[0]", 0},
 		{"recipients empty", msgWith("recipients", `[]`), imf, "recipients", 0},
 		{"version number 1", msgWith("version", `1`), imf, "version", 0},
 		{"version number 1.0", msgWith("version", `1.0`), imf, "version", 0},
-		{"version null", msgWith("version", `null`), imf, "version", 0},
 		{"message_id number", msgWith("message_id", `123`), imf, "message_id", 0},
-		{"message_id null", msgWith("message_id", `null`), imf, "message_id", 0},
 		{"idempotency_key number", msgWith("idempotency_key", `42`), imf, "idempotency_key", 0},
 		{"timestamp number", msgWith("timestamp", `1755167400`), imf, "timestamp", 0},
 		{"timestamp object", msgWith("timestamp", `{"seconds":1}`), imf, "timestamp", 0},
@@ -191,6 +196,10 @@ func badInputCases() []badCase {
 		{"subject array", msgWith("subject", `["a"]`), imf, "subject", 0},
 		{"schema number", msgWith("schema", `2`), imf, "schema", 0},
 		{"in_reply_to number", msgWith("in_reply_to", `1`), imf, "in_reply_to", 0},
+		{"workflow_id number", msgWith("workflow_id", `42`), imf, "workflow_id", 0},
+		{"workflow_id object", msgWith("workflow_id", `{"id":"w"}`), imf, "workflow_id", 0},
+		{"version false", msgWith("version", `false`), imf, "version", 0},
+		{"subject empty array", msgWith("subject", `[]`), imf, "subject", 0},
 		{"response_type bool", msgWith("response_type", `true`), imf, "response_type", 0},
 		{"headers array", msgWith("headers", `[]`), imf, "headers", 0},
 		{"headers string", msgWith("headers", `"priority: high"`), imf, "headers", 0},
@@ -230,7 +239,6 @@ func badInputCases() []badCase {
 		// Versions.
 		{"version 2.0", msgWith("version", `"2.0"`), uv, "", 0},
 		{"version 0.9", msgWith("version", `"0.9"`), uv, "", 0},
-		{"version empty", msgWith("version", `""`), uv, "", 0},
 		{"version 10.0", msgWith("version", `"10.0"`), uv, "", 0},
 		{"version v1.0", msgWith("version", `"v1.0"`), uv, "", 0},
 		{"version 1.", msgWith("version", `"1."`), uv, "", 0},
@@ -250,7 +258,6 @@ func badInputCases() []badCase {
 		{"far too many duplicates", msgWith("recipients", addrList(401, func(int) string { return "same@x.com" })), imf, "recipients", 0},
 
 		// message_id, in_reply_to, idempotency_key.
-		{"message_id empty", msgWith("message_id", `""`), imf, "message_id", 0},
 		{"message_id word", msgWith("message_id", `"msg-123"`), imf, "message_id", 0},
 		{"message_id draft 24-char", msgWith("message_id", `"01H8X9Z2K3M4N5P6Q7R8S9T0"`), imf, "message_id", 0},
 		{"message_id ULID with U", msgWith("message_id", `"01H8X9Z2K3M4N5P6Q7R8S9T0AU"`), imf, "message_id", 0},
@@ -261,15 +268,18 @@ func badInputCases() []badCase {
 		{"message_id UUID no dashes", msgWith("message_id", `"919108f752d143209bacf847db4148a8"`), imf, "message_id", 0},
 		{"message_id UUID bad hex", msgWith("message_id", `"919108f7-52d1-4320-9bac-f847db4148ax"`), imf, "message_id", 0},
 		{"in_reply_to word", msgWith("in_reply_to", `"abc"`), imf, "in_reply_to", 0},
-		{"in_reply_to empty", msgWith("in_reply_to", `""`), imf, "in_reply_to", 0},
-		{"idempotency_key empty", msgWith("idempotency_key", `""`), imf, "idempotency_key", 0},
 		{"idempotency_key 129", msgWith("idempotency_key", quote(strings.Repeat("k", 129))), imf, "idempotency_key", 0},
+		{"idempotency_key blank", msgWith("idempotency_key", `" "`), imf, "idempotency_key", 0},
+		{"workflow_id 129", msgWith("workflow_id", quote(strings.Repeat("w", 129))), imf, "workflow_id", 0},
+		{"workflow_id space", msgWith("workflow_id", `"wf 1"`), imf, "workflow_id", 0},
+		{"workflow_id non-ASCII", msgWith("workflow_id", `"wf-é"`), imf, "workflow_id", 0},
+		{"workflow_id control", msgWith("workflow_id", `"wf\u0000"`), imf, "workflow_id", 0},
+		{"message_id blank", msgWith("message_id", `" "`), imf, "message_id", 0},
 		{"idempotency_key space", msgWith("idempotency_key", `"a b"`), imf, "idempotency_key", 0},
 		{"idempotency_key non-ASCII", msgWith("idempotency_key", `"clé"`), imf, "idempotency_key", 0},
 		{"idempotency_key DEL", msgWith("idempotency_key", `"a\u007f"`), imf, "idempotency_key", 0},
 
 		// Timestamps: unparsable is a 400, never replaced by the gateway's clock.
-		{"timestamp empty", msgWith("timestamp", `""`), imf, "timestamp", 0},
 		{"timestamp words", msgWith("timestamp", `"yesterday"`), imf, "timestamp", 0},
 		{"timestamp date only", msgWith("timestamp", `"2025-08-14"`), imf, "timestamp", 0},
 		{"timestamp no offset", msgWith("timestamp", `"2025-08-14T10:30:00"`), imf, "timestamp", 0},
@@ -300,14 +310,12 @@ func badInputCases() []badCase {
 		{"subject DEL", msgWith("subject", `"a\u007fb"`), imf, "subject", 0},
 		{"subject too long", msgWith("subject", quote(strings.Repeat("s", MaxSubjectLen+1))), imf, "subject", 0},
 		{"schema garbage", msgWith("schema", `"not a schema"`), imf, "schema", 0},
-		{"schema empty", msgWith("schema", `""`), imf, "schema", 0},
 		{"schema no colon", msgWith("schema", `"commerce.order.v2"`), imf, "schema", 0},
 		{"schema no namespace", msgWith("schema", `":commerce.order.v2"`), imf, "schema", 0},
 		{"schema no name", msgWith("schema", `"agntcy:"`), imf, "schema", 0},
 		{"schema newline", msgWith("schema", `"agntcy:x.v1\n"`), imf, "schema", 0},
 		{"schema too long", msgWith("schema", quote("agntcy:"+strings.Repeat("x", MaxSchemaLen))), imf, "schema", 0},
 		{"response_type unknown", msgWith("response_type", `"reply"`), imf, "response_type", 0},
-		{"response_type empty", msgWith("response_type", `""`), imf, "response_type", 0},
 		{"response_type wrong case", msgWith("response_type", `"Workflow_Response"`), imf, "response_type", 0},
 
 		// headers.
@@ -649,14 +657,40 @@ func TestParseGoodInput(t *testing.T) {
 		// ids
 		{"message_id UUIDv7", msgWith("message_id", quote(testUUID7)), func(t *testing.T, m *Message) { assert.Equal(t, testUUID7, m.MessageID) }},
 		{"message_id UUIDv4", msgWith("message_id", quote(testUUID4)), func(t *testing.T, m *Message) { assert.Equal(t, testUUID4, m.MessageID) }},
-		{"message_id upper-case UUID kept as given", msgWith("message_id", `"017F22E2-79B0-7CC3-98C4-DC0C0C07398F"`), func(t *testing.T, m *Message) {
-			assert.Equal(t, "017F22E2-79B0-7CC3-98C4-DC0C0C07398F", m.MessageID, "never changed in transit")
+		{"message_id upper-case UUID stored lower-case", msgWith("message_id", `"017F22E2-79B0-7CC3-98C4-DC0C0C07398F"`), func(t *testing.T, m *Message) {
+			assert.Equal(t, testUUID7, m.MessageID, "compared case-insensitively")
 		}},
 		{"message_id nil UUID", msgWith("message_id", `"00000000-0000-0000-0000-000000000000"`), func(t *testing.T, m *Message) {
 			assert.Equal(t, "00000000-0000-0000-0000-000000000000", m.MessageID)
 		}},
-		{"message_id lower-case ULID", msgWith("message_id", `"01arz3ndektsv4rrffq69g5fav"`), func(t *testing.T, m *Message) {
-			assert.Equal(t, "01arz3ndektsv4rrffq69g5fav", m.MessageID)
+		{"message_id lower-case ULID stored upper-case", msgWith("message_id", `"01arz3ndektsv4rrffq69g5fav"`), func(t *testing.T, m *Message) {
+			assert.Equal(t, "01ARZ3NDEKTSV4RRFFQ69G5FAV", m.MessageID, "the canonical Crockford form")
+		}},
+		{"in_reply_to upper-case UUID stored lower-case", msgWith("in_reply_to", `"017F22E2-79B0-7CC3-98C4-DC0C0C07398F"`), func(t *testing.T, m *Message) {
+			assert.Equal(t, testUUID7, m.InReplyTo)
+		}},
+		{"in_reply_to lower-case ULID stored upper-case", msgWith("in_reply_to", quote(strings.ToLower(testULID))), func(t *testing.T, m *Message) {
+			assert.Equal(t, testULID, m.InReplyTo)
+		}},
+		{"workflow_id ULID", msgWith("workflow_id", quote(testULID)), func(t *testing.T, m *Message) {
+			assert.Equal(t, testULID, m.WorkflowID)
+			assert.Nil(t, m.Extensions, "a known member, not an extension")
+		}},
+		{"workflow_id lower-case ULID stored upper-case", msgWith("workflow_id", quote(strings.ToLower(testULID))), func(t *testing.T, m *Message) {
+			assert.Equal(t, testULID, m.WorkflowID)
+		}},
+		{"workflow_id upper-case UUID stored lower-case", msgWith("workflow_id", `"017F22E2-79B0-7CC3-98C4-DC0C0C07398F"`, "in_reply_to", quote(testULID), "response_type", `"workflow_response"`), func(t *testing.T, m *Message) {
+			assert.Equal(t, testUUID7, m.WorkflowID)
+			assert.Equal(t, testULID, m.InReplyTo)
+		}},
+		{"workflow_id another gateway's id kept as written", msgWith("workflow_id", `"WF:Order/42"`), func(t *testing.T, m *Message) {
+			assert.Equal(t, "WF:Order/42", m.WorkflowID)
+		}},
+		{"workflow_id 128 visible chars", msgWith("workflow_id", quote(strings.Repeat("~", 128))), func(t *testing.T, m *Message) {
+			assert.Len(t, m.WorkflowID, 128)
+		}},
+		{"workflow_id escaped", msgWith("workflow_id", `"wf\u002d1"`), func(t *testing.T, m *Message) {
+			assert.Equal(t, "wf-1", m.WorkflowID)
 		}},
 		{"in_reply_to UUID", msgWith("in_reply_to", quote(testUUID7), "response_type", `"workflow_error"`), func(t *testing.T, m *Message) {
 			assert.Equal(t, testUUID7, m.InReplyTo)
@@ -743,12 +777,13 @@ func TestParseGoodInput(t *testing.T) {
 		{"signature EdDSA", msgWith("signature", `{"algorithm":"EdDSA","keyid":"x.com:s1","value":"abc"}`), func(t *testing.T, m *Message) {
 			assert.Equal(t, "EdDSA", m.Signature.Algorithm)
 		}},
-		{"unknown members kept", msgWith("workflow_id", `"01H8X9Z2K3M4N5P6Q7R8S9T0AB"`, "x-trace", `{ "span" : [1, 2] }`, "nothing", `null`), func(t *testing.T, m *Message) {
+		{"unknown members kept", msgWith("thread_id", `"01H8X9Z2K3M4N5P6Q7R8S9T0AB"`, "x-trace", `{ "span" : [1, 2] }`, "nothing", `null`, "blank", `""`), func(t *testing.T, m *Message) {
 			assert.Equal(t, map[string]json.RawMessage{
-				"workflow_id": json.RawMessage(`"01H8X9Z2K3M4N5P6Q7R8S9T0AB"`),
-				"x-trace":     json.RawMessage(`{"span":[1,2]}`),
-				"nothing":     json.RawMessage(`null`),
-			}, m.Extensions)
+				"thread_id": json.RawMessage(`"01H8X9Z2K3M4N5P6Q7R8S9T0AB"`),
+				"x-trace":   json.RawMessage(`{"span":[1,2]}`),
+				"nothing":   json.RawMessage(`null`),
+				"blank":     json.RawMessage(`""`),
+			}, m.Extensions, "only known optional members read null and \"\" as absent")
 		}},
 		{"member names are case-sensitive", msgWith("Sender", `"eve@evil.com"`), func(t *testing.T, m *Message) {
 			assert.Equal(t, "agent@sender.com", m.Sender)
@@ -765,6 +800,77 @@ func TestParseGoodInput(t *testing.T) {
 			assertRoundTrip(t, m)
 		})
 	}
+}
+
+// absentSpellings are the ways other implementations write an optional
+// member they have no value for, by member: each must parse exactly as if
+// the member were left out.
+func absentSpellings() map[string][]string {
+	str := []string{`""`, `null`, ` null `}
+	return map[string][]string{
+		"version":         str,
+		"message_id":      str,
+		"idempotency_key": str,
+		"timestamp":       str,
+		"subject":         str,
+		"schema":          str,
+		"in_reply_to":     str,
+		"response_type":   str,
+		"workflow_id":     str,
+		"headers":         {`null`, `{}`, `{ }`},
+		"coordination":    {`null`},
+		"attachments":     {`null`, `[]`, `[ ]`},
+		"signature":       {`null`},
+	}
+}
+
+// serialisedEverything is a message as gateways that serialise every field
+// write it.
+const serialisedEverything = `{"version":"1.0","message_id":"` + testUUID7 + `","idempotency_key":"","timestamp":null,` +
+	`"sender":"a@x.test","recipients":["b@y.test"],"subject":"","schema":"","in_reply_to":"","workflow_id":null,"response_type":"",` +
+	`"headers":null,"coordination":null,"attachments":null,"signature":null,"payload":{"amount":12.5,"items":[]}}`
+
+// TestParseAbsentOptionalMembers: an optional member whose value is "" or
+// null (headers {} and attachments [] too) is treated exactly as if it
+// were absent, by both paths of Parse.
+func TestParseAbsentOptionalMembers(t *testing.T) {
+	want := mustParse(t, msgWith())
+	for member, spellings := range absentSpellings() {
+		for _, v := range spellings {
+			t.Run(member+"="+v, func(t *testing.T) {
+				for _, in := range []string{msgWith(member, v), "{\n" + quote(member) + " : " + v + ",\n" + strings.TrimPrefix(msgWith(), "{")} {
+					got, err := Parse([]byte(in), Limits{})
+					require.NoError(t, err, in)
+					assert.Equal(t, want, got, in)
+					slow, err := parseDecoder([]byte(in), Limits{})
+					require.NoError(t, err, in)
+					assert.Equal(t, want, slow, in)
+					assert.Equal(t, string(want.AppendContentDigestInput(nil)), string(got.AppendContentDigestInput(nil)))
+				}
+			})
+		}
+	}
+
+	t.Run("every field serialised", func(t *testing.T) {
+		m := mustParse(t, serialisedEverything)
+		assert.Equal(t, &Message{
+			Version:    "1.0",
+			MessageID:  testUUID7,
+			Sender:     "a@x.test",
+			Recipients: []string{"b@y.test"},
+			Payload:    json.RawMessage(`{"amount":12.5,"items":[]}`),
+		}, m)
+		assertRoundTrip(t, m)
+		m.Complete(time.Now())
+		assert.Equal(t, Version, m.Version)
+		assert.NotEmpty(t, m.IdempotencyKey, "generated, as for an absent key")
+		assert.False(t, m.Timestamp.IsZero(), "set by the gateway, as for an absent timestamp")
+	})
+	t.Run("empty version is 1.0", func(t *testing.T) {
+		m := mustParse(t, msgWith("version", `""`))
+		m.Complete(time.Now())
+		assert.Equal(t, Version, m.Version)
+	})
 }
 
 func wantTime(want string) func(t *testing.T, m *Message) {
@@ -824,6 +930,7 @@ func TestParseRoundTripDraftExamples(t *testing.T) {
 			assert.Equal(t, m.Subject, back.Subject)
 			assert.Equal(t, m.Schema, back.Schema)
 			assert.Equal(t, m.InReplyTo, back.InReplyTo)
+			assert.Equal(t, m.WorkflowID, back.WorkflowID)
 			assert.Equal(t, m.ResponseType, back.ResponseType)
 			assert.Equal(t, m.Headers, back.Headers)
 			assert.Equal(t, string(m.Coordination), string(back.Coordination))
@@ -848,17 +955,18 @@ func TestParseRoundTripDraftExamples(t *testing.T) {
 }
 
 func TestParseExtensionsReEmitted(t *testing.T) {
-	m := mustParse(t, msgWith("workflow_id", `"abc"`, "x-b", `[true, null]`, "x-a", `{"k":"v"}`))
+	m := mustParse(t, msgWith("thread_id", `"abc"`, "x-b", `[true, null]`, "x-a", `{"k":"v"}`))
 	out, err := m.MarshalJSON()
 	require.NoError(t, err)
 	var got map[string]json.RawMessage
 	require.NoError(t, json.Unmarshal(out, &got))
-	assert.Equal(t, `"abc"`, string(got["workflow_id"]))
+	assert.Equal(t, `"abc"`, string(got["thread_id"]))
 	assert.Equal(t, `[true,null]`, string(got["x-b"]))
 	assert.Equal(t, `{"k":"v"}`, string(got["x-a"]))
 	// sorted after the known members, so the output does not depend on map order
 	s := string(out)
-	assert.Less(t, strings.Index(s, `"payload"`), strings.Index(s, `"workflow_id"`))
+	assert.Less(t, strings.Index(s, `"payload"`), strings.Index(s, `"thread_id"`))
+	assert.Less(t, strings.Index(s, `"thread_id"`), strings.Index(s, `"x-a"`))
 	assert.Less(t, strings.Index(s, `"x-a"`), strings.Index(s, `"x-b"`))
 }
 
@@ -965,6 +1073,7 @@ func TestContentDigestInput(t *testing.T) {
 		"coordination":  msgWith("subject", `"s"`, "coordination", `{"type":"parallel"}`),
 		"attachments":   msgWith("subject", `"s"`, "attachments", `[`+attachment()+`]`),
 		"in_reply_to":   msgWith("subject", `"s"`, "in_reply_to", quote(testULID)),
+		"workflow_id":   msgWith("subject", `"s"`, "workflow_id", `"wf-1"`),
 		"response_type": msgWith("subject", `"s"`, "response_type", `"workflow_response"`),
 		"extension":     msgWith("subject", `"s"`, "x-a", `1`),
 	}
@@ -972,6 +1081,18 @@ func TestContentDigestInput(t *testing.T) {
 		m := mustParse(t, raw)
 		assert.NotEqual(t, baseDigest, string(m.AppendContentDigestInput(nil)), name)
 	}
+
+	// Ids differing in case only are the same content: a retry that
+	// spells them otherwise is the same submission.
+	for _, member := range []string{"message_id", "in_reply_to", "workflow_id"} {
+		lower := mustParse(t, msgWith(member, quote(strings.ToLower(testULID))))
+		upper := mustParse(t, msgWith(member, quote(testULID)))
+		other := mustParse(t, msgWith(member, quote(testULID2)))
+		assert.Equal(t, string(upper.AppendContentDigestInput(nil)), string(lower.AppendContentDigestInput(nil)), member)
+		assert.NotEqual(t, string(upper.AppendContentDigestInput(nil)), string(other.AppendContentDigestInput(nil)), member)
+	}
+	wf := string(mustParse(t, msgWith("workflow_id", `"wf-1"`)).AppendContentDigestInput(nil))
+	assert.Contains(t, wf, `"workflow_id":"wf-1"`)
 
 	withID := mustParse(t, msgWith("message_id", quote(testULID)))
 	d := string(withID.AppendContentDigestInput(nil))
@@ -1008,6 +1129,21 @@ func TestMarshalJSON(t *testing.T) {
 
 	prefixed := m.AppendJSON([]byte("prefix:"))
 	assert.Equal(t, "prefix:"+string(out), string(prefixed))
+}
+
+// TestMarshalJSONWorkflowID: workflow_id is written right after
+// in_reply_to, and only when there is one.
+func TestMarshalJSONWorkflowID(t *testing.T) {
+	m := mustParse(t, msgWith("response_type", `"workflow_response"`, "workflow_id", quote(testUUID7), "in_reply_to", quote(testULID), "schema", `"agntcy:x.y.v1"`))
+	out := string(m.AppendJSON(nil))
+	assert.Contains(t, out, `,"schema":"agntcy:x.y.v1","in_reply_to":"`+testULID+`","workflow_id":"`+testUUID7+`","response_type":"workflow_response",`)
+	unsigned := string(m.AppendUnsignedJSON(nil))
+	assert.Contains(t, unsigned, `"workflow_id":"`+testUUID7+`"`)
+
+	without := string(mustParse(t, msgWith("in_reply_to", quote(testULID))).AppendJSON(nil))
+	assert.NotContains(t, without, "workflow_id")
+	alone := string(mustParse(t, msgWith("workflow_id", `"wf-1"`)).AppendJSON(nil))
+	assert.Contains(t, alone, `"recipients":["agent@receiver.com"],"workflow_id":"wf-1","payload":`)
 }
 
 func TestMarshalJSONEscaping(t *testing.T) {
@@ -1084,9 +1220,15 @@ func TestFastPathAgreesWithDecoder(t *testing.T) {
 		`{"sen\u0064er":"a@b.example","recipients":["c@d.example"],"payload":{}}`,
 		`{"sender":"a@b.example","sender":"a@b.example","recipients":["c@d.example"],"payload":1}`,
 		`{}`, `{"payload":{"deep":[[[[{}]]]]}}`,
+		serialisedEverything,
 	}
 	for _, c := range badInputCases() {
 		inputs = append(inputs, c.in)
+	}
+	for member, spellings := range absentSpellings() {
+		for _, v := range spellings {
+			inputs = append(inputs, msgWith(member, v))
+		}
 	}
 	checked := 0
 	for _, in := range inputs {

@@ -123,6 +123,9 @@ func build(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.
 	// Every line logged with a request's or a task's context carries its
 	// correlation ids, whoever built the logger.
 	log = observe.Correlate(log)
+	for _, d := range cfg.Deprecations {
+		log.Warn(d)
+	}
 	metrics, err := observe.NewEMF(o.metrics, cfg.ResourcePrefix)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
@@ -288,6 +291,17 @@ func awsSigner(cfg config.Config, awsCfg aws.Config) (delivery.MessageSigner, er
 		cfg.SigningKey = pemText
 		return signing.Configured(cfg)
 	}}, nil
+}
+
+// LoadSigner reads the signing key from Secrets Manager now (for a
+// process that wants to show its key record at start).
+func LoadSigner(ctx context.Context, cfg config.Config, awsCfg aws.Config) (*signature.Signer, error) {
+	pemText, err := secretFetcher(secretsmanager.NewFromConfig(awsCfg), cfg.SigningKeySecretARN, "signing key")(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cfg.SigningKey = pemText
+	return signing.Configured(cfg)
 }
 
 // secretFetcher reads a secret (what names it in errors) from Secrets

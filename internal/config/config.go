@@ -39,8 +39,14 @@ type Config struct {
 	// Message signatures (shared/PROTOCOL.md "Signatures").
 	SigningKey        string // AGENTRY_SIGNING_KEY: PKCS#8 PEM text of the gateway's signing key
 	SigningKeyFile    string // AGENTRY_SIGNING_KEY_FILE: path of that PEM; local default <data dir>/signing.pem (generated)
-	SigningSelector   string // AGENTRY_SIGNING_SELECTOR, default "agentry": the key is published at <selector>._amtpkey.<domain>
-	RequireSignatures bool   // AGENTRY_REQUIRE_SIGNATURES, default 1; 0 accepts unsigned mail from other domains (dev only)
+	SigningSelector string // AGENTRY_SIGNING_SELECTOR, default "k1": the key is published at <selector>._amtpkey.<domain>
+	// SignaturePolicy (AGENTRY_SIGNATURE_POLICY) is what happens to mail
+	// from other domains that is unsigned, invalid or whose key cannot be
+	// fetched: accept, flag (default, as the draft) or reject.
+	SignaturePolicy string
+	// Deprecations are warnings about deprecated settings, for the
+	// runtime to log once at start.
+	Deprecations []string
 
 	// The AWS backend (AGENTRY_BACKEND=aws; the Lambdas always use it).
 	Backend           string // AGENTRY_BACKEND: embedded (default) or aws
@@ -107,6 +113,48 @@ func (c Config) OAuth() bool { return c.OAuthIssuer != "" }
 // Getenv is os.Getenv; tests pass a map's lookup instead.
 type Getenv func(string) string
 
+// DefaultSigningSelector is the selector of the gateway's signing key when
+// none is configured (the draft's examples use k1).
+const DefaultSigningSelector = "k1"
+
+// Signature policies (draft §9.3.4).
+const (
+	SignatureAccept = "accept"
+	SignatureFlag   = "flag"
+	SignatureReject = "reject"
+)
+
+// signaturePolicy reads AGENTRY_SIGNATURE_POLICY, or for one release the
+// AGENTRY_REQUIRE_SIGNATURES it replaces (1 = reject, 0 = accept). Both
+// set and disagreeing is refused rather than resolved by precedence.
+func signaturePolicy(getenv Getenv) (string, error) {
+	pol := strings.ToLower(strings.TrimSpace(getenv("AGENTRY_SIGNATURE_POLICY")))
+	switch pol {
+	case "", SignatureAccept, SignatureFlag, SignatureReject:
+	default:
+		return "", fmt.Errorf("AGENTRY_SIGNATURE_POLICY %q: must be accept, flag or reject", pol)
+	}
+	old := strings.TrimSpace(getenv("AGENTRY_REQUIRE_SIGNATURES"))
+	if old == "" {
+		if pol == "" {
+			return SignatureFlag, nil
+		}
+		return pol, nil
+	}
+	require, err := parseBool(old)
+	if err != nil {
+		return "", fmt.Errorf("AGENTRY_REQUIRE_SIGNATURES: %w", err)
+	}
+	mapped := SignatureAccept
+	if require {
+		mapped = SignatureReject
+	}
+	if pol != "" && pol != mapped {
+		return "", fmt.Errorf("AGENTRY_REQUIRE_SIGNATURES=%s (deprecated) means %s, but AGENTRY_SIGNATURE_POLICY=%s: unset AGENTRY_REQUIRE_SIGNATURES", old, mapped, pol)
+	}
+	return mapped, nil
+}
+
 // FromEnv reads the configuration.
 func FromEnv(getenv Getenv) (Config, error) {
 	if getenv == nil {
@@ -131,7 +179,7 @@ func FromEnv(getenv Getenv) (Config, error) {
 		// PEM text keeps its line breaks; only surrounding blanks go.
 		SigningKey:      strings.TrimSpace(getenv("AGENTRY_SIGNING_KEY")),
 		SigningKeyFile:  get("AGENTRY_SIGNING_KEY_FILE", ""),
-		SigningSelector: strings.ToLower(get("AGENTRY_SIGNING_SELECTOR", "agentry")),
+		SigningSelector: strings.ToLower(get("AGENTRY_SIGNING_SELECTOR", DefaultSigningSelector)),
 	}
 	var errs []error
 	d, err := amtp.NormalizeDomain(c.Domain)
@@ -200,9 +248,10 @@ func FromEnv(getenv Getenv) (Config, error) {
 	if c.AttachmentMaxBytes, err = strconv.ParseInt(get("AGENTRY_ATTACHMENT_MAX_BYTES", "26214400"), 10, 64); err != nil || c.AttachmentMaxBytes <= 0 {
 		errs = append(errs, fmt.Errorf("AGENTRY_ATTACHMENT_MAX_BYTES: want a positive number of bytes"))
 	}
-	c.RequireSignatures, err = parseBool(get("AGENTRY_REQUIRE_SIGNATURES", "1"))
-	if err != nil {
-		errs = append(errs, fmt.Errorf("AGENTRY_REQUIRE_SIGNATURES: %w", err))
+	if c.SignaturePolicy, err = signaturePolicy(getenv); err != nil {
+		errs = append(errs, err)
+	} else if getenv("AGENTRY_REQUIRE_SIGNATURES") != "" && getenv("AGENTRY_SIGNATURE_POLICY") == "" {
+		c.Deprecations = append(c.Deprecations, fmt.Sprintf("AGENTRY_REQUIRE_SIGNATURES is deprecated and will be removed in the next release: set AGENTRY_SIGNATURE_POLICY=%s instead", c.SignaturePolicy))
 	}
 	// One source of the key, so that which key signs is never a question
 	// of precedence rules.
@@ -217,7 +266,7 @@ func FromEnv(getenv Getenv) (Config, error) {
 	}
 	// The selector becomes a DNS label (<selector>._amtpkey.<domain>), so
 	// it is checked now rather than at the first signature.
-	if _, _, err := signature.ParseKeyID(signature.FormatKeyID(c.Domain, c.SigningSelector)); err != nil && c.Domain != "" {
+	if _, err := signature.ParseSelector(c.SigningSelector); err != nil {
 		errs = append(errs, fmt.Errorf("AGENTRY_SIGNING_SELECTOR %q: %w", c.SigningSelector, err))
 	}
 	c.PolicyFile = get("AGENTRY_POLICY_FILE", "")

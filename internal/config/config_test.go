@@ -111,3 +111,41 @@ func TestPolicy(t *testing.T) {
 		})
 	}
 }
+
+func TestSignaturePolicy(t *testing.T) {
+	tests := []struct {
+		name       string
+		env        map[string]string
+		want       string
+		deprecated bool
+		wantErr    string
+	}{
+		{name: "default is the draft's flag", env: nil, want: SignatureFlag},
+		{name: "accept", env: map[string]string{"AGENTRY_SIGNATURE_POLICY": "accept"}, want: SignatureAccept},
+		{name: "reject, any case", env: map[string]string{"AGENTRY_SIGNATURE_POLICY": "Reject"}, want: SignatureReject},
+		{name: "unknown", env: map[string]string{"AGENTRY_SIGNATURE_POLICY": "strict"}, wantErr: "AGENTRY_SIGNATURE_POLICY"},
+		{name: "old 1 is reject", env: map[string]string{"AGENTRY_REQUIRE_SIGNATURES": "1"}, want: SignatureReject, deprecated: true},
+		{name: "old 0 is accept", env: map[string]string{"AGENTRY_REQUIRE_SIGNATURES": "0"}, want: SignatureAccept, deprecated: true},
+		{name: "both agreeing", env: map[string]string{"AGENTRY_REQUIRE_SIGNATURES": "1", "AGENTRY_SIGNATURE_POLICY": "reject"}, want: SignatureReject},
+		{name: "both disagreeing", env: map[string]string{"AGENTRY_REQUIRE_SIGNATURES": "1", "AGENTRY_SIGNATURE_POLICY": "flag"}, wantErr: "unset AGENTRY_REQUIRE_SIGNATURES"},
+		{name: "old not a bool", env: map[string]string{"AGENTRY_REQUIRE_SIGNATURES": "maybe"}, wantErr: "AGENTRY_REQUIRE_SIGNATURES"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := FromEnv(func(k string) string { return tc.env[k] })
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, c.SignaturePolicy)
+			if tc.deprecated {
+				require.Len(t, c.Deprecations, 1)
+				assert.Contains(t, c.Deprecations[0], "AGENTRY_SIGNATURE_POLICY="+tc.want)
+			} else {
+				assert.Empty(t, c.Deprecations)
+			}
+			assert.Equal(t, "k1", c.SigningSelector)
+		})
+	}
+}

@@ -22,13 +22,14 @@ var (
 	// cannot be used. It is permanent: the publisher has to fix it.
 	ErrInvalidRecord = errors.New("discovery: invalid AMTP record")
 
-	// ErrKeyNotFound is returned by LookupKey when no v=amtp1 key record is
-	// published for the selector.
+	// ErrKeyNotFound is returned by LookupKey when no valid v=amtpkey1 key
+	// record is published for the selector (none at all, or only broken or
+	// revoked ones).
 	ErrKeyNotFound = errors.New("discovery: signing key not found")
 
-	// ErrKeyRevoked is returned for a key record with an empty p= tag, which
-	// (as in DKIM) is how a publisher withdraws a key without deleting it.
-	ErrKeyRevoked = errors.New("discovery: signing key revoked")
+	// ErrKeyAmbiguous is returned by LookupKey when more than one valid key
+	// record is published under one name: the draft forbids picking one.
+	ErrKeyAmbiguous = errors.New("discovery: several signing key records under one name")
 )
 
 // TransientError reports a lookup that failed for reasons that say nothing

@@ -29,6 +29,11 @@ const (
 	DefaultMinTTL      = 5 * time.Second
 	DefaultMaxTTL      = time.Hour
 	DefaultMaxEntries  = 10000
+	// Key records are cached for at most DefaultKeyTTL when found and
+	// DefaultKeyNegativeTTL when not (draft §3.2.3: about five minutes, and
+	// at most 30 seconds so that a newly published key is usable soon).
+	DefaultKeyTTL         = 5 * time.Minute
+	DefaultKeyNegativeTTL = 30 * time.Second
 )
 
 const (
@@ -50,7 +55,11 @@ type Config struct {
 	MinTTL      time.Duration // floor for positive TTLs; default 5s
 	MaxTTL      time.Duration // ceiling for positive TTLs; default 1h
 	MaxEntries  int           // cache size bound; default 10000
-	Now         func() time.Time
+	// KeyTTL and KeyNegativeTTL cap the cache time of signing key records
+	// found and not found; defaults DefaultKeyTTL, DefaultKeyNegativeTTL.
+	KeyTTL         time.Duration
+	KeyNegativeTTL time.Duration
+	Now            func() time.Time
 }
 
 // MX is one mail exchanger of a domain without an AMTP record.
@@ -74,6 +83,8 @@ type Resolver struct {
 	server  string
 	timeout time.Duration
 	negTTL  time.Duration
+	keyTTL  time.Duration
+	keyNeg  time.Duration
 	minTTL  time.Duration
 	maxTTL  time.Duration
 	now     func() time.Time
@@ -98,12 +109,14 @@ type fetchFunc func(ctx context.Context) (value any, ttl time.Duration, err erro
 
 // New validates cfg, fills in defaults and returns a Resolver.
 func New(cfg Config) (*Resolver, error) {
-	if cfg.Timeout < 0 || cfg.NegativeTTL < 0 || cfg.MinTTL < 0 || cfg.MaxTTL < 0 || cfg.MaxEntries < 0 {
+	if cfg.Timeout < 0 || cfg.NegativeTTL < 0 || cfg.MinTTL < 0 || cfg.MaxTTL < 0 || cfg.MaxEntries < 0 || cfg.KeyTTL < 0 || cfg.KeyNegativeTTL < 0 {
 		return nil, errors.New("discovery: config durations and MaxEntries must not be negative")
 	}
 	r := &Resolver{
 		timeout: orDefault(cfg.Timeout, DefaultTimeout),
 		negTTL:  orDefault(cfg.NegativeTTL, DefaultNegativeTTL),
+		keyTTL:  orDefault(cfg.KeyTTL, DefaultKeyTTL),
+		keyNeg:  orDefault(cfg.KeyNegativeTTL, DefaultKeyNegativeTTL),
 		minTTL:  orDefault(cfg.MinTTL, DefaultMinTTL),
 		maxTTL:  orDefault(cfg.MaxTTL, DefaultMaxTTL),
 		now:     cfg.Now,
@@ -180,7 +193,8 @@ func (r *Resolver) Lookup(ctx context.Context, domain string) (Result, error) {
 
 // LookupKey fetches and parses the signing key published at
 // <selector>._amtpkey.<domain>. It returns ErrKeyNotFound when there is no
-// v=amtp1 record there and ErrKeyRevoked for an empty p= tag.
+// valid v=amtpkey1 record there and ErrKeyAmbiguous when there are
+// several; DNS failures are transient (IsTransient).
 func (r *Resolver) LookupKey(ctx context.Context, domain, selector string) (KeyRecord, error) {
 	d, err := normalizeDomain(domain)
 	if err != nil {
@@ -302,23 +316,21 @@ func (r *Resolver) lookupKey(ctx context.Context, name string) (any, time.Durati
 	if err != nil {
 		return nil, 0, err
 	}
+	var txts []string
 	for _, rr := range a.records {
-		t, ok := rr.(*dns.TXT)
-		if !ok {
-			continue
+		if t, ok := rr.(*dns.TXT); ok {
+			txts = append(txts, joinTXT(t.Txt))
 		}
-		s := joinTXT(t.Txt)
-		if !hasVersion(s) {
-			continue
-		}
-		ttl := r.clamp(a.minTTL)
-		kr, err := ParseKeyTXT(s)
-		if err != nil {
-			return nil, min(ttl, r.negTTL), fmt.Errorf("discovery: key %s: %w", name, err)
-		}
-		return kr, ttl, nil
 	}
-	return nil, r.negativeTTL(a), fmt.Errorf("%w: no v=%s TXT record at %s", ErrKeyNotFound, Version, name)
+	kr, err := selectKey(txts)
+	if err != nil {
+		ttl := min(r.keyNeg, r.negTTL)
+		if len(txts) == 0 {
+			ttl = min(r.keyNeg, r.negativeTTL(a))
+		}
+		return nil, ttl, fmt.Errorf("discovery: key %s: %w", name, err)
+	}
+	return kr, min(r.clamp(a.minTTL), r.keyTTL), nil
 }
 
 // answer is the part of a DNS response that discovery cares about.

@@ -476,11 +476,14 @@ func TestLookupResultIsACopy(t *testing.T) {
 
 func TestLookupKey(t *testing.T) {
 	srv := dnstest.Start(t)
-	srv.SetTXT("sel1._amtpkey.example.com", 300, "v=amtp1;k=ed25519;p=AAECAwQ=")
-	srv.SetTXT("split._amtpkey.example.com", 300, "v=amtp1;k=rsa;p=AAEC", "AwQ=")
-	srv.SetTXT("old._amtpkey.example.com", 300, "v=amtp1;k=ed25519;p=")
-	srv.SetTXT("odd._amtpkey.example.com", 300, "v=amtp1;k=dsa;p=AAAA")
+	srv.SetTXT("sel1._amtpkey.example.com", 300, "v=amtpkey1;alg=ES256;p=AAECAwQ=")
+	srv.SetTXT("split._amtpkey.example.com", 300, "v=amtpkey1;alg=RS256;p=AAEC", "AwQ=")
+	srv.SetTXT("old._amtpkey.example.com", 300, "v=amtpkey1;alg=ES256;p=")
+	srv.SetTXT("odd._amtpkey.example.com", 300, "v=amtpkey1;alg=EdDSA;p=AAAA")
 	srv.SetTXT("other._amtpkey.example.com", 300, "v=DKIM1;k=rsa;p=AAAA")
+	srv.SetTXT("oldformat._amtpkey.example.com", 300, "v=amtp1;k=ec;p=AAAA")
+	srv.SetTXT("two._amtpkey.example.com", 300, "v=amtpkey1;alg=ES256;p=AAAA")
+	srv.SetTXT("two._amtpkey.example.com", 300, "v=amtpkey1;alg=ES256;p=BBBB")
 	srv.SetRcode("broken._amtpkey.example.com", dns.RcodeServerFailure)
 	r, _ := newTestResolver(t, srv, nil)
 
@@ -491,11 +494,13 @@ func TestLookupKey(t *testing.T) {
 		wantErr       error
 		wantTransient bool
 	}{
-		{selector: "sel1", domain: "example.com", want: KeyRecord{Algorithm: "ed25519", PublicKey: []byte{0, 1, 2, 3, 4}}},
-		{selector: "SEL1", domain: "EXAMPLE.com", want: KeyRecord{Algorithm: "ed25519", PublicKey: []byte{0, 1, 2, 3, 4}}},
-		{selector: "split", domain: "example.com", want: KeyRecord{Algorithm: "rsa", PublicKey: []byte{0, 1, 2, 3, 4}}},
-		{selector: "old", domain: "example.com", wantErr: ErrKeyRevoked},
-		{selector: "odd", domain: "example.com", wantErr: ErrInvalidRecord},
+		{selector: "sel1", domain: "example.com", want: KeyRecord{Algorithm: "ES256", PublicKey: []byte{0, 1, 2, 3, 4}}},
+		{selector: "SEL1", domain: "EXAMPLE.com", want: KeyRecord{Algorithm: "ES256", PublicKey: []byte{0, 1, 2, 3, 4}}},
+		{selector: "split", domain: "example.com", want: KeyRecord{Algorithm: "RS256", PublicKey: []byte{0, 1, 2, 3, 4}}},
+		{selector: "old", domain: "example.com", wantErr: ErrKeyNotFound},
+		{selector: "odd", domain: "example.com", wantErr: ErrKeyNotFound},
+		{selector: "oldformat", domain: "example.com", wantErr: ErrKeyNotFound},
+		{selector: "two", domain: "example.com", wantErr: ErrKeyAmbiguous},
 		{selector: "other", domain: "example.com", wantErr: ErrKeyNotFound},
 		{selector: "missing", domain: "example.com", wantErr: ErrKeyNotFound},
 		{selector: "broken", domain: "example.com", wantTransient: true},
@@ -677,4 +682,32 @@ func TestLookupSurvivesGarbageResponses(t *testing.T) {
 			assert.True(t, IsTransient(err), "%v", err)
 		})
 	}
+}
+
+// Key records are cached for at most DefaultKeyTTL however long their DNS
+// TTL, and their absence for at most DefaultKeyNegativeTTL (draft §3.2.3),
+// so a rotated or newly published key is used soon.
+func TestLookupKeyCacheTimes(t *testing.T) {
+	srv := dnstest.Start(t)
+	srv.SetTXT("k1._amtpkey.example.com", 86400, "v=amtpkey1;alg=ES256;p=AAAA")
+	r, clk := newTestResolver(t, srv, nil)
+	ctx := context.Background()
+
+	_, err := r.LookupKey(ctx, "example.com", "k1")
+	require.NoError(t, err)
+	clk.Advance(DefaultKeyTTL - time.Second)
+	_, err = r.LookupKey(ctx, "example.com", "k1")
+	require.NoError(t, err)
+	assert.Equal(t, 1, srv.Queries("k1._amtpkey.example.com", dns.TypeTXT), "cached within the key TTL")
+	clk.Advance(2 * time.Second)
+	_, err = r.LookupKey(ctx, "example.com", "k1")
+	require.NoError(t, err)
+	assert.Equal(t, 2, srv.Queries("k1._amtpkey.example.com", dns.TypeTXT), "a day's DNS TTL is capped at the key TTL")
+
+	_, err = r.LookupKey(ctx, "example.com", "k2")
+	require.ErrorIs(t, err, ErrKeyNotFound)
+	srv.SetTXT("k2._amtpkey.example.com", 300, "v=amtpkey1;alg=ES256;p=AAAA")
+	clk.Advance(DefaultKeyNegativeTTL + time.Second)
+	_, err = r.LookupKey(ctx, "example.com", "k2")
+	require.NoError(t, err, "a key published after a miss is found once the negative TTL passes")
 }

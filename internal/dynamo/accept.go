@@ -219,6 +219,13 @@ func (s *Store) messageItem(ctx context.Context, a *gateway.Acceptance, p *accep
 	it[aTo] = strList(m.Recipients)
 	putStr(it, aSubj, m.Subject)
 	putStr(it, aOrigin, string(m.Origin))
+	if m.Verification != nil {
+		sv, err := json.Marshal(m.Verification)
+		if err != nil {
+			return nil, fmt.Errorf("encode sender verification: %w", err)
+		}
+		it[aVerif] = str(string(sv))
+	}
 	it[aAt] = timeAttr(p.ref.at)
 	it[aRN] = num(p.ref.rn)
 	it[aTTL] = num(p.ref.expires)

@@ -23,6 +23,7 @@ const (
 	agSchemas = "schemas"
 	agKeyHash = "khash"
 	agCreated = "created"
+	agHeaders = "headers" // custom webhook headers: a map of strings
 	agOwner   = "owner" // on key-hash items: the lower-case address they belong to
 )
 
@@ -41,7 +42,28 @@ func agentAttrs(it item, a *gateway.Agent) item {
 	}
 	putStr(it, agKeyHash, a.APIKeyHash)
 	it[agCreated] = timeAttr(a.CreatedAt)
+	if len(a.Headers) > 0 {
+		m := make(map[string]types.AttributeValue, len(a.Headers))
+		for k, v := range a.Headers {
+			m[k] = str(v)
+		}
+		it[agHeaders] = &types.AttributeValueMemberM{Value: m}
+	}
 	return it
+}
+
+func getHeaders(it item) map[string]string {
+	m, ok := it[agHeaders].(*types.AttributeValueMemberM)
+	if !ok || len(m.Value) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(m.Value))
+	for k, v := range m.Value {
+		if s, ok := v.(*types.AttributeValueMemberS); ok {
+			out[k] = s.Value
+		}
+	}
+	return out
 }
 
 // keyItem is the key-hash item: a copy of the agent, so that
@@ -77,6 +99,7 @@ func decodeAgent(it item) (*gateway.Agent, error) {
 		SupportedSchemas: getStrList(it, agSchemas),
 		APIKeyHash:       getStr(it, agKeyHash),
 		CreatedAt:        created,
+		Headers:          getHeaders(it),
 	}, nil
 }
 
@@ -140,6 +163,81 @@ func (s *Store) PutAgent(ctx context.Context, a *gateway.Agent) error {
 		}
 	}
 	return fmt.Errorf("dynamo: put agent %s: changed concurrently %d times", a.Address, agentWriteAttempts)
+}
+
+// ReplaceAgentKey sets the agent item's key hash, deletes the old key-hash
+// item and writes the new one, in one transaction conditioned on the
+// stored hash: the old key stops authenticating the moment the new one
+// starts, and an agent deleted or re-registered meanwhile is left alone.
+func (s *Store) ReplaceAgentKey(ctx context.Context, address, oldHash, newHash string) (*gateway.Agent, error) {
+	addr := strings.ToLower(address)
+	keepOld := false
+	for range agentWriteAttempts {
+		cur, err := s.getItem(ctx, agentKey(addr), true, nil)
+		if err != nil {
+			return nil, fmt.Errorf("dynamo: replace agent key %s: read current: %w", address, err)
+		}
+		if cur == nil {
+			return nil, fmt.Errorf("dynamo: replace agent key %s: %w", address, gateway.ErrNotFound)
+		}
+		a, err := decodeAgent(cur)
+		if err != nil {
+			return nil, fmt.Errorf("dynamo: replace agent key %s: %w", address, err)
+		}
+		curHash := strings.ToLower(a.APIKeyHash)
+		if curHash != strings.ToLower(oldHash) {
+			return nil, fmt.Errorf("dynamo: replace agent key %s: %w", address, gateway.ErrConflict)
+		}
+		a.APIKeyHash = newHash
+
+		upd := &types.Update{
+			TableName:                aws.String(s.table),
+			Key:                      agentKey(addr),
+			ExpressionAttributeNames: map[string]string{"#pk": aPK, "#h": agKeyHash},
+		}
+		values := item{}
+		if curHash == "" {
+			upd.ConditionExpression = aws.String("attribute_exists(#pk) AND attribute_not_exists(#h)")
+		} else {
+			upd.ConditionExpression = aws.String("attribute_exists(#pk) AND #h = :o")
+			values[":o"] = cur[agKeyHash]
+		}
+		if newHash == "" {
+			upd.UpdateExpression = aws.String("REMOVE #h")
+		} else {
+			upd.UpdateExpression = aws.String("SET #h = :n")
+			values[":n"] = str(newHash)
+		}
+		if len(values) > 0 {
+			upd.ExpressionAttributeValues = values
+		}
+		items := []types.TransactWriteItem{{Update: upd}}
+		deleteAt := -1
+		if curHash != "" && curHash != strings.ToLower(newHash) && !keepOld {
+			deleteAt = len(items)
+			items = append(items, types.TransactWriteItem{Delete: ownedKeyDelete(curHash, addr, s.table)})
+		}
+		if newHash != "" {
+			items = append(items, types.TransactWriteItem{Put: &types.Put{
+				TableName: aws.String(s.table),
+				Item:      keyItem(newHash, addr, a),
+			}})
+		}
+		reasons, err := s.transact(ctx, items)
+		if err != nil {
+			return nil, fmt.Errorf("dynamo: replace agent key %s: %w", address, err)
+		}
+		if reasons == nil {
+			return a, nil
+		}
+		// The agent item moved on: read it again, which answers not found
+		// or conflict. Only the old key-hash item failing means another
+		// agent owns it now.
+		if reasonFailed(reasons, deleteAt) && !reasonFailed(reasons, 0) {
+			keepOld = true
+		}
+	}
+	return nil, fmt.Errorf("dynamo: replace agent key %s: changed concurrently %d times", address, agentWriteAttempts)
 }
 
 // GetAgent reads the agent item, strongly consistent: a registration is

@@ -67,6 +67,7 @@ const (
 	aTo     = "to"   // L of S: recipients as given, in order
 	aSubj   = "subj"
 	aOrigin = "orig"
+	aVerif  = "sv"   // S: JSON of the sender verification (absent before it was recorded)
 	aAt     = "at"   // S: accepted_at, RFC 3339 with nanoseconds
 	aRN     = "rn"   // N: number of recipients with a status at accept
 	aSpecs  = "rs"   // L of M: every recipient item as Accept writes it (specAttr)
@@ -509,7 +510,7 @@ func (p *projection) alias(attr string) string {
 
 // headAttrs is a message without its body, plus its recipient items: what
 // listings and status reads need.
-var headAttrs = project(aPK, aSK, aFrom, aTo, aSubj, aOrigin, aAt, aRN, aSpecs, aOver, aTok, aVoided, aTTL, aAddr, aN, aStatus)
+var headAttrs = project(aPK, aSK, aFrom, aTo, aSubj, aOrigin, aVerif, aAt, aRN, aSpecs, aOver, aTok, aVoided, aTTL, aAddr, aN, aStatus)
 
 // itemSize is an item's size as DynamoDB meters it (attribute names plus
 // values); accept uses it to decide whether a body still fits inline.

@@ -2,6 +2,7 @@ package dynamo
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -60,14 +61,22 @@ func decodeMessage(id string, it item) (*gateway.StoredMessage, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &gateway.StoredMessage{
+	m := &gateway.StoredMessage{
 		ID:         id,
 		Sender:     getStr(it, aFrom),
 		Recipients: getStrList(it, aTo),
 		Subject:    getStr(it, aSubj),
 		Origin:     gateway.Origin(getStr(it, aOrigin)),
 		AcceptedAt: at,
-	}, nil
+	}
+	if raw := getStr(it, aVerif); raw != "" {
+		var sv gateway.SenderVerification
+		if err := json.Unmarshal([]byte(raw), &sv); err != nil {
+			return nil, fmt.Errorf("decode sender verification: %w", err)
+		}
+		m.Verification = &sv
+	}
+	return m, nil
 }
 
 // GetStatuses queries the message's recipient items, in the order of the

@@ -1,6 +1,7 @@
 package embedded
 
 import (
+	"maps"
 	"slices"
 	"sync"
 
@@ -80,5 +81,6 @@ func cloneAgent(a *gateway.Agent) *gateway.Agent {
 	}
 	b := *a
 	b.SupportedSchemas = slices.Clone(a.SupportedSchemas)
+	b.Headers = maps.Clone(a.Headers)
 	return &b
 }

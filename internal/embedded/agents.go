@@ -131,6 +131,52 @@ func (db *DB) AgentByKeyHash(ctx context.Context, h string) (*gateway.Agent, err
 	return a, nil
 }
 
+// ReplaceAgentKey gives the agent a new key hash in one commit, while its
+// stored hash is still oldHash, and moves the key-hash index entry with it.
+func (db *DB) ReplaceAgentKey(ctx context.Context, address, oldHash, newHash string) (*gateway.Agent, error) {
+	release, err := db.enter(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("replace agent key %s: %w", address, err)
+	}
+	defer release()
+	addr := []byte(strings.ToLower(address))
+	var a gateway.Agent
+	err = db.commit.do(func(tx *wtx) error {
+		agents, keys := tx.Bucket(bucketAgents), tx.Bucket(bucketAgentKeys)
+		a = gateway.Agent{} // fn may run more than once
+		old := agents.Get(addr)
+		if old == nil {
+			return gateway.ErrNotFound
+		}
+		if err := json.Unmarshal(old, &a); err != nil {
+			return fmt.Errorf("corrupt agent record: %w", err)
+		}
+		if !strings.EqualFold(a.APIKeyHash, oldHash) {
+			return gateway.ErrConflict
+		}
+		a.APIKeyHash = newHash
+		v, err := json.Marshal(&a)
+		if err != nil {
+			return err
+		}
+		if err := dropKeyHash(keys, addr, old); err != nil {
+			return err
+		}
+		if err := agents.Put(addr, v); err != nil {
+			return err
+		}
+		if newHash == "" {
+			return nil
+		}
+		return keys.Put([]byte(strings.ToLower(newHash)), addr)
+	})
+	db.agents.invalidate()
+	if err != nil {
+		return nil, fmt.Errorf("replace agent key %s: %w", address, err)
+	}
+	return &a, nil
+}
+
 // DeleteAgent removes an agent and its key-hash index entry; it returns
 // gateway.ErrNotFound for an unknown address.
 func (db *DB) DeleteAgent(ctx context.Context, address string) error {

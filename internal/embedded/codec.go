@@ -304,9 +304,13 @@ func (d *decoder) optTime() *time.Time {
 
 // encodeMeta encodes the listing part of a messages value (the raw
 // message follows it there).
+// metaV2 is the message meta layout with the sender verification after
+// the v1 fields; v1 values (written before it was recorded) still decode.
+const metaV2 = 2
+
 func encodeMeta(m messageMeta) []byte {
-	e := encoder{b: make([]byte, 0, 64)}
-	e.b = append(e.b, codecV1)
+	e := encoder{b: make([]byte, 0, 96)}
+	e.b = append(e.b, metaV2)
 	e.str(m.Sender)
 	e.uint(uint64(len(m.Recipients)))
 	for _, r := range m.Recipients {
@@ -315,6 +319,15 @@ func encodeMeta(m messageMeta) []byte {
 	e.str(m.Subject)
 	e.str(string(m.Origin))
 	e.time(m.AcceptedAt)
+	var sv gateway.SenderVerification
+	if m.Verification != nil {
+		sv = *m.Verification
+	}
+	e.str(string(sv.Result))
+	e.str(sv.Method)
+	e.str(sv.Domain)
+	e.str(sv.KeyID)
+	e.str(sv.Algorithm)
 	return e.b
 }
 
@@ -324,7 +337,7 @@ func decodeMeta(v []byte) (messageMeta, error) {
 		err := json.Unmarshal(v, &m)
 		return m, err
 	}
-	if len(v) == 0 || v[0] != codecV1 {
+	if len(v) == 0 || (v[0] != codecV1 && v[0] != metaV2) {
 		return m, errCorrupt
 	}
 	d := decoder{b: v[1:]}
@@ -340,5 +353,11 @@ func decodeMeta(v []byte) (messageMeta, error) {
 	m.Subject = d.str()
 	m.Origin = gateway.Origin(d.str())
 	m.AcceptedAt = d.time()
+	if v[0] == metaV2 {
+		sv := gateway.SenderVerification{Result: gateway.VerificationResult(d.str()), Method: d.str(), Domain: d.str(), KeyID: d.str(), Algorithm: d.str()}
+		if sv.Result != "" {
+			m.Verification = &sv
+		}
+	}
 	return m, d.done()
 }

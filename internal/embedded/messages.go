@@ -21,15 +21,19 @@ type messageMeta struct {
 	Subject    string         `json:"subject,omitempty"`
 	Origin     gateway.Origin `json:"origin,omitempty"`
 	AcceptedAt time.Time      `json:"accepted_at"`
+	// Verification is the sender verification (nil in records written
+	// before it was kept).
+	Verification *gateway.SenderVerification `json:"sender_verification,omitempty"`
 }
 
 func encodeMessage(m *gateway.StoredMessage, acceptedAt time.Time) ([]byte, error) {
 	meta := encodeMeta(messageMeta{
-		Sender:     m.Sender,
-		Recipients: m.Recipients,
-		Subject:    m.Subject,
-		Origin:     m.Origin,
-		AcceptedAt: acceptedAt,
+		Sender:       m.Sender,
+		Recipients:   m.Recipients,
+		Subject:      m.Subject,
+		Origin:       m.Origin,
+		AcceptedAt:   acceptedAt,
+		Verification: m.Verification,
 	})
 	v := make([]byte, 0, binary.MaxVarintLen64+len(meta)+len(m.Raw))
 	v = binary.AppendUvarint(v, uint64(len(meta)))
@@ -315,13 +319,14 @@ func (db *DB) GetMessage(ctx context.Context, id string) (*gateway.StoredMessage
 			return err
 		}
 		m = &gateway.StoredMessage{
-			ID:         id,
-			Raw:        clone(raw),
-			Sender:     meta.Sender,
-			Recipients: meta.Recipients,
-			Subject:    meta.Subject,
-			Origin:     meta.Origin,
-			AcceptedAt: meta.AcceptedAt,
+			ID:           id,
+			Raw:          clone(raw),
+			Sender:       meta.Sender,
+			Recipients:   meta.Recipients,
+			Subject:      meta.Subject,
+			Origin:       meta.Origin,
+			AcceptedAt:   meta.AcceptedAt,
+			Verification: meta.Verification,
 		}
 		return nil
 	})

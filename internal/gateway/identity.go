@@ -47,7 +47,7 @@ type TokenClaims struct {
 // refused like an unknown key.
 func (s *Service) AuthenticateClaims(ctx context.Context, c TokenClaims) (Principal, error) {
 	if s.cfg.OAuthAdminScope != "" && slices.Contains(c.Scopes, s.cfg.OAuthAdminScope) {
-		return Principal{Kind: AdminCaller}, nil
+		return Principal{Kind: AdminCaller, ViaToken: true}, nil
 	}
 	if strings.TrimSpace(c.Agent) == "" {
 		return Principal{}, amtp.Errorf(amtp.CodeAuthenticationRequired, "the token names no agent")
@@ -63,7 +63,7 @@ func (s *Service) AuthenticateClaims(ctx context.Context, c TokenClaims) (Princi
 	if err != nil {
 		return Principal{}, s.unavailable("authenticate", err)
 	}
-	return Principal{Kind: AgentCaller, Agent: a}, nil
+	return Principal{Kind: AgentCaller, Agent: a, ViaToken: true}, nil
 }
 
 // checkPeer checks the transport identity of another domain's gateway

@@ -78,6 +78,12 @@ type AgentStore interface {
 	GetAgent(ctx context.Context, address string) (*Agent, error)
 	// AgentByKeyHash finds the agent whose API key hashes to h.
 	AgentByKeyHash(ctx context.Context, h string) (*Agent, error)
+	// ReplaceAgentKey gives the agent a new key hash, keeping everything
+	// else, while its stored key hash is still oldHash: the old key stops
+	// authenticating the moment the new one starts. It returns the agent
+	// as now stored; ErrNotFound when there is no agent at address,
+	// ErrConflict when its key hash is no longer oldHash.
+	ReplaceAgentKey(ctx context.Context, address, oldHash, newHash string) (*Agent, error)
 	DeleteAgent(ctx context.Context, address string) error
 	ListAgents(ctx context.Context) ([]*Agent, error)
 }
@@ -164,10 +170,11 @@ func (noMetrics) MessageDelivered(context.Context, string, string, string, time.
 // gateway declares this port so that the core needs neither the signature
 // package nor DNS.
 //
-// It answers nil when the message may be accepted (signed and verified, or
-// unsigned under a policy that allows it), an *amtp.Error for a refusal
-// (SIGNATURE_INVALID, or TEMPORARY_FAILURE when the key could not be
-// fetched); any other error is treated as a temporary failure.
+// It answers how the sender was verified and nil when the message may be
+// accepted (verified, or not verified under a policy that allows it), or
+// an *amtp.Error for a refusal under the reject policy
+// (SIGNATURE_REQUIRED, SIGNATURE_INVALID, SIGNATURE_KEY_UNAVAILABLE); any
+// other error is treated as a temporary failure.
 type InboundVerifier interface {
-	VerifyInbound(ctx context.Context, raw []byte) error
+	VerifyInbound(ctx context.Context, raw []byte) (SenderVerification, error)
 }

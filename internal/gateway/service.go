@@ -224,6 +224,9 @@ type Principal struct {
 	// certificate the caller presented, if any: the transport's word for
 	// which gateway is calling.
 	PeerNames []string
+	// ViaToken: the caller proved who it is with an OAuth 2.0 token rather
+	// than an API key (recorded as the sender verification method).
+	ViaToken bool
 }
 
 // HashAPIKey is how agent keys are stored.
@@ -364,9 +367,11 @@ func (s *Service) Accept(ctx context.Context, p Principal, body []byte) (*Accept
 	}
 	// Authorisation comes first: a relay attempt or a spoofed local sender
 	// is refused without costing a key lookup in DNS. The signature is
-	// checked over body, the bytes as received, not over m.
+	// checked over body, the bytes as received, not over m, and before
+	// anything is stored or any workflow moves (draft §9.3.4).
+	sv := localVerification(p)
 	if origin == OriginRemote {
-		if err := s.verifyInbound(ctx, body); err != nil {
+		if sv, err = s.verifyInbound(ctx, body); err != nil {
 			return nil, err
 		}
 	}
@@ -381,24 +386,40 @@ func (s *Service) Accept(ctx context.Context, p Principal, body []byte) (*Accept
 			return nil, s.unavailable("verify attachments", err)
 		}
 	}
-	return s.accept(ctx, m, origin)
+	in := submission{m: m, origin: origin, verification: sv}
+	if origin == OriginRemote {
+		in.received = body
+	}
+	return s.accept(ctx, in)
+}
+
+// localVerification records how a local submission's sender was
+// established: by its agent key, the admin key or an OAuth token.
+func localVerification(p Principal) SenderVerification {
+	switch {
+	case p.Kind == AdminCaller:
+		return SenderVerification{Result: Authenticated, Method: MethodAdminKey}
+	case p.ViaToken:
+		return SenderVerification{Result: Authenticated, Method: MethodOAuth}
+	}
+	return SenderVerification{Result: Authenticated, Method: MethodAgentAPIKey}
 }
 
 // verifyInbound applies the InboundVerifier port, passing its AMTP errors
 // through and treating anything else as a failure worth retrying.
-func (s *Service) verifyInbound(ctx context.Context, body []byte) error {
+func (s *Service) verifyInbound(ctx context.Context, body []byte) (SenderVerification, error) {
 	if s.cfg.Inbound == nil {
-		return nil
+		return SenderVerification{Result: Unsigned, Method: MethodNone}, nil
 	}
-	err := s.cfg.Inbound.VerifyInbound(ctx, body)
+	sv, err := s.cfg.Inbound.VerifyInbound(ctx, body)
 	if err == nil {
-		return nil
+		return sv, nil
 	}
 	var ae *amtp.Error
 	if errors.As(err, &ae) {
-		return ae
+		return sv, ae
 	}
-	return s.unavailable("verify signature", err)
+	return sv, s.unavailable("verify signature", err)
 }
 
 // SubmitSystem accepts a message this gateway itself writes (a delivery
@@ -410,7 +431,18 @@ func (s *Service) SubmitSystem(ctx context.Context, m *amtp.Message) (*AcceptRes
 	if err != nil {
 		return nil, fmt.Errorf("system message invalid: %w", err)
 	}
-	return s.accept(ctx, parsed, OriginSystem)
+	return s.accept(ctx, submission{m: parsed, origin: OriginSystem, verification: SenderVerification{Result: TrustedInternal, Method: MethodInternal}})
+}
+
+// submission is a parsed message on its way into the store.
+type submission struct {
+	m            *amtp.Message
+	origin       Origin
+	verification SenderVerification
+	// received is the body as another gateway sent it: stored and handed
+	// on as it came (PROTOCOL.md "Message fields") unless the gateway had
+	// to fill in a field it lacked.
+	received []byte
 }
 
 func (s *Service) authorizeSubmission(p Principal, m *amtp.Message) (Origin, error) {
@@ -418,7 +450,7 @@ func (s *Service) authorizeSubmission(p Principal, m *amtp.Message) (Origin, err
 	switch p.Kind {
 	case AgentCaller:
 		if amtp.KeyOf(m.Sender) != strings.ToLower(p.Agent.Address) {
-			return "", amtp.Errorf(amtp.CodeForbidden, "agent %s may only send as itself, not as %s", p.Agent.Address, sender).WithDetail("field", "sender")
+			return "", amtp.Errorf(amtp.CodeSenderCredentialMismatch, "the key presented belongs to %s, which may only send as itself, not as %s", p.Agent.Address, sender).WithDetail("field", "sender")
 		}
 		return OriginLocal, nil
 	case AdminCaller:
@@ -431,7 +463,7 @@ func (s *Service) authorizeSubmission(p Principal, m *amtp.Message) (Origin, err
 	// own domain. Anything else is either an unauthenticated local sender or
 	// an attempt to use us as an open relay.
 	if s.isLocal(sender) {
-		return "", amtp.Errorf(amtp.CodeAuthenticationRequired, "sending as %s needs that agent's API key", sender)
+		return "", amtp.Errorf(amtp.CodeLocalSenderAuthRequired, "sending as %s needs that agent's API key", sender).WithDetail("field", "sender")
 	}
 	if err := s.checkPeer(p, sender); err != nil {
 		return "", err
@@ -455,7 +487,8 @@ func (s *Service) contentDigest(m *amtp.Message, scratch []byte) (string, error)
 	return hexDigest(h), nil
 }
 
-func (s *Service) accept(ctx context.Context, m *amtp.Message, origin Origin) (*AcceptResult, error) {
+func (s *Service) accept(ctx context.Context, in submission) (*AcceptResult, error) {
+	m, origin := in.m, in.origin
 	// One buffer, sized for the stored JSON, first holds the digest's
 	// input and then that JSON: the input is dead once it is hashed.
 	buf := make([]byte, 0, 512+len(m.Payload))
@@ -466,7 +499,16 @@ func (s *Service) accept(ctx context.Context, m *amtp.Message, origin Origin) (*
 		return nil, err
 	}
 	now := s.cfg.Now().UTC().Truncate(time.Millisecond) // AMTP times are UTC milliseconds
+	complete := m.MessageID != "" && m.IdempotencyKey != "" && !m.Timestamp.IsZero()
 	m.Complete(now)
+	// The id the message is stored under, and the scope of its key:
+	// (sender, key) for our own senders, (sender, key, recipient) for mail
+	// from other gateways, which arrives one recipient per delivery.
+	id := StorageID(m.MessageID, origin, m.Recipients)
+	idemKey := m.IdempotencyKey
+	if origin == OriginRemote {
+		idemKey += " " + strings.ToLower(strings.Join(m.Recipients, ","))
+	}
 	// From here on every log line of this submission (and of its Immediate
 	// Path attempt) carries the message id, next to the request id.
 	ctx = logctx.WithMessageID(ctx, m.MessageID)
@@ -499,7 +541,9 @@ func (s *Service) accept(ctx context.Context, m *amtp.Message, origin Origin) (*
 			return nil, err
 		}
 	}
-	if origin != OriginSystem {
+	// A reply whose signature failed moves no workflow, whatever the
+	// policy lets through: a forged answer must not decide a step.
+	if origin != OriginSystem && in.verification.Result != InvalidSignature {
 		if err := s.workflowReply(ctx, m, now); err != nil {
 			return nil, err
 		}
@@ -512,8 +556,6 @@ func (s *Service) accept(ctx context.Context, m *amtp.Message, origin Origin) (*
 		unknown    []string
 		refused    []string
 		refusal    string
-		remoteByDm = map[string][]string{}
-		domains    []string
 		pushOnly   *Agent
 		localCount int
 	)
@@ -553,16 +595,16 @@ func (s *Service) accept(ctx context.Context, m *amtp.Message, origin Origin) (*
 				st.Status, st.Attempts, st.DeliveredAt, st.Via = StateDelivered, 1, &n, "inbox"
 				inbox = append(inbox, key)
 			default:
-				tasks = append(tasks, Task{ID: TaskID(m.MessageID, key), MessageID: m.MessageID, Kind: TaskLocal, Recipients: []string{rs}, CreatedAt: now})
+				tasks = append(tasks, Task{ID: TaskID(id, key), MessageID: id, Kind: TaskLocal, Recipients: []string{rs}, CreatedAt: now})
 				if ag.DeliveryMode == ModePush {
 					pushOnly = ag
 				}
 			}
 		} else {
-			if _, ok := remoteByDm[r.Domain]; !ok {
-				domains = append(domains, r.Domain)
-			}
-			remoteByDm[r.Domain] = append(remoteByDm[r.Domain], rs)
+			// One delivery per remote recipient, each signed on its own
+			// (draft §9.3.3): status, retries and reports are per
+			// recipient anyway.
+			tasks = append(tasks, Task{ID: TaskID(id, key), MessageID: id, Kind: TaskRemote, Recipients: []string{rs}, Domain: r.Domain, CreatedAt: now})
 		}
 		statuses = append(statuses, st)
 	}
@@ -577,9 +619,6 @@ func (s *Service) accept(ctx context.Context, m *amtp.Message, origin Origin) (*
 		}
 		e := amtp.Errorf(amtp.CodeAgentUnknown, "no agent %s is registered at this gateway", strings.Join(unknown, ", ")).WithDetail("recipients", unknown)
 		return nil, e
-	}
-	for _, d := range domains {
-		tasks = append(tasks, Task{ID: TaskID(m.MessageID, "@"+d), MessageID: m.MessageID, Kind: TaskRemote, Recipients: remoteByDm[d], Domain: d, CreatedAt: now})
 	}
 	if wf != nil {
 		tasks, pushOnly = []Task{start}, nil
@@ -597,13 +636,17 @@ func (s *Service) accept(ctx context.Context, m *amtp.Message, origin Origin) (*
 		tasks[0].NotBefore = now.Add(s.cfg.ImmediateWindow + time.Second)
 	}
 
-	raw := m.AppendJSON(buf[:0])
+	raw := in.received
+	if raw == nil || !complete {
+		raw = m.AppendJSON(buf[:0])
+	}
+	sv := in.verification
 	acc := &Acceptance{
 		Message: StoredMessage{
-			ID: m.MessageID, Raw: raw, Sender: m.Sender, Recipients: m.Recipients,
-			Subject: m.Subject, Origin: origin, AcceptedAt: now,
+			ID: id, Raw: raw, Sender: m.Sender, Recipients: m.Recipients,
+			Subject: m.Subject, Origin: origin, AcceptedAt: now, Verification: &sv,
 		},
-		Idempotency: IdempotencyRecord{Sender: amtp.KeyOf(m.Sender), Key: m.IdempotencyKey, MessageID: m.MessageID, Digest: digest, CreatedAt: now},
+		Idempotency: IdempotencyRecord{Sender: amtp.KeyOf(m.Sender), Key: idemKey, MessageID: id, Digest: digest, CreatedAt: now},
 		Statuses:    statuses,
 		Tasks:       tasks,
 		Inbox:       inbox,
@@ -662,18 +705,26 @@ func (s *Service) replay(ctx context.Context, prev *IdempotencyRecord, digest st
 		return nil, s.unavailable("accept", errors.New("duplicate without a record"))
 	}
 	if prev.Digest != digest {
-		return nil, amtp.Errorf(amtp.CodeIdempotencyConflict, "idempotency key %q was already used by %s for different content", prev.Key, prev.MessageID).WithDetail("message_id", prev.MessageID)
+		return nil, amtp.Errorf(amtp.CodeIdempotencyConflict, "idempotency key %q was already used by %s for different content", keyOf(prev.Key), MessageIDOf(prev.MessageID)).WithDetail("message_id", MessageIDOf(prev.MessageID))
 	}
 	st, err := s.messages.GetStatuses(ctx, prev.MessageID)
 	if err != nil {
 		return nil, s.unavailable("accept", err)
 	}
-	res := &AcceptResult{HTTPStatus: http.StatusAccepted, MessageID: prev.MessageID, Status: DeriveState(st), Recipients: st, Duplicate: true}
+	res := &AcceptResult{HTTPStatus: http.StatusAccepted, MessageID: MessageIDOf(prev.MessageID), Status: DeriveState(st), Recipients: st, Duplicate: true}
 	if len(st) == 1 && len(st[0].Response) > 0 {
 		res.HTTPStatus = http.StatusOK
 		res.Reply = st[0].Response
 	}
 	return res, nil
+}
+
+// keyOf is the idempotency key of a record's scoped key (accept appends
+// the recipients for mail from other gateways after a space, which no key
+// contains).
+func keyOf(scoped string) string {
+	k, _, _ := strings.Cut(scoped, " ")
+	return k
 }
 
 // ---- reading messages ----
@@ -694,6 +745,9 @@ type StatusView struct {
 	// end-to-end encrypted payload cannot be read, draft §9.3.2) or
 	// "disabled" (AGENTRY_SCHEMA_VALIDATION=0). Absent without a schema.
 	SchemaValidation string `json:"schema_validation,omitempty"`
+	// SenderVerification records how the sender was established (draft
+	// §5.2.2); absent for messages accepted before it was recorded.
+	SenderVerification *SenderVerification `json:"sender_verification,omitempty"`
 }
 
 // canRead reports whether p may see the message: the admin, its sender, or
@@ -721,10 +775,16 @@ func (s *Service) readable(ctx context.Context, p Principal, id string) (*Stored
 	if p.Kind == Anonymous {
 		return nil, amtp.Errorf(amtp.CodeAuthenticationRequired, "reading messages needs an agent key or the admin key")
 	}
+	id = amtp.NormalizeMessageID(id) // ids compare case-insensitively
 	if !amtp.ValidMessageID(id) {
 		return nil, amtp.Errorf(amtp.CodeNotFound, "no message %q", id)
 	}
 	sm, err := s.messages.GetMessage(ctx, id)
+	if errors.Is(err, ErrNotFound) && p.Kind == AgentCaller {
+		// Mail from another gateway is stored per recipient: an agent
+		// asking by message_id means its own copy.
+		sm, err = s.messages.GetMessage(ctx, StorageID(id, OriginRemote, []string{p.Agent.Address}))
+	}
 	if errors.Is(err, ErrNotFound) || (err == nil && !s.canRead(p, sm)) {
 		return nil, amtp.Errorf(amtp.CodeNotFound, "no message %s", id)
 	}
@@ -749,7 +809,7 @@ func (s *Service) Status(ctx context.Context, p Principal, id string) (*StatusVi
 	if err != nil {
 		return nil, err
 	}
-	st, err := s.messages.GetStatuses(ctx, id)
+	st, err := s.messages.GetStatuses(ctx, sm.ID)
 	if err != nil {
 		return nil, s.unavailable("read status", err)
 	}
@@ -779,7 +839,8 @@ func (s *Service) schemaOutcome(sm *StoredMessage) string {
 
 // BuildStatusView summarises recipients into the message-level view.
 func BuildStatusView(sm *StoredMessage, st []RecipientStatus) *StatusView {
-	v := &StatusView{MessageID: sm.ID, Status: DeriveState(st), CreatedAt: sm.AcceptedAt, UpdatedAt: sm.AcceptedAt, Recipients: st}
+	v := &StatusView{MessageID: MessageIDOf(sm.ID), Status: DeriveState(st), CreatedAt: sm.AcceptedAt, UpdatedAt: sm.AcceptedAt, Recipients: st,
+		SenderVerification: sm.Verification}
 	var lastDelivered time.Time
 	allDelivered := len(st) > 0
 	for _, r := range st {
@@ -822,6 +883,9 @@ func (s *Service) ListMessages(ctx context.Context, p Principal, q MessageQuery)
 	out, next, err := s.messages.ListMessages(ctx, q)
 	if err != nil {
 		return nil, "", s.listError("list messages", err)
+	}
+	for i := range out {
+		out[i].MessageID = MessageIDOf(out[i].MessageID)
 	}
 	return out, next, nil
 }
@@ -878,7 +942,12 @@ func (s *Service) Ack(ctx context.Context, p Principal, recipient, messageID str
 	if err != nil {
 		return err
 	}
-	err = s.inbox.AckInbox(ctx, a.Key(), messageID)
+	id := amtp.NormalizeMessageID(messageID)
+	err = s.inbox.AckInbox(ctx, a.Key(), id)
+	if errors.Is(err, ErrNotFound) {
+		// Mail from another gateway is stored per recipient.
+		err = s.inbox.AckInbox(ctx, a.Key(), StorageID(id, OriginRemote, []string{a.Key()}))
+	}
 	if errors.Is(err, ErrNotFound) {
 		return amtp.Errorf(amtp.CodeNotFound, "message %s is not in the inbox of %s", messageID, a)
 	}

@@ -6,6 +6,7 @@ package gateway
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/agentry/agentry/internal/workflow"
@@ -30,6 +31,10 @@ type Agent struct {
 	SupportedSchemas []string     `json:"supported_schemas,omitempty"`
 	APIKeyHash       string       `json:"api_key_hash"` // hex SHA-256 of the API key
 	CreatedAt        time.Time    `json:"created_at"`
+	// Headers are custom HTTP headers sent with every webhook call to a
+	// push agent (an Authorization for its endpoint, say). Like the
+	// secret, they are never shown after registration.
+	Headers map[string]string `json:"headers,omitempty"`
 }
 
 // State is the delivery state of one recipient.
@@ -112,13 +117,68 @@ const (
 
 // StoredMessage is an accepted message as kept by the store.
 type StoredMessage struct {
-	ID         string    // message_id
-	Raw        []byte    // the message's JSON (amtp.Message.AppendJSON)
+	ID         string    // StorageID(message_id, ...): the message_id, or for fan-out from another gateway message_id/recipient
+	Raw        []byte    // the message's JSON (amtp.Message.AppendJSON, or the bytes received from another gateway)
 	Sender     string    // canonical sender, for authorisation and listing
 	Recipients []string  // canonical recipients
 	Subject    string    // for listings
 	Origin     Origin    //
 	AcceptedAt time.Time //
+	// Verification is how the sender was established (draft §5.2.2);
+	// nil for messages stored before it was recorded.
+	Verification *SenderVerification
+}
+
+// SenderVerification is the sender_verification member of a message's
+// status (draft §5.2.2, §9.3.4).
+type SenderVerification struct {
+	Result    VerificationResult `json:"result"`
+	Method    string             `json:"method"`
+	Domain    string             `json:"domain,omitempty"`
+	KeyID     string             `json:"keyid,omitempty"`
+	Algorithm string             `json:"algorithm,omitempty"`
+}
+
+// VerificationResult is the draft's vocabulary of sender verification.
+type VerificationResult string
+
+// The results of draft §9.3.4.
+const (
+	VerifiedSignature VerificationResult = "verified"         // a domain signature verified
+	Authenticated     VerificationResult = "authenticated"    // a local sender's agent key (or the admin's)
+	TrustedInternal   VerificationResult = "trusted_internal" // written by this gateway (reports, workflow results)
+	Unsigned          VerificationResult = "unsigned"         // from another domain, no signature
+	InvalidSignature  VerificationResult = "invalid"          // a signature that did not verify
+	KeyUnavailable    VerificationResult = "key_unavailable"  // the signing key could not be retrieved
+)
+
+// Verification methods as recorded in SenderVerification.Method.
+const (
+	MethodDomainSignature = "domain_signature"
+	MethodAgentAPIKey     = "agent_api_key"
+	MethodAdminKey        = "admin_api_key"
+	MethodOAuth           = "oauth2"
+	MethodInternal        = "internal"
+	MethodNone            = "none"
+)
+
+// StorageID is the id a message is stored under. Mail from another
+// gateway arrives fanned out, one recipient per delivery, each a
+// representation of the same message_id (draft §9.3.3); each is kept under
+// "<message_id>/<recipient>" so that the second does not collide with the
+// first. Everything else is kept under its message_id. A message_id (a
+// UUID or ULID) never contains "/".
+func StorageID(messageID string, origin Origin, recipients []string) string {
+	if origin == OriginRemote && len(recipients) == 1 {
+		return messageID + "/" + strings.ToLower(recipients[0])
+	}
+	return messageID
+}
+
+// MessageIDOf is the message_id of a storage id.
+func MessageIDOf(storageID string) string {
+	id, _, _ := strings.Cut(storageID, "/")
+	return id
 }
 
 // TaskKind is the kind of destination a delivery task goes to.

@@ -528,6 +528,7 @@ func (s *Service) WorkflowView(ctx context.Context, p Principal, id string) (*wo
 		return nil, amtp.Errorf(amtp.CodeAuthenticationRequired, "reading a workflow needs the initiator's key or the admin key")
 	}
 	notFound := amtp.Errorf(amtp.CodeNotFound, "no workflow %q", id)
+	id = amtp.NormalizeMessageID(id) // ids compare case-insensitively
 	if s.workflows == nil || !amtp.ValidMessageID(id) {
 		return nil, notFound
 	}

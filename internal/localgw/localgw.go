@@ -50,11 +50,12 @@ type Gateway struct {
 	// AdminKeyGenerated is true when this start generated the admin key
 	// (it is then printed once by the caller).
 	AdminKeyGenerated bool
-	// Signer signs what this gateway forwards; SigningKeyGenerated is true
-	// when this start created <data dir>/signing.pem (its record must then
-	// be published before other gateways accept our mail).
-	Signer              *signature.Signer
-	SigningKeyGenerated bool
+	// Signer signs what this gateway forwards; SigningKeyNotice is set
+	// when this start created <data dir>/signing.pem or replaced a key the
+	// profile does not allow (its record must then be published before
+	// other gateways can verify our mail).
+	Signer           *signature.Signer
+	SigningKeyNotice string
 
 	log      *slog.Logger
 	listener net.Listener
@@ -75,16 +76,19 @@ func New(cfg config.Config, o Options) (*Gateway, error) {
 	// nothing would read them.
 	log := observe.Correlate(o.Logger)
 	g := &Gateway{Config: cfg, log: log, listener: o.Listener}
+	for _, d := range cfg.Deprecations {
+		log.Warn(d)
+	}
 	if err := g.loadAdminKey(); err != nil {
 		return nil, err
 	}
 	// From here on the configuration includes the loaded admin key.
 	cfg = g.Config
-	signer, generated, err := signing.LoadLocal(cfg)
+	signer, notice, err := signing.LoadLocal(cfg)
 	if err != nil {
 		return nil, err
 	}
-	g.Signer, g.SigningKeyGenerated = signer, generated
+	g.Signer, g.SigningKeyNotice = signer, notice
 	db, err := embedded.Open(embedded.Options{Dir: cfg.DataDir})
 	if err != nil {
 		return nil, fmt.Errorf("open data dir %s: %w", cfg.DataDir, err)

@@ -18,6 +18,9 @@ const (
 	memberSignature = "signature"
 	memberSender    = "sender"
 	memberTimestamp = "timestamp"
+	memberVersion   = "version"
+	memberMessageID = "message_id"
+	memberIdemKey   = "idempotency_key"
 )
 
 // CanonicalInput returns the bytes a signature covers: the RFC 8785 form of
@@ -25,10 +28,9 @@ const (
 // that amtp.Canonicalize accepts (I-JSON: no duplicate member names, valid
 // UTF-8, numbers within float64 range). Inputs that differ only in
 // whitespace, member order, string escapes or number spelling yield the
-// same bytes; any other difference changes them. Number spelling includes
-// digits beyond float64 precision, which JCS rounds away: integers above
-// 2^53 are not protected digit for digit, and a payload that needs them
-// exact should carry them as strings.
+// same bytes; any other difference changes them. A number that a double
+// cannot hold exactly is refused (I-JSON), so no two different numbers can
+// share one canonical spelling.
 func CanonicalInput(raw []byte) ([]byte, error) {
 	d, err := parseDocument(raw, 0)
 	if err != nil {
@@ -48,6 +50,10 @@ type document struct {
 	// nil when absent. They are taken from the signed bytes so that the
 	// domain and age checks are about what the signature covers.
 	sender, timestamp []byte
+	// missing names the members a signed delivery must carry (§4.2.2:
+	// version, message_id, idempotency_key, timestamp) that are absent or
+	// not non-empty strings.
+	missing []string
 }
 
 // parseDocument canonicalises raw once and splits the signature member off.
@@ -77,6 +83,14 @@ func parseDocument(raw []byte, maxBytes int64) (*document, error) {
 		sender:    lay.value(canon, lay.sender),
 		timestamp: lay.value(canon, lay.timestamp),
 	}
+	for _, m := range []struct {
+		name string
+		sp   span
+	}{{memberVersion, lay.version}, {memberMessageID, lay.messageID}, {memberIdemKey, lay.idemKey}, {memberTimestamp, lay.timestamp}} {
+		if v := lay.value(canon, m.sp); len(v) < 3 || v[0] != '"' {
+			d.missing = append(d.missing, m.name)
+		}
+	}
 	if lay.signature.found {
 		// Copied before the cut below shifts the bytes it points into.
 		d.signature = bytes.Clone(lay.value(canon, lay.signature))
@@ -99,6 +113,7 @@ type span struct {
 // layout is the shape of a top-level object as far as this package cares.
 type layout struct {
 	signature, sender, timestamp span
+	version, messageID, idemKey  span
 	// cut is the range to delete to remove the signature member together
 	// with the comma that separates it from a neighbour, so the rest stays
 	// valid JSON.
@@ -172,6 +187,12 @@ func scanObject(doc []byte) (layout, error) {
 			l.sender = s
 		case name == memberTimestamp:
 			l.timestamp = s
+		case name == memberVersion:
+			l.version = s
+		case name == memberMessageID:
+			l.messageID = s
+		case name == memberIdemKey:
+			l.idemKey = s
 		}
 		l.lastValEnd = valEnd
 		i = skipSpace(doc, valEnd)

@@ -2,6 +2,7 @@ package signature_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -25,7 +26,7 @@ func TestPublicKeyTXTParsesWithDiscovery(t *testing.T) {
 			require.NoError(t, err)
 			kr, err := discovery.ParseKeyTXT(txt)
 			require.NoError(t, err)
-			assert.Equal(t, alg.KeyType(), kr.Algorithm)
+			assert.Equal(t, string(alg), kr.Algorithm)
 			got, err := signature.ParsePublicKey(kr.Algorithm, kr.PublicKey)
 			require.NoError(t, err)
 			assert.Equal(t, pub, got)
@@ -37,8 +38,12 @@ func TestPublicKeyTXTParsesWithDiscovery(t *testing.T) {
 func discoveryKeys(r *discovery.Resolver) signature.KeyResolver {
 	return signature.RecordLookup(func(ctx context.Context, domain, selector string) (string, []byte, error) {
 		kr, err := r.LookupKey(ctx, domain, selector)
-		if err != nil && !discovery.IsTransient(err) {
-			err = fmt.Errorf("%w: %w", signature.ErrUnknownKey, err)
+		switch {
+		case err == nil, discovery.IsTransient(err):
+		case errors.Is(err, discovery.ErrKeyNotFound):
+			err = fmt.Errorf("%w: %w", signature.ErrKeyNotFound, err)
+		default:
+			err = fmt.Errorf("%w: %w", signature.ErrKeyRecord, err)
 		}
 		return kr.Algorithm, kr.PublicKey, err
 	})
@@ -53,40 +58,46 @@ func TestVerifyWithDNSKeys(t *testing.T) {
 		require.NoError(t, err)
 		srv.SetTXT(selectorFor(alg)+"._amtpkey."+testDomain, 300, txt)
 	}
-	srv.SetTXT("revoked._amtpkey."+testDomain, 300, "v=amtp1;k=ed25519;p=")
-	srv.SetTXT("mismatch._amtpkey."+testDomain, 300, "v=amtp1;k=rsa;p="+spkiBase64(t, signature.EdDSA))
+	srv.SetTXT("revoked._amtpkey."+testDomain, 300, "v=amtpkey1;alg=ES256;p=")
+	srv.SetTXT("mismatch._amtpkey."+testDomain, 300, "v=amtpkey1;alg=RS256;p="+spkiBase64(t, signature.ES256))
+	srv.SetTXT("twice._amtpkey."+testDomain, 300, "v=amtpkey1;alg=ES256;p="+spkiBase64(t, signature.ES256))
+	srv.SetTXT("twice._amtpkey."+testDomain, 300, "v=amtpkey1;alg=ES256;p="+spkiBase64(t, signature.ES256)+";x=1")
 	res, err := discovery.New(discovery.Config{Server: srv.Addr(), Timeout: 500 * time.Millisecond})
 	require.NoError(t, err)
-	v := &signature.Verifier{Keys: discoveryKeys(res)}
+	v := &signature.Verifier{Keys: discoveryKeys(res), Now: func() time.Time { return vectorTime }}
 
 	for _, alg := range algorithms {
 		t.Run(string(alg), func(t *testing.T) {
 			got, err := v.Verify(context.Background(), readVector(t, selectorFor(alg)+".signed.json"))
 			require.NoError(t, err)
 			assert.Equal(t, alg, got.Algorithm)
+			assert.Equal(t, selectorFor(alg), got.Selector)
+			assert.Equal(t, testDomain, got.Domain)
 		})
 	}
 
-	edSigned := sign(t, signature.EdDSA, baseMessage)
-	for sel, want := range map[string]error{
-		"absent":   signature.ErrUnknownKey,
-		"revoked":  signature.ErrUnknownKey,
-		"mismatch": signature.ErrUnknownKey,
+	esSigned := sign(t, signature.ES256, baseMessage)
+	for sel, want := range map[string]signature.Kind{
+		"absent":   signature.KindKeyUnavailable,
+		"revoked":  signature.KindKeyUnavailable,
+		"mismatch": signature.KindInvalid,
+		"twice":    signature.KindInvalid,
 	} {
-		raw := []byte(withSignature(sigJSON("EdDSA", testDomain+":"+sel, signatureValueOf(t, edSigned))))
+		raw := []byte(withSignature(sigJSON("ES256", sel, signatureValueOf(t, esSigned))))
 		_, err := v.Verify(context.Background(), raw)
-		assert.ErrorIs(t, err, want, sel)
-		assert.False(t, signature.Temporary(err), sel)
+		require.Error(t, err, sel)
+		assert.Equal(t, want, signature.KindOf(err), "%s: %v", sel, err)
 	}
 
-	srv.SetRcode(selectorFor(signature.EdDSA)+"._amtpkey.example.org", dns.RcodeServerFailure)
-	other, err := signature.NewSigner("example.org", selectorFor(signature.EdDSA), vectorKey(t, signature.EdDSA))
+	srv.SetRcode(selectorFor(signature.ES256)+"._amtpkey.example.org", dns.RcodeServerFailure)
+	other, err := signature.NewSigner("example.org", selectorFor(signature.ES256), vectorKey(t, signature.ES256))
 	require.NoError(t, err)
-	signedOrg, err := other.Sign([]byte(`{"sender":"a@example.org"}`))
+	signedOrg, err := other.Sign([]byte(strings.Replace(baseMessage, "@example.com", "@example.org", 1)))
 	require.NoError(t, err)
 	_, err = v.Verify(context.Background(), signedOrg)
 	assert.ErrorIs(t, err, signature.ErrKeyUnavailable)
 	assert.True(t, signature.Temporary(err))
+	assert.Equal(t, signature.KindKeyUnavailable, signature.KindOf(err))
 }
 
 func spkiBase64(t testing.TB, alg signature.Algorithm) string {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -18,7 +19,7 @@ import (
 // testDomain and the selectors are the ones the vectors are signed under.
 const testDomain = "example.com"
 
-var algorithms = []signature.Algorithm{signature.RS256, signature.ES256, signature.EdDSA}
+var algorithms = []signature.Algorithm{signature.RS256, signature.ES256}
 
 func selectorFor(alg signature.Algorithm) string { return strings.ToLower(string(alg)) }
 
@@ -53,22 +54,27 @@ func vectorSigner(t testing.TB, alg signature.Algorithm) *signature.Signer {
 	return s
 }
 
-// keyMap is a KeyResolver over fixed keys, indexed by keyid.
+// keyMap is a KeyResolver over fixed keys, indexed by "<domain>:<selector>".
 type keyMap map[string]crypto.PublicKey
 
+func keyName(domain, selector string) string { return domain + ":" + selector }
+
 func (m keyMap) PublicKey(_ context.Context, domain, selector string) (crypto.PublicKey, error) {
-	if k, ok := m[signature.FormatKeyID(domain, selector)]; ok {
+	if k, ok := m[keyName(domain, selector)]; ok {
 		return k, nil
 	}
-	return nil, fmt.Errorf("%w: no key %s:%s", signature.ErrUnknownKey, domain, selector)
+	return nil, fmt.Errorf("%w: no key %s:%s", signature.ErrKeyNotFound, domain, selector)
 }
+
+// vectorTime is inside the freshness window of the vectors' timestamp.
+var vectorTime = time.Date(2025, 8, 14, 11, 0, 0, 0, time.UTC)
 
 // vectorVerifier knows the public halves of all vector keys.
 func vectorVerifier(t testing.TB) *signature.Verifier {
 	t.Helper()
 	keys := keyMap{}
 	for _, alg := range algorithms {
-		keys[signature.FormatKeyID(testDomain, selectorFor(alg))] = vectorKey(t, alg).Public()
+		keys[keyName(testDomain, selectorFor(alg))] = vectorKey(t, alg).Public()
 	}
-	return &signature.Verifier{Keys: keys}
+	return &signature.Verifier{Keys: keys, Now: func() time.Time { return vectorTime }}
 }

@@ -3,7 +3,6 @@ package signature
 import (
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
@@ -12,66 +11,46 @@ import (
 	"encoding/pem"
 	"fmt"
 	"strings"
-
-	"github.com/agentry/agentry/internal/amtp"
 )
 
 // Algorithm is a signature algorithm by its JOSE name, as written in
-// signature.algorithm.
+// signature.algorithm and in the alg= parameter of a key record.
 type Algorithm string
 
-// The algorithms of PROTOCOL.md.
+// The algorithms of the draft's Domain Signatures profile (§9.3.3). There
+// is deliberately no EdDSA: the profile has none, so a peer could not
+// verify it.
 const (
 	RS256 Algorithm = "RS256"
 	ES256 Algorithm = "ES256"
-	EdDSA Algorithm = "EdDSA"
 )
 
-// Key types as written in the k= tag of a key record.
-const (
-	KeyTypeRSA     = "rsa"
-	KeyTypeEC      = "ec"
-	KeyTypeEd25519 = "ed25519"
-)
-
-// RSA modulus bounds. Below 2048 bits RSA is no longer considered safe;
-// above 8192 a published key costs verifiers real time for no gain, and a
-// bound keeps hostile key records from doing that on purpose.
+// RSA modulus bounds. The profile's floor is 2048 bits; above 8192 a
+// published key costs verifiers real time for no gain, and a bound keeps
+// hostile key records from doing that on purpose.
 const (
 	MinRSABits = 2048
 	MaxRSABits = 8192
 )
 
-// generatedRSABits is the size GenerateKey uses: the DKIM norm, and a 256-byte
-// signature. EdDSA is the better choice for new deployments.
+// generatedRSABits is the size GenerateKey uses for RS256: the profile's
+// minimum and a 256-byte signature. ES256 is the default and the better
+// choice for new deployments.
 const generatedRSABits = 2048
 
-// ParseAlgorithm accepts exactly the three JOSE names. Matching is
+// ParseAlgorithm accepts exactly ES256 and RS256. Matching is
 // case-sensitive, as in JOSE.
 func ParseAlgorithm(s string) (Algorithm, error) {
 	switch a := Algorithm(s); a {
-	case RS256, ES256, EdDSA:
+	case RS256, ES256:
 		return a, nil
 	}
 	return "", fmt.Errorf("%w: %q", ErrUnsupportedAlgorithm, clip(s))
 }
 
-// KeyType is the k= tag of keys that sign with a.
-func (a Algorithm) KeyType() string {
-	switch a {
-	case RS256:
-		return KeyTypeRSA
-	case ES256:
-		return KeyTypeEC
-	case EdDSA:
-		return KeyTypeEd25519
-	}
-	return ""
-}
-
-// minSignatureLen and maxSignatureLen bound the decoded value for a. An
-// RS256 signature is exactly as long as the modulus, which only the key
-// tells; the others are always 64 bytes.
+// signatureLen bounds the decoded value for a. An RS256 signature is
+// exactly as long as the modulus, which only the key tells; an ES256 one is
+// always the 64-byte r||s.
 func (a Algorithm) minSignatureLen() int {
 	if a == RS256 {
 		return MinRSABits / 8
@@ -87,38 +66,33 @@ func (a Algorithm) maxSignatureLen() int {
 }
 
 // AlgorithmFor returns the algorithm that pub verifies and checks that pub
-// is acceptable: RSA of MinRSABits..MaxRSABits, ECDSA on P-256, Ed25519.
+// is acceptable: RSA of MinRSABits..MaxRSABits, or ECDSA on P-256.
 func AlgorithmFor(pub crypto.PublicKey) (Algorithm, error) {
 	switch k := pub.(type) {
 	case *rsa.PublicKey:
 		if k == nil || k.N == nil {
-			return "", fmt.Errorf("%w: empty RSA key", ErrUnknownKey)
+			return "", fmt.Errorf("%w: empty RSA key", ErrKeyRecord)
 		}
 		if bits := k.N.BitLen(); bits < MinRSABits || bits > MaxRSABits {
-			return "", fmt.Errorf("%w: RSA key of %d bits, want %d to %d", ErrUnknownKey, bits, MinRSABits, MaxRSABits)
+			return "", fmt.Errorf("%w: RSA key of %d bits, want %d to %d", ErrKeyRecord, bits, MinRSABits, MaxRSABits)
 		}
 		return RS256, nil
 	case *ecdsa.PublicKey:
 		if k == nil || k.Curve != elliptic.P256() {
-			return "", fmt.Errorf("%w: ECDSA key is not on P-256", ErrUnknownKey)
+			return "", fmt.Errorf("%w: ECDSA key is not on P-256", ErrKeyRecord)
 		}
 		// ecdsa.Verify dereferences the point; a resolver that builds keys
 		// itself could hand over a zero one.
 		if k.X == nil || k.Y == nil {
-			return "", fmt.Errorf("%w: ECDSA key has no point", ErrUnknownKey)
+			return "", fmt.Errorf("%w: ECDSA key has no point", ErrKeyRecord)
 		}
 		return ES256, nil
-	case ed25519.PublicKey:
-		// ed25519.Verify panics on a key of the wrong length.
-		if len(k) != ed25519.PublicKeySize {
-			return "", fmt.Errorf("%w: Ed25519 key of %d bytes", ErrUnknownKey, len(k))
-		}
-		return EdDSA, nil
 	}
-	return "", fmt.Errorf("%w: unsupported key type %T", ErrUnknownKey, pub)
+	return "", fmt.Errorf("%w: unsupported key type %T (the profile has ES256 and RS256 only)", ErrKeyRecord, pub)
 }
 
-// GenerateKey makes a new private key for alg: RSA 2048, P-256 or Ed25519.
+// GenerateKey makes a new private key for alg: P-256 for ES256, RSA 2048
+// for RS256.
 func GenerateKey(alg Algorithm) (crypto.Signer, error) {
 	var (
 		k   crypto.Signer
@@ -129,8 +103,6 @@ func GenerateKey(alg Algorithm) (crypto.Signer, error) {
 		k, err = rsa.GenerateKey(rand.Reader, generatedRSABits)
 	case ES256:
 		k, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	case EdDSA:
-		_, k, err = ed25519.GenerateKey(rand.Reader)
 	default:
 		return nil, fmt.Errorf("%w: %q", ErrUnsupportedAlgorithm, clip(string(alg)))
 	}
@@ -192,9 +164,13 @@ func ParsePrivateKeyPEM(data []byte) (crypto.Signer, error) {
 	return signer, nil
 }
 
+// KeyRecordVersion is the v= value of a key record.
+const KeyRecordVersion = "amtpkey1"
+
 // PublicKeyTXT renders the key record to publish at
-// <selector>._amtpkey.<domain>: "v=amtp1;k=<type>;p=<base64 SPKI>". An RSA
-// record is longer than 255 bytes, so the zone must split it into several
+// <selector>._amtpkey.<domain>: "v=amtpkey1;alg=<ES256|RS256>;p=<standard
+// base64 with padding of the DER SubjectPublicKeyInfo>". An RSA record is
+// longer than 255 bytes, so the zone must split it into several
 // character-strings; resolvers join them.
 func PublicKeyTXT(pub crypto.PublicKey) (string, error) {
 	alg, err := AlgorithmFor(pub)
@@ -205,56 +181,44 @@ func PublicKeyTXT(pub crypto.PublicKey) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("signature: key record: %w", err)
 	}
-	return "v=amtp1;k=" + alg.KeyType() + ";p=" + base64.StdEncoding.EncodeToString(spki), nil
+	return "v=" + KeyRecordVersion + ";alg=" + string(alg) + ";p=" + base64.StdEncoding.EncodeToString(spki), nil
 }
 
 // ParsePublicKey decodes the p= bytes of a key record (a DER
-// SubjectPublicKeyInfo) and checks that they hold a usable key of the type
-// the k= tag declares. Failures wrap ErrUnknownKey: the publisher has to
-// fix the record.
-func ParsePublicKey(keyType string, spki []byte) (crypto.PublicKey, error) {
+// SubjectPublicKeyInfo) and checks that they hold a usable key for the
+// algorithm the alg= parameter declares. Failures wrap ErrKeyRecord: the
+// publisher has to fix the record.
+func ParsePublicKey(alg string, spki []byte) (crypto.PublicKey, error) {
+	declared, err := ParseAlgorithm(alg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: record alg: %w", ErrKeyRecord, err)
+	}
 	pub, err := x509.ParsePKIXPublicKey(spki)
 	if err != nil {
-		return nil, fmt.Errorf("%w: parsing published key: %w", ErrUnknownKey, err)
+		return nil, fmt.Errorf("%w: parsing published key: %w", ErrKeyRecord, err)
 	}
-	alg, err := AlgorithmFor(pub)
+	got, err := AlgorithmFor(pub)
 	if err != nil {
 		return nil, fmt.Errorf("parsing published key: %w", err)
 	}
-	if got := alg.KeyType(); !strings.EqualFold(keyType, got) {
-		return nil, fmt.Errorf("%w: record says k=%s but holds a %s key", ErrUnknownKey, clip(keyType), got)
+	if got != declared {
+		return nil, fmt.Errorf("%w: record says alg=%s but holds a key for %s", ErrKeyRecord, declared, got)
 	}
 	return pub, nil
 }
 
-// FormatKeyID joins a domain and selector into a keyid.
-func FormatKeyID(domain, selector string) string { return domain + ":" + selector }
-
-// maxKeyIDLen is a domain, a colon and a one-label selector.
-const maxKeyIDLen = amtp.MaxDomainLen + 1 + maxSelectorLen
-
 const maxSelectorLen = 63
 
-// ParseKeyID splits "<domain>:<selector>" and returns both lower-cased. The
-// domain must be a valid mail domain and the selector a single DNS label
-// (letters, digits, hyphens), so nothing an attacker writes into a keyid
-// turns into an unexpected DNS name such as one with extra labels.
-func ParseKeyID(keyID string) (domain, selector string, err error) {
-	if len(keyID) > maxKeyIDLen {
-		return "", "", fmt.Errorf("%w: keyid is longer than %d bytes", ErrMalformed, maxKeyIDLen)
+// ParseSelector checks a keyid: the profile's keyid is a selector, one DNS
+// label of lower-case letters, digits and hyphens (§3.2.3), so nothing an
+// attacker writes into it turns into a DNS name of their choosing.
+// Upper-case letters are refused rather than folded: the draft's grammar
+// has none, and a signature should have one spelling.
+func ParseSelector(keyID string) (string, error) {
+	if err := checkSelector(keyID); err != nil {
+		return "", fmt.Errorf("%w: keyid %q: %w", ErrMalformed, clip(keyID), err)
 	}
-	domain, selector, ok := strings.Cut(keyID, ":")
-	if !ok || strings.Contains(selector, ":") {
-		return "", "", fmt.Errorf("%w: keyid %q is not <domain>:<selector>", ErrMalformed, clip(keyID))
-	}
-	domain, err = amtp.NormalizeDomain(domain)
-	if err != nil {
-		return "", "", fmt.Errorf("%w: keyid %q: %w", ErrMalformed, clip(keyID), err)
-	}
-	if err := checkSelector(selector); err != nil {
-		return "", "", fmt.Errorf("%w: keyid %q: %w", ErrMalformed, clip(keyID), err)
-	}
-	return domain, strings.ToLower(selector), nil
+	return keyID, nil
 }
 
 func checkSelector(sel string) error {
@@ -268,9 +232,9 @@ func checkSelector(sel string) error {
 	}
 	for i := 0; i < len(sel); i++ {
 		switch c := sel[i]; {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-':
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-':
 		default:
-			return fmt.Errorf("selector has a character other than letters, digits and hyphens")
+			return fmt.Errorf("selector has a character other than lower-case letters, digits and hyphens")
 		}
 	}
 	return nil

@@ -35,9 +35,10 @@ func TestGenerateAndPEMRoundTrip(t *testing.T) {
 			require.NoError(t, err)
 			assert.True(t, back.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(k.Public()))
 
-			s, err := signature.NewSigner("Example.COM", "Sel-1", back)
+			s, err := signature.NewSigner("Example.COM", "sel-1", back)
 			require.NoError(t, err)
-			assert.Equal(t, "example.com:sel-1", s.KeyID())
+			assert.Equal(t, "sel-1", s.KeyID(), "the keyid is the selector alone")
+			assert.Equal(t, "sel-1._amtpkey.example.com", s.KeyName())
 			assert.Equal(t, alg, s.Algorithm())
 			assert.Equal(t, "example.com", s.Domain())
 			assert.Equal(t, "sel-1", s.Selector())
@@ -50,7 +51,11 @@ func TestGenerateAndPEMRoundTrip(t *testing.T) {
 func TestParsePrivateKeyPEMRejects(t *testing.T) {
 	rsaKey := vectorKey(t, signature.RS256).(*rsa.PrivateKey)
 	ecKey := vectorKey(t, signature.ES256).(*ecdsa.PrivateKey)
-	good := readVector(t, "eddsa.key.pem")
+	good := readVector(t, "es256.key.pem")
+	_, ed, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	edDER, err := x509.MarshalPKCS8PrivateKey(ed)
+	require.NoError(t, err)
 
 	p384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	require.NoError(t, err)
@@ -76,6 +81,7 @@ func TestParsePrivateKeyPEMRejects(t *testing.T) {
 		"garbage DER":    block("PRIVATE KEY", []byte{1, 2, 3}, nil),
 		"P-384":          block("PRIVATE KEY", p384DER, nil),
 		"X25519":         block("PRIVATE KEY", x25519DER, nil),
+		"Ed25519":        block("PRIVATE KEY", edDER, nil),
 		"two keys":       append(append([]byte{}, good...), good...),
 		"trailing bytes": append(append([]byte{}, good...), "junk"...),
 	}
@@ -88,13 +94,15 @@ func TestParsePrivateKeyPEMRejects(t *testing.T) {
 }
 
 func readVectorPublicPEM(t testing.TB) []byte {
-	der, err := x509.MarshalPKIXPublicKey(vectorKey(t, signature.EdDSA).Public())
+	der, err := x509.MarshalPKIXPublicKey(vectorKey(t, signature.ES256).Public())
 	require.NoError(t, err)
 	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
 }
 
 func TestNewSignerRejects(t *testing.T) {
-	ed := vectorKey(t, signature.EdDSA)
+	ec := vectorKey(t, signature.ES256)
+	_, edKey, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
 	small, err := rsa.GenerateKey(rand.Reader, 1024)
 	require.NoError(t, err)
 	p384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
@@ -104,17 +112,19 @@ func TestNewSignerRejects(t *testing.T) {
 		domain, selector string
 		key              crypto.Signer
 	}{
-		"RSA 1024":          {"example.com", "s", small},
-		"P-384":             {"example.com", "s", p384},
-		"no key":            {"example.com", "s", nil},
-		"empty domain":      {"", "s", ed},
-		"IP domain":         {"192.0.2.1", "s", ed},
-		"U-label domain":    {"exämple.com", "s", ed},
-		"empty selector":    {"example.com", "", ed},
-		"dotted selector":   {"example.com", "a.b", ed},
-		"colon in selector": {"example.com", "a:b", ed},
-		"hyphen edge":       {"example.com", "-a", ed},
-		"long selector":     {"example.com", strings.Repeat("a", 64), ed},
+		"RSA 1024":            {"example.com", "s", small},
+		"Ed25519":             {"example.com", "s", edKey},
+		"upper-case selector": {"example.com", "K1", ec},
+		"P-384":               {"example.com", "s", p384},
+		"no key":              {"example.com", "s", nil},
+		"empty domain":        {"", "s", ec},
+		"IP domain":           {"192.0.2.1", "s", ec},
+		"U-label domain":      {"exämple.com", "s", ec},
+		"empty selector":      {"example.com", "", ec},
+		"dotted selector":     {"example.com", "a.b", ec},
+		"colon in selector":   {"example.com", "a:b", ec},
+		"hyphen edge":         {"example.com", "-a", ec},
+		"long selector":       {"example.com", strings.Repeat("a", 64), ec},
 	}
 	for name, tc := range tests {
 		_, err := signature.NewSigner(tc.domain, tc.selector, tc.key)
@@ -124,16 +134,18 @@ func TestNewSignerRejects(t *testing.T) {
 	assert.Error(t, err, "zero Signer")
 }
 
-func TestParseKeyID(t *testing.T) {
-	d, s, err := signature.ParseKeyID("Mail.Example.COM:K2025-a")
-	require.NoError(t, err)
-	assert.Equal(t, "mail.example.com", d)
-	assert.Equal(t, "k2025-a", s)
-
-	for _, bad := range []string{"", ":", "example.com", "example.com:", ":sel", "a:b:c", "example.com:s el",
-		"exa mple.com:s", "example.com:_s", "example.com:s.t", "[127.0.0.1]:s", "example.com:" + strings.Repeat("s", 64),
-		strings.Repeat("a.", 130) + "com:s"} {
-		_, _, err := signature.ParseKeyID(bad)
+func TestParseSelector(t *testing.T) {
+	for _, good := range []string{"k1", "k2025-a", "a", strings.Repeat("s", 63), "0"} {
+		got, err := signature.ParseSelector(good)
+		require.NoError(t, err, good)
+		assert.Equal(t, good, got)
+	}
+	// The old "<domain>:<selector>" keyid, several labels and upper case
+	// are refused: the keyid names one DNS label under the sender's own
+	// domain and nothing else.
+	for _, bad := range []string{"", "example.com:k1", "k1.example.com", "a.b", "K1", "s el", "_s", "-a", "a-",
+		strings.Repeat("s", 64), "k1\x00"} {
+		_, err := signature.ParseSelector(bad)
 		assert.ErrorIs(t, err, signature.ErrMalformed, bad)
 	}
 }
@@ -142,53 +154,64 @@ func TestParsePublicKey(t *testing.T) {
 	for _, alg := range algorithms {
 		spki, err := x509.MarshalPKIXPublicKey(vectorKey(t, alg).Public())
 		require.NoError(t, err)
-		pub, err := signature.ParsePublicKey(alg.KeyType(), spki)
+		pub, err := signature.ParsePublicKey(string(alg), spki)
 		require.NoError(t, err)
 		assert.True(t, pub.(interface{ Equal(crypto.PublicKey) bool }).Equal(vectorKey(t, alg).Public()))
 
-		pub, err = signature.ParsePublicKey(strings.ToUpper(alg.KeyType()), spki)
-		require.NoError(t, err, "k= is case-insensitive")
-		assert.NotNil(t, pub)
-
 		for _, other := range algorithms {
 			if other != alg {
-				_, err := signature.ParsePublicKey(other.KeyType(), spki)
-				assert.ErrorIs(t, err, signature.ErrUnknownKey, "%s record holding a %s key", other.KeyType(), alg)
+				_, err := signature.ParsePublicKey(string(other), spki)
+				assert.ErrorIs(t, err, signature.ErrKeyRecord, "alg=%s record holding a %s key", other, alg)
 			}
 		}
-		_, err = signature.ParsePublicKey(alg.KeyType(), append(spki, 0))
-		assert.ErrorIs(t, err, signature.ErrUnknownKey, "trailing data")
-		_, err = signature.ParsePublicKey(alg.KeyType(), spki[:len(spki)-1])
-		assert.ErrorIs(t, err, signature.ErrUnknownKey, "truncated")
+		_, err = signature.ParsePublicKey(string(alg), append(spki, 0))
+		assert.ErrorIs(t, err, signature.ErrKeyRecord, "trailing data")
+		_, err = signature.ParsePublicKey(string(alg), spki[:len(spki)-1])
+		assert.ErrorIs(t, err, signature.ErrKeyRecord, "truncated")
+		_, err = signature.ParsePublicKey("EdDSA", spki)
+		assert.ErrorIs(t, err, signature.ErrKeyRecord, "alg outside the profile")
 	}
 
 	small, err := rsa.GenerateKey(rand.Reader, 1024)
 	require.NoError(t, err)
 	spki, err := x509.MarshalPKIXPublicKey(&small.PublicKey)
 	require.NoError(t, err)
-	_, err = signature.ParsePublicKey("rsa", spki)
-	assert.ErrorIs(t, err, signature.ErrUnknownKey, "RSA 1024")
+	_, err = signature.ParsePublicKey("RS256", spki)
+	assert.ErrorIs(t, err, signature.ErrKeyRecord, "RSA 1024")
 
 	p384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	require.NoError(t, err)
 	spki, err = x509.MarshalPKIXPublicKey(&p384.PublicKey)
 	require.NoError(t, err)
-	_, err = signature.ParsePublicKey("ec", spki)
-	assert.ErrorIs(t, err, signature.ErrUnknownKey, "P-384")
+	_, err = signature.ParsePublicKey("ES256", spki)
+	assert.ErrorIs(t, err, signature.ErrKeyRecord, "P-384")
 
-	_, err = signature.ParsePublicKey("ed25519", nil)
-	assert.ErrorIs(t, err, signature.ErrUnknownKey, "empty")
+	ed, _, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	spki, err = x509.MarshalPKIXPublicKey(ed)
+	require.NoError(t, err)
+	_, err = signature.ParsePublicKey("ES256", spki)
+	assert.ErrorIs(t, err, signature.ErrKeyRecord, "Ed25519")
+
+	_, err = signature.ParsePublicKey("ES256", nil)
+	assert.ErrorIs(t, err, signature.ErrKeyRecord, "empty")
 }
 
 func TestPublicKeyTXT(t *testing.T) {
-	txt, err := signature.PublicKeyTXT(vectorKey(t, signature.EdDSA).Public())
+	txt, err := signature.PublicKeyTXT(vectorKey(t, signature.ES256).Public())
 	require.NoError(t, err)
-	assert.True(t, strings.HasPrefix(txt, "v=amtp1;k=ed25519;p=MCowBQYDK2VwAyEA"), txt)
+	assert.True(t, strings.HasPrefix(txt, "v=amtpkey1;alg=ES256;p=MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE"), txt)
+	assert.True(t, strings.HasSuffix(txt, "="), "standard base64 with its padding: %s", txt)
+	txt, err = signature.PublicKeyTXT(vectorKey(t, signature.RS256).Public())
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(txt, "v=amtpkey1;alg=RS256;p=MIIBIjAN"), txt)
 
-	_, err = signature.PublicKeyTXT(ed25519.PublicKey(make([]byte, 5)))
-	assert.ErrorIs(t, err, signature.ErrUnknownKey)
+	ed, _, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	_, err = signature.PublicKeyTXT(ed)
+	assert.ErrorIs(t, err, signature.ErrKeyRecord)
 	_, err = signature.PublicKeyTXT("not a key")
-	assert.ErrorIs(t, err, signature.ErrUnknownKey)
+	assert.ErrorIs(t, err, signature.ErrKeyRecord)
 }
 
 func TestParseAlgorithm(t *testing.T) {

@@ -3,7 +3,6 @@ package signature
 import (
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -33,29 +32,35 @@ type Signer struct {
 }
 
 // NewSigner checks the domain, selector and key and returns a Signer whose
-// keyid is "<domain>:<selector>" (both lower-cased). The algorithm follows
-// from the key: RSA (2048 to 8192 bits) signs RS256, P-256 signs ES256,
-// Ed25519 signs EdDSA. key may be backed by a KMS or HSM; it must then
-// follow the crypto.Signer conventions of the standard library keys
-// (PKCS #1 v1.5 for RSA with a crypto.Hash option, ASN.1 output for ECDSA,
-// the whole message for Ed25519).
+// keyid is the selector. The algorithm follows from the key: RSA (2048 to
+// 8192 bits) signs RS256, P-256 signs ES256. key may be backed by a KMS or
+// HSM; it must then follow the crypto.Signer conventions of the standard
+// library keys (PKCS #1 v1.5 for RSA with a crypto.Hash option, ASN.1
+// output for ECDSA).
 func NewSigner(domain, selector string, key crypto.Signer) (*Signer, error) {
-	d, sel, err := ParseKeyID(FormatKeyID(domain, selector))
+	d, err := amtp.NormalizeDomain(domain)
+	if err != nil {
+		return nil, fmt.Errorf("signature: new signer: domain %q: %w", clip(domain), err)
+	}
+	sel, err := ParseSelector(selector)
 	if err != nil {
 		return nil, fmt.Errorf("signature: new signer: %w", err)
 	}
 	if key == nil {
-		return nil, fmt.Errorf("signature: new signer for %s: no key", FormatKeyID(d, sel))
+		return nil, fmt.Errorf("signature: new signer for %s: no key", sel)
 	}
 	alg, err := AlgorithmFor(key.Public())
 	if err != nil {
-		return nil, fmt.Errorf("signature: new signer for %s: %w", FormatKeyID(d, sel), err)
+		return nil, fmt.Errorf("signature: new signer for %s: %w", sel, err)
 	}
 	return &Signer{domain: d, selector: sel, alg: alg, key: key, selfCheck: !inProcessKey(key)}, nil
 }
 
-// KeyID is "<domain>:<selector>".
-func (s *Signer) KeyID() string { return FormatKeyID(s.domain, s.selector) }
+// KeyID is the keyid the Signer writes: its selector (§4.2.2).
+func (s *Signer) KeyID() string { return s.selector }
+
+// KeyName is the DNS name its key record is published at.
+func (s *Signer) KeyName() string { return s.selector + "._amtpkey." + s.domain }
 
 // Domain is the domain the Signer signs for.
 func (s *Signer) Domain() string { return s.domain }
@@ -92,6 +97,18 @@ func (s *Signer) Sign(raw []byte) ([]byte, error) {
 	}
 	if senderDomain != s.domain {
 		return nil, fmt.Errorf("%w: signing as %s for a sender at %s", ErrKeyDomain, s.domain, senderDomain)
+	}
+	// A receiver must not fill these in for a signed message (§4.2.2), so
+	// one missing here would make every delivery of it fail verification.
+	if len(d.missing) > 0 {
+		return nil, fmt.Errorf("%w: signing: the message lacks %s", ErrMalformed, strings.Join(d.missing, ", "))
+	}
+	var ts string
+	if json.Unmarshal(d.timestamp, &ts) != nil {
+		return nil, fmt.Errorf("%w: signing: timestamp is not a string", ErrMalformed)
+	}
+	if _, err := parseTimestamp(ts); err != nil {
+		return nil, fmt.Errorf("%w: signing: timestamp: %w", ErrMalformed, err)
 	}
 	value, err := s.sign(d.canonical)
 	if err != nil {
@@ -136,16 +153,14 @@ func (s *Signer) Sign(raw []byte) ([]byte, error) {
 // signer (a glitching HSM, a KMS key configured for PSS) before a
 // signature every recipient would reject leaves the gateway. A key held
 // in memory by the standard library is not checked: its signatures are
-// the library's, and an Ed25519 verification costs three signings (a
-// fifth of a federated message's CPU in `make bench`).
+// the library's, and a verification would double the signing cost of
+// every federated message.
 func (s *Signer) sign(msg []byte) ([]byte, error) {
 	var (
 		sig []byte
 		err error
 	)
 	switch s.alg {
-	case EdDSA:
-		sig, err = s.key.Sign(rand.Reader, msg, crypto.Hash(0))
 	case RS256, ES256:
 		digest := sha256.Sum256(msg)
 		sig, err = s.key.Sign(rand.Reader, digest[:], crypto.SHA256)
@@ -190,15 +205,6 @@ func ecdsaDERToJOSE(der []byte) ([]byte, error) {
 // same alg; a mismatch is reported, never a panic.
 func verifyRaw(alg Algorithm, pub crypto.PublicKey, msg, sig []byte) error {
 	switch alg {
-	case EdDSA:
-		k, ok := pub.(ed25519.PublicKey)
-		if !ok || len(k) != ed25519.PublicKeySize {
-			return ErrAlgorithmMismatch
-		}
-		if len(sig) != ed25519.SignatureSize || !ed25519.Verify(k, msg, sig) {
-			return ErrBadSignature
-		}
-		return nil
 	case ES256:
 		k, ok := pub.(*ecdsa.PublicKey)
 		if !ok {
@@ -252,7 +258,7 @@ func domainOfSender(raw []byte) (string, error) {
 // private keys (whose signing Go itself implements).
 func inProcessKey(key crypto.Signer) bool {
 	switch key.(type) {
-	case ed25519.PrivateKey, *ed25519.PrivateKey, *ecdsa.PrivateKey, *rsa.PrivateKey:
+	case *ecdsa.PrivateKey, *rsa.PrivateKey:
 		return true
 	}
 	return false

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/agentry/agentry/internal/amtp"
@@ -15,55 +16,48 @@ import (
 // KeyResolver finds the public key published for a domain and selector
 // (both already validated and lower-cased).
 //
-// The error tells Verify how to answer: one wrapping ErrUnknownKey means the
-// key is definitively absent or unusable (the message is rejected); any
-// other error is taken as a temporary failure (ErrKeyUnavailable).
+// The error tells Verify what the outcome is: one wrapping ErrKeyNotFound
+// means no valid record is published (key_unavailable), one wrapping
+// ErrKeyRecord that what is published is unusable (invalid); any other
+// error is taken as a temporary failure (ErrKeyUnavailable).
 type KeyResolver interface {
 	PublicKey(ctx context.Context, domain, selector string) (crypto.PublicKey, error)
 }
 
-// RecordLookup adapts a key-record lookup, returning the k= tag and the
-// decoded p= bytes, into a KeyResolver that parses and checks the key with
-// ParsePublicKey. Wired to the discovery package it reads:
-//
-//	signature.RecordLookup(func(ctx context.Context, domain, selector string) (string, []byte, error) {
-//		kr, err := resolver.LookupKey(ctx, domain, selector)
-//		if err != nil && !discovery.IsTransient(err) {
-//			err = fmt.Errorf("%w: %w", signature.ErrUnknownKey, err)
-//		}
-//		return kr.Algorithm, kr.PublicKey, err
-//	})
-//
-// so that a missing or revoked key is permanent and a DNS timeout is not.
-type RecordLookup func(ctx context.Context, domain, selector string) (keyType string, spki []byte, err error)
+// RecordLookup adapts a key-record lookup, returning the alg= parameter
+// and the decoded p= bytes of the one valid record, into a KeyResolver
+// that parses and checks the key with ParsePublicKey.
+type RecordLookup func(ctx context.Context, domain, selector string) (alg string, spki []byte, err error)
 
 // PublicKey implements KeyResolver.
 func (f RecordLookup) PublicKey(ctx context.Context, domain, selector string) (crypto.PublicKey, error) {
-	keyType, spki, err := f(ctx, domain, selector)
+	alg, spki, err := f(ctx, domain, selector)
 	if err != nil {
 		return nil, err
 	}
-	return ParsePublicKey(keyType, spki)
+	return ParsePublicKey(alg, spki)
 }
+
+// Freshness defaults (shared/PROTOCOL.md "Domain signatures"): a signed
+// message may be up to a week old, the retry window of its sender, and at
+// most five minutes ahead of our clock.
+const (
+	DefaultMaxAge    = 7 * 24 * time.Hour
+	DefaultClockSkew = 5 * time.Minute
+)
 
 // Verifier checks inbound signatures. The zero value is not usable: Keys is
 // required. A Verifier is safe for concurrent use when Keys is.
 type Verifier struct {
 	Keys KeyResolver
 
-	// MaxAge, when positive, rejects signed messages whose timestamp is
-	// older than MaxAge or more than ClockSkew in the future (ErrExpired),
-	// which bounds how long a captured message can be replayed. It is off by
-	// default because a legitimate message can be old: retries run for 7
-	// days, and a sequential workflow may forward its message days after it
-	// was written. If set, it must cover the idempotency window plus the
-	// longest workflow. A signed message without a timestamp is not
-	// rejected: the signer chose not to bind one.
-	MaxAge time.Duration
-	// ClockSkew is the allowance for a sender's clock running ahead; zero
-	// means DefaultClockSkew. It only applies when MaxAge is positive.
+	// MaxAge and ClockSkew bound the signed timestamp: older than MaxAge
+	// or more than ClockSkew ahead is ErrExpired, which bounds how long a
+	// captured message can be replayed beyond the idempotency window. Zero
+	// means DefaultMaxAge and DefaultClockSkew.
+	MaxAge    time.Duration
 	ClockSkew time.Duration
-	// Now is the clock for MaxAge; nil means time.Now.
+	// Now is the clock for the window; nil means time.Now.
 	Now func() time.Time
 
 	// MaxBytes bounds the messages Verify accepts; zero means
@@ -72,15 +66,11 @@ type Verifier struct {
 	MaxBytes int64
 }
 
-// DefaultClockSkew is how far in the future a timestamp may be when MaxAge
-// is in force.
-const DefaultClockSkew = 5 * time.Minute
-
-// Verified describes a signature that verified.
+// Verified describes a signature: what was learned about it, also when
+// Verify fails after reading it (for the sender_verification record).
 type Verified struct {
-	KeyID     string // "<domain>:<selector>", lower-cased
-	Domain    string
-	Selector  string
+	Domain    string // the sender's domain, lower-cased
+	Selector  string // the keyid
 	Algorithm Algorithm
 }
 
@@ -88,72 +78,77 @@ type Verified struct {
 // received. It must not be given a re-marshalled amtp.Message: parsing
 // normalises and would change the signed bytes.
 //
-// The checks run from cheapest to dearest, and the key's domain is checked
-// against the sender before any lookup, so a forged message cannot make the
-// gateway query DNS names of the forger's choosing: the message must be
-// well formed (ErrMalformed) and signed (ErrUnsigned) with a supported
-// algorithm (ErrUnsupportedAlgorithm) under a keyid of the sender's domain
-// (ErrKeyDomain); the timestamp must be in the window if MaxAge is set
-// (ErrExpired); the key must be found (ErrUnknownKey, ErrKeyUnavailable)
-// and fit the algorithm (ErrAlgorithmMismatch); and the value must verify
-// over CanonicalInput(raw) (ErrBadSignature).
+// The checks run from cheapest to dearest, so a forged message costs no
+// DNS query unless it is well formed: the message must be an I-JSON object
+// (ErrMalformed), signed (ErrUnsigned) with a supported algorithm
+// (ErrUnsupportedAlgorithm) under a selector keyid, carrying version,
+// message_id, idempotency_key and timestamp (ErrMalformed), dated inside
+// the freshness window (ErrExpired); exactly one valid key record must be
+// found (ErrKeyNotFound, ErrKeyUnavailable, ErrKeyRecord) for the
+// signature's algorithm (ErrAlgorithmMismatch); and the value must verify
+// over CanonicalInput(raw) (ErrBadSignature). KindOf sorts the errors into
+// the draft's results.
 func (v *Verifier) Verify(ctx context.Context, raw []byte) (Verified, error) {
+	var res Verified
 	if v.Keys == nil {
-		return Verified{}, errors.New("signature: verifier has no key resolver")
+		return res, errors.New("signature: verifier has no key resolver")
 	}
 	d, err := parseDocument(raw, v.MaxBytes)
 	if err != nil {
-		return Verified{}, fmt.Errorf("verifying: %w", err)
+		return res, fmt.Errorf("verifying: %w", err)
+	}
+	if domain, err := domainOfSender(d.sender); err == nil {
+		res.Domain = domain
 	}
 	if d.signature == nil || string(d.signature) == "null" {
-		return Verified{}, ErrUnsigned
+		return res, ErrUnsigned
 	}
 	sig, err := decodeSignatureMember(d.signature)
 	if err != nil {
-		return Verified{}, fmt.Errorf("verifying: %w", err)
+		return res, fmt.Errorf("verifying: %w", err)
 	}
 	alg, err := ParseAlgorithm(sig.algorithm)
 	if err != nil {
-		return Verified{}, fmt.Errorf("verifying: %w", err)
+		return res, fmt.Errorf("verifying: %w", err)
 	}
-	if sig.keyID == "" {
-		return Verified{}, fmt.Errorf("%w: verifying: signature has no keyid", ErrMalformed)
-	}
-	domain, selector, err := ParseKeyID(sig.keyID)
+	res.Algorithm = alg
+	selector, err := ParseSelector(sig.keyID)
 	if err != nil {
-		return Verified{}, fmt.Errorf("verifying: %w", err)
+		return res, fmt.Errorf("verifying: %w", err)
 	}
-	senderDomain, err := domainOfSender(d.sender)
-	if err != nil {
-		return Verified{}, fmt.Errorf("verifying: %w", err)
+	res.Selector = selector
+	if res.Domain == "" {
+		_, err := domainOfSender(d.sender)
+		return res, fmt.Errorf("verifying: %w", err)
 	}
-	if domain != senderDomain {
-		return Verified{}, fmt.Errorf("%w: keyid %s signs for %s, the sender is at %s", ErrKeyDomain, clip(sig.keyID), domain, senderDomain)
+	if len(d.missing) > 0 {
+		return res, fmt.Errorf("%w: a signed delivery must carry %s", ErrMalformed, strings.Join(d.missing, ", "))
 	}
 	value, err := decodeValue(alg, sig.value)
 	if err != nil {
-		return Verified{}, fmt.Errorf("verifying: %w", err)
+		return res, fmt.Errorf("verifying: %w", err)
 	}
 	if err := v.checkAge(d.timestamp); err != nil {
-		return Verified{}, fmt.Errorf("verifying: %w", err)
+		return res, fmt.Errorf("verifying: %w", err)
 	}
-	res := Verified{KeyID: FormatKeyID(domain, selector), Domain: domain, Selector: selector, Algorithm: alg}
-	pub, err := v.Keys.PublicKey(ctx, domain, selector)
-	if err != nil {
-		if errors.Is(err, ErrUnknownKey) {
-			return Verified{}, fmt.Errorf("verifying with %s: %w", res.KeyID, err)
-		}
-		return Verified{}, fmt.Errorf("%w: looking up %s: %w", ErrKeyUnavailable, res.KeyID, err)
+	keyName := selector + "._amtpkey." + res.Domain
+	pub, err := v.Keys.PublicKey(ctx, res.Domain, selector)
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrKeyNotFound), errors.Is(err, ErrKeyRecord):
+		return res, fmt.Errorf("verifying with %s: %w", keyName, err)
+	default:
+		return res, fmt.Errorf("%w: looking up %s: %w", ErrKeyUnavailable, keyName, err)
 	}
 	keyAlg, err := AlgorithmFor(pub)
 	if err != nil {
-		return Verified{}, fmt.Errorf("verifying with %s: %w", res.KeyID, err)
+		return res, fmt.Errorf("verifying with %s: %w", keyName, err)
 	}
 	if keyAlg != alg {
-		return Verified{}, fmt.Errorf("%w: %s is a %s key, the signature says %s", ErrAlgorithmMismatch, res.KeyID, keyAlg.KeyType(), alg)
+		return res, fmt.Errorf("%w: %s is published for %s, the signature says %s", ErrAlgorithmMismatch, keyName, keyAlg, alg)
 	}
 	if err := verifyRaw(alg, pub, d.canonical, value); err != nil {
-		return Verified{}, fmt.Errorf("verifying with %s: %w", res.KeyID, err)
+		return res, fmt.Errorf("verifying with %s: %w", keyName, err)
 	}
 	return res, nil
 }
@@ -190,6 +185,9 @@ func decodeSignatureMember(raw []byte) (signatureMember, error) {
 	if s.algorithm == "" {
 		return s, fmt.Errorf("%w: signature has no algorithm", ErrMalformed)
 	}
+	if s.keyID == "" {
+		return s, fmt.Errorf("%w: signature has no keyid", ErrMalformed)
+	}
 	if s.value == "" {
 		return s, fmt.Errorf("%w: signature has no value", ErrMalformed)
 	}
@@ -224,10 +222,12 @@ func decodeValue(alg Algorithm, value string) ([]byte, error) {
 	return b, nil
 }
 
-// checkAge enforces MaxAge on the canonical JSON of the timestamp member.
+// checkAge enforces the freshness window on the canonical JSON of the
+// timestamp member (present: Verify checked that first).
 func (v *Verifier) checkAge(raw []byte) error {
-	if v.MaxAge <= 0 || raw == nil {
-		return nil
+	maxAge := v.MaxAge
+	if maxAge <= 0 {
+		maxAge = DefaultMaxAge
 	}
 	var s string
 	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
@@ -246,8 +246,8 @@ func (v *Verifier) checkAge(raw []byte) error {
 		skew = DefaultClockSkew
 	}
 	switch {
-	case ts.Before(now.Add(-v.MaxAge)):
-		return fmt.Errorf("%w: timestamp %s is older than %s", ErrExpired, clip(s), v.MaxAge)
+	case ts.Before(now.Add(-maxAge)):
+		return fmt.Errorf("%w: timestamp %s is older than %s", ErrExpired, clip(s), maxAge)
 	case ts.After(now.Add(skew)):
 		return fmt.Errorf("%w: timestamp %s is in the future", ErrExpired, clip(s))
 	}

@@ -18,6 +18,7 @@ func RunAgentStore(t *testing.T, f Factory) {
 	t.Run("AddressCaseInsensitive", func(t *testing.T) { testAgentCase(t, f(t)) })
 	t.Run("ReplaceMovesKeyHash", func(t *testing.T) { testAgentReplaceKey(t, f(t)) })
 	t.Run("DeleteRemovesKeyHash", func(t *testing.T) { testAgentDelete(t, f(t)) })
+	t.Run("ReplaceAgentKey", func(t *testing.T) { testAgentReplaceAgentKey(t, f(t)) })
 	t.Run("SurvivesReopen", func(t *testing.T) { testAgentsReopen(t, f(t)) })
 }
 
@@ -37,6 +38,7 @@ func newAgent(addr string, mode gateway.DeliveryMode) *gateway.Agent {
 	if mode == gateway.ModePush {
 		a.WebhookURL = "https://agents.example/" + addr
 		a.WebhookSecret = "whsec_" + addr
+		a.Headers = map[string]string{"Authorization": "Bearer token of " + addr, "X-Tenant": "t-1"}
 	}
 	return a
 }
@@ -50,6 +52,7 @@ func assertAgent(t *testing.T, want, got *gateway.Agent) {
 	assert.Equal(t, want.WebhookSecret, got.WebhookSecret, "the store keeps the secret; hiding it is the API's job")
 	assert.Equal(t, want.SupportedSchemas, got.SupportedSchemas)
 	assert.Equal(t, want.APIKeyHash, got.APIKeyHash)
+	assert.Equal(t, want.Headers, got.Headers, "custom webhook headers are kept")
 	assert.True(t, want.CreatedAt.Equal(got.CreatedAt), "created_at %v, want %v", got.CreatedAt, want.CreatedAt)
 }
 
@@ -127,6 +130,59 @@ func testAgentReplaceKey(t *testing.T, b Backend) {
 	got, err = b.Agents.GetAgent(ctx(t), a.Address)
 	require.NoError(t, err)
 	assertAgent(t, &rotated, got)
+}
+
+func testAgentReplaceAgentKey(t *testing.T, b Backend) {
+	a := newAgent("Shop@a.example", gateway.ModePush)
+	other := newAgent("other@a.example", gateway.ModePull)
+	require.NoError(t, b.Agents.PutAgent(ctx(t), a))
+	require.NoError(t, b.Agents.PutAgent(ctx(t), other))
+	oldHash := a.APIKeyHash
+	newHash := keyHash("rotated key")
+
+	got, err := b.Agents.ReplaceAgentKey(ctx(t), "shop@A.example", oldHash, newHash)
+	require.NoError(t, err)
+	want := *a
+	want.APIKeyHash = newHash
+	assertAgent(t, &want, got)
+
+	_, err = b.Agents.AgentByKeyHash(ctx(t), oldHash)
+	assert.ErrorIs(t, err, gateway.ErrNotFound, "the old key no longer authenticates")
+	got, err = b.Agents.AgentByKeyHash(ctx(t), newHash)
+	require.NoError(t, err)
+	assertAgent(t, &want, got)
+	got, err = b.Agents.GetAgent(ctx(t), a.Address)
+	require.NoError(t, err)
+	assertAgent(t, &want, got)
+	got, err = b.Agents.AgentByKeyHash(ctx(t), other.APIKeyHash)
+	require.NoError(t, err)
+	assertAgent(t, other, got)
+
+	// A stale expectation changes nothing.
+	_, err = b.Agents.ReplaceAgentKey(ctx(t), a.Address, oldHash, keyHash("third key"))
+	assert.ErrorIs(t, err, gateway.ErrConflict)
+	_, err = b.Agents.AgentByKeyHash(ctx(t), keyHash("third key"))
+	assert.ErrorIs(t, err, gateway.ErrNotFound)
+	got, err = b.Agents.AgentByKeyHash(ctx(t), newHash)
+	require.NoError(t, err)
+	assertAgent(t, &want, got)
+
+	// No agent, or no longer: never brought back to life.
+	_, err = b.Agents.ReplaceAgentKey(ctx(t), "nobody@a.example", oldHash, keyHash("fourth key"))
+	assert.ErrorIs(t, err, gateway.ErrNotFound)
+	require.NoError(t, b.Agents.DeleteAgent(ctx(t), a.Address))
+	_, err = b.Agents.ReplaceAgentKey(ctx(t), a.Address, newHash, keyHash("fifth key"))
+	assert.ErrorIs(t, err, gateway.ErrNotFound)
+	_, err = b.Agents.GetAgent(ctx(t), a.Address)
+	assert.ErrorIs(t, err, gateway.ErrNotFound)
+	for _, h := range []string{newHash, keyHash("fourth key"), keyHash("fifth key")} {
+		_, err = b.Agents.AgentByKeyHash(ctx(t), h)
+		assert.ErrorIs(t, err, gateway.ErrNotFound)
+	}
+	list, err := b.Agents.ListAgents(ctx(t))
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	assert.Equal(t, other.Address, list[0].Address)
 }
 
 func testAgentDelete(t *testing.T, b Backend) {
