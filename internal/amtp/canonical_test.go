@@ -347,6 +347,31 @@ func TestCanonicalizeNumberExactness(t *testing.T) {
 	assert.Less(t, accepted, len(texts)*4/5)
 }
 
+// FuzzCanonicalNumber holds the exactness check to jcsExactReference on
+// any JSON number whose exponent is small enough for big.Rat to expand.
+func FuzzCanonicalNumber(f *testing.F) {
+	for _, v := range jcsNumberVectors {
+		f.Add(v.in)
+	}
+	for _, v := range jcsInexactNumbers {
+		f.Add(v)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if s == "" || scanNumber([]byte(s), 0) != len(s) {
+			return
+		}
+		if i := strings.IndexAny(s, "eE"); i >= 0 && len(s)-i > 6 {
+			return
+		}
+		got, err := Canonicalize([]byte(s))
+		require.Equal(t, jcsExactReference(t, s), err == nil, "%s: %v", s, err)
+		if err == nil {
+			f, _ := strconv.ParseFloat(s, 64)
+			require.Equal(t, string(jcsAppendFloat(nil, f)), string(got), s)
+		}
+	})
+}
+
 func TestCanonicalizeNumberBits(t *testing.T) {
 	for _, tc := range jcsBitsVectors {
 		t.Run(strconv.FormatUint(tc.bits, 16), func(t *testing.T) {

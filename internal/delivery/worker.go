@@ -626,6 +626,11 @@ func (w *Worker) push(ctx context.Context, ag *gateway.Agent, body []byte, messa
 	if err != nil {
 		return settledAll([]string{rcpt}, amtp.CodeRecipientUnavailable, "webhook URL unusable")
 	}
+	// The agent's own headers first, so that none of ours can be replaced
+	// (registration refuses their names too).
+	for k, v := range ag.Headers {
+		req.Header.Set(k, v)
+	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(HeaderWebhookID, messageID)
 	req.Header.Set(HeaderWebhookTimestamp, fmt.Sprint(now.Unix()))

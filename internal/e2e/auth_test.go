@@ -3,6 +3,7 @@ package e2e
 import (
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -125,7 +126,7 @@ func TestPeerMutualTLS(t *testing.T) {
 				require.NoError(t, err)
 				cert = &c
 			}
-			body := mustSign(t, a.signer, rawFromAlice("alice@a.test", 100+i))
+			body := mustSign(t, a.signer, peerMessage("bob@b.test", fmt.Sprint(100+i)))
 			status, _, raw := do(t, p.client(cert), http.MethodPost, b.url+"/v1/messages", "", body)
 			require.Equal(t, tc.want, status, "%s", raw)
 			if tc.code != "" {

@@ -56,7 +56,7 @@ type gwOpts struct {
 }
 
 // publishKey makes a signing key for domain, publishes its record at
-// agentry._amtpkey.<domain> and returns the PEM to configure the gateway
+// k1._amtpkey.<domain> (k1 is the gateway's default selector) and returns the PEM to configure the gateway
 // with (AGENTRY_SIGNING_KEY) and a signer for crafting messages in tests.
 func publishKey(t *testing.T, dns *dnstest.Server, domain string) (string, *signature.Signer) {
 	t.Helper()
@@ -67,15 +67,15 @@ func publishKey(t *testing.T, dns *dnstest.Server, domain string) (string, *sign
 // publishKeyPair is publishKey that also returns the private key.
 func publishKeyPair(t *testing.T, dns *dnstest.Server, domain string) (string, *signature.Signer, crypto.Signer) {
 	t.Helper()
-	key, err := signature.GenerateKey(signature.EdDSA)
+	key, err := signature.GenerateKey(signature.ES256)
 	require.NoError(t, err)
 	pemData, err := signature.EncodePrivateKeyPEM(key)
 	require.NoError(t, err)
-	s, err := signature.NewSigner(domain, "agentry", key)
+	s, err := signature.NewSigner(domain, "k1", key)
 	require.NoError(t, err)
 	txt, err := signature.PublicKeyTXT(key.Public())
 	require.NoError(t, err)
-	dns.SetTXT("agentry._amtpkey."+domain, 300, txt)
+	dns.SetTXT("k1._amtpkey."+domain, 300, txt)
 	return string(pemData), s, key
 }
 

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"slices"
 	"strings"
@@ -64,6 +65,22 @@ func (s *Service) AuthenticateClaims(ctx context.Context, c TokenClaims) (Princi
 		return Principal{}, s.unavailable("authenticate", err)
 	}
 	return Principal{Kind: AgentCaller, Agent: a, ViaToken: true}, nil
+}
+
+// AuthenticateAdmin resolves a key presented as the admin key (the
+// X-Admin-Key header): the admin, or refused exactly like an unknown key.
+// An agent's key is not looked up, so it neither authenticates here nor
+// answers differently from a wrong key.
+func (s *Service) AuthenticateAdmin(ctx context.Context, key string) (Principal, error) {
+	h := tokenHash(key)
+	admin, ok, err := s.adminKeyHash(ctx)
+	if err != nil {
+		return Principal{}, s.unavailable("authenticate", err)
+	}
+	if key == "" || !ok || subtle.ConstantTimeCompare(h[:], admin[:]) != 1 {
+		return Principal{}, amtp.Errorf(amtp.CodeAuthenticationRequired, "X-Admin-Key is not the admin key")
+	}
+	return Principal{Kind: AdminCaller}, nil
 }
 
 // checkPeer checks the transport identity of another domain's gateway

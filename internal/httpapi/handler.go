@@ -85,6 +85,7 @@ func New(svc *gateway.Service, opt Options) *Handler {
 	h.route("/v1/capabilities/{domain}", methods{"GET": h.capabilities})
 	h.route("/v1/admin/agents", methods{"POST": h.registerAgent, "GET": h.listAgents})
 	h.route("/v1/admin/agents/{address}", methods{"GET": h.getAgent, "DELETE": h.deleteAgent})
+	h.route("/v1/admin/agents/{address}/rotate-key", methods{"POST": h.rotateAgentKey})
 	h.route("/v1/admin/schemas", methods{"POST": h.createSchema, "GET": h.listSchemas})
 	h.route("/v1/admin/schemas/{id}", methods{"GET": h.getSchema, "PUT": h.replaceSchema, "DELETE": h.deleteSchema})
 	h.route("/v1/admin/schemas/{id}/validate", methods{"POST": h.validateSchema})
@@ -188,14 +189,17 @@ type oauthKey struct{}
 func viaOAuth(r *http.Request) bool { v, _ := r.Context().Value(oauthKey{}).(bool); return v }
 
 // principal authenticates the request: its bearer token (an agent or
-// admin key, or under OAuthPrefix an OAuth token), else the anonymous
-// caller with whatever client certificate it presented.
+// admin key, or under OAuthPrefix an OAuth token) or its X-Admin-Key, else
+// the anonymous caller with whatever client certificate it presented.
 func (h *Handler) principal(r *http.Request) (gateway.Principal, error) {
 	oauth := viaOAuth(r)
 	if oauth && h.opt.Identity == nil {
 		return gateway.Principal{}, amtp.Errorf(amtp.CodeAuthenticationRequired, "OAuth is not enabled on this gateway")
 	}
 	auth := r.Header.Get("Authorization")
+	if key := strings.TrimSpace(r.Header.Get("X-Admin-Key")); key != "" {
+		return h.adminByHeader(r, key, auth)
+	}
 	if auth == "" {
 		if oauth {
 			return gateway.Principal{}, amtp.Errorf(amtp.CodeAuthenticationRequired, "Authorization must be: Bearer <OAuth access token>")
@@ -219,6 +223,24 @@ func (h *Handler) principal(r *http.Request) (gateway.Principal, error) {
 		return h.svc.AuthenticateClaims(r.Context(), c)
 	}
 	return h.svc.Authenticate(r.Context(), token)
+}
+
+// adminByHeader authenticates X-Admin-Key, where the reference gateway's
+// tools present the admin key. It is the admin's only: an agent's key
+// there is refused like a wrong one. An Authorization header next to it
+// must carry the same key; two different credentials are refused rather
+// than one of them chosen.
+func (h *Handler) adminByHeader(r *http.Request, key, auth string) (gateway.Principal, error) {
+	if viaOAuth(r) {
+		return gateway.Principal{}, amtp.Errorf(amtp.CodeAuthenticationRequired, "under %s the caller is the OAuth token's; X-Admin-Key is not accepted there", OAuthPrefix)
+	}
+	if auth != "" {
+		scheme, token, ok := strings.Cut(auth, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) != key {
+			return gateway.Principal{}, amtp.Errorf(amtp.CodeAuthenticationRequired, "X-Admin-Key and Authorization carry different credentials; give one")
+		}
+	}
+	return h.svc.AuthenticateAdmin(r.Context(), key)
 }
 
 // readBody reads a request body of at most max bytes; a declared or actual
@@ -520,20 +542,54 @@ func (h *Handler) registerAgent(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	var req gateway.RegisterRequest
+	var req registerBody
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		h.writeError(w, r, amtp.Errorf(amtp.CodeInvalidMessageFormat, "registration must be a JSON object {address, delivery_mode, webhook_url?, supported_schemas?}: %s", err.Error()))
+		h.writeError(w, r, amtp.Errorf(amtp.CodeInvalidMessageFormat, "registration must be a JSON object {address, delivery_mode, webhook_url? (or push_target?), supported_schemas?, headers?}: %s", err.Error()))
 		return
 	}
-	reg, err := h.svc.RegisterAgent(r.Context(), p, req)
+	if req.APIKey != "" {
+		h.writeError(w, r, amtp.FieldError("api_key", "the gateway issues API keys; leave api_key out"))
+		return
+	}
+	if req.RequiresSchema {
+		h.writeError(w, r, amtp.FieldError("requires_schema", "requires_schema is not supported; supported_schemas says what the agent takes"))
+		return
+	}
+	reg, err := h.svc.RegisterAgent(r.Context(), p, req.RegisterRequest)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusCreated, reg)
+}
+
+// registerBody is a registration as clients send it. The reference
+// gateway's agentry-admin sends every field of its agent record, those it
+// cannot know empty: they are accepted empty and refused otherwise.
+type registerBody struct {
+	gateway.RegisterRequest
+	APIKey         string          `json:"api_key"`
+	RequiresSchema bool            `json:"requires_schema"`
+	CreatedAt      json.RawMessage `json:"created_at"`
+	LastAccess     json.RawMessage `json:"last_access"`
+}
+
+func (h *Handler) rotateAgentKey(w http.ResponseWriter, r *http.Request) {
+	p, err := h.principal(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	reg, err := h.svc.RotateAgentKey(r.Context(), p, r.PathValue("address"))
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, reg)
 }
 
 func (h *Handler) listAgents(w http.ResponseWriter, r *http.Request) {

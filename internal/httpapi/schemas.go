@@ -13,10 +13,59 @@ import (
 // The schema registry's admin API: POST/GET /v1/admin/schemas,
 // GET/PUT/DELETE /v1/admin/schemas/{id}, POST /v1/admin/schemas/{id}/validate.
 
-// schemaBody is POST's body; PUT takes the JSON Schema document itself.
+// schemaBody is POST's body. The document is under "schema" or, as the
+// reference gateway's agentry-admin sends it, "definition"; "force" (which
+// that tool sends to replace) changes nothing, POST replaces anyway. PUT
+// takes the JSON Schema document itself, or this body (see wrapped).
 type schemaBody struct {
-	ID     string          `json:"id"`
-	Schema json.RawMessage `json:"schema"`
+	ID         string          `json:"id"`
+	Schema     json.RawMessage `json:"schema"`
+	Definition json.RawMessage `json:"definition"`
+	Force      bool            `json:"force"`
+}
+
+// document is the JSON Schema the body carries under either name; both
+// given, they must be the same document.
+func (b *schemaBody) document() (json.RawMessage, error) {
+	switch {
+	case len(b.Definition) == 0:
+		return b.Schema, nil
+	case len(b.Schema) == 0:
+		return b.Definition, nil
+	}
+	var x, y bytes.Buffer
+	if json.Compact(&x, b.Schema) != nil || json.Compact(&y, b.Definition) != nil || !bytes.Equal(x.Bytes(), y.Bytes()) {
+		return nil, amtp.FieldError("definition", "schema and definition are two names for the same document; give one of them")
+	}
+	return b.Schema, nil
+}
+
+// wrapped reads a PUT body that is a schemaBody rather than the document:
+// a JSON object whose members are all schemaBody's, one of them schema
+// or definition. A JSON Schema made of those keywords alone would be one
+// that constrains nothing, so no real document is mistaken for it.
+func wrapped(body []byte) (*schemaBody, bool) {
+	var members map[string]json.RawMessage
+	if json.Unmarshal(body, &members) != nil {
+		return nil, false
+	}
+	_, s := members["schema"]
+	_, d := members["definition"]
+	if !s && !d {
+		return nil, false
+	}
+	for k := range members {
+		switch k {
+		case "id", "schema", "definition", "force":
+		default:
+			return nil, false
+		}
+	}
+	var b schemaBody
+	if json.Unmarshal(body, &b) != nil {
+		return nil, false
+	}
+	return &b, true
 }
 
 func (h *Handler) createSchema(w http.ResponseWriter, r *http.Request) {
@@ -33,11 +82,16 @@ func (h *Handler) createSchema(w http.ResponseWriter, r *http.Request) {
 	var req schemaBody
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil || req.ID == "" || len(req.Schema) == 0 {
-		h.writeError(w, r, amtp.Errorf(amtp.CodeInvalidMessageFormat, "a schema registration is a JSON object {id, schema}"))
+	if err := dec.Decode(&req); err != nil || req.ID == "" || len(req.Schema) == 0 && len(req.Definition) == 0 {
+		h.writeError(w, r, amtp.Errorf(amtp.CodeInvalidMessageFormat, "a schema registration is a JSON object {id, schema} (or {id, definition})"))
 		return
 	}
-	h.putSchema(w, r, p, req.ID, req.Schema)
+	doc, err := req.document()
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	h.putSchema(w, r, p, req.ID, doc)
 }
 
 func (h *Handler) replaceSchema(w http.ResponseWriter, r *http.Request) {
@@ -46,12 +100,23 @@ func (h *Handler) replaceSchema(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	body, err := readBody(w, r, schema.MaxSchemaSize+1)
+	body, err := readBody(w, r, schema.MaxSchemaSize+4096)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
-	h.putSchema(w, r, p, r.PathValue("id"), body)
+	id := r.PathValue("id")
+	if b, ok := wrapped(body); ok {
+		if b.ID != "" && b.ID != id {
+			h.writeError(w, r, amtp.FieldError("id", "the body names schema %s, the path %s", b.ID, id))
+			return
+		}
+		if body, err = b.document(); err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+	}
+	h.putSchema(w, r, p, id, body)
 }
 
 func (h *Handler) putSchema(w http.ResponseWriter, r *http.Request, p gateway.Principal, id string, doc json.RawMessage) {
