@@ -32,14 +32,14 @@ func TestKeygenWritesKeyAndPrintsRecord(t *testing.T) {
 	t.Setenv("AGENTRY_DOMAIN", "example.com")
 	t.Setenv("AGENTRY_DATA_DIR", t.TempDir())
 	for _, c := range []struct {
-		alg, keyType string
-	}{{"EdDSA", "ed25519"}, {"ES256", "ec"}, {"RS256", "rsa"}} {
+		alg string
+	}{{"ES256"}, {"RS256"}} {
 		t.Run(c.alg, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "key.pem")
 			code, stdout, stderr := runCLI(t, "keygen", "-alg", c.alg, "-selector", "s1", "-out", out)
 			require.Equal(t, 0, code, stderr)
 			line := strings.TrimSpace(stdout)
-			assert.True(t, strings.HasPrefix(line, "s1._amtpkey.example.com. 300 IN TXT \"v=amtp1;k="+c.keyType+";p="), line)
+			assert.True(t, strings.HasPrefix(line, "s1._amtpkey.example.com. 300 IN TXT \"v=amtpkey1;alg="+c.alg+";p="), line)
 
 			st, err := os.Stat(out)
 			require.NoError(t, err)
@@ -70,7 +70,18 @@ func TestKeygenWritesKeyAndPrintsRecord(t *testing.T) {
 			assert.Equal(t, line, lines[1])
 		})
 	}
-	code, _, stderr := runCLI(t, "keygen", "-alg", "HS256", "-out", filepath.Join(t.TempDir(), "k"))
-	assert.Equal(t, 1, code)
-	assert.Contains(t, stderr, "unsupported algorithm")
+	for _, alg := range []string{"HS256", "EdDSA"} {
+		code, _, stderr := runCLI(t, "keygen", "-alg", alg, "-out", filepath.Join(t.TempDir(), "k"))
+		assert.Equal(t, 1, code)
+		assert.Contains(t, stderr, "unsupported algorithm")
+	}
+}
+
+// keygen's defaults are the draft's: ES256 under selector k1.
+func TestKeygenDefaults(t *testing.T) {
+	t.Setenv("AGENTRY_DOMAIN", "example.com")
+	out := filepath.Join(t.TempDir(), "key.pem")
+	code, stdout, stderr := runCLI(t, "keygen", "-out", out)
+	require.Equal(t, 0, code, stderr)
+	assert.True(t, strings.HasPrefix(strings.TrimSpace(stdout), `k1._amtpkey.example.com. 300 IN TXT "v=amtpkey1;alg=ES256;p=`), stdout)
 }

@@ -366,8 +366,8 @@ func FuzzCanonicalNumber(f *testing.F) {
 		got, err := Canonicalize([]byte(s))
 		require.Equal(t, jcsExactReference(t, s), err == nil, "%s: %v", s, err)
 		if err == nil {
-			f, _ := strconv.ParseFloat(s, 64)
-			require.Equal(t, string(jcsAppendFloat(nil, f)), string(got), s)
+			v, _ := strconv.ParseFloat(s, 64)
+			require.Equal(t, string(jcsAppendFloat(nil, v)), string(got), s)
 		}
 	})
 }

@@ -22,6 +22,9 @@ func FuzzParse(f *testing.F) {
 		msgWith("timestamp", `"9999-12-31T22:59:59.999Z"`),
 		msgWith("timestamp", `"0001-01-01T00:00:00.001Z"`),
 		msgWith("headers", `{}`, "attachments", `[]`, "coordination", `null`, "signature", `null`),
+		serialisedEverything,
+		msgWith("message_id", `"017F22E2-79B0-7CC3-98C4-DC0C0C07398F"`, "in_reply_to", `"01arz3ndektsv4rrffq69g5fav"`, "workflow_id", `"01arz3ndektsv4rrffq69g5fav"`),
+		msgWith("workflow_id", `"wf:Order/42"`, "version", `null`, "subject", `""`),
 	}
 	for _, c := range badInputCases() {
 		seeds = append(seeds, c.in)
@@ -96,6 +99,10 @@ func checkAccepted(t *testing.T, m *Message) {
 	require.True(t, m.MessageID == "" || ValidMessageID(m.MessageID))
 	require.True(t, m.IdempotencyKey == "" || ValidIdempotencyKey(m.IdempotencyKey))
 	require.True(t, m.InReplyTo == "" || ValidMessageID(m.InReplyTo))
+	require.True(t, m.WorkflowID == "" || ValidWorkflowID(m.WorkflowID))
+	require.Equal(t, NormalizeMessageID(m.MessageID), m.MessageID, "message_id is stored in its canonical case")
+	require.Equal(t, NormalizeMessageID(m.InReplyTo), m.InReplyTo, "in_reply_to is stored in its canonical case")
+	require.Equal(t, NormalizeMessageID(m.WorkflowID), m.WorkflowID, "workflow_id is stored in its canonical case")
 	if !m.Timestamp.IsZero() {
 		require.Equal(t, time.UTC, m.Timestamp.Location())
 		require.Zero(t, m.Timestamp.Nanosecond()%int(time.Millisecond))

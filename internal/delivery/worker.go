@@ -608,13 +608,18 @@ func (w *Worker) deliverLocal(ctx context.Context, m *amtp.Message, sm *gateway.
 	case gateway.ModePull:
 		return deliveredAll([]string{rcpt}, "inbox", nil)
 	case gateway.ModePush:
-		return w.push(ctx, ag, sm.Raw, m.MessageID, rcpt)
+		return w.push(ctx, ag, sm, m.MessageID, rcpt)
 	}
 	return settledAll([]string{rcpt}, amtp.CodeAgentUnknown, "agent "+rcpt+" has no delivery mode")
 }
 
+// HeaderSenderVerification tells a push agent how the sender was verified
+// (PROTOCOL.md "Domain signatures": the result of draft §9.3.4).
+const HeaderSenderVerification = "X-AMTP-Sender-Verification"
+
 // push POSTs the message to a webhook, signed with Standard Webhooks.
-func (w *Worker) push(ctx context.Context, ag *gateway.Agent, body []byte, messageID, rcpt string) outcome {
+func (w *Worker) push(ctx context.Context, ag *gateway.Agent, sm *gateway.StoredMessage, messageID, rcpt string) outcome {
+	body := sm.Raw
 	now := w.cfg.Now()
 	sig, err := SignWebhook(ag.WebhookSecret, messageID, now, body)
 	if err != nil {
@@ -635,6 +640,9 @@ func (w *Worker) push(ctx context.Context, ag *gateway.Agent, body []byte, messa
 	req.Header.Set(HeaderWebhookID, messageID)
 	req.Header.Set(HeaderWebhookTimestamp, fmt.Sprint(now.Unix()))
 	req.Header.Set(HeaderWebhookSignature, sig)
+	if sm.Verification != nil {
+		req.Header.Set(HeaderSenderVerification, string(sm.Verification.Result))
+	}
 	resp, err := w.d.Client.Do(req)
 	if err != nil {
 		return w.networkFailure([]string{rcpt}, "webhook", err)

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -418,4 +419,37 @@ func testReferenceShapedMessageDelivered(t *testing.T, onAWS bool) {
 	// message_id is compared case-insensitively.
 	st, out := call(t, "GET", w.b.url+"/v1/messages/"+strings.ToUpper(id)+"/status", w.bobB, nil)
 	assert.Equal(t, http.StatusOK, st, "%v", out)
+}
+
+// A push agent learns the verification result of each message from the
+// X-AMTP-Sender-Verification header.
+func TestPushCarriesSenderVerification(t *testing.T) {
+	bothRuntimes(t, testPushCarriesSenderVerification)
+}
+
+func testPushCarriesSenderVerification(t *testing.T, onAWS bool) {
+	w := newSigWorld(t, onAWS)
+	got := make(chan string, 4)
+	hook := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get("X-AMTP-Sender-Verification")
+		rw.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(hook.Close)
+	w.b.register("dora", "push", hook.URL+"/amtp")
+
+	for _, c := range []struct {
+		raw  []byte
+		want string
+	}{
+		{mustSign(t, w.a.signer, peerMessage("dora@b.test", `{"v":1}`)), "verified"},
+		{peerMessage("dora@b.test", `{"v":2}`), "unsigned"},
+	} {
+		accepted(t, w.b, c.raw)
+		select {
+		case h := <-got:
+			assert.Equal(t, c.want, h)
+		case <-time.After(15 * time.Second):
+			t.Fatalf("no webhook call for the %s message", c.want)
+		}
+	}
 }

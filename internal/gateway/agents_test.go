@@ -315,7 +315,7 @@ func TestAuthenticateAdmin(t *testing.T) {
 	for _, key := range []string{reg.APIKey, "wrong-key-0123456789", ""} {
 		_, err := svc.AuthenticateAdmin(ctx, key)
 		requireCode(t, err, amtp.CodeAuthenticationRequired)
-		assert.EqualError(t, err, "X-Admin-Key is not the admin key", "an agent's key is refused like a wrong one")
+		assert.EqualError(t, err, "AUTHENTICATION_REQUIRED: X-Admin-Key is not the admin key", "an agent's key is refused like a wrong one")
 	}
 
 	// No admin key configured: nothing is the admin key.
