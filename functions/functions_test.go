@@ -166,7 +166,7 @@ func newBackend(t *testing.T) backend {
 		// events/api-post-message.json is what `sam local invoke` sends: an
 		// unsigned message from alice@partner.example, whose key no DNS here
 		// could publish. Signature checks have their own tests (internal/e2e).
-		"AGENTRY_REQUIRE_SIGNATURES=0",
+		"AGENTRY_SIGNATURE_POLICY=accept",
 	}
 	sqsc := sqs.NewFromConfig(cfg)
 	queue, err := sqsq.New(sqsc, sqsq.Config{QueueURL: ep.DeliveryQueueURL, DeadLetterURL: ep.DeadLetterURL})
@@ -221,7 +221,9 @@ func TestBootstrapsUnderRuntimeAPI(t *testing.T) {
 	var accepted map[string]any
 	require.NoError(t, json.Unmarshal([]byte(resp.Body), &accepted))
 	id := accepted["message_id"].(string)
-	sm, err := store.GetMessage(context.Background(), id)
+	// Mail from another gateway is stored per recipient (fan-out).
+	sid := gateway.StorageID(id, gateway.OriginRemote, []string{"carol@example.com"})
+	sm, err := store.GetMessage(context.Background(), sid)
 	require.NoError(t, err, "message stored in DynamoDB")
 	assert.Equal(t, "alice@partner.example", sm.Sender)
 	recv, err := sqsc.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(ep.DeliveryQueueURL), MaxNumberOfMessages: 10, WaitTimeSeconds: 2, VisibilityTimeout: 60})
@@ -229,7 +231,7 @@ func TestBootstrapsUnderRuntimeAPI(t *testing.T) {
 	require.Len(t, recv.Messages, 1, "one delivery task on the queue")
 	task, err := sqsq.ParseTask(aws.ToString(recv.Messages[0].Body))
 	require.NoError(t, err)
-	assert.Equal(t, id, task.MessageID)
+	assert.Equal(t, sid, task.MessageID)
 
 	// 2. deliver: the sample batch with the real task in place of its
 	// first record; the poison record (and only it) is a batch failure.
@@ -251,7 +253,7 @@ func TestBootstrapsUnderRuntimeAPI(t *testing.T) {
 	require.Len(t, got, 1, "carol received the message")
 	assert.Equal(t, id, got[0]["message_id"])
 	mu.Unlock()
-	st, err := store.GetStatuses(context.Background(), id)
+	st, err := store.GetStatuses(context.Background(), sid)
 	require.NoError(t, err)
 	assert.Equal(t, gateway.StateDelivered, st[0].Status)
 
@@ -372,7 +374,7 @@ func TestAPIKilledBetweenStoreAndEnqueueLosesNothing(t *testing.T) {
 	var resp events.APIGatewayV2HTTPResponse
 	require.NoError(t, json.Unmarshal(res.Payload, &resp))
 	require.Equal(t, http.StatusAccepted, resp.StatusCode, resp.Body)
-	assert.Contains(t, resp.Body, id, "the retry answers with the original message")
+	assert.Contains(t, resp.Body, gateway.MessageIDOf(id), "the retry answers with the original message")
 
 	// Exactly one task, delivered once.
 	var tasks []*sqs.ReceiveMessageOutput

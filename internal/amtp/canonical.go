@@ -668,7 +668,7 @@ func (p *jcsParser) number() error {
 	if err == nil && f != 0 {
 		k, n = jcsShortest(&sig, f)
 	}
-	if err != nil || !jcsExactDecimal(in[intStart:i], sig[:k], n) {
+	if err != nil || !jcsAcceptable(in[intStart:i], plain, f, sig[:k], n) {
 		p.pos = start
 		return p.fail("number cannot be represented exactly as an IEEE 754 double")
 	}
@@ -705,6 +705,47 @@ func jcsShortest(d *[jcsMaxDigits]byte, f float64) (k, n int) {
 		e = -e
 	}
 	return k, e + 1
+}
+
+// jcsAcceptable decides which numbers a double holds well enough. An
+// integer written without fraction or exponent must be exactly the value
+// its double prints as: 12345678901234567890 and ...891 would otherwise
+// share one canonical form, and with it one idempotency digest and one
+// signature. A number with a fraction or an exponent may carry the digits
+// a serialiser prints for a double (up to 17 significant ones, as printf's
+// %.17g and RFC 8785's own example 333333333.33333329 do); more digits than
+// a double has, or a non-zero value that underflows to zero, are refused.
+func jcsAcceptable(num []byte, plain bool, f float64, sig []byte, n int) bool {
+	if jcsExactDecimal(num, sig, n) {
+		return true
+	}
+	return !plain && f != 0 && jcsSignificantDigits(num) <= 17
+}
+
+// jcsSignificantDigits counts the digits of a number's mantissa without
+// leading and trailing zeros.
+func jcsSignificantDigits(num []byte) int {
+	first, last := -1, -1
+	digits := 0
+	for _, c := range num {
+		if c == 'e' || c == 'E' {
+			break
+		}
+		if c < '0' || c > '9' {
+			continue
+		}
+		if c != '0' {
+			if first < 0 {
+				first = digits
+			}
+			last = digits
+		}
+		digits++
+	}
+	if first < 0 {
+		return 0
+	}
+	return last - first + 1
 }
 
 // jcsExactDecimal reports whether num, the text of a JSON number without

@@ -26,7 +26,7 @@ const (
 // CanonicalInput returns the bytes a signature covers: the RFC 8785 form of
 // raw without its top-level "signature" member. raw must be a JSON object
 // that amtp.Canonicalize accepts (I-JSON: no duplicate member names, valid
-// UTF-8, numbers within float64 range). Inputs that differ only in
+// UTF-8, numbers a double holds: see amtp.Canonicalize). Inputs that differ only in
 // whitespace, member order, string escapes or number spelling yield the
 // same bytes; any other difference changes them. A number that a double
 // cannot hold exactly is refused (I-JSON), so no two different numbers can
