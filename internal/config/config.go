@@ -37,8 +37,8 @@ type Config struct {
 	RetryWindow     time.Duration // AGENTRY_RETRY_WINDOW, default 168h (give up after)
 
 	// Message signatures (shared/PROTOCOL.md "Signatures").
-	SigningKey        string // AGENTRY_SIGNING_KEY: PKCS#8 PEM text of the gateway's signing key
-	SigningKeyFile    string // AGENTRY_SIGNING_KEY_FILE: path of that PEM; local default <data dir>/signing.pem (generated)
+	SigningKey      string // AGENTRY_SIGNING_KEY: PKCS#8 PEM text of the gateway's signing key
+	SigningKeyFile  string // AGENTRY_SIGNING_KEY_FILE: path of that PEM; local default <data dir>/signing.pem (generated)
 	SigningSelector string // AGENTRY_SIGNING_SELECTOR, default "k1": the key is published at <selector>._amtpkey.<domain>
 	// SignaturePolicy (AGENTRY_SIGNATURE_POLICY) is what happens to mail
 	// from other domains that is unsigned, invalid or whose key cannot be

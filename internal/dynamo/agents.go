@@ -24,7 +24,7 @@ const (
 	agKeyHash = "khash"
 	agCreated = "created"
 	agHeaders = "headers" // custom webhook headers: a map of strings
-	agOwner   = "owner" // on key-hash items: the lower-case address they belong to
+	agOwner   = "owner"   // on key-hash items: the lower-case address they belong to
 )
 
 // agentWriteAttempts bounds the read-then-transact loops below, which

@@ -95,7 +95,7 @@ func sdkCall(t *testing.T, method, url string, hdr map[string]string, body any) 
 	return resp.StatusCode, out, string(raw)
 }
 
-func xAdmin() map[string]string          { return map[string]string{"X-Admin-Key": adminKey} }
+func xAdmin() map[string]string           { return map[string]string{"X-Admin-Key": adminKey} }
 func agentKey(k string) map[string]string { return map[string]string{"Authorization": "Bearer " + k} }
 
 // sdkRegister registers like amtp.AMTP.register: the address as given, the

@@ -398,3 +398,32 @@ func TestSchemaDefinitionAlias(t *testing.T) {
 		assert.Equal(t, true, out["valid"], "%s: %s", id, raw)
 	}
 }
+
+// anyToken is an Identity that takes every OAuth token as the admin's.
+type anyToken struct{}
+
+func (anyToken) Claims(*http.Request, string) (gateway.TokenClaims, error) {
+	return gateway.TokenClaims{Agent: "carol", Scopes: []string{"agentry:admin"}}, nil
+}
+func (anyToken) PeerNames(*http.Request) []string { return nil }
+
+// TestAdminKeyHeaderNotUnderOAuth: under /oauth the caller is who the
+// OAuth token says; X-Admin-Key is refused there, not ranked above it.
+func TestAdminKeyHeaderNotUnderOAuth(t *testing.T) {
+	db, err := embedded.Open(embedded.Options{Dir: t.TempDir()})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	svc, err := gateway.NewService(gateway.Config{Domain: "example.org", AdminKey: testAdminKey, OAuthAdminScope: "agentry:admin", Logger: quiet},
+		gateway.Ports{Messages: db, Inbox: db, Agents: db, Queue: db})
+	require.NoError(t, err)
+	a := &api{t: t, h: httpapi.New(svc, httpapi.Options{Logger: quiet, Identity: anyToken{}})}
+	body := `{"address":"dave","delivery_mode":"pull"}`
+	code, out, raw := a.call("POST", "/oauth/v1/admin/agents", adminHeader(testAdminKey), body)
+	assert.Equal(t, http.StatusUnauthorized, code, "%s", raw)
+	assert.Equal(t, "AUTHENTICATION_REQUIRED", errCode(out))
+	code, _, raw = a.call("POST", "/oauth/v1/admin/agents", bearer("a-token"), body)
+	assert.Equal(t, http.StatusCreated, code, "%s", raw)
+	code, _, raw = a.call("POST", "/v1/admin/agents", adminHeader(testAdminKey), `{"address":"erin","delivery_mode":"pull"}`)
+	assert.Equal(t, http.StatusCreated, code, "%s", raw)
+}
