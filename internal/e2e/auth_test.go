@@ -53,7 +53,7 @@ func testOAuthBearerTokens(t *testing.T, onAWS bool) {
 		want              int
 		code              string
 	}{
-		{"agent token sending as another", "/oauth/v1/messages", bob, 403, "FORBIDDEN"},
+		{"agent token sending as another", "/oauth/v1/messages", bob, 403, "SENDER_CREDENTIAL_MISMATCH"},
 		{"agent token on the admin API", "/oauth/v1/admin/agents", alice, 403, "FORBIDDEN"},
 		{"JWT where API keys go", "/v1/messages", alice, 401, "AUTHENTICATION_REQUIRED"},
 		{"no token under /oauth", "/oauth/v1/messages", "", 401, "AUTHENTICATION_REQUIRED"},

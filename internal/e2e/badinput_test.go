@@ -49,10 +49,10 @@ func TestBadInputGetsExactErrorAndStoresNothing(t *testing.T) {
 		{"unknown version", "alice", `{"version":"2.0","sender":"alice@a.test","recipients":["bob@b.test"],"payload":{}}`, 400, "UNSUPPORTED_VERSION", ""},
 		{"too many recipients", "alice", tooMany(101), 400, "INVALID_MESSAGE_FORMAT", "recipients"},
 		{"bad timestamp", "alice", `{"sender":"alice@a.test","recipients":["bob@b.test"],"payload":{},"timestamp":"yesterday"}`, 400, "INVALID_MESSAGE_FORMAT", "timestamp"},
-		{"spoofed sender", "alice", `{"sender":"mallory@a.test","recipients":["bob@b.test"],"payload":{}}`, 403, "FORBIDDEN", "sender"},
-		{"foreign sender with local key", "alice", `{"sender":"alice@evil.test","recipients":["bob@b.test"],"payload":{}}`, 403, "FORBIDDEN", "sender"},
+		{"spoofed sender", "alice", `{"sender":"mallory@a.test","recipients":["bob@b.test"],"payload":{}}`, 403, "SENDER_CREDENTIAL_MISMATCH", "sender"},
+		{"foreign sender with local key", "alice", `{"sender":"alice@evil.test","recipients":["bob@b.test"],"payload":{}}`, 403, "SENDER_CREDENTIAL_MISMATCH", "sender"},
 		{"relay attempt", "", `{"sender":"mallory@evil.test","recipients":["bob@b.test"],"payload":{}}`, 403, "FORBIDDEN", "recipients[0]"},
-		{"local sender without key", "", `{"sender":"alice@a.test","recipients":["bob@b.test"],"payload":{}}`, 401, "AUTHENTICATION_REQUIRED", ""},
+		{"local sender without key", "", `{"sender":"alice@a.test","recipients":["bob@b.test"],"payload":{}}`, 401, "LOCAL_SENDER_AUTH_REQUIRED", "sender"},
 		{"unknown key", "bogus-key", `{"sender":"alice@a.test","recipients":["bob@b.test"],"payload":{}}`, 401, "AUTHENTICATION_REQUIRED", ""},
 		{"unknown local recipient", "alice", `{"sender":"alice@a.test","recipients":["ghost@a.test"],"payload":{}}`, 400, "AGENT_UNKNOWN", ""},
 	}

@@ -73,8 +73,11 @@ func testTwoGatewaysDeliverPushAndPullExactlyOnce(t *testing.T, onAWS bool) {
 	_, bad := w.carolAgent.stats()
 	assert.Zero(t, bad, "every webhook carried a valid Standard Webhooks signature")
 
-	// b.test keeps its own status for the message it received.
-	stB := w.b.status(adminKey, id)
+	// b.test keeps its own status for the message it received: one copy
+	// per recipient (the delivery was fanned out), which the admin names
+	// <message_id>/<recipient> and the recipient by the message_id.
+	stB := w.b.status(adminKey, id+"%2F"+w.carAddr)
+	assert.Equal(t, "delivered", w.b.status(w.carol, id)["status"])
 	assert.Equal(t, "delivered", stB["status"])
 
 	// Acknowledge; a second ack is 404.
@@ -138,7 +141,7 @@ func testPermanentFailureReportsToSender(t *testing.T, onAWS bool) {
 	assert.Equal(t, []any{"erin@b.test"}, payload["failed_recipients"])
 	assert.Equal(t, "RECIPIENT_NOT_FOUND", payload["error_code"])
 
-	stB := w.b.status(adminKey, id)
+	stB := w.b.status(adminKey, id+"%2Ferin@b.test")
 	rs := recipientStatus(t, stB, "erin@b.test")
 	assert.Equal(t, "failed", rs["status"])
 	assert.Equal(t, "RECIPIENT_NOT_FOUND", rs["error_code"])

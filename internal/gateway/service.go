@@ -775,8 +775,15 @@ func (s *Service) readable(ctx context.Context, p Principal, id string) (*Stored
 	if p.Kind == Anonymous {
 		return nil, amtp.Errorf(amtp.CodeAuthenticationRequired, "reading messages needs an agent key or the admin key")
 	}
-	id = amtp.NormalizeMessageID(id) // ids compare case-insensitively
-	if !amtp.ValidMessageID(id) {
+	// ids compare case-insensitively. The admin names the copy of a
+	// fanned-out message from another gateway as <message_id>/<recipient>
+	// (URL-escaped in the path: %2F).
+	mid, rcpt, copyOf := strings.Cut(id, "/")
+	id = amtp.NormalizeMessageID(mid)
+	if copyOf {
+		id = StorageID(id, OriginRemote, []string{rcpt})
+	}
+	if !amtp.ValidMessageID(MessageIDOf(id)) {
 		return nil, amtp.Errorf(amtp.CodeNotFound, "no message %q", id)
 	}
 	sm, err := s.messages.GetMessage(ctx, id)
