@@ -139,18 +139,7 @@ func (s *Store) PutAgent(ctx context.Context, a *gateway.Agent) error {
 			put.ExpressionAttributeNames["#h"] = agKeyHash
 			put.ExpressionAttributeValues = item{":h": old[agKeyHash]}
 		}
-		items := []types.TransactWriteItem{{Put: put}}
-		deleteAt := -1
-		if oldHash != "" && oldHash != newHash && !keepOld {
-			deleteAt = len(items)
-			items = append(items, types.TransactWriteItem{Delete: ownedKeyDelete(oldHash, addr, s.table)})
-		}
-		if newHash != "" {
-			items = append(items, types.TransactWriteItem{Put: &types.Put{
-				TableName: aws.String(s.table),
-				Item:      keyItem(newHash, addr, a),
-			}})
-		}
+		items, deleteAt := s.withKeySwap(types.TransactWriteItem{Put: put}, addr, a, oldHash, newHash, keepOld)
 		reasons, err := s.transact(ctx, items)
 		if err != nil {
 			return fmt.Errorf("dynamo: put agent %s: %w", a.Address, err)
@@ -163,6 +152,26 @@ func (s *Store) PutAgent(ctx context.Context, a *gateway.Agent) error {
 		}
 	}
 	return fmt.Errorf("dynamo: put agent %s: changed concurrently %d times", a.Address, agentWriteAttempts)
+}
+
+// withKeySwap follows the agent item's write with the key-hash items: the
+// old one deleted (unless another agent owns it now: keepOld) and the new
+// one written. deleteAt is the delete's index in the transaction, -1
+// without one, for reading its cancellation reason.
+func (s *Store) withKeySwap(agentWrite types.TransactWriteItem, addr string, a *gateway.Agent, oldHash, newHash string, keepOld bool) (items []types.TransactWriteItem, deleteAt int) {
+	items = []types.TransactWriteItem{agentWrite}
+	deleteAt = -1
+	if oldHash != "" && oldHash != newHash && !keepOld {
+		deleteAt = len(items)
+		items = append(items, types.TransactWriteItem{Delete: ownedKeyDelete(oldHash, addr, s.table)})
+	}
+	if newHash != "" {
+		items = append(items, types.TransactWriteItem{Put: &types.Put{
+			TableName: aws.String(s.table),
+			Item:      keyItem(newHash, addr, a),
+		}})
+	}
+	return items, deleteAt
 }
 
 // ReplaceAgentKey sets the agent item's key hash, deletes the old key-hash
@@ -211,18 +220,7 @@ func (s *Store) ReplaceAgentKey(ctx context.Context, address, oldHash, newHash s
 		if len(values) > 0 {
 			upd.ExpressionAttributeValues = values
 		}
-		items := []types.TransactWriteItem{{Update: upd}}
-		deleteAt := -1
-		if curHash != "" && curHash != strings.ToLower(newHash) && !keepOld {
-			deleteAt = len(items)
-			items = append(items, types.TransactWriteItem{Delete: ownedKeyDelete(curHash, addr, s.table)})
-		}
-		if newHash != "" {
-			items = append(items, types.TransactWriteItem{Put: &types.Put{
-				TableName: aws.String(s.table),
-				Item:      keyItem(newHash, addr, a),
-			}})
-		}
+		items, deleteAt := s.withKeySwap(types.TransactWriteItem{Update: upd}, addr, a, curHash, strings.ToLower(newHash), keepOld)
 		reasons, err := s.transact(ctx, items)
 		if err != nil {
 			return nil, fmt.Errorf("dynamo: replace agent key %s: %w", address, err)
