@@ -34,11 +34,12 @@ const (
 	MetricDeliveryFailures  = "DeliveryFailures"  // Count, deliver/deadletter: per recipient failed for good
 	MetricDeadLettered      = "DeadLettered"      // Count, deadletter: per poison task settled
 	MetricColdStart         = "ColdStart"         // Count, every function: 1 on the first invocation of an instance
+	MetricSenderUnverified  = "SenderUnverified"  // Count, api: per message from another domain accepted unverified under the flag policy
 )
 
 // AllMetrics lists the EMF metrics above.
 var AllMetrics = []string{MetricMessagesAccepted, MetricMessagesDelivered, MetricDeliveryLatency, MetricDeliveryRetries,
-	MetricDeliveryFailures, MetricDeadLettered, MetricColdStart}
+	MetricDeliveryFailures, MetricDeadLettered, MetricColdStart, MetricSenderUnverified}
 
 // Alarm thresholds (tests assert them; README explains each).
 const (
@@ -196,6 +197,7 @@ func newObservability(stack awscdk.Stack, r *resources) {
 				emf(MetricDeliveryRetries, "Sum", "retries", nil),
 				emf(MetricDeliveryFailures, "Sum", "failed", nil),
 				emf(MetricDeadLettered, "Sum", "dead-lettered", nil),
+				emf(MetricSenderUnverified, "Sum", "accepted unverified (flag)", nil),
 			}, nil),
 		},
 		{

@@ -170,6 +170,10 @@ func build(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.
 	if err != nil {
 		return nil, fmt.Errorf("dns resolver: %w", err)
 	}
+	// Under flag, each message let through unverified is counted
+	// (SenderUnverified) as well as logged.
+	inbound := signing.NewInbound(cfg, res, log)
+	inbound.Flagged = func(ctx context.Context, r gateway.VerificationResult) { metrics.SenderUnverified(ctx, string(r)) }
 	cc, roots, err := authn.ClientTLS(cfg)
 	if err != nil {
 		return nil, err
@@ -186,7 +190,7 @@ func build(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.
 	gcfg := gateway.Config{
 		Domain: cfg.Domain, AdminKey: cfg.AdminKey, MaxRecipients: cfg.MaxRecipients,
 		MaxMessageBytes: cfg.MaxMessageBytes, PublicURL: cfg.PublicURL, AllowInsecure: cfg.AllowInsecure,
-		Logger: log, Metrics: metrics, Inbound: signing.NewInbound(cfg, res, log),
+		Logger: log, Metrics: metrics, Inbound: inbound,
 		Attachments:     attach.FromConfig(cfg, client),
 		AuthMethods:     gateway.AuthMethodsFor(cfg.OAuth(), cfg.RequirePeerMTLS),
 		OAuthAdminScope: cfg.OAuthAdminScope, RequirePeerMTLS: cfg.RequirePeerMTLS,

@@ -42,6 +42,7 @@ func emittedMetrics(t *testing.T) (units map[string]string, dims map[string][]st
 	e.DeliveryRetried(ctx, "m", 1, "X")
 	e.DeliveryFailed(ctx, "m", "bob@example.org", "X")
 	e.DeadLettered(ctx, "m", "X")
+	e.SenderUnverified(ctx, "unsigned")
 	e.ColdStart("api")
 	units, dims = map[string]string{}, map[string][]string{}
 	for _, l := range parseLines(t, out.String()) {

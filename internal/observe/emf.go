@@ -28,6 +28,7 @@ const (
 	MetricDeliveryFailures  = "DeliveryFailures"
 	MetricDeadLettered      = "DeadLettered"
 	MetricColdStart         = "ColdStart"
+	MetricSenderUnverified  = "SenderUnverified"
 
 	UnitCount        = "Count"
 	UnitMilliseconds = "Milliseconds"
@@ -106,6 +107,16 @@ func (e *EMF) DeadLettered(ctx context.Context, messageID, reason string) {
 	e.emit(ctx, nil,
 		[]metric{{MetricDeadLettered, UnitCount, 1}},
 		prop{"message_id", messageID}, prop{"failure_reason", reason})
+}
+
+// SenderUnverified counts one message from another domain accepted
+// without a verified signature under the flag policy (draft §9.3.4: "emit
+// a warning log, and increment a verification metric"); result is
+// unsigned, invalid or key_unavailable.
+func (e *EMF) SenderUnverified(ctx context.Context, result string) {
+	e.emit(ctx, nil,
+		[]metric{{MetricSenderUnverified, UnitCount, 1}},
+		prop{"result", result})
 }
 
 // ColdStart emits ColdStart = 1 with the Function dimension, once per EMF:

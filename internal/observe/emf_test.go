@@ -116,6 +116,13 @@ func TestEMFLines(t *testing.T) {
 			values:  map[string]any{"DeadLettered": 1.0, "message_id": "m-6"},
 		},
 		{
+			name:    "sender unverified",
+			emit:    func(e *observe.EMF) { e.SenderUnverified(ctx, "invalid") },
+			dims:    []string{"Deployment"},
+			metrics: []unitMetric{{"SenderUnverified", "Count"}},
+			values:  map[string]any{"SenderUnverified": 1.0, "result": "invalid"},
+		},
+		{
 			name:    "cold start once, with Function",
 			emit:    func(e *observe.EMF) { e.ColdStart("deliver"); e.ColdStart("deliver") },
 			dims:    []string{"Deployment", "Function"},
