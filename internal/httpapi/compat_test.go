@@ -337,9 +337,9 @@ func TestSelfUnregister(t *testing.T) {
 		{"another agent", bearer(bob), "/v1/admin/agents/alice", http.StatusForbidden, "FORBIDDEN"},
 		{"another agent, unknown address", bearer(bob), "/v1/admin/agents/nobody", http.StatusForbidden, "FORBIDDEN"},
 		{"another agent, foreign address", bearer(bob), "/v1/admin/agents/alice@elsewhere.example", http.StatusForbidden, "FORBIDDEN"},
-		{"itself, full address in other case", bearer(alice), "/v1/admin/agents/Alice@Example.org", http.StatusNoContent, ""},
+		{"itself, full address in other case", bearer(alice), "/v1/admin/agents/Alice@Example.org", http.StatusOK, ""},
 		{"itself again: its key is gone", bearer(alice), "/v1/admin/agents/alice", http.StatusUnauthorized, "AUTHENTICATION_REQUIRED"},
-		{"admin deletes another", adminHeader(testAdminKey), "/v1/admin/agents/carol", http.StatusNoContent, ""},
+		{"admin deletes another", adminHeader(testAdminKey), "/v1/admin/agents/carol", http.StatusOK, ""},
 		{"admin, unknown", adminHeader(testAdminKey), "/v1/admin/agents/carol", http.StatusNotFound, "NOT_FOUND"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

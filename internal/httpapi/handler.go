@@ -630,7 +630,10 @@ func (h *Handler) deleteAgent(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	w.WriteHeader(http.StatusNoContent)
+	// 200 with a body rather than 204: the public Python SDK's stop()
+	// counts only 200, 201 and 202 as success, and so does the reference
+	// gateway's admin tool.
+	writeJSON(w, http.StatusOK, map[string]string{"address": r.PathValue("address"), "status": "deleted"})
 }
 
 // ---- health ----
