@@ -487,11 +487,11 @@ func (s *Service) WorkflowDeliveryFailed(ctx context.Context, id string, recipie
 // Messages that merely look like replies (to a workflow that is not ours,
 // or not addressed to its initiator) are ordinary mail.
 func (s *Service) workflowReply(ctx context.Context, m *amtp.Message, now time.Time) error {
-	if s.workflows == nil || m.InReplyTo == "" ||
+	if s.workflows == nil || (m.WorkflowID == "" && m.InReplyTo == "") ||
 		(m.ResponseType != amtp.ResponseWorkflowResponse && m.ResponseType != amtp.ResponseWorkflowError) {
 		return nil
 	}
-	st, err := s.workflows.GetWorkflow(ctx, m.InReplyTo)
+	st, err := s.correlate(ctx, m)
 	if errors.Is(err, ErrNotFound) {
 		return nil
 	}
@@ -507,7 +507,9 @@ func (s *Service) workflowReply(ctx context.Context, m *amtp.Message, now time.T
 	if !toInitiator {
 		return nil
 	}
-	_, err = s.applyWorkflow(ctx, st.WorkflowID, workflow.ReplyEvent(m, now))
+	ev := workflow.ReplyEvent(m, now)
+	ev.WorkflowID = st.WorkflowID
+	_, err = s.applyWorkflow(ctx, st.WorkflowID, ev)
 	switch {
 	case err == nil:
 		return nil
@@ -519,6 +521,20 @@ func (s *Service) workflowReply(ctx context.Context, m *amtp.Message, now time.T
 		return ae
 	}
 	return s.unavailable("apply reply", err)
+}
+
+// correlate finds the workflow a reply answers: by its workflow_id, else
+// by in_reply_to (PROTOCOL.md "Message fields").
+func (s *Service) correlate(ctx context.Context, m *amtp.Message) (workflow.State, error) {
+	for _, id := range []string{m.WorkflowID, m.InReplyTo} {
+		if id == "" {
+			continue
+		}
+		if st, err := s.workflows.GetWorkflow(ctx, id); !errors.Is(err, ErrNotFound) {
+			return st, err
+		}
+	}
+	return workflow.State{}, ErrNotFound
 }
 
 // WorkflowView is GET /v1/workflows/{id}: the initiator and the admin may

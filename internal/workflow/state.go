@@ -1,6 +1,7 @@
 package workflow
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -119,7 +120,7 @@ type Event struct {
 func ReplyEvent(m *amtp.Message, at time.Time) Event {
 	return Event{
 		Kind:         EventReply,
-		WorkflowID:   m.InReplyTo,
+		WorkflowID:   cmp.Or(m.WorkflowID, m.InReplyTo),
 		From:         m.Sender,
 		ResponseType: m.ResponseType,
 		Payload:      m.Payload,

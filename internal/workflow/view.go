@@ -106,6 +106,7 @@ func ResultMessage(s State, gatewayDomain string, now time.Time) (*amtp.Message,
 		Recipients:     []string{s.Initiator},
 		Subject:        "Workflow " + string(s.Status),
 		InReplyTo:      s.WorkflowID,
+		WorkflowID:     s.WorkflowID,
 		ResponseType:   amtp.ResponseWorkflowResult,
 		Payload:        bytes.TrimRight(payload.Bytes(), "\n"),
 	}
