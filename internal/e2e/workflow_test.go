@@ -376,7 +376,10 @@ func TestWorkflowRefusedAtSubmission(t *testing.T) {
 		{"malformed condition", map[string]any{"type": "conditional", "conditions": []any{map[string]any{
 			"if": x.addr + " responds with approve ~ true", "then": []string{x.addr}}}}, "coordination.conditions[0].if"},
 		{"unknown type", map[string]any{"type": "round-robin"}, "coordination.type"},
-		{"participant not a recipient", map[string]any{"type": "sequential", "sequence": []string{x.addr, "ghost@a.test"}}, ""},
+		// A participant need not be listed in recipients (the draft's
+		// examples do not), but a recipient the sequence never names
+		// would never be asked.
+		{"recipient not in the sequence", map[string]any{"type": "sequential", "sequence": []string{"y@a.test"}}, "recipients[0]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := a.countMessages()

@@ -386,6 +386,11 @@ func (s *Service) Accept(ctx context.Context, p Principal, body []byte) (*Accept
 			return nil, s.unavailable("verify attachments", err)
 		}
 	}
+	if origin == OriginLocal && len(m.Coordination) > 0 {
+		if err := s.foldParticipants(m); err != nil {
+			return nil, err
+		}
+	}
 	in := submission{m: m, origin: origin, verification: sv}
 	if origin == OriginRemote {
 		in.received = body

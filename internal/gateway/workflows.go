@@ -117,6 +117,33 @@ func (s *Service) beginWorkflow(m *amtp.Message, now time.Time) (*workflow.State
 	return &st, t, nil
 }
 
+// foldParticipants adds to m's recipients the addresses its sequential or
+// conditional coordination names without listing them (the draft's
+// examples do so), so that every participant is authorised, policed and
+// rate-limited exactly as a recipient is, and has a status.
+func (s *Service) foldParticipants(m *amtp.Message) error {
+	c, err := amtp.ParseCoordination(m.Coordination)
+	if err != nil {
+		return err
+	}
+	seen := make(map[string]bool, len(m.Recipients))
+	for _, r := range m.Recipients {
+		seen[amtp.KeyOf(r)] = true
+	}
+	for _, addr := range workflow.Addresses(c) {
+		a, err := amtp.ParseAddress(addr)
+		if err != nil || seen[a.Key()] {
+			continue // a bad address is Start's to report, with its field
+		}
+		seen[a.Key()] = true
+		m.Recipients = append(m.Recipients, a.String())
+	}
+	if len(m.Recipients) > s.cfg.MaxRecipients {
+		return amtp.FieldError("recipients", "recipients and the participants the coordination names are more than %d", s.cfg.MaxRecipients).WithDetail("max", s.cfg.MaxRecipients)
+	}
+	return nil
+}
+
 // HandleWorkflowTask carries out a workflow task taken from the delivery
 // queue. A non-zero time asks for the task back at that time; an error
 // asks for a retry with backoff.

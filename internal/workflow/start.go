@@ -282,3 +282,27 @@ func conditionFieldError(field string, err error) error {
 	}
 	return amtp.Errorf(ce.code, "%s: %s", field, ce.msg).WithDetail("field", field)
 }
+
+// Addresses lists every address a sequential or conditional coordination
+// names (sequence, condition participants, then and else), in order of
+// first mention. The draft's examples do not repeat them in recipients;
+// the gateway adds them there, so that they are authorised (relay rule,
+// policy, rate limits) exactly as recipients are. A parallel coordination
+// names only recipients. Malformed conditions are skipped here: Start
+// reports them.
+func Addresses(c *amtp.Coordination) []string {
+	var out []string
+	switch c.Type {
+	case amtp.CoordinationSequential:
+		out = append(out, c.Sequence...)
+	case amtp.CoordinationConditional:
+		for _, cond := range c.Conditions {
+			if pred, err := parseIf(cond.If); err == nil {
+				out = append(out, pred.Participant)
+			}
+			out = append(out, cond.Then...)
+			out = append(out, cond.Else...)
+		}
+	}
+	return out
+}

@@ -1,0 +1,81 @@
+package gateway_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/agentry/agentry/internal/amtp"
+	"github.com/agentry/agentry/internal/embedded"
+	"github.com/agentry/agentry/internal/gateway"
+	"github.com/agentry/agentry/internal/policy"
+)
+
+// Addresses a sequential or conditional coordination names need not be
+// listed in recipients (the draft's examples do not list them); they are
+// authorised exactly as recipients are: the policy refuses a denied one,
+// and each gets a status.
+func TestCoordinationParticipantsAreRecipients(t *testing.T) {
+	pol, err := policy.Parse([]byte("default_policy: allow\nrules:\n  - name: quiet\n    action: deny\n    recipients: [\"quiet@example.org\"]\n"))
+	require.NoError(t, err)
+	cases := []struct {
+		name     string
+		body     string
+		wantCode amtp.Code // "" = accepted
+		want     []string  // the message's recipients once accepted
+	}{
+		{
+			name: "conditional, branches not listed",
+			body: `{"sender":"boss@example.org","recipients":["approver@example.org"],"payload":{},"coordination":{"type":"conditional","timeout":600,` +
+				`"conditions":[{"if":"approver@example.org responds with approve == true","then":["exec@example.org"],"else":["reject@example.org"]}]}}`,
+			want: []string{"approver@example.org", "exec@example.org", "reject@example.org"},
+		},
+		{
+			name: "sequential, only the first listed",
+			body: `{"sender":"boss@example.org","recipients":["exec@example.org"],"payload":{},"coordination":{"type":"sequential","timeout":600,` +
+				`"sequence":["exec@example.org","approver@example.org"]}}`,
+			want: []string{"exec@example.org", "approver@example.org"},
+		},
+		{
+			name: "an unlisted participant the policy denies",
+			body: `{"sender":"boss@example.org","recipients":["approver@example.org"],"payload":{},"coordination":{"type":"conditional","timeout":600,` +
+				`"conditions":[{"if":"approver@example.org responds with approve == true","then":["quiet@example.org"]}]}}`,
+			wantCode: amtp.CodePolicyDenied,
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			db, err := embedded.Open(embedded.Options{Dir: t.TempDir()})
+			require.NoError(t, err)
+			t.Cleanup(func() { db.Close() })
+			for _, name := range []string{"boss", "approver", "exec", "reject", "quiet"} {
+				require.NoError(t, db.PutAgent(ctx, &gateway.Agent{Address: name + "@example.org", DeliveryMode: gateway.ModePull, APIKeyHash: gateway.HashAPIKey("key-" + name)}))
+			}
+			svc, err := gateway.NewService(gateway.Config{Domain: "example.org", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
+				gateway.Ports{Messages: db, Inbox: db, Agents: db, Queue: db, Workflows: db, Policy: pol})
+			require.NoError(t, err)
+			p, err := svc.Authenticate(ctx, "key-boss")
+			require.NoError(t, err)
+			res, err := svc.Accept(ctx, p, []byte(tc.body))
+			if tc.wantCode != "" {
+				require.Error(t, err)
+				assert.True(t, amtp.IsCode(err, tc.wantCode), "%v", err)
+				return
+			}
+			require.NoError(t, err)
+			var got []string
+			for _, r := range res.Recipients {
+				got = append(got, r.Address)
+			}
+			assert.Equal(t, tc.want, got)
+			v, err := svc.WorkflowView(ctx, p, res.MessageID)
+			require.NoError(t, err)
+			assert.Len(t, v.Participants, len(tc.want))
+		})
+	}
+}
