@@ -46,6 +46,9 @@ const (
 	Accept     = "accept"
 	Push       = "push"
 	Federation = "federation"
+	// FederationPair is the federation scenario's second section: each
+	// message to two recipients at b.test.
+	FederationPair = "federation-2rcpt"
 	Memory     = "memory"
 	Lambda     = "lambda"
 	Cost       = "cost"

@@ -48,6 +48,7 @@ func TestEveryScenarioTiny(t *testing.T) {
 		"accept/throughput", "accept/p50", "accept/p99",
 		"push/delivered", "push/p50", "push/p99",
 		"federation/delivered", "federation/p50", "federation/p99",
+		"federation-2rcpt/delivered to both", "federation-2rcpt/p50", "federation-2rcpt/p99",
 		"memory/rss per 10k queued", "memory/rss per 10k, no forced GC", "memory/anon rss per 10k",
 		"memory/file rss per 10k", "memory/go heap per 10k", "memory/store per message", "memory/store beyond payload",
 	}

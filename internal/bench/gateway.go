@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -191,10 +192,12 @@ func register(base, adminKey, name, mode, webhook string) (string, error) {
 }
 
 // messages makes unique AMTP messages from one sender to one recipient
-// with a payload of a fixed size.
+// (or to several: also) with a payload of a fixed size.
 type messages struct {
-	sender, recipient string
-	filler            string
+	sender     string
+	recipients string // the JSON array's elements
+	count      int
+	filler     string
 }
 
 // payloadOverhead is the length of the payload around the filler:
@@ -204,7 +207,16 @@ const payloadOverhead = len(`{"seq":"0000000000","text":""}`)
 func newMessages(sender, recipient string, payloadBytes int) *messages {
 	const words = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor "
 	n := max(payloadBytes-payloadOverhead, 0)
-	return &messages{sender: sender, recipient: recipient, filler: strings.Repeat(words, n/len(words)+1)[:n]}
+	return &messages{sender: sender, recipients: strconv.Quote(recipient), count: 1, filler: strings.Repeat(words, n/len(words)+1)[:n]}
+}
+
+// also adds recipients to every message made.
+func (m *messages) also(recipients ...string) *messages {
+	for _, r := range recipients {
+		m.recipients += "," + strconv.Quote(r)
+		m.count++
+	}
+	return m
 }
 
 // PayloadBytes is the exact size of every payload made.
@@ -215,8 +227,8 @@ func (m *messages) PayloadBytes() int { return payloadOverhead + len(m.filler) }
 func (m *messages) Make(seq int) (id string, body []byte) {
 	id = amtp.NewUUIDv7()
 	body = fmt.Appendf(make([]byte, 0, 320+len(m.filler)),
-		`{"version":"1.0","message_id":%q,"idempotency_key":%q,"timestamp":%q,"sender":%q,"recipients":[%q],"subject":"bench","payload":{"seq":"%010d","text":%q}}`,
-		id, amtp.NewUUIDv4(), amtp.FormatTime(time.Now()), m.sender, m.recipient, seq%10_000_000_000, m.filler)
+		`{"version":"1.0","message_id":%q,"idempotency_key":%q,"timestamp":%q,"sender":%q,"recipients":[%s],"subject":"bench","payload":{"seq":"%010d","text":%q}}`,
+		id, amtp.NewUUIDv4(), amtp.FormatTime(time.Now()), m.sender, m.recipients, seq%10_000_000_000, m.filler)
 	return id, body
 }
 
