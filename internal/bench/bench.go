@@ -49,9 +49,9 @@ const (
 	// FederationPair is the federation scenario's second section: each
 	// message to two recipients at b.test.
 	FederationPair = "federation-2rcpt"
-	Memory     = "memory"
-	Lambda     = "lambda"
-	Cost       = "cost"
+	Memory         = "memory"
+	Lambda         = "lambda"
+	Cost           = "cost"
 )
 
 // All is every scenario, in run order.
