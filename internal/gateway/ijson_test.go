@@ -3,15 +3,12 @@ package gateway_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentry/agentry/internal/amtp"
-	"github.com/agentry/agentry/internal/embedded"
 	"github.com/agentry/agentry/internal/gateway"
 )
 
@@ -19,16 +16,7 @@ import (
 // bob, as the I-JSON tests below need it.
 func newNumbersService(t *testing.T) *gateway.Service {
 	t.Helper()
-	ctx := context.Background()
-	db, err := embedded.Open(embedded.Options{Dir: t.TempDir()})
-	require.NoError(t, err)
-	t.Cleanup(func() { db.Close() })
-	for _, name := range []string{"alice", "bob"} {
-		require.NoError(t, db.PutAgent(ctx, &gateway.Agent{Address: name + "@example.org", DeliveryMode: gateway.ModePull}))
-	}
-	svc, err := gateway.NewService(gateway.Config{Domain: "example.org", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
-		gateway.Ports{Messages: db, Inbox: db, Agents: db, Queue: db, Workflows: db})
-	require.NoError(t, err)
+	svc, _ := localService(t, nil, "alice", "bob")
 	return svc
 }
 

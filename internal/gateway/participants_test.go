@@ -2,16 +2,12 @@ package gateway_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentry/agentry/internal/amtp"
-	"github.com/agentry/agentry/internal/embedded"
-	"github.com/agentry/agentry/internal/gateway"
 	"github.com/agentry/agentry/internal/policy"
 )
 
@@ -50,17 +46,8 @@ func TestCoordinationParticipantsAreRecipients(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			db, err := embedded.Open(embedded.Options{Dir: t.TempDir()})
-			require.NoError(t, err)
-			t.Cleanup(func() { db.Close() })
-			for _, name := range []string{"boss", "approver", "exec", "reject", "quiet"} {
-				require.NoError(t, db.PutAgent(ctx, &gateway.Agent{Address: name + "@example.org", DeliveryMode: gateway.ModePull, APIKeyHash: gateway.HashAPIKey("key-" + name)}))
-			}
-			svc, err := gateway.NewService(gateway.Config{Domain: "example.org", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
-				gateway.Ports{Messages: db, Inbox: db, Agents: db, Queue: db, Workflows: db, Policy: pol})
-			require.NoError(t, err)
-			p, err := svc.Authenticate(ctx, "key-boss")
-			require.NoError(t, err)
+			svc, as := localService(t, pol, "boss", "approver", "exec", "reject", "quiet")
+			p := as("boss")
 			res, err := svc.Accept(ctx, p, []byte(tc.body))
 			if tc.wantCode != "" {
 				require.Error(t, err)

@@ -4,15 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/agentry/agentry/internal/embedded"
-	"github.com/agentry/agentry/internal/gateway"
 )
 
 // Replies are matched by workflow_id, else by in_reply_to (PROTOCOL.md
@@ -28,20 +23,7 @@ func TestReplyMatchedByWorkflowID(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			db, err := embedded.Open(embedded.Options{Dir: t.TempDir()})
-			require.NoError(t, err)
-			t.Cleanup(func() { db.Close() })
-			for _, name := range []string{"boss", "a"} {
-				require.NoError(t, db.PutAgent(ctx, &gateway.Agent{Address: name + "@example.org", DeliveryMode: gateway.ModePull, APIKeyHash: gateway.HashAPIKey("key-" + name)}))
-			}
-			svc, err := gateway.NewService(gateway.Config{Domain: "example.org", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
-				gateway.Ports{Messages: db, Inbox: db, Agents: db, Queue: db, Workflows: db})
-			require.NoError(t, err)
-			as := func(name string) gateway.Principal {
-				p, err := svc.Authenticate(ctx, "key-"+name)
-				require.NoError(t, err)
-				return p
-			}
+			svc, as := localService(t, nil, "boss", "a")
 			res, err := svc.Accept(ctx, as("boss"), []byte(`{"sender":"boss@example.org","recipients":["a@example.org"],"payload":{"q":1},`+
 				`"coordination":{"type":"parallel","timeout":600,"required_responses":["a@example.org"]}}`))
 			require.NoError(t, err)

@@ -2,8 +2,6 @@ package signature_test
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +13,7 @@ import (
 	"github.com/agentry/agentry/internal/discovery"
 	"github.com/agentry/agentry/internal/discovery/dnstest"
 	"github.com/agentry/agentry/internal/signature"
+	"github.com/agentry/agentry/internal/signing"
 )
 
 // The records PublicKeyTXT writes must be what the discovery side reads.
@@ -34,21 +33,6 @@ func TestPublicKeyTXTParsesWithDiscovery(t *testing.T) {
 	}
 }
 
-// discoveryKeys is the wiring RecordLookup documents.
-func discoveryKeys(r *discovery.Resolver) signature.KeyResolver {
-	return signature.RecordLookup(func(ctx context.Context, domain, selector string) (string, []byte, error) {
-		kr, err := r.LookupKey(ctx, domain, selector)
-		switch {
-		case err == nil, discovery.IsTransient(err):
-		case errors.Is(err, discovery.ErrKeyNotFound):
-			err = fmt.Errorf("%w: %w", signature.ErrKeyNotFound, err)
-		default:
-			err = fmt.Errorf("%w: %w", signature.ErrKeyRecord, err)
-		}
-		return kr.Algorithm, kr.PublicKey, err
-	})
-}
-
 // End to end over DNS: the RSA record is longer than one TXT string, and
 // missing, revoked and unreachable keys map to the right errors.
 func TestVerifyWithDNSKeys(t *testing.T) {
@@ -64,7 +48,7 @@ func TestVerifyWithDNSKeys(t *testing.T) {
 	srv.SetTXT("twice._amtpkey."+testDomain, 300, "v=amtpkey1;alg=ES256;p="+spkiBase64(t, signature.ES256)+";x=1")
 	res, err := discovery.New(discovery.Config{Server: srv.Addr(), Timeout: 500 * time.Millisecond})
 	require.NoError(t, err)
-	v := &signature.Verifier{Keys: discoveryKeys(res), Now: func() time.Time { return vectorTime }}
+	v := &signature.Verifier{Keys: signing.Keys(res), Now: func() time.Time { return vectorTime }}
 
 	for _, alg := range algorithms {
 		t.Run(string(alg), func(t *testing.T) {
