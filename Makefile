@@ -10,7 +10,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/agentry/agentry/internal/localgw.Version=$(VERSION)
 BIN     := bin
 
-.PHONY: all run build test test-race lint fmt-check vet fuzz bench clean
+.PHONY: all run build test test-race lint fmt-check vet fuzz bench cover clean
 
 all: build
 
@@ -27,6 +27,13 @@ build:
 test: fmt-check vet cfn-lint
 	$(GO) test -race -count=1 -timeout 15m $$($(GO) list ./... | grep -E '$(RACE_RE)')
 	$(GO) test -count=1 -timeout 15m $$($(GO) list ./... | grep -v -E '$(RACE_RE)')
+
+## cover: every test, with the statements of every package of ours counted
+## whichever package's tests run them; prints the total (profile in cover.out)
+COVERPKG := ./internal/...,./cmd/...,./functions/...
+cover:
+	$(GO) test -count=1 -timeout 20m -coverpkg=$(COVERPKG) -coverprofile=cover.out ./... > cover.log 2>&1 || { tail -50 cover.log; exit 1; }
+	@$(GO) tool cover -func=cover.out | tail -1
 
 ## lint: gofmt + go vet
 lint: fmt-check vet
@@ -54,15 +61,33 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzScanJSON$$' -fuzztime=$(FUZZTIME) ./internal/amtp
 	$(GO) test -run='^$$' -fuzz='^FuzzAcceptAnswer$$' -fuzztime=$(FUZZTIME) ./internal/httpapi
 	$(GO) test -run='^$$' -fuzz='^FuzzReplay$$' -fuzztime=$(FUZZTIME) ./internal/embedded
+	$(GO) test -run='^$$' -fuzz='^FuzzCursor$$' -fuzztime=$(FUZZTIME) ./internal/embedded
+	$(GO) test -run='^$$' -fuzz='^FuzzTaskCodec$$' -fuzztime=$(FUZZTIME) ./internal/embedded
+	$(GO) test -run='^$$' -fuzz='^FuzzIdemCodec$$' -fuzztime=$(FUZZTIME) ./internal/embedded
+	$(GO) test -run='^$$' -fuzz='^FuzzStatusesCodec$$' -fuzztime=$(FUZZTIME) ./internal/embedded
+	$(GO) test -run='^$$' -fuzz='^FuzzMessageCodec$$' -fuzztime=$(FUZZTIME) ./internal/embedded
+	$(GO) test -run='^$$' -fuzz='^FuzzCursor$$' -fuzztime=$(FUZZTIME) ./internal/dynamo
+	$(GO) test -run='^$$' -fuzz='^FuzzStatusItem$$' -fuzztime=$(FUZZTIME) ./internal/dynamo
+	$(GO) test -run='^$$' -fuzz='^FuzzAgentItem$$' -fuzztime=$(FUZZTIME) ./internal/dynamo
+	$(GO) test -run='^$$' -fuzz='^FuzzInflate$$' -fuzztime=$(FUZZTIME) ./internal/dynamo
+	$(GO) test -run='^$$' -fuzz='^FuzzItemDecoders$$' -fuzztime=$(FUZZTIME) ./internal/dynamo
+	$(GO) test -run='^$$' -fuzz='^FuzzParseTask$$' -fuzztime=$(FUZZTIME) ./internal/sqsq
+	$(GO) test -run='^$$' -fuzz='^FuzzParseDeadLetterRecord$$' -fuzztime=$(FUZZTIME) ./internal/sqsq
+	$(GO) test -run='^$$' -fuzz='^FuzzSyncReply$$' -fuzztime=$(FUZZTIME) ./internal/delivery
+	$(GO) test -run='^$$' -fuzz='^FuzzPeerError$$' -fuzztime=$(FUZZTIME) ./internal/delivery
 	$(GO) test -run='^$$' -fuzz='^FuzzParseTXT$$' -fuzztime=$(FUZZTIME) ./internal/discovery
+	$(GO) test -run='^$$' -fuzz='^FuzzParseKeyTXT$$' -fuzztime=$(FUZZTIME) ./internal/discovery
 	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./internal/signature
 	$(GO) test -run='^$$' -fuzz='^FuzzSign$$' -fuzztime=$(FUZZTIME) ./internal/signature
+	$(GO) test -run='^$$' -fuzz='^FuzzParsePublicKey$$' -fuzztime=$(FUZZTIME) ./internal/signature
 	$(GO) test -run='^$$' -fuzz='^FuzzCondition$$' -fuzztime=$(FUZZTIME) ./internal/workflow
 	$(GO) test -run='^$$' -fuzz='^FuzzApply$$' -fuzztime=$(FUZZTIME) ./internal/workflow
+	$(GO) test -run='^$$' -fuzz='^FuzzStart$$' -fuzztime=$(FUZZTIME) ./internal/workflow
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/policy
 	$(GO) test -run='^$$' -fuzz='^FuzzParseRate$$' -fuzztime=$(FUZZTIME) ./internal/policy
 	$(GO) test -run='^$$' -fuzz='^FuzzParseID$$' -fuzztime=$(FUZZTIME) ./internal/schema
 	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./internal/jwtauth
+	$(GO) test -run='^$$' -fuzz='^FuzzParseJWKS$$' -fuzztime=$(FUZZTIME) ./internal/jwtauth
 
 clean:
 	rm -rf $(BIN)

@@ -35,6 +35,12 @@ import (
 
 const adminKey = "functions-test-admin-key-0123"
 
+// settleWithin bounds every wait for the functions and moto to do what
+// they must: wide, because on a busy machine moto takes many seconds per
+// call, and free when they are quick (a wait ends as soon as its
+// condition holds).
+const settleWithin = 2 * time.Minute
+
 var (
 	buildOnce sync.Once
 	binDir    string
@@ -89,7 +95,7 @@ func startFunction(t *testing.T, name string, env []string) *function {
 	start := time.Now()
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), settleWithin)
 	defer cancel()
 	first, err := rt.FirstNext(ctx)
 	require.NoError(t, err, "%s never polled the Runtime API", name)
@@ -99,7 +105,7 @@ func startFunction(t *testing.T, name string, env []string) *function {
 
 func (f *function) invoke(t *testing.T, payload []byte) lambdatest.Result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), settleWithin)
 	defer cancel()
 	res, err := f.rt.Invoke(ctx, payload)
 	require.NoError(t, err)
@@ -285,7 +291,7 @@ func TestBootstrapsUnderRuntimeAPI(t *testing.T) {
 			return false
 		}
 		return strings.Contains(string(inbox[0].Raw), `"delivery_failure"`) && strings.Contains(string(inbox[0].Raw), id2)
-	}, 10*time.Second, 100*time.Millisecond, "dave received the failure report")
+	}, settleWithin, 100*time.Millisecond, "dave received the failure report")
 }
 
 // blackhole accepts connections and never answers: an SQS endpoint that
@@ -348,7 +354,7 @@ func TestAPIKilledBetweenStoreAndEnqueueLosesNothing(t *testing.T) {
 	loadEvent(t, "api-post-message.json", &post)
 	payload, _ := json.Marshal(post)
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), settleWithin)
 		defer cancel()
 		_, _ = stuck.rt.Invoke(ctx, payload)
 	}()
@@ -360,7 +366,7 @@ func TestAPIKilledBetweenStoreAndEnqueueLosesNothing(t *testing.T) {
 		}
 		id = list[0].MessageID
 		return true
-	}, 20*time.Second, 50*time.Millisecond, "the message reaches DynamoDB")
+	}, settleWithin, 50*time.Millisecond, "the message reaches DynamoDB")
 	require.NoError(t, stuck.cmd.Process.Kill())
 	_, _ = stuck.cmd.Process.Wait()
 	recv, err := sqsc.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(ep.DeliveryQueueURL), MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
@@ -378,7 +384,7 @@ func TestAPIKilledBetweenStoreAndEnqueueLosesNothing(t *testing.T) {
 
 	// Exactly one task, delivered once.
 	var tasks []*sqs.ReceiveMessageOutput
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(settleWithin)
 	total := 0
 	for time.Now().Before(deadline) && total == 0 {
 		r, err := sqsc.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(ep.DeliveryQueueURL), MaxNumberOfMessages: 10, WaitTimeSeconds: 1, VisibilityTimeout: 60})

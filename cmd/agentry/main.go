@@ -95,6 +95,7 @@ func serve(stdout, stderr io.Writer) error {
 	log := newLogger(stderr, cfg.LogLevel)
 	slog.SetDefault(log)
 	localgw.TuneGC()
+	localgw.LimitMemory(cfg.MaxInflightBytes)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if cfg.Backend == "aws" {

@@ -7,7 +7,6 @@ import (
 	"log"
 
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 
 	"github.com/agentry/agentry/internal/awsgw"
 )
@@ -20,5 +19,5 @@ func main() {
 	// Init runs once per instance, so this is the instance's cold start:
 	// one EMF line on stdout, no network call.
 	g.Metrics.ColdStart("api")
-	lambda.Start(httpadapter.NewV2(g.Handler).ProxyWithContext)
+	lambda.Start(g.ServeAPIGateway)
 }

@@ -349,18 +349,47 @@ func (p *jcsParser) order(ms []jcsMember, contentStart, objPos int) error {
 			return p.duplicate(ms[i], objPos)
 		}
 	}
-	// The members are contiguous and only their order changes, so the
-	// object keeps its length and can be rewritten in place from a copy.
-	p.tmp = append(p.tmp[:0], p.out[contentStart:]...)
-	w := contentStart
+	p.permute(ms, contentStart)
+	return nil
+}
+
+// permute rewrites the members written since contentStart in the order of
+// ms. They are contiguous and only their order changes, so the object
+// keeps its length and is rewritten in place. The largest member moves
+// within p.out (copy is memmove: its old and new places may overlap) and
+// only the others go through p.tmp, so a payload of megabytes is not
+// copied aside to be put back.
+func (p *jcsParser) permute(ms []jcsMember, contentStart int) {
+	big := 0
+	for i := range ms {
+		if ms[i].end-ms[i].start > ms[big].end-ms[big].start {
+			big = i
+		}
+	}
+	p.tmp = p.tmp[:0]
+	bigAt := contentStart
+	for i, m := range ms {
+		if i < big {
+			bigAt += m.end - m.start + 1
+		}
+		if i != big {
+			p.tmp = append(p.tmp, p.out[m.start:m.end]...)
+		}
+	}
+	copy(p.out[bigAt:], p.out[ms[big].start:ms[big].end])
+	w, r := contentStart, 0
 	for i, m := range ms {
 		if i > 0 {
 			p.out[w] = ','
 			w++
 		}
-		w += copy(p.out[w:], p.tmp[m.start-contentStart:m.end-contentStart])
+		n := m.end - m.start
+		if i != big {
+			copy(p.out[w:w+n], p.tmp[r:r+n])
+			r += n
+		}
+		w += n
 	}
-	return nil
 }
 
 func (p *jcsParser) compareMembers(a, b *jcsMember) int {

@@ -53,11 +53,12 @@ const (
 	CodeAuthenticationRequired Code = "AUTHENTICATION_REQUIRED"
 	CodeForbidden              Code = "FORBIDDEN"
 	CodeNotFound               Code = "NOT_FOUND"
+	CodeMethodNotAllowed       Code = "METHOD_NOT_ALLOWED"
 	CodePolicyDenied           Code = "POLICY_DENIED"
 )
 
 // defaultStatus is the HTTP status an error code answers with unless the
-// Error overrides it (a 405 is NOT_FOUND with status 405, for example).
+// Error overrides it (an internal error is TEMPORARY_FAILURE with 500).
 var defaultStatus = map[Code]int{
 	CodeInvalidMessageFormat:     http.StatusBadRequest,
 	CodeUnsupportedVersion:       http.StatusBadRequest,
@@ -77,6 +78,7 @@ var defaultStatus = map[Code]int{
 	CodeAuthenticationRequired:   http.StatusUnauthorized,
 	CodeForbidden:                http.StatusForbidden,
 	CodeNotFound:                 http.StatusNotFound,
+	CodeMethodNotAllowed:         http.StatusMethodNotAllowed,
 	CodeSignatureInvalid:         http.StatusForbidden,
 	CodeLocalSenderAuthRequired:  http.StatusUnauthorized,
 	CodeSenderCredentialMismatch: http.StatusForbidden,

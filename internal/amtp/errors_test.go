@@ -64,8 +64,8 @@ func declaredCodes(t *testing.T) map[string]Code {
 func TestEveryCodeHasAStatus(t *testing.T) {
 	codes := declaredCodes(t)
 	// the draft's 13 and its 5 sender verification codes (§13.1.4), plus
-	// the 6 of shared/PROTOCOL.md
-	require.Len(t, codes, 24)
+	// the 7 of shared/PROTOCOL.md
+	require.Len(t, codes, 25)
 	for name, c := range codes {
 		s, ok := defaultStatus[c]
 		assert.True(t, ok, "%s (%s) has no default HTTP status", name, c)
@@ -91,6 +91,7 @@ func TestCodeStatuses(t *testing.T) {
 		CodeRateLimitExceeded:      429,
 		CodeTemporaryFailure:       503,
 		CodeNotFound:               404,
+		CodeMethodNotAllowed:       405,
 	}
 	for c, s := range want {
 		assert.Equal(t, s, Errorf(c, "x").HTTPStatus(), string(c))
@@ -118,6 +119,7 @@ func TestCodeStrings(t *testing.T) {
 		CodeAuthenticationRequired:  "AUTHENTICATION_REQUIRED",
 		CodeForbidden:               "FORBIDDEN",
 		CodeNotFound:                "NOT_FOUND",
+		CodeMethodNotAllowed:        "METHOD_NOT_ALLOWED",
 		CodeSignatureInvalid:        "SIGNATURE_INVALID",
 		CodePolicyDenied:            "POLICY_DENIED",
 	}

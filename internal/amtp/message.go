@@ -309,3 +309,17 @@ func validUTF8NoControl(s string) bool {
 func isJSONNull(raw json.RawMessage) bool {
 	return bytes.Equal(bytes.TrimSpace(raw), []byte("null"))
 }
+
+// ClipSubject shortens s to at most MaxSubjectLen bytes at a character
+// boundary, for subjects the gateway composes (a failure report's
+// "Delivery failure: <original subject>").
+func ClipSubject(s string) string {
+	if len(s) <= MaxSubjectLen {
+		return s
+	}
+	cut := MaxSubjectLen
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
+}

@@ -1,6 +1,7 @@
 package amtp
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -1241,12 +1242,13 @@ func TestFastPathAgreesWithDecoder(t *testing.T) {
 		}
 		checked++
 		slow, slowErr := parseDecoder(data, Limits{})
-		// Without whitespace the values are copied rather than
-		// compacted; either way the message is the same.
-		for _, compact := range []bool{!spaced, false} {
-			fast, fastErr := parseObject(data, i, compact, Limits{})
+		// Without whitespace the values are copied (or, from an owned
+		// body, shared) rather than compacted; either way the message is
+		// the same.
+		for _, st := range []parseState{{compact: !spaced}, {compact: !spaced, owned: true}, {}} {
+			fast, fastErr := parseObject(append([]byte(nil), data...), i, st, Limits{})
 			require.Equal(t, slowErr, fastErr, "error for %s", in)
-			require.Equal(t, slow, fast, "message for %s", in)
+			require.Equal(t, slow, fast, "message for %s (%+v)", in, st)
 		}
 	}
 	require.Greater(t, checked, 20, "the table should exercise the fast path")
@@ -1268,5 +1270,36 @@ func BenchmarkParse(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestParseOwnedSharesThePayload: ParseOwned holds a compact body's
+// payload without copying it, and appending to the payload never writes
+// into the body; Parse copies, so the body may be reused.
+func TestParseOwnedSharesThePayload(t *testing.T) {
+	body := []byte(`{"sender":"a@x.org","recipients":["b@y.org"],"payload":{"k":"v"},"subject":"s"}`)
+	owned, err := ParseOwned(body, Limits{})
+	require.NoError(t, err)
+	copied, err := Parse(body, Limits{})
+	require.NoError(t, err)
+	at := bytes.Index(body, []byte(`{"k"`))
+	require.Same(t, &body[at], &owned.Payload[0], "ParseOwned shares the body's memory")
+	require.NotSame(t, &body[at], &copied.Payload[0], "Parse copies")
+	grown := append(owned.Payload, 'X')
+	require.Equal(t, `{"k":"v"},"subject":"s"}`, string(body[at:]), "appending to the payload left the body alone")
+	require.Equal(t, `{"k":"v"}X`, string(grown))
+}
+
+func TestClipSubject(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"short", "short"},
+		{strings.Repeat("a", MaxSubjectLen), strings.Repeat("a", MaxSubjectLen)},
+		{strings.Repeat("a", MaxSubjectLen+1), strings.Repeat("a", MaxSubjectLen)},
+		{"a" + strings.Repeat("é", MaxSubjectLen/2), "a" + strings.Repeat("é", (MaxSubjectLen-1)/2)},
+		{strings.Repeat("😀", 300), strings.Repeat("😀", MaxSubjectLen/4)},
+	} {
+		got := ClipSubject(tc.in)
+		assert.Equal(t, tc.want, got)
+		assert.True(t, utf8.ValidString(got))
 	}
 }

@@ -11,10 +11,9 @@ import (
 // it only has to find where each member's name and value end;
 // encoding/json's streaming decoder re-validates every token and cost
 // about a third of the time of a whole accept.
-func parseObject(data []byte, start int, compact bool, lim Limits) (*Message, error) {
+func parseObject(data []byte, start int, st parseState, lim Limits) (*Message, error) {
 	m := &Message{}
 	var seen memberSet
-	st := parseState{compact: compact}
 	var memberErr error
 	i := skipSpace(data, start+1)
 	for i < len(data) && data[i] != '}' {

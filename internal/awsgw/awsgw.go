@@ -52,7 +52,7 @@ type Gateway struct {
 	Queue   *sqsq.Queue
 	Service *gateway.Service
 	Worker  *delivery.Worker
-	Handler http.Handler
+	Handler *httpapi.Handler
 	// Metrics publishes the gateway's metrics as EMF lines on stdout
 	// (docs/metrics.md); the functions also report their cold start here.
 	Metrics *observe.EMF
@@ -86,7 +86,7 @@ func New(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.Lo
 	if err != nil {
 		return nil, err
 	}
-	g.Handler = httpapi.New(g.Service, httpapi.Options{Version: Version, Logger: g.log, Ready: g.Store.Ping, Identity: ident})
+	g.Handler = httpapi.New(g.Service, httpapi.Options{Version: Version, Logger: g.log, BodyBudget: cfg.MaxInflightBytes, Ready: g.Store.Ping, Identity: ident})
 	return g, nil
 }
 
@@ -105,13 +105,23 @@ func NewWorker(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *s
 type Option func(*options)
 
 type options struct {
-	metrics io.Writer
+	metrics     io.Writer
+	lease       time.Duration
+	callTimeout time.Duration
 }
 
 // MetricsTo sends the metric lines (CloudWatch embedded metric format) to
 // w instead of standard output, where Lambda's log agent picks them up:
 // for a process that measures or keeps them apart from its own output.
 func MetricsTo(w io.Writer) Option { return func(o *options) { o.metrics = w } }
+
+// DeliveryLease sets the visibility timeout of the delivery tasks that the
+// poller (Worker.Run) receives, instead of awsres.VisibilityTimeoutSeconds:
+// how long a task whose worker failed stays hidden before SQS hands it out
+// again. Tests shorten it to see redeliveries in seconds; it must stay
+// above the longest delivery, or a task still in progress is handed out
+// twice.
+func DeliveryLease(d time.Duration) Option { return func(o *options) { o.lease = d } }
 
 // build is New without the HTTP API; schemas makes the schema registry
 // (nil for none).
@@ -133,6 +143,9 @@ func build(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.
 	// Before any client is built from it: clients copy the options. A
 	// no-op unless X-Ray tracing is on (in Lambda, or AGENTRY_XRAY=1).
 	observe.InstrumentAWS(&awsCfg)
+	// Every AWS call is bounded, so that an endpoint that stops answering
+	// fails requests with 503 instead of holding them (calltimeout.go).
+	boundCalls(&awsCfg, o.callTimeout)
 	g := &Gateway{Config: cfg, AWS: awsCfg, Metrics: metrics, log: log}
 	sqsc := sqs.NewFromConfig(awsCfg)
 	g.dlq = dlqCalls{receive: sqsc.ReceiveMessage, delete: sqsc.DeleteMessage}
@@ -152,7 +165,7 @@ func build(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.
 	}
 	g.Config = cfg
 
-	g.Queue, err = sqsq.New(sqsc, sqsq.Config{QueueURL: cfg.QueueURL, DeadLetterURL: cfg.DLQURL})
+	g.Queue, err = sqsq.New(sqsc, sqsq.Config{QueueURL: cfg.QueueURL, DeadLetterURL: cfg.DLQURL, VisibilityTimeout: o.lease})
 	if err != nil {
 		return nil, err
 	}

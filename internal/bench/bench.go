@@ -14,6 +14,9 @@
 //	            loopback; time from the POST to the webhook receiving it
 //	federation  the same across two gateways, a.test → b.test, found through
 //	            a loopback DNS server, messages signed and verified
+//	flood       anonymous 10 MiB POSTs at a gateway in a child process: its
+//	            peak RSS and /healthz latency; and an agent's 10 MiB
+//	            messages: the heap each costs
 //	memory      a gateway in a child process holding messages queued for a
 //	            webhook that is down: RSS growth and store bytes per message
 //	lambda      the Lambda functions: bootstrap sizes, init time under the
@@ -49,13 +52,14 @@ const (
 	// FederationPair is the federation scenario's second section: each
 	// message to two recipients at b.test.
 	FederationPair = "federation-2rcpt"
+	Flood          = "flood"
 	Memory         = "memory"
 	Lambda         = "lambda"
 	Cost           = "cost"
 )
 
 // All is every scenario, in run order.
-var All = []string{Floor, Accept, Push, Federation, Memory, Lambda, Cost}
+var All = []string{Floor, Accept, Push, Federation, Flood, Memory, Lambda, Cost}
 
 // Options say what to run and how hard.
 type Options struct {
@@ -191,7 +195,7 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 	defer r.dns.Close()
 
 	steps := map[string]func(context.Context) error{
-		Floor: r.floor, Accept: r.accept, Push: r.push, Federation: r.federation, Memory: r.memory,
+		Floor: r.floor, Accept: r.accept, Push: r.push, Federation: r.federation, Flood: r.flood, Memory: r.memory,
 		Lambda: r.lambda, Cost: r.cost,
 	}
 	for _, name := range All {

@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strings"
 	"sync"
@@ -36,6 +37,9 @@ import (
 // read the gateway's memory from /proc without the load generator's.
 const childEnv = "AGENTRY_BENCH_CHILD"
 
+// childProbeURLEnv is the base URL a prober child probes.
+const childProbeURLEnv = "AGENTRY_BENCH_PROBE_URL"
+
 // childProfileEnv names the file a child writes its CPU profile to.
 const childProfileEnv = "AGENTRY_BENCH_CPUPROFILE"
 
@@ -43,6 +47,7 @@ const childProfileEnv = "AGENTRY_BENCH_CPUPROFILE"
 const (
 	childGateway = "gateway" // config.FromEnv, localgw.New, Serve: as `agentry serve`
 	childFloor   = "floor"   // floor.Handler
+	childProber  = "prober"  // GET <childProbeURLEnv>/healthz every 10 ms
 )
 
 // RunChildIfRequested turns this process into a server when the bench
@@ -55,7 +60,10 @@ const (
 //   - "gc": collects garbage, returns freed memory to the OS, answers
 //     runtime memory statistics (childStats);
 //   - "commits": the store's group-commit and checkpoint counters (gateway);
-//   - "records": the DNS TXT records that publish the gateway (gateway).
+//   - "records": the DNS TXT records that publish the gateway (gateway);
+//   - "allocs": bytes allocated so far and, in a child started with
+//     childGCLoopEnv, the peak live heap since the last "allocs"
+//     (allocStats).
 //
 // End of stdin or "stop" stops it, as SIGTERM does.
 func RunChildIfRequested() {
@@ -76,6 +84,49 @@ type childStats struct {
 	HeapAlloc  uint64 `json:"heap_alloc"`
 	Sys        uint64 `json:"sys"`
 	Goroutines int    `json:"goroutines"`
+}
+
+// allocStats is the child's answer to "allocs": what its heap has
+// allocated in all, and the most its heap held live since the last
+// "allocs" (see liveHeapPeak).
+type allocStats struct {
+	TotalAlloc uint64 `json:"total_alloc"`
+	PeakLive   uint64 `json:"peak_live"`
+}
+
+// childGCLoopEnv, set to 1, makes a child collect garbage back to back, so
+// that the live heap it reports is sampled every few milliseconds.
+const childGCLoopEnv = "AGENTRY_BENCH_GC_LOOP"
+
+// liveHeapPeak collects garbage continuously and keeps the largest live
+// heap a collection found (runtime/metrics /gc/heap/live:bytes) since the
+// last take: what the gateway holds, without the garbage a collector
+// lets pile up between collections. It is a measuring device: it costs
+// the child a core.
+type liveHeapPeak struct {
+	mu   sync.Mutex
+	peak uint64
+}
+
+func (h *liveHeapPeak) run() {
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	for {
+		runtime.GC()
+		metrics.Read(sample)
+		v := sample[0].Value.Uint64()
+		h.mu.Lock()
+		h.peak = max(h.peak, v)
+		h.mu.Unlock()
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func (h *liveHeapPeak) take() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	p := h.peak
+	h.peak = 0
+	return p
 }
 
 // commitStats is a gateway child's answer to "commits".
@@ -129,6 +180,15 @@ func runChild(kind string) error {
 			return childStats{HeapInuse: ms.HeapInuse, HeapAlloc: ms.HeapAlloc, Sys: ms.Sys, Goroutines: runtime.NumGoroutine()}, nil
 		},
 	}
+	peak := &liveHeapPeak{}
+	if os.Getenv(childGCLoopEnv) == "1" {
+		go peak.run()
+	}
+	answers["allocs"] = func() (any, error) {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return allocStats{TotalAlloc: ms.TotalAlloc, PeakLive: peak.take()}, nil
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	var serve func(context.Context) error
@@ -139,12 +199,22 @@ func runChild(kind string) error {
 			<-ctx.Done()
 			return srv.Close()
 		}
+	case childProber:
+		// A process of its own, so that its latencies are not the load
+		// generator's scheduling delays.
+		p := &prober{base: os.Getenv(childProbeURLEnv)}
+		answers["probe"] = func() (any, error) { return p.take(), nil }
+		serve = func(ctx context.Context) error {
+			p.run(ctx)
+			return nil
+		}
 	case childGateway:
 		localgw.TuneGC() // as `agentry serve` does
 		cfg, err := config.FromEnv(nil)
 		if err != nil {
 			return fmt.Errorf("configuration: %w", err)
 		}
+		localgw.LimitMemory(cfg.MaxInflightBytes)
 		var level slog.Level
 		_ = level.UnmarshalText([]byte(cfg.LogLevel))
 		log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))

@@ -19,22 +19,23 @@ import (
 
 // Config is the gateway's configuration. README documents each variable.
 type Config struct {
-	Domain          string        // AGENTRY_DOMAIN, default localhost
-	Addr            string        // AGENTRY_ADDR, default 127.0.0.1:8080
-	DataDir         string        // AGENTRY_DATA_DIR, default ./.agentry
-	AdminKey        string        // AGENTRY_ADMIN_KEY; generated into the data dir when empty
-	DNSServer       string        // AGENTRY_DNS_SERVER host:port; default the system resolver
-	AllowInsecure   bool          // AGENTRY_ALLOW_INSECURE=1: http:// and private targets (dev/test only)
-	MaxMessageBytes int64         // AGENTRY_MAX_MESSAGE_BYTES, default 10 MiB
-	MaxRecipients   int           // AGENTRY_MAX_RECIPIENTS, default 100
-	TLSCert         string        // AGENTRY_TLS_CERT
-	TLSKey          string        // AGENTRY_TLS_KEY
-	PublicURL       string        // AGENTRY_PUBLIC_URL, default derived from Addr and TLS
-	LogLevel        string        // AGENTRY_LOG_LEVEL: debug, info, warn, error
-	Workers         int           // AGENTRY_WORKERS, parallel deliveries, default 64
-	RetryBase       time.Duration // AGENTRY_RETRY_BASE, default 1s (first retry delay)
-	RetryMax        time.Duration // AGENTRY_RETRY_MAX, default 1h (cap)
-	RetryWindow     time.Duration // AGENTRY_RETRY_WINDOW, default 168h (give up after)
+	Domain           string        // AGENTRY_DOMAIN, default localhost
+	Addr             string        // AGENTRY_ADDR, default 127.0.0.1:8080
+	DataDir          string        // AGENTRY_DATA_DIR, default ./.agentry
+	AdminKey         string        // AGENTRY_ADMIN_KEY; generated into the data dir when empty
+	DNSServer        string        // AGENTRY_DNS_SERVER host:port; default the system resolver
+	AllowInsecure    bool          // AGENTRY_ALLOW_INSECURE=1: http:// and private targets (dev/test only)
+	MaxMessageBytes  int64         // AGENTRY_MAX_MESSAGE_BYTES, default 10 MiB
+	MaxInflightBytes int64         // AGENTRY_MAX_INFLIGHT_BYTES, default 64 MiB: request bodies in memory at once
+	MaxRecipients    int           // AGENTRY_MAX_RECIPIENTS, default 100
+	TLSCert          string        // AGENTRY_TLS_CERT
+	TLSKey           string        // AGENTRY_TLS_KEY
+	PublicURL        string        // AGENTRY_PUBLIC_URL, default derived from Addr and TLS
+	LogLevel         string        // AGENTRY_LOG_LEVEL: debug, info, warn, error
+	Workers          int           // AGENTRY_WORKERS, parallel deliveries, default 64
+	RetryBase        time.Duration // AGENTRY_RETRY_BASE, default 1s (first retry delay)
+	RetryMax         time.Duration // AGENTRY_RETRY_MAX, default 1h (cap)
+	RetryWindow      time.Duration // AGENTRY_RETRY_WINDOW, default 168h (give up after)
 
 	// Message signatures (shared/PROTOCOL.md "Signatures").
 	SigningKey      string // AGENTRY_SIGNING_KEY: PKCS#8 PEM text of the gateway's signing key
@@ -194,6 +195,10 @@ func FromEnv(getenv Getenv) (Config, error) {
 	c.MaxMessageBytes, err = parseInt(get("AGENTRY_MAX_MESSAGE_BYTES", "10485760"), 1024, 1<<30)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("AGENTRY_MAX_MESSAGE_BYTES: %w", err))
+	}
+	c.MaxInflightBytes, err = parseInt(get("AGENTRY_MAX_INFLIGHT_BYTES", "67108864"), 1<<20, 1<<40)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("AGENTRY_MAX_INFLIGHT_BYTES: %w", err))
 	}
 	n, err := parseInt(get("AGENTRY_MAX_RECIPIENTS", "100"), 1, 10000)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/agentry/agentry/internal/amtp"
 	"github.com/agentry/agentry/internal/gateway"
@@ -217,6 +218,9 @@ type outcome struct {
 	results    map[string]result // by recipient address; settled recipients
 	transient  *amtp.Error       // set when the whole attempt should be retried
 	retryAfter time.Duration     // peer-requested minimum delay
+	// detail is the whole error behind a failure, for the operator's log
+	// only: the sender reads the AMTP errors above (see errtext.go).
+	detail string
 }
 
 type result struct {
@@ -416,7 +420,9 @@ func (w *Worker) finish(ctx context.Context, t gateway.Task, m *amtp.Message, ac
 		next := now.Add(delay)
 		if next.Sub(t.CreatedAt) > w.cfg.Retry.Window && !t.CreatedAt.IsZero() {
 			// Out of time: the last transient error becomes final.
+			detail := o.detail
 			o = settledAll(pending, o.transient.Code, "gave up after "+fmt.Sprint(attempt)+" attempts: "+o.transient.Message)
+			o.detail = detail
 		} else {
 			ups := make([]gateway.RecipientStatus, 0, len(pending))
 			for _, r := range pending {
@@ -445,7 +451,8 @@ func (w *Worker) finish(ctx context.Context, t gateway.Task, m *amtp.Message, ac
 			// the task to the queue, and its next copy finds the retry
 			// already recorded and only reschedules it.
 			w.cfg.Metrics.DeliveryRetried(ctx, t.MessageID, attempt, string(o.transient.Code))
-			w.log.InfoContext(ctx, "delivery will be retried", "task", t.ID, "attempt", attempt, "next_retry", next, "error_code", string(o.transient.Code), "error", o.transient.Message)
+			w.log.InfoContext(ctx, "delivery will be retried", "message_id", t.MessageID, "recipients", pending, "task", t.ID, "attempt", attempt, "next_retry", next,
+				"error_code", string(o.transient.Code), "error", o.transient.Message, "detail", o.detail)
 			return ir, nil
 		}
 	}
@@ -521,7 +528,8 @@ func (w *Worker) finish(ctx context.Context, t gateway.Task, m *amtp.Message, ac
 		}
 		return ir, nil
 	}
-	w.log.WarnContext(ctx, "delivery failed", "task", t.ID, "attempt", attempt, "failed", failed, "error_code", string(first.Code), "error", first.Message)
+	w.log.WarnContext(ctx, "delivery failed", "message_id", t.MessageID, "failed", failed, "task", t.ID, "attempt", attempt,
+		"error_code", string(first.Code), "error", first.Message, "detail", o.detail)
 	w.report(ctx, m, t, failed, first, attempt, now)
 	if !queueSettle {
 		return ir, nil
@@ -598,11 +606,16 @@ func (w *Worker) deliverLocal(ctx context.Context, m *amtp.Message, sm *gateway.
 		return settledAll([]string{rcpt}, amtp.CodeInvalidRecipient, err.Error())
 	}
 	ag, err := w.d.Agents.GetAgent(ctx, a.Key())
-	if errors.Is(err, gateway.ErrNotFound) {
-		return settledAll([]string{rcpt}, amtp.CodeAgentUnknown, "no agent "+rcpt+" is registered at this gateway")
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, gateway.ErrNotFound) {
 		return outcome{transient: amtp.Errorf(amtp.CodeTemporaryFailure, "agent registry unavailable")}
+	}
+	// An agent registered after the message was accepted is not the one
+	// it was accepted for, which was deleted meanwhile: its address was
+	// registered again. Both stored times are compared, not this host's
+	// clock; the accept raised the message's time to its recipients'
+	// registration, so a difference of clocks cannot fail its own agent.
+	if err != nil || sm.AcceptedAt.Before(ag.CreatedAt) {
+		return settledAll([]string{rcpt}, amtp.CodeAgentUnknown, "no agent "+rcpt+" is registered at this gateway")
 	}
 	switch ag.DeliveryMode {
 	case gateway.ModePull:
@@ -623,13 +636,17 @@ func (w *Worker) push(ctx context.Context, ag *gateway.Agent, sm *gateway.Stored
 	now := w.cfg.Now()
 	sig, err := SignWebhook(ag.WebhookSecret, messageID, now, body)
 	if err != nil {
-		return settledAll([]string{rcpt}, amtp.CodeAuthenticationFailed, "webhook secret unusable: "+err.Error())
+		o := settledAll([]string{rcpt}, amtp.CodeAuthenticationFailed, "the recipient's webhook secret at this gateway is unusable")
+		o.detail = "sign webhook: " + err.Error()
+		return o
 	}
 	actx, cancel := context.WithTimeout(ctx, w.cfg.AttemptTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(actx, http.MethodPost, ag.WebhookURL, bytes.NewReader(body))
 	if err != nil {
-		return settledAll([]string{rcpt}, amtp.CodeRecipientUnavailable, "webhook URL unusable")
+		o := settledAll([]string{rcpt}, amtp.CodeRecipientUnavailable, "the recipient's webhook URL is unusable")
+		o.detail = "webhook request: " + redact(err)
+		return o
 	}
 	// The agent's own headers first, so that none of ours can be replaced
 	// (registration refuses their names too).
@@ -645,14 +662,14 @@ func (w *Worker) push(ctx context.Context, ag *gateway.Agent, sm *gateway.Stored
 	}
 	resp, err := w.d.Client.Do(req)
 	if err != nil {
-		return w.networkFailure([]string{rcpt}, "webhook", err)
+		return w.networkFailure([]string{rcpt}, targetWebhook, err)
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, w.cfg.MaxResponseBytes))
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return deliveredAll([]string{rcpt}, "webhook", syncReply(data))
 	}
-	return w.httpFailure([]string{rcpt}, "webhook", resp, data)
+	return w.httpFailure([]string{rcpt}, targetWebhook, resp, data)
 }
 
 // syncReply extracts {"status":"accepted","response":{…}} from a webhook
@@ -668,6 +685,11 @@ func syncReply(data []byte) json.RawMessage {
 	if json.Unmarshal(data, &r) != nil || r.Status != "accepted" || len(r.Response) == 0 || string(r.Response) == "null" {
 		return nil
 	}
+	// encoding/json keeps a RawMessage's bytes as they came, and the reply
+	// is passed on in our own answers: JSON that is not UTF-8 is no reply.
+	if !utf8.Valid(r.Response) {
+		return nil
+	}
 	var buf bytes.Buffer
 	if json.Compact(&buf, r.Response) != nil {
 		return nil
@@ -675,20 +697,28 @@ func syncReply(data []byte) json.RawMessage {
 	return buf.Bytes()
 }
 
-func (w *Worker) networkFailure(rcpts []string, what string, err error) outcome {
-	if errors.Is(err, gateway.ErrBlockedAddress) {
-		return settledAll(rcpts, amtp.CodeRecipientUnavailable, what+" address is not allowed: "+err.Error())
+// networkFailure classifies an exchange with target that got no HTTP
+// answer: a refused address fails for good, anything else is retried.
+func (w *Worker) networkFailure(rcpts []string, target string, err error) outcome {
+	e, permanent := transportError(target, err)
+	if permanent {
+		o := settledAll(rcpts, e.Code, e.Message)
+		o.detail = redact(err)
+		return o
 	}
-	return outcome{transient: amtp.Errorf(amtp.CodeRecipientUnavailable, "%s not reachable: %s", what, redact(err))}
+	return outcome{transient: e, detail: redact(err)}
 }
 
 // httpFailure classifies a non-2xx answer: 408, 429 and 5xx are retried,
 // every other status is final.
-func (w *Worker) httpFailure(rcpts []string, what string, resp *http.Response, body []byte) outcome {
+// The peer's own error text is passed on, made safe by peerText.
+func (w *Worker) httpFailure(rcpts []string, target string, resp *http.Response, body []byte) outcome {
 	code := resp.StatusCode
-	msg := fmt.Sprintf("%s answered %d %s", what, code, http.StatusText(code))
+	msg := fmt.Sprintf("%s answered %d %s", target, code, http.StatusText(code))
 	if e := peerError(body); e != nil {
-		msg += ": " + e.Message
+		if t := peerText(e.Message); t != "" {
+			msg += ": " + t
+		}
 	}
 	if code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500 {
 		return outcome{
@@ -720,11 +750,7 @@ func peerError(body []byte) *amtp.Error {
 	if len(body) == 0 || json.Unmarshal(body, &e) != nil || e.Error.Code == "" {
 		return nil
 	}
-	msg := e.Error.Message
-	if len(msg) > 512 {
-		msg = msg[:512]
-	}
-	return &amtp.Error{Code: amtp.Code(sanitizeCode(e.Error.Code)), Message: msg}
+	return &amtp.Error{Code: amtp.Code(sanitizeCode(e.Error.Code)), Message: e.Error.Message}
 }
 
 // sanitizeCode keeps a peer's error code only if it looks like one.
@@ -740,11 +766,14 @@ func sanitizeCode(c string) string {
 	return c
 }
 
-// redact keeps URLs' queries (which may hold tokens) out of statuses.
+// redact keeps the query of a URL in err (which may hold a token of the
+// webhook's owner) and any password out of logs and dead letters.
+// (URL.Redacted hides the password only.)
 func redact(err error) string {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		if u, perr := url.Parse(ue.URL); perr == nil {
+			u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = "", false, "", ""
 			return ue.Op + " " + u.Redacted() + ": " + ue.Err.Error()
 		}
 	}
@@ -759,16 +788,12 @@ func (w *Worker) deliverRemote(ctx context.Context, m *amtp.Message, domain stri
 	}
 	route, err := w.d.Discover.Discover(ctx, domain)
 	if err != nil {
-		return outcome{transient: amtp.Errorf(amtp.CodeTemporaryFailure, "discovery of %s failed: %s", domain, err.Error())}
+		// The error names our resolver; the sender learns only the kind.
+		return outcome{transient: amtp.Errorf(amtp.CodeTemporaryFailure, "the recipient's domain %s could not be looked up in DNS", domain),
+			detail: "discover " + domain + ": " + err.Error()}
 	}
 	if !route.Found {
-		why := "no AMTP record at _amtp." + domain
-		if route.Invalid != "" {
-			why = "invalid AMTP record for " + domain + ": " + route.Invalid
-		} else if len(route.MX) > 0 {
-			why += " and the email bridge is not enabled"
-		}
-		return settledAll(rcpts, amtp.CodeRecipientNotFound, why)
+		return noRoute(rcpts, domain, route)
 	}
 	// We never relay, so every message we forward was written in our
 	// domain and is ours to sign. Anything else means a bug upstream: fail
@@ -784,8 +809,9 @@ func (w *Worker) deliverRemote(ctx context.Context, m *amtp.Message, domain stri
 		// Signed last, over exactly the bytes that go on the wire.
 		signed, err := w.d.Signer.SignMessage(ctx, body)
 		if err != nil {
+			// Logged here, at error level, as the operator has to act.
 			w.log.ErrorContext(ctx, "cannot sign outbound message", "domain", domain, "err", err)
-			return outcome{transient: amtp.Errorf(amtp.CodeTemporaryFailure, "signing the message for %s failed: %s", domain, err.Error())}
+			return outcome{transient: amtp.Errorf(amtp.CodeTemporaryFailure, "this gateway could not sign the message")}
 		}
 		body = signed
 	}
@@ -805,12 +831,12 @@ func (w *Worker) deliverRemote(ctx context.Context, m *amtp.Message, domain stri
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := w.d.Client.Do(req)
 	if err != nil {
-		return w.networkFailure(rcpts, "gateway of "+domain, err)
+		return w.networkFailure(rcpts, targetGateway, err)
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, w.cfg.MaxResponseBytes))
 	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusAccepted {
-		return w.httpFailure(rcpts, "gateway of "+domain, resp, data)
+		return w.httpFailure(rcpts, targetGateway, resp, data)
 	}
 	o := deliveredAll(rcpts, "amtp", nil)
 	// The peer may have refused some recipients synchronously (an unknown
@@ -829,16 +855,28 @@ func (w *Worker) deliverRemote(ctx context.Context, m *amtp.Message, domain stri
 					if code == "" {
 						code = string(amtp.CodeRecipientUnavailable)
 					}
-					msg := r.ErrorMessage
-					if len(msg) > 512 {
-						msg = msg[:512]
-					}
-					o.results[mine] = result{err: &amtp.Error{Code: amtp.Code(code), Message: domain + " refused: " + msg}}
+					o.results[mine] = result{err: &amtp.Error{Code: amtp.Code(code), Message: domain + " refused: " + peerText(r.ErrorMessage)}}
 				}
 			}
 		}
 	}
 	return o
+}
+
+// noRoute fails the recipients of a domain without a usable AMTP record.
+// The record is public, but the reason the parser gave is ours (package
+// names, quoting): it goes to the log.
+func noRoute(rcpts []string, domain string, route gateway.Route) outcome {
+	if route.Invalid != "" {
+		o := settledAll(rcpts, amtp.CodeRecipientNotFound, "the recipient's domain "+domain+" publishes an unusable AMTP record")
+		o.detail = route.Invalid
+		return o
+	}
+	why := "the recipient's domain " + domain + " has no AMTP gateway"
+	if len(route.MX) > 0 {
+		why += ", and this gateway does not bridge to email"
+	}
+	return settledAll(rcpts, amtp.CodeRecipientNotFound, why)
 }
 
 func messagesURL(gw string) (string, error) {
@@ -883,9 +921,7 @@ func (w *Worker) report(ctx context.Context, orig *amtp.Message, t gateway.Task,
 	if orig.Subject != "" {
 		subject += ": " + orig.Subject
 	}
-	if len(subject) > amtp.MaxSubjectLen {
-		subject = subject[:amtp.MaxSubjectLen]
-	}
+	subject = amtp.ClipSubject(subject)
 	rep := &amtp.Message{
 		Version:        amtp.Version,
 		IdempotencyKey: "dsn-" + hex.EncodeToString(sum[:16]),

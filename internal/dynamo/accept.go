@@ -358,7 +358,9 @@ func (s *Store) putMessage(ctx context.Context, p *acceptPlan) (item, error) {
 // that a retry of the same key took this acceptance over, and the client
 // gets its answer from that retry. Another acceptance's message means the
 // id is already stored: the key is released, so that nothing of this
-// acceptance remains.
+// acceptance remains, and gateway.ErrMessageIDTaken is answered with no
+// record, since nothing of that message (perhaps another sender's) may
+// leave the store.
 func (s *Store) messageTaken(ctx context.Context, p *acceptPlan, old item) (*gateway.IdempotencyRecord, error) {
 	if isVoid(old) {
 		return nil, fmt.Errorf("dynamo: accept %s: a retry of the same key took this acceptance over", p.id)
@@ -380,9 +382,7 @@ func (s *Store) messageTaken(ctx context.Context, p *acceptPlan, old item) (*gat
 		}
 		p.claimed = false
 	}
-	at, _ := getTime(old, aAt)
-	rec := &gateway.IdempotencyRecord{Sender: getStr(old, aFrom), MessageID: p.id, CreatedAt: at}
-	return rec, fmt.Errorf("dynamo: accept %s: message id already stored: %w", p.id, gateway.ErrDuplicate)
+	return nil, fmt.Errorf("dynamo: accept %s: %w", p.id, gateway.ErrMessageIDTaken)
 }
 
 // ownerCondition holds while the record is still the one of the

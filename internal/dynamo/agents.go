@@ -107,7 +107,11 @@ func decodeAgent(it item) (*gateway.Agent, error) {
 // key-hash item of the key it replaces, in one transaction: the old key
 // stops authenticating the moment the new one starts. The stored key hash
 // is read first and the transaction requires it unchanged, so two
-// concurrent replacements cannot leave a stale key-hash item behind.
+// concurrent replacements cannot leave a stale key-hash item behind. A
+// replaced agent keeps its CreatedAt (its identity: only DeleteAgent ends
+// it), which is set in a too; the transaction requires that unchanged as
+// well, so an agent deleted and registered again meanwhile is not given
+// the old one's.
 func (s *Store) PutAgent(ctx context.Context, a *gateway.Agent) error {
 	if a == nil || a.Address == "" {
 		return errors.New("dynamo: put agent: no address")
@@ -118,33 +122,31 @@ func (s *Store) PutAgent(ctx context.Context, a *gateway.Agent) error {
 	// learning so costs one cancelled transaction.
 	keepOld := false
 	for range agentWriteAttempts {
-		old, err := s.getItem(ctx, agentKey(addr), true, project(agKeyHash))
+		old, err := s.getItem(ctx, agentKey(addr), true, project(agKeyHash, agCreated))
 		if err != nil {
 			return fmt.Errorf("dynamo: put agent %s: read current: %w", a.Address, err)
 		}
 		oldHash := strings.ToLower(getStr(old, agKeyHash))
+		kept := *a
+		if old != nil {
+			if kept.CreatedAt, err = getTime(old, agCreated); err != nil {
+				return fmt.Errorf("dynamo: put agent %s: read current: %w", a.Address, err)
+			}
+		}
 
-		agent := agentAttrs(agentKey(addr), a)
+		agent := agentAttrs(agentKey(addr), &kept)
 		agent[aG1P] = str(pkAgents)
 		agent[aG1S] = str(addr)
-		put := &types.Put{TableName: aws.String(s.table), Item: agent, ExpressionAttributeNames: map[string]string{"#pk": aPK}}
-		switch {
-		case old == nil:
-			put.ConditionExpression = aws.String("attribute_not_exists(#pk)")
-		case oldHash == "":
-			put.ConditionExpression = aws.String("attribute_exists(#pk) AND attribute_not_exists(#h)")
-			put.ExpressionAttributeNames["#h"] = agKeyHash
-		default:
-			put.ConditionExpression = aws.String("attribute_exists(#pk) AND #h = :h")
-			put.ExpressionAttributeNames["#h"] = agKeyHash
-			put.ExpressionAttributeValues = item{":h": old[agKeyHash]}
-		}
-		items, deleteAt := s.withKeySwap(types.TransactWriteItem{Put: put}, addr, a, oldHash, newHash, keepOld)
+		cond, names, values := unchangedSince(old)
+		put := &types.Put{TableName: aws.String(s.table), Item: agent, ConditionExpression: aws.String(cond),
+			ExpressionAttributeNames: names, ExpressionAttributeValues: values}
+		items, deleteAt := s.withKeySwap(types.TransactWriteItem{Put: put}, addr, &kept, oldHash, newHash, keepOld)
 		reasons, err := s.transact(ctx, items)
 		if err != nil {
 			return fmt.Errorf("dynamo: put agent %s: %w", a.Address, err)
 		}
 		if reasons == nil {
+			a.CreatedAt = kept.CreatedAt
 			return nil
 		}
 		if reasonFailed(reasons, deleteAt) && !reasonFailed(reasons, 0) {
@@ -152,6 +154,29 @@ func (s *Store) PutAgent(ctx context.Context, a *gateway.Agent) error {
 		}
 	}
 	return fmt.Errorf("dynamo: put agent %s: changed concurrently %d times", a.Address, agentWriteAttempts)
+}
+
+// unchangedSince is the condition that the agent item is still as read:
+// absent when old is nil, else with old's key hash and creation time.
+func unchangedSince(old item) (string, map[string]string, item) {
+	names := map[string]string{"#pk": aPK}
+	if old == nil {
+		return "attribute_not_exists(#pk)", names, nil
+	}
+	cond, values := "attribute_exists(#pk)", item{}
+	for _, a := range []struct{ alias, attr string }{{"h", agKeyHash}, {"c", agCreated}} {
+		names["#"+a.alias] = a.attr
+		if v, ok := old[a.attr]; ok {
+			cond += " AND #" + a.alias + " = :" + a.alias
+			values[":"+a.alias] = v
+		} else {
+			cond += " AND attribute_not_exists(#" + a.alias + ")"
+		}
+	}
+	if len(values) == 0 {
+		values = nil // DynamoDB refuses an empty map
+	}
+	return cond, names, values
 }
 
 // withKeySwap follows the agent item's write with the key-hash items: the
@@ -277,9 +302,15 @@ func (s *Store) AgentByKeyHash(ctx context.Context, h string) (*gateway.Agent, e
 	return a, nil
 }
 
-// DeleteAgent deletes the agent item and its key-hash item together.
+// DeleteAgent empties the agent's inbox (purgeInbox), then deletes the
+// agent item and its key-hash item together. The inbox goes first: a purge
+// cut short (an error, the caller's deadline) leaves the agent in place,
+// and the delete asked again finishes it.
 func (s *Store) DeleteAgent(ctx context.Context, address string) error {
 	addr := strings.ToLower(address)
+	if err := s.purgeInbox(ctx, addr); err != nil {
+		return fmt.Errorf("dynamo: delete agent %s: purge its inbox: %w", address, err)
+	}
 	keepKey := false
 	for range agentWriteAttempts {
 		old, err := s.getItem(ctx, agentKey(addr), true, project(agKeyHash))

@@ -105,7 +105,11 @@ func (s *Store) ListInbox(ctx context.Context, recipient string, limit int, curs
 			return fmt.Errorf("message %s: %w", page[i].id, err)
 		}
 		received, _, _ := parseTimeSK(page[i].at)
-		out[i] = gateway.InboxEntry{MessageID: page[i].id, Raw: raw, ReceivedAt: received}
+		accepted, err := getTime(msg, aAt)
+		if err != nil {
+			return fmt.Errorf("message %s: %w", page[i].id, err)
+		}
+		out[i] = gateway.InboxEntry{MessageID: page[i].id, Raw: raw, ReceivedAt: received, AcceptedAt: accepted}
 		keep[i] = true
 		return nil
 	})
@@ -141,6 +145,61 @@ func (s *Store) AckInbox(ctx context.Context, recipient, messageID string) error
 	return nil
 }
 
+// purgePage is how many inbox entries purgeInbox reads per query: each is
+// one UpdateItem, and a page is worked through before the next is read.
+const purgePage = 100
+
+// purgeInbox takes every entry out of recipient's inbox, as AckInbox
+// does one. The index is eventually consistent and the work is one write
+// per entry, so an entry filed just before may be missed and a large inbox
+// may outlast the caller's deadline; whatever is left is hidden from any
+// later agent at the address by the gateway (it compares acceptance and
+// registration times) and goes with its message's TTL.
+func (s *Store) purgeInbox(ctx context.Context, recipient string) error {
+	partition := pfxInbox + strings.ToLower(recipient)
+	in := &dynamodb.QueryInput{
+		TableName:                 aws.String(s.table),
+		IndexName:                 aws.String(gsiInbox),
+		KeyConditionExpression:    aws.String("#p = :p"),
+		ExpressionAttributeNames:  map[string]string{"#p": aG2P},
+		ExpressionAttributeValues: item{":p": str(partition)},
+		Limit:                     aws.Int32(purgePage),
+	}
+	for {
+		res, err := s.db.Query(ctx, in)
+		if err != nil {
+			return fmt.Errorf("list inbox: %w", err)
+		}
+		err = forEach(ctx, len(res.Items), func(ctx context.Context, i int) error {
+			return s.unfile(ctx, res.Items[i], partition)
+		})
+		if err != nil {
+			return err
+		}
+		if len(res.LastEvaluatedKey) == 0 {
+			return nil
+		}
+		in.ExclusiveStartKey = res.LastEvaluatedKey
+	}
+}
+
+// unfile removes the inbox keys of the recipient item that entry (a
+// keys-only index item) names, while it is still filed in partition.
+func (s *Store) unfile(ctx context.Context, entry item, partition string) error {
+	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(s.table),
+		Key:                       key(getStr(entry, aPK), getStr(entry, aSK)),
+		UpdateExpression:          aws.String("REMOVE #g2p, #g2s"),
+		ConditionExpression:       aws.String("#g2p = :p"),
+		ExpressionAttributeNames:  map[string]string{"#g2p": aG2P, "#g2s": aG2S},
+		ExpressionAttributeValues: item{":p": str(partition)},
+	})
+	if err != nil && !isConditionFailed(err) {
+		return fmt.Errorf("unfile %s: %w", getStr(entry, aPK), err)
+	}
+	return nil
+}
+
 // A cursor is a position (a sort key) in one listing. Its first byte names
 // the listing so that a cursor from one is refused by the other rather
 // than read as a nonsensical position.
@@ -155,7 +214,9 @@ func encodeCursor(kind byte, sk string) string {
 
 func decodeCursor(kind byte, c string) (string, error) {
 	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil || len(b) < 2 || b[0] != kind {
+	// The decoder skips CR and LF and ignores stray trailing bits, so other
+	// spellings decode too; only the one encodeCursor writes was handed out.
+	if err != nil || base64.RawURLEncoding.EncodeToString(b) != c || len(b) < 2 || b[0] != kind {
 		return "", fmt.Errorf("cursor %q: %w", c, gateway.ErrBadCursor)
 	}
 	sk := string(b[1:])

@@ -667,10 +667,9 @@ func TestMessageIDAlreadyStored(t *testing.T) {
 	again := gatewaytest.NewAcceptance(first.Message.ID, "carol@c.example", []string{"dave@d.example"}, gatewaytest.Now())
 	again.Idempotency.Key = "another-key"
 	rec, err := s.Accept(ctx(t), again)
-	require.ErrorIs(t, err, gateway.ErrDuplicate)
-	require.NotNil(t, rec)
-	assert.Equal(t, first.Message.ID, rec.MessageID)
-	assert.Equal(t, "alice@a.example", rec.Sender)
+	require.ErrorIs(t, err, gateway.ErrMessageIDTaken)
+	assert.Nil(t, rec, "nothing of alice's message is answered")
+	assert.NotContains(t, err.Error(), "alice")
 
 	// Nothing of it was written: not its key, statuses or tasks.
 	assert.Empty(t, e.rawItem(t, idemKey("carol@c.example", "another-key")))

@@ -5,7 +5,6 @@ import (
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -76,7 +75,7 @@ func TestListingDiscoveryAndCapabilities(t *testing.T) {
 		ids = append(ids, str(out["message_id"]))
 	}
 	for _, id := range ids {
-		w.a.waitStatus(w.alice, id, w.bobAddr, "delivered", 10*time.Second)
+		w.a.waitStatus(w.alice, id, w.bobAddr, "delivered", settleWithin)
 	}
 	// Newest first, paged by cursor.
 	st, out := call(t, "GET", w.a.url+"/v1/messages?limit=2", w.alice, nil)
@@ -154,7 +153,7 @@ func TestUnknownRecipientAmongOthers(t *testing.T) {
 	rs := recipientStatus(t, out, "ghost@a.test")
 	assert.Equal(t, "failed", rs["status"])
 	assert.Equal(t, "AGENT_UNKNOWN", rs["error_code"])
-	w.a.waitStatus(w.alice, id, "alice@a.test", "delivered", 5*time.Second)
+	w.a.waitStatus(w.alice, id, "alice@a.test", "delivered", settleWithin)
 	assert.Equal(t, "partially_delivered", w.a.status(w.alice, id)["status"])
 
 	// Across gateways: b.test refuses ghost@b.test synchronously, a.test
@@ -162,10 +161,10 @@ func TestUnknownRecipientAmongOthers(t *testing.T) {
 	st, out = w.a.send(w.alice, msg(w.aliceAddr, []string{"ghost@b.test", w.bobAddr}, map[string]any{}))
 	require.Equal(t, http.StatusAccepted, st, "%v", out)
 	id2 := str(out["message_id"])
-	rs = w.a.waitStatus(w.alice, id2, "ghost@b.test", "failed", 10*time.Second)
+	rs = w.a.waitStatus(w.alice, id2, "ghost@b.test", "failed", settleWithin)
 	assert.Equal(t, "AGENT_UNKNOWN", rs["error_code"])
-	w.a.waitStatus(w.alice, id2, w.bobAddr, "delivered", 10*time.Second)
-	inbox := w.a.waitInbox(w.alice, w.aliceAddr, 2, 10*time.Second)
+	w.a.waitStatus(w.alice, id2, w.bobAddr, "delivered", settleWithin)
+	inbox := w.a.waitInbox(w.alice, w.aliceAddr, 2, settleWithin)
 	var report map[string]any
 	for _, m := range inbox {
 		if m["sender"] == "postmaster@a.test" {

@@ -103,9 +103,9 @@ func TestPeerMutualTLS(t *testing.T) {
 	// Through the gateways: a.test presents its certificate.
 	code, out := a.send(alice, msg("alice@a.test", []string{"bob@b.test"}, "over mutual TLS"))
 	require.Equal(t, http.StatusAccepted, code, "%v", out)
-	a.waitStatus(alice, str(out["message_id"]), "bob@b.test", "delivered", 10*time.Second)
+	a.waitStatus(alice, str(out["message_id"]), "bob@b.test", "delivered", settleWithin)
 	// bob reads his inbox with his key and no certificate.
-	assert.Len(t, b.waitInbox(bob, "bob@b.test", 1, 5*time.Second), 1)
+	assert.Len(t, b.waitInbox(bob, "bob@b.test", 1, settleWithin), 1)
 
 	evilCert, evilKey := p.issue("mtls-evil-client", true, "evil.test")
 	cases := []struct {

@@ -3,7 +3,6 @@ package e2e
 import (
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -41,9 +40,9 @@ func TestTwoAWSBackedBinariesSideBySide(t *testing.T) {
 	id := out["message_id"].(string)
 
 	x := &gw{t: t, domain: "a.test", url: a.url}
-	x.waitStatus(alice, id, "bob@b.test", "delivered", 30*time.Second)
+	x.waitStatus(alice, id, "bob@b.test", "delivered", settleWithin)
 	y := &gw{t: t, domain: "b.test", url: b.url}
-	got := y.waitInbox(bob, "bob@b.test", 1, 10*time.Second)
+	got := y.waitInbox(bob, "bob@b.test", 1, settleWithin)
 	assert.Equal(t, id, got[0]["message_id"])
 	// Each gateway keeps its own records: a.test's agent is unknown at b.test.
 	st, _ = call(t, "GET", b.url+"/v1/inbox/alice@a.test", alice, nil)

@@ -132,7 +132,7 @@ func TestErrorBodiesEverywhere(t *testing.T) {
 		code              string
 	}{
 		{"GET", "/nope", "", 404, "NOT_FOUND"},
-		{"PUT", "/v1/messages", w.alice, 405, "NOT_FOUND"},
+		{"PUT", "/v1/messages", w.alice, 405, "METHOD_NOT_ALLOWED"},
 		{"GET", "/v1/admin/agents", "", 401, "AUTHENTICATION_REQUIRED"},
 		{"GET", "/v1/admin/agents", w.alice, 403, "FORBIDDEN"},
 		{"GET", "/v1/inbox/bob@a.test", w.alice, 403, "FORBIDDEN"},

@@ -61,7 +61,7 @@ func (h *recordingHook) waitCall(t *testing.T, n int) hookCall {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		return len(h.calls) >= n
-	}, 15*time.Second, 20*time.Millisecond, "webhook call %d never came", n)
+	}, settleWithin, 20*time.Millisecond, "webhook call %d never came", n)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.calls[n-1]

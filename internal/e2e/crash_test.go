@@ -68,7 +68,7 @@ func startBinary(t *testing.T, bin string, env []string, addr string) *proc {
 		}
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
-	}, 20*time.Second, 50*time.Millisecond, "gateway binary did not become ready")
+	}, settleWithin, 50*time.Millisecond, "gateway binary did not become ready")
 	return p
 }
 
@@ -106,9 +106,9 @@ func TestKillDashNineAfterAcceptLosesNothing(t *testing.T) {
 	a2 := startBinary(t, bin, env, aAddr)
 
 	x := &gw{t: t, domain: "a.test", url: a2.url}
-	rs := x.waitStatus(alice, id, "bob@b.test", "delivered", 20*time.Second)
+	rs := x.waitStatus(alice, id, "bob@b.test", "delivered", settleWithin)
 	assert.GreaterOrEqual(t, rs["attempts"], float64(1))
-	got := b.waitInbox(bob, "bob@b.test", 1, 5*time.Second)
+	got := b.waitInbox(bob, "bob@b.test", 1, settleWithin)
 	time.Sleep(500 * time.Millisecond)
 	got = b.inbox(bob, "bob@b.test")
 	require.Len(t, got, 1)

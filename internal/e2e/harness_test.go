@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentry/agentry/internal/awsgw"
@@ -44,6 +45,9 @@ type gw struct {
 	// machine is the coordination state machine's ARN when the gateway
 	// runs on the AWS adapters, "" otherwise.
 	machine string
+	// lambda is the api function's handler of API Gateway events when the
+	// gateway runs on the AWS adapters, nil otherwise.
+	lambda apiEventHandler
 }
 
 type gwOpts struct {
@@ -53,6 +57,13 @@ type gwOpts struct {
 	aws      bool // run on the AWS adapters (DynamoDB, SQS, S3 in moto)
 	tls      bool // serve HTTPS (env gives AGENTRY_TLS_CERT/KEY)
 	env      map[string]string
+	// On the AWS adapters only (chaos tests): awsConfig adjusts the SDK
+	// configuration (endpoint, test middleware) before the gateway is
+	// built, awsOptions go to awsgw.New, and awsDeliver, when set, consumes
+	// the delivery queue instead of the poller (Worker.Run).
+	awsConfig  func(*aws.Config)
+	awsOptions []awsgw.Option
+	awsDeliver func(context.Context, *awsgw.Gateway)
 }
 
 // publishKey makes a signing key for domain, publishes its record at
@@ -126,6 +137,7 @@ func startGateway(t *testing.T, dns *dnstest.Server, domain string, o gwOpts) *g
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	var machine string
+	var lambda apiEventHandler
 	if o.aws {
 		names, ep := awstest.Resources(t)
 		machine = ep.StateMachineARN
@@ -134,11 +146,19 @@ func startGateway(t *testing.T, dns *dnstest.Server, domain string, o gwOpts) *g
 		// Workflows run on the coordination machine from the synthesized
 		// template, executed by moto.
 		cfg.StateMachineARN = ep.StateMachineARN
-		g, err := awsgw.New(ctx, cfg, awstest.Config(t), log)
+		awsCfg := awstest.Config(t)
+		if o.awsConfig != nil {
+			o.awsConfig(&awsCfg)
+		}
+		g, err := awsgw.New(ctx, cfg, awsCfg, log, o.awsOptions...)
 		require.NoError(t, err)
+		lambda = g.ServeAPIGateway
+		deliver := func(ctx context.Context) { _ = g.Worker.Run(ctx) }
+		if o.awsDeliver != nil {
+			deliver = func(ctx context.Context) { o.awsDeliver(ctx, g) }
+		}
 		go func() {
-			done <- localgw.RunServer(ctx, g.Config, l, g.Handler, log,
-				func(ctx context.Context) { _ = g.Worker.Run(ctx) }, g.PollDeadLetters)
+			done <- localgw.RunServer(ctx, g.Config, l, g.Handler, log, deliver, g.PollDeadLetters)
 		}()
 	} else {
 		g, err := localgw.New(cfg, localgw.Options{Listener: l, Logger: log})
@@ -146,7 +166,7 @@ func startGateway(t *testing.T, dns *dnstest.Server, domain string, o gwOpts) *g
 		go func() { done <- g.Serve(ctx) }()
 	}
 	dns.SetTXT("_amtp."+domain, 60, "v=amtp1;gateway="+base+";auth=apikey;max-size=10485760")
-	x := &gw{t: t, domain: domain, url: base, cancel: cancel, done: done, signer: signer, key: key, machine: machine}
+	x := &gw{t: t, domain: domain, url: base, cancel: cancel, done: done, signer: signer, key: key, machine: machine, lambda: lambda}
 	t.Cleanup(x.stop)
 	return x
 }

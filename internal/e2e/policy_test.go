@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -93,11 +92,11 @@ func testAccessPolicy(t *testing.T, onAWS bool) {
 	code, out = b.send(dave, msg("dave@b.test", []string{"bob@a.test"}, "hi bob"))
 	require.Equal(t, http.StatusAccepted, code, "%v", out)
 	bobMsg := str(out["message_id"])
-	failed := b.waitStatus(dave, vaultMsg, "vault@a.test", "failed", 10*time.Second)
+	failed := b.waitStatus(dave, vaultMsg, "vault@a.test", "failed", settleWithin)
 	assert.Equal(t, "POLICY_DENIED", failed["error_code"])
-	b.waitStatus(dave, bobMsg, "bob@a.test", "delivered", 10*time.Second)
+	b.waitStatus(dave, bobMsg, "bob@a.test", "delivered", settleWithin)
 	assert.Empty(t, a.inbox(vault, "vault@a.test"))
-	assert.NotEmpty(t, a.waitInbox(bob, "bob@a.test", 1, 5*time.Second))
+	assert.NotEmpty(t, a.waitInbox(bob, "bob@a.test", 1, settleWithin))
 }
 
 // postWithHeaders is call for a POST that also needs the answer's headers.

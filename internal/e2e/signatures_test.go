@@ -204,7 +204,7 @@ func testConformanceUnsignedPolicy(t *testing.T, onAWS bool) {
 	assert.Equal(t, "unsigned", sv["result"])
 	assert.Equal(t, "none", sv["method"])
 	assert.Equal(t, "a.test", sv["domain"])
-	w.b.waitInbox(w.bobB, "bob@b.test", 1, 5*time.Second)
+	w.b.waitInbox(w.bobB, "bob@b.test", 1, settleWithin)
 
 	refused(t, w.c, peerMessage("bob@c.test", `{"unsigned":true}`), http.StatusForbidden, "SIGNATURE_REQUIRED")
 }
@@ -290,8 +290,8 @@ func testConformanceFanOut(t *testing.T, onAWS bool) {
 	status, out := w.a.send(w.alice, msg("alice@a.test", []string{"bob@b.test", "carol@b.test"}, map[string]any{"fan": "out"}))
 	require.Equal(t, http.StatusAccepted, status, "%v", out)
 	id := str(out["message_id"])
-	w.a.waitStatus(w.alice, id, "bob@b.test", "delivered", 15*time.Second)
-	w.a.waitStatus(w.alice, id, "carol@b.test", "delivered", 15*time.Second)
+	w.a.waitStatus(w.alice, id, "bob@b.test", "delivered", settleWithin)
+	w.a.waitStatus(w.alice, id, "carol@b.test", "delivered", settleWithin)
 
 	for _, r := range []struct{ key, addr string }{{w.bobB, "bob@b.test"}, {w.carolB, "carol@b.test"}} {
 		raws := inboxRaw(t, w.b, r.key, r.addr)
@@ -334,7 +334,7 @@ func testConformanceWorkflowReply(t *testing.T, onAWS bool) {
 	// participant is alice@a.test, who answers from a.test.
 	status, out := w.b.send(w.bobB, map[string]any{
 		"sender": "bob@b.test", "recipients": []string{"alice@a.test"}, "payload": map[string]any{"q": "approve?"},
-		"coordination": map[string]any{"type": "parallel", "timeout": 600, "required_responses": []string{"alice@a.test"}},
+		"coordination": map[string]any{"type": "parallel", "timeout": unhurried, "required_responses": []string{"alice@a.test"}},
 	})
 	require.Equal(t, http.StatusAccepted, status, "%v", out)
 	wf := str(out["message_id"])
@@ -358,7 +358,7 @@ func testConformanceWorkflowReply(t *testing.T, onAWS bool) {
 	require.Eventually(t, func() bool {
 		_, view := w.b.workflow(w.bobB, wf)
 		return view["status"] == "completed"
-	}, 15*time.Second, 50*time.Millisecond, "the verified reply completes the workflow")
+	}, settleWithin, 50*time.Millisecond, "the verified reply completes the workflow")
 }
 
 // A local-domain sender must present its own agent key (draft §9.2.3).
@@ -448,7 +448,7 @@ func testPushCarriesSenderVerification(t *testing.T, onAWS bool) {
 		select {
 		case h := <-got:
 			assert.Equal(t, c.want, h)
-		case <-time.After(15 * time.Second):
+		case <-time.After(settleWithin):
 			t.Fatalf("no webhook call for the %s message", c.want)
 		}
 	}

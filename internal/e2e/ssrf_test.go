@@ -6,7 +6,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -43,7 +42,7 @@ func TestDiscoveredGatewayOnPrivateAddressIsNeverContacted(t *testing.T) {
 			rcpt := "bob@" + tc.domain
 			status, out := a.send(alice, msg("alice@a.test", []string{rcpt}, map[string]any{"n": 1}))
 			require.Equal(t, http.StatusAccepted, status, "%v", out)
-			rs := a.waitStatus(alice, str(out["message_id"]), rcpt, "failed", 10*time.Second)
+			rs := a.waitStatus(alice, str(out["message_id"]), rcpt, "failed", settleWithin)
 			assert.Equal(t, "RECIPIENT_UNAVAILABLE", rs["error_code"])
 			assert.Contains(t, rs["error_message"], "not allowed")
 		})

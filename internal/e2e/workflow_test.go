@@ -66,7 +66,7 @@ func (p party) mustReply(t *testing.T, id, initiator string, payload any) {
 // waitAsked waits until p has received the workflow's message.
 func (p party) waitAsked(t *testing.T, id string) {
 	t.Helper()
-	require.Eventually(t, func() bool { return p.holds(id) }, 15*time.Second, 20*time.Millisecond,
+	require.Eventually(t, func() bool { return p.holds(id) }, settleWithin, 20*time.Millisecond,
 		"%s never received the message of workflow %s", p.addr, id)
 }
 
@@ -128,7 +128,7 @@ func (x *gw) checkExecution(t *testing.T, id string, wantStatus sfntypes.Executi
 		}
 		ex.status, ex.err = out.Status, aws.ToString(out.Error)
 		return out.Status != sfntypes.ExecutionStatusRunning
-	}, 20*time.Second, 50*time.Millisecond, "execution %s never ended", arn)
+	}, settleWithin, 50*time.Millisecond, "execution %s never ended", arn)
 	h, err := c.GetExecutionHistory(context.Background(), &awssfn.GetExecutionHistoryInput{ExecutionArn: aws.String(arn), MaxResults: 1000})
 	require.NoError(t, err)
 	for _, e := range h.Events {
@@ -166,7 +166,7 @@ func testWorkflowParallelRequiredAndOptional(t *testing.T, onAWS bool) {
 	stranger := a.party("stranger")
 
 	id := boss.start(t, []string{r1.addr, r2.addr, opt.addr}, map[string]any{
-		"type": "parallel", "timeout": 120,
+		"type": "parallel", "timeout": unhurried,
 		"required_responses": []string{r1.addr, r2.addr}, "optional_responses": []string{opt.addr},
 	}, map[string]any{"document": "Q3 plan"})
 
@@ -199,7 +199,7 @@ func testWorkflowParallelRequiredAndOptional(t *testing.T, onAWS bool) {
 	assert.Equal(t, "in_progress", view["status"], "one of two required answers is not enough")
 
 	r2.mustReply(t, id, boss.addr, map[string]any{"approve": true, "score": 9})
-	res := boss.waitResult(t, id, 15*time.Second)
+	res := boss.waitResult(t, id, settleWithin)
 	assert.Equal(t, "postmaster@a.test", res["sender"])
 	payload := res["payload"].(map[string]any)
 	assert.Equal(t, "completed", payload["status"])
@@ -237,7 +237,7 @@ func testWorkflowSequential(t *testing.T, onAWS bool) {
 	boss, first, second := a.party("boss"), a.party("first"), a.party("second")
 
 	id := boss.start(t, []string{first.addr, second.addr}, map[string]any{
-		"type": "sequential", "timeout": 120, "sequence": []string{first.addr, second.addr}, "stop_on_failure": true,
+		"type": "sequential", "timeout": unhurried, "sequence": []string{first.addr, second.addr}, "stop_on_failure": true,
 	}, map[string]any{"step": "review"})
 
 	first.waitAsked(t, id)
@@ -251,7 +251,7 @@ func testWorkflowSequential(t *testing.T, onAWS bool) {
 	second.waitAsked(t, id)
 	second.mustReply(t, id, boss.addr, map[string]any{"ok": true, "note": "done"})
 
-	res := boss.waitResult(t, id, 15*time.Second)
+	res := boss.waitResult(t, id, settleWithin)
 	payload := res["payload"].(map[string]any)
 	assert.Equal(t, "completed", payload["status"])
 	ps := participants(t, payload)
@@ -278,7 +278,7 @@ func testWorkflowConditional(t *testing.T, onAWS bool) {
 	} {
 		t.Run(tc.branch, func(t *testing.T) {
 			id := boss.start(t, []string{approver.addr, yes.addr, no.addr}, map[string]any{
-				"type": "conditional", "timeout": 120,
+				"type": "conditional", "timeout": unhurried,
 				"conditions": []any{map[string]any{
 					"if":   approver.addr + " responds with approve == true",
 					"then": []string{yes.addr}, "else": []string{no.addr},
@@ -291,7 +291,7 @@ func testWorkflowConditional(t *testing.T, onAWS bool) {
 			tc.taken.waitAsked(t, id)
 			tc.taken.mustReply(t, id, boss.addr, map[string]any{"done": true})
 
-			res := boss.waitResult(t, id, 15*time.Second)
+			res := boss.waitResult(t, id, settleWithin)
 			payload := res["payload"].(map[string]any)
 			assert.Equal(t, "completed", payload["status"])
 			assert.Equal(t, []any{tc.branch}, payload["branches"])
@@ -311,13 +311,30 @@ func TestWorkflowTimeout(t *testing.T) {
 func testWorkflowTimeout(t *testing.T, onAWS bool) {
 	a := startGateway(t, dnstest.Start(t), "a.test", gwOpts{aws: onAWS})
 	boss, slow, quick := a.party("boss"), a.party("slow"), a.party("quick")
-	started := time.Now()
-	id := boss.start(t, []string{slow.addr, quick.addr}, map[string]any{"type": "parallel", "timeout": 2}, map[string]any{"q": "?"})
-	quick.waitAsked(t, id)
-	quick.mustReply(t, id, boss.addr, map[string]any{"a": 1})
+	// quick's answer must be applied before the deadline, and how long
+	// that takes depends on the machine: 2 s on moto when idle, more than
+	// 15 s when the CPUs are busy. Rather than one deadline long enough for
+	// the slowest machine (which every run would wait out), a round whose
+	// answer came too late proves nothing and is run again with twice
+	// the deadline.
+	var id string
+	var started time.Time
+	deadline := 4 * time.Second
+	for {
+		started = time.Now()
+		id = boss.start(t, []string{slow.addr, quick.addr}, map[string]any{"type": "parallel", "timeout": int(deadline.Seconds())}, map[string]any{"q": "?"})
+		quick.waitAsked(t, id)
+		quick.mustReply(t, id, boss.addr, map[string]any{"a": 1})
+		if answeredInTime(t, a, boss.key, id, quick.addr, deadline) {
+			break
+		}
+		t.Logf("quick's answer came after the %s deadline; again with twice as long", deadline)
+		deadline *= 2
+		require.LessOrEqual(t, deadline, 2*time.Minute, "quick's answer never came before the deadline")
+	}
 
-	res := boss.waitResult(t, id, 20*time.Second)
-	assert.GreaterOrEqual(t, time.Since(started), 2*time.Second, "no result before the deadline")
+	res := boss.waitResult(t, id, deadline+settleWithin)
+	assert.GreaterOrEqual(t, time.Since(started), deadline, "no result before the deadline")
 	payload := res["payload"].(map[string]any)
 	assert.Equal(t, "timed_out", payload["status"])
 	ps := participants(t, payload)
@@ -345,7 +362,7 @@ func testWorkflowRemoteParticipant(t *testing.T, onAWS bool) {
 	remote := b.party("remote")
 
 	id := boss.start(t, []string{local.addr, remote.addr}, map[string]any{
-		"type": "sequential", "timeout": 120, "sequence": []string{local.addr, remote.addr},
+		"type": "sequential", "timeout": unhurried, "sequence": []string{local.addr, remote.addr},
 	}, map[string]any{"task": "sign-off"})
 	local.waitAsked(t, id)
 	local.mustReply(t, id, boss.addr, map[string]any{"signed": true})
@@ -357,7 +374,7 @@ func testWorkflowRemoteParticipant(t *testing.T, onAWS bool) {
 	assert.Equal(t, http.StatusNotFound, code, "only the initiator's gateway runs the workflow")
 	remote.mustReply(t, id, boss.addr, map[string]any{"signed": true, "by": "remote"})
 
-	res := boss.waitResult(t, id, 20*time.Second)
+	res := boss.waitResult(t, id, settleWithin)
 	payload := res["payload"].(map[string]any)
 	assert.Equal(t, "completed", payload["status"])
 	ps := participants(t, payload)
@@ -397,6 +414,22 @@ func TestWorkflowRefusedAtSubmission(t *testing.T) {
 	}
 }
 
+// answeredInTime waits until workflow id has applied participant's
+// answer, or has ended without it (the answer came after the deadline).
+func answeredInTime(t *testing.T, x *gw, key, id, participant string, deadline time.Duration) bool {
+	t.Helper()
+	var applied bool
+	require.Eventually(t, func() bool {
+		code, view := x.workflow(key, id)
+		if code != http.StatusOK {
+			return false
+		}
+		applied = participants(t, view)[participant]["status"] == "completed"
+		return applied || view["status"] != "in_progress"
+	}, deadline+settleWithin, 20*time.Millisecond, "workflow %s neither applied the answer of %s nor ended", id, participant)
+	return applied
+}
+
 func TestWorkflowUnreachableParticipantFailsIt(t *testing.T) {
 	bothRuntimes(t, testWorkflowUnreachableParticipantFailsIt)
 }
@@ -411,12 +444,12 @@ func testWorkflowUnreachableParticipantFailsIt(t *testing.T, onAWS bool) {
 	ghost := "ghost@a.test" // never registered
 
 	id := boss.start(t, []string{first.addr, ghost, last.addr}, map[string]any{
-		"type": "sequential", "timeout": 120, "sequence": []string{first.addr, ghost, last.addr}, "stop_on_failure": true,
+		"type": "sequential", "timeout": unhurried, "sequence": []string{first.addr, ghost, last.addr}, "stop_on_failure": true,
 	}, map[string]any{"step": "chain"})
 	first.waitAsked(t, id)
 	first.mustReply(t, id, boss.addr, map[string]any{"ok": true})
 
-	res := boss.waitResult(t, id, 15*time.Second)
+	res := boss.waitResult(t, id, settleWithin)
 	payload := res["payload"].(map[string]any)
 	assert.Equal(t, "failed", payload["status"])
 	ps := participants(t, payload)
@@ -443,7 +476,7 @@ func TestWorkflowTimerSurvivesRestart(t *testing.T) {
 	time.Sleep(2500 * time.Millisecond) // the deadline passes while nothing runs
 	again := startGateway(t, dns, "a.test", gwOpts{dataDir: dir})
 	boss.g, slow.g = again, again
-	res := boss.waitResult(t, id, 15*time.Second)
+	res := boss.waitResult(t, id, settleWithin)
 	assert.Equal(t, "timed_out", res["payload"].(map[string]any)["status"])
 	_, view := again.workflow(boss.key, id)
 	assert.Equal(t, "timed_out", view["status"])

@@ -12,6 +12,8 @@ import (
 
 // PutAgent creates or replaces an agent, moving its key-hash index entry
 // when the key changed so that the old key stops authenticating at once.
+// A replaced agent keeps its CreatedAt (its identity: only DeleteAgent
+// ends it), which is set in a too.
 func (db *DB) PutAgent(ctx context.Context, a *gateway.Agent) error {
 	if a == nil || a.Address == "" {
 		return errors.New("put agent: no address")
@@ -23,13 +25,23 @@ func (db *DB) PutAgent(ctx context.Context, a *gateway.Agent) error {
 	defer release()
 	addr := []byte(strings.ToLower(a.Address))
 	hash := []byte(strings.ToLower(a.APIKeyHash))
-	v, err := json.Marshal(a)
-	if err != nil {
-		return fmt.Errorf("put agent %s: %w", a.Address, err)
-	}
+	put := *a
 	err = db.commit.do(func(tx *wtx) error {
 		agents, keys := tx.Bucket(bucketAgents), tx.Bucket(bucketAgentKeys)
-		if old := agents.Get(addr); old != nil {
+		put.CreatedAt = a.CreatedAt // fn may run more than once
+		old := agents.Get(addr)
+		if old != nil {
+			var was gateway.Agent
+			if err := json.Unmarshal(old, &was); err != nil {
+				return fmt.Errorf("corrupt agent record: %w", err)
+			}
+			put.CreatedAt = was.CreatedAt
+		}
+		v, err := json.Marshal(&put)
+		if err != nil {
+			return err
+		}
+		if old != nil {
 			if err := dropKeyHash(keys, addr, old); err != nil {
 				return err
 			}
@@ -46,6 +58,7 @@ func (db *DB) PutAgent(ctx context.Context, a *gateway.Agent) error {
 	if err != nil {
 		return fmt.Errorf("put agent %s: %w", a.Address, err)
 	}
+	a.CreatedAt = put.CreatedAt
 	return nil
 }
 
@@ -177,8 +190,8 @@ func (db *DB) ReplaceAgentKey(ctx context.Context, address, oldHash, newHash str
 	return &a, nil
 }
 
-// DeleteAgent removes an agent and its key-hash index entry; it returns
-// gateway.ErrNotFound for an unknown address.
+// DeleteAgent removes an agent, its key-hash index entry and its inbox in
+// one commit; it returns gateway.ErrNotFound for an unknown address.
 func (db *DB) DeleteAgent(ctx context.Context, address string) error {
 	release, err := db.enter(ctx)
 	if err != nil {
@@ -193,6 +206,9 @@ func (db *DB) DeleteAgent(ctx context.Context, address string) error {
 			return gateway.ErrNotFound
 		}
 		if err := dropKeyHash(tx.Bucket(bucketAgentKeys), addr, old); err != nil {
+			return err
+		}
+		if err := purgeInbox(tx, string(addr)); err != nil {
 			return err
 		}
 		return agents.Delete(addr)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -79,6 +80,17 @@ func (d *decoder) bytes() []byte {
 	p := d.b[:n]
 	d.b = d.b[n:]
 	return p
+}
+
+// int reads a count the encoder wrote from a non-negative int; a larger
+// value is corruption, not a negative count.
+func (d *decoder) int() int {
+	v := d.uint()
+	if v > math.MaxInt {
+		d.err = errCorrupt
+		return 0
+	}
+	return int(v)
 }
 
 // str copies: the bytes of a bbolt value are only valid in its transaction.
@@ -160,11 +172,11 @@ func decodeTask(id, v []byte) (gateway.Task, error) {
 		}
 	}
 	t.Domain = d.str()
-	t.Attempt = int(d.uint())
+	t.Attempt = d.int()
 	t.CreatedAt = d.time()
 	t.NotBefore = d.time()
 	t.Token = d.str()
-	t.Round = int(d.uint())
+	t.Round = d.int()
 	return t, d.done()
 }
 
@@ -270,7 +282,7 @@ func decodeStatuses(v []byte) ([]gateway.RecipientStatus, error) {
 		r := &rs[i]
 		r.Address = d.str()
 		r.Status = gateway.State(d.str())
-		r.Attempts = int(d.uint())
+		r.Attempts = d.int()
 		r.UpdatedAt = d.time()
 		r.NextRetry = d.optTime()
 		r.DeliveredAt = d.optTime()

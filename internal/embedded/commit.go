@@ -46,10 +46,15 @@ type committer struct {
 	// committed the last one a checkpoint holds; committed ≤ answered.
 	answered, committed atomic.Uint64
 
-	// failure is set once, when the log or a checkpoint fails: the store
-	// then refuses every call until it is reopened, which recovers
-	// everything answered from the log.
+	// failure is set when the log or a checkpoint fails (a full disk,
+	// typically): the transaction is gone, and the store refuses calls
+	// until heal has rebuilt it from the log and committed it, which the
+	// next call or Ping attempts. broken is set as well when that
+	// rebuilding fails: the log no longer gives back what was answered,
+	// and only reopening the store (which recovers from the files) can
+	// help.
 	failure atomic.Pointer[error]
+	broken  atomic.Bool
 
 	// Counters for benchmarks: groups flushed, the calls they carried,
 	// and checkpoints.
@@ -84,8 +89,13 @@ func newCommitter(db *bolt.DB, log *redoLog, lsn uint64, maxBatch int, interval 
 	return c
 }
 
-// errFailed wraps the failure that stopped the committer.
-var errFailed = errors.New("store failed; reopen it to recover what was answered")
+var (
+	// errFailed wraps a failure to write the log or the database file.
+	errFailed = errors.New("store could not write; it retries with the next call")
+	// errBroken wraps a failure to recover from that by rebuilding the
+	// transaction from the log.
+	errBroken = errors.New("store failed; reopen it to recover what was answered")
+)
 
 func (c *committer) err() error {
 	if p := c.failure.Load(); p != nil {
@@ -94,13 +104,49 @@ func (c *committer) err() error {
 	return nil
 }
 
+// fail records a failed write and drops the transaction, whose changes
+// the log may lack; heal rebuilds it.
 func (c *committer) fail(err error) {
 	wrapped := fmt.Errorf("%w: %w", errFailed, err)
 	c.failure.CompareAndSwap(nil, &wrapped)
+	c.rollback()
+}
+
+// breakDown records that the store cannot recover by itself.
+func (c *committer) breakDown(err error) {
+	wrapped := fmt.Errorf("%w: %w", errBroken, err)
+	c.failure.Store(&wrapped)
+	c.broken.Store(true)
+	c.rollback()
+}
+
+func (c *committer) rollback() {
 	if c.tx != nil {
 		_ = c.tx.Rollback()
 		c.tx = nil
 	}
+}
+
+// heal brings the store back after a failed write, so that a full disk
+// needs no restart once space is freed. The frames answered since the
+// last checkpoint are all in the log (a failed append advanced neither
+// the log's offset nor the answered number), so the transaction is
+// rebuilt from them and committed; only when that commit succeeds are
+// calls run again. The next frame is then written where the failed one
+// began (or at the log's start, after the commit), never after what it
+// left: recovery, which stops at the first frame that is torn or out of
+// sequence, would otherwise lose every frame behind it. A write that
+// still does not fit fails again, by itself.
+func (c *committer) heal() {
+	if c.err() == nil || c.broken.Load() {
+		return
+	}
+	if err := c.rebuild(); err != nil {
+		c.breakDown(err)
+		return
+	}
+	c.failure.Store(nil)
+	c.checkpoint()
 }
 
 // do runs fn in the open write transaction and returns once what it wrote
@@ -109,8 +155,8 @@ func (c *committer) fail(err error) {
 // across runs. A function that returns an error must not have written
 // anything, or its group is run again without it.
 func (c *committer) do(fn func(*wtx) error) error {
-	if err := c.err(); err != nil {
-		return err
+	if c.broken.Load() {
+		return c.err()
 	}
 	call := commitCall{fn: fn, done: make(chan error, 1)}
 	c.calls <- call
@@ -163,6 +209,7 @@ func (c *committer) loop() {
 			c.checkpoint()
 			continue
 		case done := <-c.flushes:
+			c.heal()
 			c.checkpoint()
 			done <- c.err()
 			continue
@@ -179,6 +226,7 @@ func (c *committer) loop() {
 				break drain
 			}
 		}
+		c.heal()
 		if c.tx == nil && c.err() == nil {
 			if err := c.open(); err != nil {
 				c.fail(err)
@@ -239,7 +287,7 @@ func (c *committer) run(group []commitCall) {
 		group = slices.Delete(group, spoiled, spoiled+1)
 		c.result = c.result[:len(group)]
 		if err := c.rebuild(); err != nil {
-			c.fail(err)
+			c.breakDown(err)
 		}
 	}
 	if len(c.w.frame) > frameHeader {
@@ -247,7 +295,9 @@ func (c *committer) run(group []commitCall) {
 		if err := c.log.append(lsn, c.w.frame); err != nil {
 			// The frame may or may not be on the device, so its writes'
 			// fate is unknown, as with any failed flush; what was
-			// answered before is safe in the log.
+			// answered before is safe in the log. The log's offset
+			// stays at the frame's start, where heal has the next
+			// frame overwrite whatever it left.
 			c.fail(fmt.Errorf("write-ahead log: %w", err))
 			for _, call := range group {
 				call.done <- c.err()
@@ -262,16 +312,15 @@ func (c *committer) run(group []commitCall) {
 }
 
 // rebuild replaces the transaction with one holding exactly what the
-// frames since the checkpoint hold.
+// frames answered since the checkpoint hold. It stops at the last
+// answered frame: a frame whose append failed may still be whole in the
+// file (written, then the flush failed), and was answered as failed.
 func (c *committer) rebuild() error {
-	if c.tx != nil {
-		_ = c.tx.Rollback()
-		c.tx = nil
-	}
+	c.rollback()
 	if err := c.open(); err != nil {
 		return err
 	}
-	last, err := c.log.replay(c.tx, c.committed.Load())
+	last, err := c.log.replay(c.tx, c.committed.Load(), c.answered.Load())
 	if err != nil {
 		return fmt.Errorf("rebuild from the log: %w", err)
 	}

@@ -30,7 +30,9 @@ func encodeCursor(kind byte, pos []byte) string {
 // decodeCursor returns the position, which must be longer than minLen.
 func decodeCursor(kind byte, s string, minLen int) ([]byte, error) {
 	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
+	// The decoder skips CR and LF and ignores stray trailing bits, so other
+	// spellings decode too; only the one encodeCursor writes was handed out.
+	if err != nil || base64.RawURLEncoding.EncodeToString(b) != s {
 		return nil, fmt.Errorf("cursor %q: %w", s, ErrBadCursor)
 	}
 	if len(b) < 1 || b[0] != kind || len(b)-1 <= minLen {

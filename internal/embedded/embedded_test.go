@@ -173,10 +173,8 @@ func TestDuplicateMessageID(t *testing.T) {
 	second := gatewaytest.NewAcceptance(first.Message.ID, "alice@a.example", []string{"carol@c.example"}, now)
 	second.Idempotency.Key = "another-key"
 	rec, err := db.Accept(t.Context(), second)
-	require.ErrorIs(t, err, gateway.ErrDuplicate)
-	require.NotNil(t, rec)
-	assert.Equal(t, first.Message.ID, rec.MessageID)
-	assert.Empty(t, rec.Digest, "no digest to compare: the service reports a conflict")
+	require.ErrorIs(t, err, gateway.ErrMessageIDTaken)
+	assert.Nil(t, rec, "nothing of the stored message is answered: the service reports a conflict")
 	m, err := db.GetMessage(t.Context(), first.Message.ID)
 	require.NoError(t, err)
 	assert.Equal(t, first.Message.Recipients, m.Recipients)
@@ -301,7 +299,7 @@ func TestDuplicateIDKeepsExpiredKeySweepable(t *testing.T) {
 	clash := gatewaytest.NewAcceptance(other.Message.ID, "alice@a.example", []string{"bob@b.example"}, now)
 	clash.Idempotency.Key = old.Idempotency.Key
 	_, err := db.Accept(ctx, clash)
-	require.ErrorIs(t, err, gateway.ErrDuplicate)
+	require.ErrorIs(t, err, gateway.ErrMessageIDTaken)
 
 	require.NoError(t, db.commit.checkpointNow()) // the sweep reads the file
 	n, err := db.sweepRecent(100)
@@ -466,21 +464,27 @@ func TestDeadLetterRecord(t *testing.T) {
 }
 
 func TestLeaseExpiryWakesReceive(t *testing.T) {
-	db := openDB(t, Options{Dir: t.TempDir(), LeaseTimeout: 200 * time.Millisecond})
+	const lease = 200 * time.Millisecond
+	db := openDB(t, Options{Dir: t.TempDir(), LeaseTimeout: lease})
 	ctx := t.Context()
 	task := gatewaytest.NewAcceptance(gatewaytest.NewID("msg"), "alice@a.example", []string{"bob@b.example"}, time.Now()).Tasks[0]
 	require.NoError(t, db.Enqueue(ctx, task))
+	// Taken before the lease starts, so that "not before the lease
+	// lapsed" holds however long the first Receive takes to return.
+	start := time.Now()
 	first, err := db.Receive(ctx, 1, 0)
 	require.NoError(t, err)
 	require.Len(t, first, 1)
 
-	start := time.Now()
-	again, err := db.Receive(ctx, 1, 10*time.Second)
+	// The wait is far longer than any busy machine needs for the lease
+	// to lapse, so that waking at its end cannot pass for waking early.
+	const wait = time.Minute
+	again, err := db.Receive(ctx, 1, wait)
 	require.NoError(t, err)
 	require.Len(t, again, 1)
 	assert.Equal(t, task.ID, again[0].ID)
-	assert.GreaterOrEqual(t, time.Since(start), 150*time.Millisecond, "not before the lease lapsed")
-	assert.Less(t, time.Since(start), 3*time.Second, "woken by the lapse, not by the end of the wait")
+	assert.GreaterOrEqual(t, time.Since(start), lease, "not before the lease lapsed")
+	assert.Less(t, time.Since(start), wait/2, "woken by the lapse, not by the end of the wait")
 }
 
 // TestReceiveDoesNotSpin checks that a waiting Receive sleeps: with only a

@@ -106,7 +106,7 @@ func (db *DB) ListInbox(ctx context.Context, recipient string, limit int, cursor
 				// without a body; showing it empty would help nobody.
 				continue
 			}
-			_, raw, err := decodeMessage(v)
+			meta, raw, err := decodeMessage(v)
 			if err != nil {
 				return fmt.Errorf("message %s: %w", pos[timeLen:], err)
 			}
@@ -114,6 +114,7 @@ func (db *DB) ListInbox(ctx context.Context, recipient string, limit int, cursor
 				MessageID:  string(pos[timeLen:]),
 				Raw:        clone(raw),
 				ReceivedAt: getTime(pos[:timeLen]),
+				AcceptedAt: meta.AcceptedAt,
 			})
 		}
 		return nil
@@ -122,6 +123,26 @@ func (db *DB) ListInbox(ctx context.Context, recipient string, limit int, cursor
 		return nil, "", fmt.Errorf("list inbox %s: %w", recipient, err)
 	}
 	return out, next, nil
+}
+
+// purgeInbox deletes every entry of recipient's inbox in tx. The keys are
+// collected first: deleting under a bbolt cursor skips keys.
+func purgeInbox(tx *wtx, recipient string) error {
+	prefix := inboxPrefix(recipient)
+	for _, name := range [][]byte{bucketInbox, bucketInboxRef} {
+		b := tx.Bucket(name)
+		var keys [][]byte
+		c := b.Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			keys = append(keys, bytes.Clone(k))
+		}
+		for _, k := range keys {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // AckInbox removes a message from an inbox.

@@ -213,12 +213,9 @@ func (db *DB) Accept(ctx context.Context, a *gateway.Acceptance) (*gateway.Idemp
 		}
 		messages := tx.Bucket(bucketMessages)
 		statuses, msgTime := tx.Bucket(bucketStatuses), tx.Bucket(bucketMsgTime)
-		if v := messages.Get(p.id); v != nil {
-			meta, _, err := decodeMessage(v)
-			if err != nil {
-				return err
-			}
-			earlier = &gateway.IdempotencyRecord{Sender: meta.Sender, MessageID: id, CreatedAt: meta.AcceptedAt}
+		if messages.Get(p.id) != nil {
+			// Nothing of that message is answered: it may be another
+			// sender's.
 			idExists = true
 			return nil
 		}
@@ -290,7 +287,7 @@ func (db *DB) Accept(ctx context.Context, a *gateway.Acceptance) (*gateway.Idemp
 		return nil, fmt.Errorf("accept %s: %w", id, err)
 	}
 	if idExists {
-		return earlier, fmt.Errorf("accept %s: message id already stored: %w", id, gateway.ErrDuplicate)
+		return nil, fmt.Errorf("accept %s: %w", id, gateway.ErrMessageIDTaken)
 	}
 	if earlier != nil {
 		return earlier, fmt.Errorf("accept %s: key used by %s: %w", id, earlier.MessageID, gateway.ErrDuplicate)

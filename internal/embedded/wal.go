@@ -100,9 +100,7 @@ func syncDir(dir string) error {
 // append writes frame — its header space reserved, its payload after it —
 // as number lsn at the log's end and flushes it to the device.
 func (l *redoLog) append(lsn uint64, frame []byte) error {
-	binary.LittleEndian.PutUint32(frame[0:], uint32(len(frame)-frameHeader))
-	binary.LittleEndian.PutUint64(frame[8:], lsn)
-	binary.LittleEndian.PutUint32(frame[4:], crc32.Checksum(frame[8:], castagnoli))
+	sealFrame(lsn, frame)
 	if _, err := l.f.WriteAt(frame, l.off); err != nil {
 		return fmt.Errorf("append frame %d: %w", lsn, err)
 	}
@@ -113,6 +111,13 @@ func (l *redoLog) append(lsn uint64, frame []byte) error {
 	return nil
 }
 
+// sealFrame fills in the header of frame as number lsn.
+func sealFrame(lsn uint64, frame []byte) {
+	binary.LittleEndian.PutUint32(frame[0:], uint32(len(frame)-frameHeader))
+	binary.LittleEndian.PutUint64(frame[8:], lsn)
+	binary.LittleEndian.PutUint32(frame[4:], crc32.Checksum(frame[8:], castagnoli))
+}
+
 // rewind starts the next round at offset 0, once a checkpoint holds every
 // frame written so far. The file keeps its size: overwriting blocks that
 // are already allocated flushes without a metadata update.
@@ -121,12 +126,13 @@ func (l *redoLog) rewind() { l.off = 0 }
 func (l *redoLog) close() error { return l.f.Close() }
 
 // replay re-applies, inside tx, the frames that follow checkpoint applied,
-// and returns the number of the last one (applied when there are none).
-func (l *redoLog) replay(tx *bolt.Tx, applied uint64) (uint64, error) {
+// up to frame upTo at most, and returns the number of the last one
+// (applied when there are none).
+func (l *redoLog) replay(tx *bolt.Tx, applied, upTo uint64) (uint64, error) {
 	r := bufio.NewReaderSize(io.NewSectionReader(l.f, 0, 1<<62), 1<<16)
 	var header [frameHeader]byte
 	last := applied
-	for {
+	for last < upTo {
 		if _, err := io.ReadFull(r, header[:]); err != nil {
 			return last, nil // the end of the file
 		}
@@ -150,6 +156,7 @@ func (l *redoLog) replay(tx *bolt.Tx, applied uint64) (uint64, error) {
 		}
 		last = lsn
 	}
+	return last, nil
 }
 
 // applyOps performs a frame's operations in order.

@@ -2,8 +2,10 @@ package embedded
 
 import (
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -154,25 +156,127 @@ func TestSpoiledWriteLeavesTheRestIntact(t *testing.T) {
 	assert.NoError(t, db.Ping(t.Context()))
 }
 
-// TestFailedFlushStopsTheStore: when the log cannot be written the store
-// refuses everything (its state is unknown), and reopening it recovers
-// every write answered before.
-func TestFailedFlushStopsTheStore(t *testing.T) {
+// TestLostLogBreaksTheStore: when the log can be neither written nor
+// read back, the store cannot rebuild what it answered: it refuses
+// everything (its state is unknown), reports itself not live so that the
+// process is restarted, and reopening it recovers every write answered
+// before.
+func TestLostLogBreaksTheStore(t *testing.T) {
 	dir := t.TempDir()
 	db, err := Open(Options{Dir: dir, CheckpointInterval: noCheckpoint})
 	require.NoError(t, err)
 	ids := acceptN(t, db, 8)
+	require.NoError(t, db.Live(t.Context()))
 	require.NoError(t, db.commit.log.f.Close()) // the device goes away
 
 	_, err = db.Accept(t.Context(), gatewaytest.NewAcceptance(gatewaytest.NewID("wal"), "alice@a.example", []string{"bob@b.example"}, time.Now().UTC()))
 	require.ErrorIs(t, err, errFailed)
 	_, err = db.GetMessage(t.Context(), ids[0])
-	require.ErrorIs(t, err, errFailed, "reads too: the file lacks what the log holds")
-	require.ErrorIs(t, db.Ping(t.Context()), errFailed)
+	require.ErrorIs(t, err, errBroken, "reads too: the file lacks what the log holds")
+	require.ErrorIs(t, db.Ping(t.Context()), errBroken)
+	require.ErrorIs(t, db.Live(t.Context()), errBroken)
 	require.Error(t, db.Close())
 
 	again := openDB(t, Options{Dir: dir})
 	assert.Empty(t, missing(t, again, ids))
+}
+
+// TestFailedFlushHeals: a log append that fails (a full disk) fails its
+// group alone; once the device takes writes again the store goes on
+// without a reopen, and what it writes next survives a crash. The failed
+// append may leave a torn frame or, when only its flush failed, a whole
+// one; either way it was answered as failed, so it is neither re-applied
+// by the store nor allowed to end the log before the frames written after
+// it.
+func TestFailedFlushHeals(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// whole: the failed frame is all in the file (its flush failed),
+		// else only its first part is (its write failed midway).
+		whole bool
+		// pending: answered writes are in the log only when the append
+		// fails, else a checkpoint holds them all.
+		pending bool
+	}{
+		{"torn frame", false, false},
+		{"whole frame", true, false},
+		{"torn frame, writes pending", false, true},
+		{"whole frame, writes pending", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			db := openDB(t, Options{Dir: dir, CheckpointInterval: noCheckpoint})
+			before := acceptN(t, db, 5)
+			if !tc.pending {
+				require.NoError(t, db.commit.checkpointNow())
+			}
+			writable := failLog(t, db, dir, tc.whole)
+
+			lost := gatewaytest.NewID("wal")
+			_, err := db.Accept(t.Context(), gatewaytest.NewAcceptance(lost, "alice@a.example", []string{"bob@b.example"}, time.Now().UTC()))
+			require.ErrorIs(t, err, errFailed)
+			assert.NoError(t, db.Live(t.Context()), "a full disk is no reason to restart")
+
+			setLogFile(t, db, writable) // space is freed
+			after := acceptN(t, db, 3)
+			assert.Empty(t, missing(t, db, append(slices.Clone(before), after...)))
+			assert.Nil(t, ghost(t, db), "the failed frame is not re-applied")
+			require.NoError(t, db.Ping(t.Context()))
+
+			crashed := openDB(t, Options{Dir: copyStore(t, dir)})
+			assert.Empty(t, missing(t, crashed, append(before, after...)), "every answered write survives a crash")
+			assert.Equal(t, []string{lost}, missing(t, crashed, []string{lost}))
+			assert.Nil(t, ghost(t, crashed))
+		})
+	}
+}
+
+// ghostKey is what failLog's frame writes.
+var ghostKey = []byte("ghost")
+
+// failLog makes the log's device refuse writes, as a full disk does, after
+// writing at the log's end what a failed append of the next frame may
+// leave there. It returns the writable file, for setLogFile.
+func failLog(t *testing.T, db *DB, dir string, whole bool) *os.File {
+	t.Helper()
+	path := filepath.Join(dir, WALFileName)
+	readOnly, err := os.Open(path)
+	require.NoError(t, err)
+	var writable *os.File
+	// Run by the committer, which owns the log.
+	require.NoError(t, db.commit.do(func(*wtx) error {
+		frame := appendOp(make([]byte, frameHeader), opPut, bucketSchemas, ghostKey, []byte("never answered"))
+		sealFrame(db.commit.answered.Load()+1, frame)
+		if !whole {
+			frame = frame[:len(frame)-4]
+		}
+		if _, err := db.commit.log.f.WriteAt(frame, db.commit.log.off); err != nil {
+			return err
+		}
+		writable, db.commit.log.f = db.commit.log.f, readOnly
+		return nil
+	}))
+	t.Cleanup(func() { _ = readOnly.Close() })
+	return writable
+}
+
+// setLogFile replaces the log's file handle, in the committer.
+func setLogFile(t *testing.T, db *DB, f *os.File) {
+	t.Helper()
+	require.NoError(t, db.commit.do(func(*wtx) error {
+		db.commit.log.f = f
+		return nil
+	}))
+}
+
+func ghost(t *testing.T, db *DB) []byte {
+	t.Helper()
+	var v []byte
+	require.NoError(t, db.read(func(r reader) error {
+		v = clone(r.bucket(bucketSchemas).Get(ghostKey))
+		return nil
+	}))
+	return v
 }
 
 // FuzzReplay: whatever the log file holds — garbage, or a well-framed
@@ -228,6 +332,6 @@ func replayAndDiscard(t *testing.T, db *bolt.DB, l *redoLog) {
 	tx, err := db.Begin(true)
 	require.NoError(t, err)
 	defer func() { _ = tx.Rollback() }()
-	last, _ := l.replay(tx, 0)
+	last, _ := l.replay(tx, 0, math.MaxUint64)
 	assert.LessOrEqual(t, last, uint64(1))
 }

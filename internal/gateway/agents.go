@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/agentry/agentry/internal/amtp"
+	"github.com/agentry/agentry/internal/ipclass"
 )
 
 // Registration bounds.
@@ -83,7 +84,10 @@ func randomToken(prefix string, n int, enc *base64.Encoding) (string, error) {
 
 // RegisterAgent creates (or replaces, rotating its credentials) a local
 // agent. The API key and webhook secret are returned once; only the key's
-// hash is stored.
+// hash is stored. A replaced agent is the same agent: the store keeps its
+// CreatedAt, and with it the agent's mail. Only DeleteAgent ends an agent;
+// registering its address after that makes a new one, which sees none of
+// the old one's mail.
 func (s *Service) RegisterAgent(ctx context.Context, p Principal, req RegisterRequest) (*Registration, error) {
 	if err := RequireAdmin(p); err != nil {
 		return nil, err
@@ -92,6 +96,13 @@ func (s *Service) RegisterAgent(ctx context.Context, p Principal, req RegisterRe
 	if err != nil {
 		return nil, amtp.FieldError("address", "address must be a name or name@%s", s.cfg.Domain)
 	}
+	if amtp.IsReservedLocalPart(addr.Local) {
+		return nil, amtp.FieldError("address", "%s is reserved: the gateway itself sends as %s@%s", addr.Local,
+			strings.Join(amtp.ReservedLocalParts(), ", "), s.cfg.Domain)
+	}
+	// CreatedAt at full resolution: it is the agent's generation, compared
+	// with the acceptance times of messages (canRead), and an agent
+	// registered again in the millisecond of an old message must not own it.
 	ag := &Agent{Address: addr.Key(), DeliveryMode: req.DeliveryMode, CreatedAt: s.cfg.Now().UTC()}
 	target, field := req.WebhookURL, "webhook_url"
 	if req.PushTarget != "" {
@@ -304,40 +315,16 @@ func (s *Service) checkWebhookURL(field, raw string) error {
 	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
 		return amtp.FieldError(field, "%s must not point at this machine", field)
 	}
-	if ip, err := netip.ParseAddr(host); err == nil && !PublicIP(ip) {
-		return amtp.FieldError(field, "%s must not point at a private, loopback or link-local address", field)
+	if ipclass.NonCanonicalIPv4(host) {
+		// Resolvers read such hosts as IPv4 addresses, and no public DNS
+		// name looks like one, so no resolution is needed to refuse it.
+		return amtp.FieldError(field, "%s must name a host, or an IP address written canonically (a.b.c.d or [IPv6]), not a numeric IPv4 spelling", field)
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && !ipclass.Public(ip) {
+		return amtp.FieldError(field, "%s must not point at a private, loopback, link-local or other non-public address", field)
 	}
 	return nil
 }
-
-// PublicIP reports whether ip is a globally routable unicast address: not
-// loopback, private, link-local (which includes the cloud metadata
-// endpoint), multicast, unspecified, CGNAT, or documentation space.
-func PublicIP(ip netip.Addr) bool {
-	ip = ip.Unmap()
-	if !ip.IsValid() || ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
-		ip.IsMulticast() || ip.IsUnspecified() || ip.IsInterfaceLocalMulticast() {
-		return false
-	}
-	for _, p := range nonPublicPrefixes {
-		if p.Contains(ip) {
-			return false
-		}
-	}
-	return true
-}
-
-var nonPublicPrefixes = func() []netip.Prefix {
-	var out []netip.Prefix
-	for _, s := range []string{
-		"0.0.0.0/8", "100.64.0.0/10", "192.0.0.0/24", "192.0.2.0/24", "198.18.0.0/15",
-		"198.51.100.0/24", "203.0.113.0/24", "240.0.0.0/4", "255.255.255.255/32",
-		"64:ff9b:1::/48", "100::/64", "2001:db8::/32", "fc00::/7", "fec0::/10",
-	} {
-		out = append(out, netip.MustParsePrefix(s))
-	}
-	return out
-}()
 
 // GetAgent returns an agent without secrets.
 func (s *Service) GetAgent(ctx context.Context, p Principal, address string) (*AgentInfo, error) {
@@ -382,8 +369,10 @@ func (s *Service) ListAgents(ctx context.Context, p Principal) ([]AdminAgentView
 	return out, nil
 }
 
-// DeleteAgent removes an agent; its key stops working at once. The admin
-// deletes any agent, an agent itself only.
+// DeleteAgent removes an agent; its key stops working at once, its inbox
+// is emptied, and mail still queued for it fails (the delivery worker
+// finds no agent, or a newer one). The admin deletes any agent, an agent
+// itself only.
 func (s *Service) DeleteAgent(ctx context.Context, p Principal, address string) error {
 	a, err := s.LocalAddress(address)
 	if p.Kind == AgentCaller && p.Agent != nil {

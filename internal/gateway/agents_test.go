@@ -148,6 +148,51 @@ func TestRegisterAgentRefusals(t *testing.T) {
 	assert.Empty(t, list)
 }
 
+// TestWebhookTargetsInsideTheNetworkRefused: a webhook URL must not name
+// an internal address in any spelling — IPv6 forms that carry an IPv4
+// address, zones, or numeric IPv4 spellings that netip refuses but a
+// resolver reads as an address (which the registration refuses outright:
+// no public DNS name looks like that).
+func TestWebhookTargetsInsideTheNetworkRefused(t *testing.T) {
+	ctx := context.Background()
+	svc, _, _ := agentsService(t, nil)
+	for _, tc := range []struct {
+		url     string
+		numeric bool // refused as a numeric IPv4 spelling
+	}{
+		{"https://[64:ff9b::a9fe:a9fe]/", false},                   // NAT64 of 169.254.169.254
+		{"https://[2002:a9fe:a9fe::1]/", false},                    // 6to4
+		{"https://[::a9fe:a9fe]/", false},                          // IPv4-compatible
+		{"https://[::ffff:169.254.169.254]/", false},               // IPv4-mapped
+		{"https://[::ffff:0:a9fe:a9fe]/", false},                   // IPv4-translated
+		{"https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/", false}, // Teredo
+		{"https://[2606:4700::5efe:a9fe:a9fe]/", false},            // ISATAP
+		{"https://[fe80::1%25eth0]/", false},                       // zone
+		{"https://[2606:4700::1111%25eth0]/", false},               // a zone on a global address
+		{"https://2852039166/", true},                              // decimal
+		{"https://0xa9fe.0xa9fe/hook", true},                       // hex parts
+		{"https://0251.0376.0251.0376/", true},                     // octal
+		{"https://169.254.43518/", true},                           // three parts
+		{"https://0x7f000001:8443/hook", true},                     // hex with a port
+		{"https://169.254.169.254./", true},                        // trailing dot
+		{"https://010.0.0.1/", true},                               // leading zero
+	} {
+		t.Run(tc.url, func(t *testing.T) {
+			_, err := svc.RegisterAgent(ctx, admin, gateway.RegisterRequest{Address: "x", DeliveryMode: gateway.ModePush, WebhookURL: tc.url})
+			requireCode(t, err, amtp.CodeInvalidMessageFormat)
+			e, _ := amtp.AsError(err)
+			assert.Equal(t, "webhook_url", e.Details["field"])
+			if tc.numeric {
+				assert.Contains(t, e.Message, "numeric IPv4")
+			}
+		})
+	}
+	for _, ok := range []string{"https://[64:ff9b::808:808]/hook", "https://[2606:4700::1111]/", "https://1e100.net/", "https://8.8.8.8/"} {
+		_, err := svc.RegisterAgent(ctx, admin, gateway.RegisterRequest{Address: "y", DeliveryMode: gateway.ModePush, WebhookURL: ok})
+		assert.NoError(t, err, ok)
+	}
+}
+
 func TestRotateAgentKey(t *testing.T) {
 	ctx := context.Background()
 	svc, db, logs := agentsService(t, nil)

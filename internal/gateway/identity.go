@@ -64,6 +64,9 @@ func (s *Service) AuthenticateClaims(ctx context.Context, c TokenClaims) (Princi
 	if err != nil {
 		return Principal{}, s.unavailable("authenticate", err)
 	}
+	if err := s.refuseReserved(ctx, a); err != nil {
+		return Principal{}, amtp.Errorf(amtp.CodeAuthenticationRequired, "the token's agent %s is not registered here", addr)
+	}
 	return Principal{Kind: AgentCaller, Agent: a, ViaToken: true}, nil
 }
 

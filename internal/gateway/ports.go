@@ -14,8 +14,9 @@ import (
 // Rules every adapter follows (also checked by gatewaytest):
 //   - addresses (senders, recipients, agents) match case-insensitively;
 //     idempotency keys and message ids are case-sensitive;
-//   - Accept of a message id that is already stored (under another key)
-//     writes nothing and returns ErrDuplicate;
+//   - Accept of a message id that is already stored (under another key, or
+//     another sender's) writes nothing and returns ErrMessageIDTaken with
+//     no record: nothing of the stored message leaves the store;
 //   - DeleteAgent of an unknown address and DeliverToInbox of a message that
 //     is not stored return ErrNotFound;
 //   - UpdateStatuses for a recipient the message does not have adds it;
@@ -27,7 +28,11 @@ import (
 var (
 	ErrNotFound  = errors.New("not found")
 	ErrDuplicate = errors.New("idempotency key already used")
-	ErrClosed    = errors.New("store closed")
+	// ErrMessageIDTaken: Accept found the message id already stored, by
+	// another acceptance (another key, or another sender). It is no
+	// duplicate of that acceptance and carries no record of it.
+	ErrMessageIDTaken = errors.New("message id already stored")
+	ErrClosed         = errors.New("store closed")
 	// ErrBadCursor is returned for a paging cursor the store did not issue.
 	ErrBadCursor = errors.New("bad cursor")
 	// ErrBlockedAddress: an outbound connection would have reached a
@@ -73,7 +78,10 @@ type InboxStore interface {
 // AgentStore keeps the registry of local agents. Addresses are keys in
 // canonical lower-case form.
 type AgentStore interface {
-	// PutAgent creates or replaces an agent.
+	// PutAgent creates or replaces an agent. A replaced agent keeps its
+	// stored CreatedAt, to full precision, and a.CreatedAt is set to it:
+	// CreatedAt is the agent's identity, which only DeleteAgent ends (the
+	// gateway shows an agent only mail accepted since).
 	PutAgent(ctx context.Context, a *Agent) error
 	GetAgent(ctx context.Context, address string) (*Agent, error)
 	// AgentByKeyHash finds the agent whose API key hashes to h.
@@ -84,6 +92,9 @@ type AgentStore interface {
 	// as now stored; ErrNotFound when there is no agent at address,
 	// ErrConflict when its key hash is no longer oldHash.
 	ReplaceAgentKey(ctx context.Context, address, oldHash, newHash string) (*Agent, error)
+	// DeleteAgent removes the agent and empties its inbox. On a store that
+	// cannot do both in one write the inbox goes first, so that an error
+	// leaves the agent to be deleted again.
 	DeleteAgent(ctx context.Context, address string) error
 	ListAgents(ctx context.Context) ([]*Agent, error)
 }

@@ -276,7 +276,23 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Principal, er
 	if err != nil {
 		return Principal{}, s.unavailable("authenticate", err)
 	}
+	if err := s.refuseReserved(ctx, a); err != nil {
+		return Principal{}, err
+	}
 	return Principal{Kind: AgentCaller, Agent: a}, nil
+}
+
+// refuseReserved refuses an agent registered under a reserved name before
+// such names were refused at registration: its holder could send mail
+// that looks like the gateway's own. It is refused like an unknown key;
+// the record stays for the admin to see and delete.
+func (s *Service) refuseReserved(ctx context.Context, a *Agent) error {
+	local, _, _ := strings.Cut(a.Address, "@")
+	if !amtp.IsReservedLocalPart(local) {
+		return nil
+	}
+	s.log.WarnContext(ctx, "refused the key of an agent registered under a reserved name; delete the agent", "address", a.Address)
+	return amtp.Errorf(amtp.CodeAuthenticationRequired, "the bearer token is not a valid key")
 }
 
 // adminKeyHash returns the admin key's hash, fetching the key once when it
@@ -352,12 +368,15 @@ type AcceptResult struct {
 }
 
 // Accept validates, authorises and durably accepts a message submitted
-// over the API (by a local agent, the admin, or another gateway).
+// over the API (by a local agent, the admin, or another gateway). Accept
+// keeps body: the caller must not change it afterwards.
 func (s *Service) Accept(ctx context.Context, p Principal, body []byte) (*AcceptResult, error) {
 	if int64(len(body)) > s.cfg.MaxMessageBytes {
 		return nil, amtp.Errorf(amtp.CodeMessageTooLarge, "message is larger than %d bytes", s.cfg.MaxMessageBytes).WithDetail("max_size", s.cfg.MaxMessageBytes)
 	}
-	m, err := amtp.Parse(body, amtp.Limits{MaxRecipients: s.cfg.MaxRecipients})
+	// The message shares body's memory rather than holding a second copy
+	// of a payload that may be megabytes.
+	m, err := amtp.ParseOwned(body, amtp.Limits{MaxRecipients: s.cfg.MaxRecipients})
 	if err != nil {
 		return nil, err
 	}
@@ -394,6 +413,9 @@ func (s *Service) Accept(ctx context.Context, p Principal, body []byte) (*Accept
 	in := submission{m: m, origin: origin, verification: sv}
 	if origin == OriginRemote {
 		in.received = body
+	}
+	if p.Kind == AgentCaller {
+		in.senderSince = p.Agent.CreatedAt
 	}
 	return s.accept(ctx, in)
 }
@@ -448,13 +470,41 @@ type submission struct {
 	// on as it came (PROTOCOL.md "Message fields") unless the gateway had
 	// to fill in a field it lacked.
 	received []byte
+	// senderSince is the CreatedAt of the agent that submitted the
+	// message, zero for other submitters.
+	senderSince time.Time
 }
 
 func (s *Service) authorizeSubmission(p Principal, m *amtp.Message) (Origin, error) {
-	sender := m.SenderAddress()
+	return s.authorizeEnvelope(p, m.SenderAddress(), m.RecipientAddresses())
+}
+
+// CheckEnvelope refuses a submission that p may not make, from its sender
+// and recipients alone, before the rest of the message has been read. It
+// answers nil when the envelope is allowed or cannot be judged (addresses
+// that do not parse, too many recipients: Accept reports those with the
+// field they concern).
+func (s *Service) CheckEnvelope(p Principal, sender string, recipients []string) error {
+	from, err := amtp.ParseAddress(sender)
+	if err != nil || len(recipients) == 0 || len(recipients) > s.cfg.MaxRecipients {
+		return nil
+	}
+	to := make([]amtp.Address, 0, len(recipients))
+	for _, r := range recipients {
+		a, err := amtp.ParseAddress(r)
+		if err != nil {
+			return nil
+		}
+		to = append(to, a)
+	}
+	_, err = s.authorizeEnvelope(p, from, to)
+	return err
+}
+
+func (s *Service) authorizeEnvelope(p Principal, sender amtp.Address, recipients []amtp.Address) (Origin, error) {
 	switch p.Kind {
 	case AgentCaller:
-		if amtp.KeyOf(m.Sender) != strings.ToLower(p.Agent.Address) {
+		if sender.Key() != strings.ToLower(p.Agent.Address) {
 			return "", amtp.Errorf(amtp.CodeSenderCredentialMismatch, "the key presented belongs to %s, which may only send as itself, not as %s", p.Agent.Address, sender).WithDetail("field", "sender")
 		}
 		return OriginLocal, nil
@@ -473,7 +523,7 @@ func (s *Service) authorizeSubmission(p Principal, m *amtp.Message) (Origin, err
 	if err := s.checkPeer(p, sender); err != nil {
 		return "", err
 	}
-	for i, r := range m.RecipientAddresses() {
+	for i, r := range recipients {
 		if !s.isLocal(r) {
 			return "", amtp.Errorf(amtp.CodeForbidden, "this gateway does not relay: %s is not in %s", r, s.cfg.Domain).WithDetail("field", fmt.Sprintf("recipients[%d]", i))
 		}
@@ -506,6 +556,9 @@ func (s *Service) accept(ctx context.Context, in submission) (*AcceptResult, err
 	now := s.cfg.Now().UTC().Truncate(time.Millisecond) // AMTP times are UTC milliseconds
 	complete := m.MessageID != "" && m.IdempotencyKey != "" && !m.Timestamp.IsZero()
 	m.Complete(now)
+	// acceptedAt is now, raised to the registration of every local agent
+	// the message involves (see atOrAfter).
+	acceptedAt := atOrAfter(now, in.senderSince)
 	// The id the message is stored under, and the scope of its key:
 	// (sender, key) for our own senders, (sender, key, recipient) for mail
 	// from other gateways, which arrives one recipient per delivery.
@@ -549,7 +602,7 @@ func (s *Service) accept(ctx context.Context, in submission) (*AcceptResult, err
 	// A reply whose signature failed moves no workflow, whatever the
 	// policy lets through: a forged answer must not decide a step.
 	if origin != OriginSystem && in.verification.Result != InvalidSignature {
-		if err := s.workflowReply(ctx, m, now); err != nil {
+		if err := s.workflowReply(ctx, m, now, in.senderSince); err != nil {
 			return nil, err
 		}
 	}
@@ -578,6 +631,9 @@ func (s *Service) accept(ctx context.Context, in submission) (*AcceptResult, err
 		if s.isLocal(r) {
 			localCount++
 			ag, err := s.agents.GetAgent(ctx, key)
+			if err == nil {
+				acceptedAt = atOrAfter(acceptedAt, ag.CreatedAt)
+			}
 			switch {
 			case errors.Is(err, ErrNotFound):
 				st.Status = StateFailed
@@ -627,6 +683,12 @@ func (s *Service) accept(ctx context.Context, in submission) (*AcceptResult, err
 	}
 	if wf != nil {
 		tasks, pushOnly = []Task{start}, nil
+		// sendWorkflow tells the participants the workflow was started
+		// with from agents registered at their addresses since by the
+		// workflow's creation time (predates), as the worker does by the
+		// message's: it is raised like the message's.
+		wf.CreatedAt = atOrAfter(wf.CreatedAt, acceptedAt)
+		wf.UpdatedAt = atOrAfter(wf.UpdatedAt, wf.CreatedAt)
 	}
 
 	// The Immediate Path applies to a message from a local agent whose only
@@ -649,17 +711,22 @@ func (s *Service) accept(ctx context.Context, in submission) (*AcceptResult, err
 	acc := &Acceptance{
 		Message: StoredMessage{
 			ID: id, Raw: raw, Sender: m.Sender, Recipients: m.Recipients,
-			Subject: m.Subject, Origin: origin, AcceptedAt: now, Verification: &sv,
+			Subject: m.Subject, Origin: origin, AcceptedAt: acceptedAt, Verification: &sv,
 		},
-		Idempotency: IdempotencyRecord{Sender: amtp.KeyOf(m.Sender), Key: idemKey, MessageID: id, Digest: digest, CreatedAt: now},
+		// The record is dated like the message, so that replay can tell a
+		// key of the sending agent's own from one of a deleted agent's.
+		Idempotency: IdempotencyRecord{Sender: amtp.KeyOf(m.Sender), Key: idemKey, MessageID: id, Digest: digest, CreatedAt: acceptedAt},
 		Statuses:    statuses,
 		Tasks:       tasks,
 		Inbox:       inbox,
 		Workflow:    wf,
 	}
 	prev, err := s.messages.Accept(ctx, acc)
+	if errors.Is(err, ErrMessageIDTaken) {
+		return nil, messageIDInUse()
+	}
 	if errors.Is(err, ErrDuplicate) {
-		return s.replay(ctx, prev, digest)
+		return s.replay(ctx, prev, digest, in.senderSince)
 	}
 	if err != nil {
 		return nil, s.unavailable("accept", err)
@@ -681,8 +748,14 @@ func (s *Service) accept(ctx context.Context, in submission) (*AcceptResult, err
 	}
 
 	res := &AcceptResult{HTTPStatus: http.StatusAccepted, MessageID: m.MessageID, Status: DeriveState(statuses), Recipients: statuses}
-	if immediate {
-		ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ImmediateWindow)
+	// The queue's copy is due a second after the window that began with
+	// this submission, not with the end of the accept: the inline attempt
+	// gets what is left of the window, or none when a slow accept (a busy
+	// store, a retry that waited for its key) used it up, so that the two
+	// never deliver at once.
+	left := s.cfg.ImmediateWindow - s.cfg.Now().Sub(now)
+	if immediate && left > 0 {
+		ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), left)
 		out, err := s.immediate.DeliverNow(ictx, tasks[0], Accepted{Stored: &acc.Message, Message: m, Statuses: statuses})
 		cancel()
 		if err != nil {
@@ -704,10 +777,17 @@ func (s *Service) accept(ctx context.Context, in submission) (*AcceptResult, err
 }
 
 // replay answers a repeated submission: the same message and status code
-// when the content matches, 409 when it does not.
-func (s *Service) replay(ctx context.Context, prev *IdempotencyRecord, digest string) (*AcceptResult, error) {
+// when the content matches, 409 when it does not. since is the submitting
+// agent's CreatedAt (zero for other submitters): a record older than the
+// agent is a deleted agent's, at the same address, and nothing of it is
+// shown.
+func (s *Service) replay(ctx context.Context, prev *IdempotencyRecord, digest string, since time.Time) (*AcceptResult, error) {
 	if prev == nil {
 		return nil, s.unavailable("accept", errors.New("duplicate without a record"))
+	}
+	if prev.CreatedAt.Before(since) {
+		return nil, amtp.Errorf(amtp.CodeIdempotencyConflict, "this idempotency_key is already in use: send the message under another idempotency_key").
+			WithDetail("field", "idempotency_key")
 	}
 	if prev.Digest != digest {
 		return nil, amtp.Errorf(amtp.CodeIdempotencyConflict, "idempotency key %q was already used by %s for different content", keyOf(prev.Key), MessageIDOf(prev.MessageID)).WithDetail("message_id", MessageIDOf(prev.MessageID))
@@ -722,6 +802,32 @@ func (s *Service) replay(ctx context.Context, prev *IdempotencyRecord, digest st
 		res.Reply = st[0].Response
 	}
 	return res, nil
+}
+
+// messageIDInUse answers a submission whose message_id another
+// acceptance holds. It is the same whether that acceptance is the
+// sender's own (under another idempotency key) or another sender's, and
+// names no message, key or sender: another sender's mail stays as hidden
+// as GET /v1/messages/{id} keeps it. That the id is taken cannot be hidden
+// from the submitter without accepting two messages under one id.
+func messageIDInUse() error {
+	return amtp.Errorf(amtp.CodeIdempotencyConflict, "this message_id is already in use: send the message under another message_id, or without one for the gateway to assign it").
+		WithDetail("field", "message_id")
+}
+
+// atOrAfter is the later of at and since. A message's acceptance time is
+// raised so to the registration time of each local agent it involves:
+// each agent reads only mail accepted since it was registered (canRead),
+// and a host whose clock is behind the one that registered the agent would
+// otherwise date mail for it before the agent existed. The raise keeps
+// since's full resolution rather than rounding up to AMTP's milliseconds:
+// a rounded time could postdate an agent registered again at the address
+// within that millisecond, and hand it the old agent's mail.
+func atOrAfter(at, since time.Time) time.Time {
+	if since.After(at) {
+		return since.UTC()
+	}
+	return at
 }
 
 // keyOf is the idempotency key of a record's scoped key (accept appends
@@ -763,6 +869,9 @@ func (s *Service) canRead(p Principal, sm *StoredMessage) bool {
 	case AdminCaller:
 		return true
 	case AgentCaller:
+		if predates(sm.AcceptedAt, p.Agent) {
+			return false
+		}
 		me := strings.ToLower(p.Agent.Address)
 		if strings.ToLower(sm.Sender) == me {
 			return true
@@ -774,6 +883,14 @@ func (s *Service) canRead(p Principal, sm *StoredMessage) bool {
 		}
 	}
 	return false
+}
+
+// predates reports whether mail accepted at acceptedAt was accepted before
+// agent a was registered: it belonged to an agent deleted since, whose
+// address a took over, and is none of a's business. An agent is its
+// address and its registration time.
+func predates(acceptedAt time.Time, a *Agent) bool {
+	return acceptedAt.Before(a.CreatedAt)
 }
 
 func (s *Service) readable(ctx context.Context, p Principal, id string) (*StoredMessage, error) {
@@ -885,6 +1002,10 @@ func (s *Service) ListMessages(ctx context.Context, p Principal, q MessageQuery)
 		return nil, "", amtp.Errorf(amtp.CodeAuthenticationRequired, "listing messages needs an agent key or the admin key")
 	case AgentCaller:
 		q.Party = strings.ToLower(p.Agent.Address)
+		// Only mail since the agent was registered is its own (predates).
+		if q.Since.Before(p.Agent.CreatedAt) {
+			q.Since = p.Agent.CreatedAt
+		}
 	}
 	if q.Limit <= 0 {
 		q.Limit = 100
@@ -941,9 +1062,16 @@ func (s *Service) Inbox(ctx context.Context, p Principal, recipient string, limi
 	if err != nil {
 		return nil, "", s.listError("list inbox", err)
 	}
-	out := make([]json.RawMessage, len(entries))
-	for i, e := range entries {
-		out[i] = e.Raw
+	out := make([]json.RawMessage, 0, len(entries))
+	for _, e := range entries {
+		// Deleting an agent empties its inbox, but on DynamoDB the purge
+		// may stop part-way and an entry may be filed after it: such an
+		// entry is the old agent's, not the caller's. The page may then
+		// come out short, with a cursor to go on.
+		if p.Kind == AgentCaller && predates(e.AcceptedAt, p.Agent) {
+			continue
+		}
+		out = append(out, e.Raw)
 	}
 	return out, next, nil
 }

@@ -279,6 +279,9 @@ type InboxEntry struct {
 	MessageID  string
 	Raw        []byte
 	ReceivedAt time.Time
+	// AcceptedAt is the message's StoredMessage.AcceptedAt: the gateway
+	// shows an agent only mail accepted since it was registered.
+	AcceptedAt time.Time
 }
 
 // DeadLetter is the record kept for a delivery that will not be attempted

@@ -448,6 +448,7 @@ func (s *Service) sendWorkflow(ctx context.Context, st workflow.State, to []stri
 	var (
 		tasks   []Task
 		unknown []string
+		gone    []RecipientStatus
 	)
 	for _, raw := range to {
 		a, err := amtp.ParseAddress(raw)
@@ -464,6 +465,12 @@ func (s *Service) sendWorkflow(ctx context.Context, st workflow.State, to []stri
 			unknown = append(unknown, a.String())
 		case err != nil:
 			return fmt.Errorf("workflow %s: look up %s: %w", id, a, err)
+		case predates(st.CreatedAt, ag):
+			// The participant was deleted, and its address registered
+			// again, since the workflow started: the new agent is not it.
+			unknown = append(unknown, a.String())
+			gone = append(gone, RecipientStatus{Address: a.String(), Status: StateFailed, Attempts: 1, UpdatedAt: now,
+				ErrorCode: string(amtp.CodeAgentUnknown), ErrorMessage: "no agent " + a.String() + " is registered at this gateway"})
 		case ag.DeliveryMode == ModePull:
 			st := RecipientStatus{Address: a.String(), Status: StateDelivered, Attempts: 1, UpdatedAt: now, DeliveredAt: &now, Via: "inbox"}
 			if err := s.inbox.DeliverToInbox(ctx, a.Key(), id, st); err != nil {
@@ -479,8 +486,14 @@ func (s *Service) sendWorkflow(ctx context.Context, st workflow.State, to []stri
 			return fmt.Errorf("workflow %s: enqueue %d deliveries: %w", id, len(tasks), err)
 		}
 	}
-	// The accept already failed these recipients (no such agent); the
-	// workflow learns it as a delivery failure, as it would from a worker.
+	// The accept failed the recipients it found no agent for; those whose
+	// agent was replaced since fail now. The workflow learns of both as a
+	// delivery failure, as it would from a worker.
+	if len(gone) > 0 {
+		if err := s.messages.UpdateStatuses(ctx, id, gone); err != nil {
+			return fmt.Errorf("workflow %s: record %d replaced participants: %w", id, len(gone), err)
+		}
+	}
 	for _, r := range unknown {
 		if err := s.WorkflowDeliveryFailed(ctx, id, []string{r}, amtp.CodeAgentUnknown, "no agent "+r+" is registered at this gateway"); err != nil {
 			return err
@@ -512,8 +525,10 @@ func (s *Service) WorkflowDeliveryFailed(ctx context.Context, id string, recipie
 // reply itself is accepted: a refused reply (not a participant) is refused
 // whole, and an accepted one has been counted before its sender hears 202.
 // Messages that merely look like replies (to a workflow that is not ours,
-// or not addressed to its initiator) are ordinary mail.
-func (s *Service) workflowReply(ctx context.Context, m *amtp.Message, now time.Time) error {
+// or not addressed to its initiator, or from an agent registered since the
+// workflow began; since is the sending agent's CreatedAt, zero for other
+// senders) are ordinary mail.
+func (s *Service) workflowReply(ctx context.Context, m *amtp.Message, now, since time.Time) error {
 	if s.workflows == nil || (m.WorkflowID == "" && m.InReplyTo == "") ||
 		(m.ResponseType != amtp.ResponseWorkflowResponse && m.ResponseType != amtp.ResponseWorkflowError) {
 		return nil
@@ -524,6 +539,11 @@ func (s *Service) workflowReply(ctx context.Context, m *amtp.Message, now time.T
 	}
 	if err != nil {
 		return s.unavailable("correlate reply", err)
+	}
+	if st.CreatedAt.Before(since) {
+		// From an agent registered at a participant's address after the
+		// workflow began: not the participant it asked (predates).
+		return nil
 	}
 	toInitiator := false
 	for _, r := range m.RecipientAddresses() {
@@ -582,7 +602,9 @@ func (s *Service) WorkflowView(ctx context.Context, p Principal, id string) (*wo
 	if err != nil {
 		return nil, s.unavailable("read workflow", err)
 	}
-	if p.Kind == AgentCaller && !strings.EqualFold(p.Agent.Address, st.Initiator) {
+	// An agent registered at the initiator's address since the workflow
+	// began is not its initiator (predates).
+	if p.Kind == AgentCaller && (!strings.EqualFold(p.Agent.Address, st.Initiator) || predates(st.CreatedAt, p.Agent)) {
 		return nil, notFound
 	}
 	v := st.View()

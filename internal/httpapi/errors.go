@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -41,10 +42,20 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	case status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "":
 		w.Header().Set("Retry-After", "1")
 	}
-	writeJSON(w, status, errorBody{Error: errorDetail{
+	body := errorBody{Error: errorDetail{
 		Code: e.Code, Message: e.Message, Details: e.Details,
 		Timestamp: amtp.FormatTime(time.Now()), RequestID: requestID(r),
-	}})
+	}}
+	data, err := json.Marshal(body)
+	if err != nil {
+		// Details encoding/json refuses are a bug of ours; the code and
+		// the message still tell the caller what happened. Without
+		// details the body is strings only and always encodes.
+		h.log.Error("error details not encodable", "request_id", requestID(r), "code", string(e.Code), "err", err)
+		body.Error.Details = nil
+		data, _ = json.Marshal(body)
+	}
+	writeRaw(w, status, data)
 }
 
 func retryAfter(e *amtp.Error) int64 {
@@ -54,11 +65,13 @@ func retryAfter(e *amtp.Error) int64 {
 	return 1
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// writeJSON answers v as JSON. An answer encoding/json refuses is a bug
+// of ours: logged, and answered 500 in the error body like any other.
+func (h *Handler) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
 	data, err := json.Marshal(v)
 	if err != nil {
-		status = http.StatusInternalServerError
-		data = []byte(`{"error":{"code":"TEMPORARY_FAILURE","message":"response encoding failed"}}`)
+		h.writeError(w, r, fmt.Errorf("encode the answer: %w", err))
+		return
 	}
 	writeRaw(w, status, data)
 }
@@ -73,4 +86,15 @@ func writeRaw(w http.ResponseWriter, status int, data []byte) {
 	w.WriteHeader(status)
 	_, _ = w.Write(data)
 	_, _ = w.Write([]byte{'\n'})
+}
+
+// ServeUnreadable answers a request that its transport could not turn
+// into an http.Request — an API Gateway event whose path url.Parse
+// refuses, say — with 400 in the error body and a request id, as the
+// handler answers everything else. r stands in for the request that could
+// not be built: only its context and X-Request-Id header are used.
+func (h *Handler) ServeUnreadable(w http.ResponseWriter, r *http.Request) {
+	h.middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.writeError(w, r, amtp.Errorf(amtp.CodeInvalidMessageFormat, "the request is malformed: its path or body could not be read"))
+	})).ServeHTTP(w, r)
 }

@@ -7,11 +7,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -27,9 +26,17 @@ type Options struct {
 	Logger       *slog.Logger
 	MaxAdminBody int64 // bound on admin request bodies, default 64 KiB
 	Ready        func(ctx context.Context) error
+	// Live fails /healthz: for a process that cannot recover without a
+	// restart (nil: always live).
+	Live func(ctx context.Context) error
 	// Identity is what the transport proves about callers beyond API
 	// keys: OAuth tokens and client certificates. nil: neither.
 	Identity Identity
+	// BodyBudget bounds the bytes of request bodies held in memory at
+	// once (DefaultBodyBudget when 0, and never less than one message of
+	// the maximum size). A request that finds no room waits briefly and
+	// is then answered 503 with Retry-After. Anonymous callers share half.
+	BodyBudget int64
 }
 
 // Identity is the transport's side of authentication, which differs by
@@ -53,12 +60,13 @@ const OAuthPrefix = "/oauth"
 
 // Handler serves the REST API.
 type Handler struct {
-	svc  *gateway.Service
-	opt  Options
-	log  *slog.Logger
-	mux  *http.ServeMux
-	max  int64
-	root http.Handler
+	svc    *gateway.Service
+	opt    Options
+	log    *slog.Logger
+	mux    *http.ServeMux
+	max    int64
+	budget *bodyBudget
+	root   http.Handler
 }
 
 // New builds the handler.
@@ -73,6 +81,12 @@ func New(svc *gateway.Service, opt Options) *Handler {
 		opt.Version = "dev"
 	}
 	h := &Handler{svc: svc, opt: opt, log: opt.Logger, mux: http.NewServeMux(), max: svc.Config().MaxMessageBytes}
+	if opt.BodyBudget <= 0 {
+		opt.BodyBudget = DefaultBodyBudget
+	}
+	// Room for one maximum-size message from anyone: anonymous callers
+	// get half the budget.
+	h.budget = newBodyBudget(max(opt.BodyBudget, 2*(h.max+1)))
 	// Routes are registered without methods so that every 405 goes through
 	// our own error body (ServeMux's built-in 405 is plain text).
 	h.route("/v1/messages", methods{"POST": h.postMessage, "GET": h.listMessages})
@@ -108,13 +122,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.root.Ser
 type methods map[string]func(http.ResponseWriter, *http.Request)
 
 func (h *Handler) route(pattern string, m methods) {
-	allowed := make([]string, 0, len(m))
+	if strings.HasSuffix(pattern, "/") {
+		// ServeMux would answer the path without the slash itself, with
+		// a redirect and an HTML body.
+		panic("httpapi: route " + pattern + " ends in a slash")
+	}
+	allowed := make([]string, 0, len(m)+1)
 	for k := range m {
 		allowed = append(allowed, k)
 	}
 	if _, ok := m["GET"]; ok {
 		allowed = append(allowed, "HEAD")
 	}
+	// Sorted: the same Allow header on every call (map order is random).
+	slices.Sort(allowed)
 	allow := strings.Join(allowed, ", ")
 	h.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		method := r.Method
@@ -124,7 +145,7 @@ func (h *Handler) route(pattern string, m methods) {
 		fn, ok := m[method]
 		if !ok {
 			w.Header().Set("Allow", allow)
-			h.writeError(w, r, amtp.Errorf(amtp.CodeNotFound, "%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, allow).WithStatus(http.StatusMethodNotAllowed).WithDetail("allowed", allowed))
+			h.writeError(w, r, amtp.Errorf(amtp.CodeMethodNotAllowed, "%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, allow).WithDetail("allowed", allowed))
 			return
 		}
 		fn(w, r)
@@ -172,9 +193,13 @@ func (h *Handler) middleware(next http.Handler) http.Handler {
 				h.writeError(w, r, amtp.Errorf(amtp.CodeTemporaryFailure, "internal error; retry later").WithStatus(http.StatusInternalServerError))
 			}
 		}()
-		if rest, ok := strings.CutPrefix(r.URL.Path, OAuthPrefix+"/"); ok {
+		if !canonicalPath(r.URL.Path) {
+			h.writeError(w, r, errNotCanonical())
+			return
+		}
+		if path, rawPath, ok := belowOAuthPrefix(r.URL); ok {
 			r = r.Clone(context.WithValue(r.Context(), oauthKey{}, true))
-			r.URL.Path, r.URL.RawPath = "/"+rest, ""
+			r.URL.Path, r.URL.RawPath = path, rawPath
 		}
 		if v := r.Header.Get("X-Amtp-Version"); v != "" && !amtp.SupportedVersionHeader(v) {
 			h.writeError(w, r, amtp.Errorf(amtp.CodeUnsupportedVersion, "X-AMTP-Version %q is not supported; this gateway speaks 1.x", v).WithDetail("supported", []string{amtp.Version}))
@@ -243,48 +268,17 @@ func (h *Handler) adminByHeader(r *http.Request, key, auth string) (gateway.Prin
 	return h.svc.AuthenticateAdmin(r.Context(), key)
 }
 
-// readBody reads a request body of at most max bytes; a declared or actual
-// larger body is 413 without reading it all.
-func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
-	if r.ContentLength > max {
-		return nil, amtp.Errorf(amtp.CodeMessageTooLarge, "body of %d bytes is larger than the limit of %d", r.ContentLength, max).WithDetail("max_size", max)
+// readBody reads a request body of at most max bytes within the body
+// budget; a declared or actual larger body is 413 without reading it all.
+// The caller calls release once it no longer uses the body.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, p gateway.Principal, max int64) (body []byte, release func(), err error) {
+	g := h.budget.open(p)
+	br := &bodyReader{w: w, r: r, g: g, max: max}
+	if body, err = br.all(); err != nil {
+		g.release()
+		return nil, nil, err
 	}
-	body := http.MaxBytesReader(w, r.Body, max)
-	data, err := readAll(body, r.ContentLength)
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, amtp.Errorf(amtp.CodeMessageTooLarge, "body is larger than the limit of %d bytes", max).WithDetail("max_size", max)
-		}
-		return nil, amtp.Errorf(amtp.CodeInvalidMessageFormat, "could not read the request body")
-	}
-	return data, nil
-}
-
-// readAll is io.ReadAll into a buffer sized for the declared length when
-// there is one: io.ReadAll starts at 512 bytes and grows in chunks that it
-// copies together at the end, four or five allocations for a typical
-// message instead of one. The declared length is trusted only up to
-// 64 KiB, so that a client cannot make us allocate what it never sends.
-func readAll(r io.Reader, declared int64) ([]byte, error) {
-	size := 512
-	if declared > 0 {
-		size = int(min(declared, 64<<10)) + 1 // +1: room to see EOF without growing
-	}
-	data := make([]byte, 0, size)
-	for {
-		if len(data) == cap(data) {
-			data = append(data, 0)[:len(data)]
-		}
-		n, err := r.Read(data[len(data):cap(data)])
-		data = data[:len(data)+n]
-		if err == io.EOF {
-			return data, nil
-		}
-		if err != nil {
-			return data, err
-		}
-	}
+	return body, g.release, nil
 }
 
 // ---- messages ----
@@ -298,7 +292,7 @@ type acceptAnswer struct {
 
 func (h *Handler) postMessage(w http.ResponseWriter, r *http.Request) {
 	if r.ContentLength > h.max {
-		h.writeError(w, r, amtp.Errorf(amtp.CodeMessageTooLarge, "message of %d bytes is larger than the limit of %d", r.ContentLength, h.max).WithDetail("max_size", h.max))
+		h.writeError(w, r, tooLarge(h.max))
 		return
 	}
 	p, err := h.principal(r)
@@ -306,7 +300,9 @@ func (h *Handler) postMessage(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	body, err := readBody(w, r, h.max)
+	g := h.budget.open(p)
+	defer g.release()
+	body, err := h.readMessage(w, r, p, g)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -321,7 +317,7 @@ func (h *Handler) postMessage(w http.ResponseWriter, r *http.Request) {
 		writeRaw(w, res.HTTPStatus, data)
 		return
 	}
-	writeJSON(w, res.HTTPStatus, ans)
+	h.writeJSON(w, r, res.HTTPStatus, ans)
 }
 
 func (h *Handler) getMessage(w http.ResponseWriter, r *http.Request) {
@@ -349,7 +345,7 @@ func (h *Handler) getStatus(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, v)
+	h.writeJSON(w, r, http.StatusOK, v)
 }
 
 func (h *Handler) getWorkflow(w http.ResponseWriter, r *http.Request) {
@@ -363,7 +359,7 @@ func (h *Handler) getWorkflow(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, v)
+	h.writeJSON(w, r, http.StatusOK, v)
 }
 
 func queryLimit(r *http.Request) (int, error) {
@@ -438,7 +434,7 @@ func (h *Handler) listMessages(w http.ResponseWriter, r *http.Request) {
 	if list == nil {
 		list = []gateway.MessageSummary{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"messages": list, "next_cursor": nullable(next)})
+	h.writeJSON(w, r, http.StatusOK, map[string]any{"messages": list, "next_cursor": nullable(next)})
 }
 
 func nullable(s string) any {
@@ -469,7 +465,7 @@ func (h *Handler) getInbox(w http.ResponseWriter, r *http.Request) {
 	if msgs == nil {
 		msgs = []json.RawMessage{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"messages": msgs, "next_cursor": nullable(next)})
+	h.writeJSON(w, r, http.StatusOK, map[string]any{"messages": msgs, "next_cursor": nullable(next)})
 }
 
 func (h *Handler) ackInbox(w http.ResponseWriter, r *http.Request) {
@@ -483,7 +479,7 @@ func (h *Handler) ackInbox(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"message_id": id, "status": "acknowledged"})
+	h.writeJSON(w, r, http.StatusOK, map[string]string{"message_id": id, "status": "acknowledged"})
 }
 
 // ---- discovery ----
@@ -503,7 +499,7 @@ func (h *Handler) discoverAgents(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"domain": h.svc.Domain(), "agents": agents, "count": len(agents)})
+	h.writeJSON(w, r, http.StatusOK, map[string]any{"domain": h.svc.Domain(), "agents": agents, "count": len(agents)})
 }
 
 func (h *Handler) capabilities(w http.ResponseWriter, r *http.Request) {
@@ -512,7 +508,7 @@ func (h *Handler) capabilities(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	h.writeJSON(w, r, http.StatusOK, map[string]any{
 		"domain": route.Domain, "amtp": route.Found, "version": "1.0", "gateway": route.Gateway,
 		"auth": route.Auth, "max_size": route.MaxSize, "schemas": route.Schemas, "mx": route.MX,
 		"invalid": route.Invalid,
@@ -521,7 +517,7 @@ func (h *Handler) capabilities(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) wellKnown(w http.ResponseWriter, r *http.Request) {
 	own := h.svc.OwnRoute()
-	writeJSON(w, http.StatusOK, map[string]any{
+	h.writeJSON(w, r, http.StatusOK, map[string]any{
 		"gateway": own.Gateway, "versions": []string{amtp.Version}, "max_size": own.MaxSize, "auth": own.Auth,
 	})
 }
@@ -537,11 +533,12 @@ func (h *Handler) registerAgent(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	body, err := readBody(w, r, h.opt.MaxAdminBody)
+	body, release, err := h.readBody(w, r, p, h.opt.MaxAdminBody)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
+	defer release()
 	var req registerBody
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -563,7 +560,7 @@ func (h *Handler) registerAgent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusCreated, reg)
+	h.writeJSON(w, r, http.StatusCreated, reg)
 }
 
 // registerBody is a registration as clients send it. The reference
@@ -589,7 +586,7 @@ func (h *Handler) rotateAgentKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, reg)
+	h.writeJSON(w, r, http.StatusOK, reg)
 }
 
 func (h *Handler) listAgents(w http.ResponseWriter, r *http.Request) {
@@ -603,7 +600,7 @@ func (h *Handler) listAgents(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"agents": list, "count": len(list)})
+	h.writeJSON(w, r, http.StatusOK, map[string]any{"agents": list, "count": len(list)})
 }
 
 func (h *Handler) getAgent(w http.ResponseWriter, r *http.Request) {
@@ -617,7 +614,7 @@ func (h *Handler) getAgent(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, a)
+	h.writeJSON(w, r, http.StatusOK, a)
 }
 
 func (h *Handler) deleteAgent(w http.ResponseWriter, r *http.Request) {
@@ -633,13 +630,22 @@ func (h *Handler) deleteAgent(w http.ResponseWriter, r *http.Request) {
 	// 200 with a body rather than 204: the public Python SDK's stop()
 	// counts only 200, 201 and 202 as success, and so does the reference
 	// gateway's admin tool.
-	writeJSON(w, http.StatusOK, map[string]string{"address": r.PathValue("address"), "status": "deleted"})
+	h.writeJSON(w, r, http.StatusOK, map[string]string{"address": r.PathValue("address"), "status": "deleted"})
 }
 
 // ---- health ----
 
 func (h *Handler) health(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": h.opt.Version, "domain": h.svc.Domain()})
+	if h.opt.Live != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := h.opt.Live(ctx); err != nil {
+			h.log.Error("not live", "err", err)
+			h.writeError(w, r, amtp.Errorf(amtp.CodeTemporaryFailure, "not live: storage failed"))
+			return
+		}
+	}
+	h.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ok", "version": h.opt.Version, "domain": h.svc.Domain()})
 }
 
 func (h *Handler) ready(w http.ResponseWriter, r *http.Request) {
@@ -652,5 +658,5 @@ func (h *Handler) ready(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	h.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ready"})
 }

@@ -74,11 +74,16 @@ func (h *Handler) createSchema(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	body, err := readBody(w, r, schema.MaxSchemaSize+4096)
+	if err := gateway.RequireAdmin(p); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	body, release, err := h.readBody(w, r, p, schema.MaxSchemaSize+4096)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
+	defer release()
 	var req schemaBody
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -100,11 +105,16 @@ func (h *Handler) replaceSchema(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	body, err := readBody(w, r, schema.MaxSchemaSize+4096)
+	if err := gateway.RequireAdmin(p); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	body, release, err := h.readBody(w, r, p, schema.MaxSchemaSize+4096)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
+	defer release()
 	id := r.PathValue("id")
 	if b, ok := wrapped(body); ok {
 		if b.ID != "" && b.ID != id {
@@ -129,7 +139,7 @@ func (h *Handler) putSchema(w http.ResponseWriter, r *http.Request, p gateway.Pr
 	if created {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, rec)
+	h.writeJSON(w, r, status, rec)
 }
 
 func (h *Handler) listSchemas(w http.ResponseWriter, r *http.Request) {
@@ -143,7 +153,7 @@ func (h *Handler) listSchemas(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"schemas": list})
+	h.writeJSON(w, r, http.StatusOK, map[string]any{"schemas": list})
 }
 
 func (h *Handler) getSchema(w http.ResponseWriter, r *http.Request) {
@@ -157,7 +167,7 @@ func (h *Handler) getSchema(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, rec)
+	h.writeJSON(w, r, http.StatusOK, rec)
 }
 
 func (h *Handler) deleteSchema(w http.ResponseWriter, r *http.Request) {
@@ -181,15 +191,20 @@ func (h *Handler) validateSchema(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	body, err := readBody(w, r, h.max)
+	if err := gateway.RequireAdmin(p); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	body, release, err := h.readBody(w, r, p, h.max)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
+	defer release()
 	res, err := h.svc.ValidateAgainst(r.Context(), p, r.PathValue("id"), body)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"valid": res.Valid, "schema": res.Schema, "validation_errors": res.Errors, "truncated": res.Truncated})
+	h.writeJSON(w, r, http.StatusOK, map[string]any{"valid": res.Valid, "schema": res.Schema, "validation_errors": res.Errors, "truncated": res.Truncated})
 }

@@ -631,12 +631,27 @@ func TestConcurrentVerifyWhileCacheExpires(t *testing.T) {
 		})
 	}
 	// 20s steps: a fetch that lags a step or two behind the clock still
-	// leaves the previous keys usable (stale by less than CacheTTL).
+	// leaves the previous keys usable (stale by less than CacheTTL). The
+	// clock moves on only once a Verify that began after its last step
+	// has finished (with 50 callers, at most 50 of the next completions
+	// began before it), never after a fixed pause: on a busy machine a
+	// fetch could otherwise fall several steps behind, and the keys it
+	// brings be stale on arrival.
+	progressed := func() {
+		mu.Lock()
+		want := verified + 51
+		mu.Unlock()
+		require.Eventually(t, func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return verified >= want
+		}, 30*time.Second, time.Millisecond, "Verify calls stopped finishing")
+	}
 	for range 10 {
-		time.Sleep(5 * time.Millisecond)
+		progressed()
 		clk.Add(20 * time.Second)
 	}
-	time.Sleep(5 * time.Millisecond)
+	progressed()
 	close(stop)
 	wg.Wait()
 	require.Empty(t, failures)

@@ -28,3 +28,23 @@ func TuneGC() int {
 	debug.SetGCPercent(GCPercent)
 	return GCPercent
 }
+
+// MemoryLimitBase is the part of the default soft memory limit that is not
+// request bodies: the live heap of an idle gateway is a few megabytes.
+const MemoryLimitBase = 64 << 20
+
+// LimitMemory sets the runtime's soft memory limit to MemoryLimitBase plus
+// twice the request bodies the gateway may hold at once (bodyBudget)
+// unless GOMEMLIMIT is set, and returns the limit in force. Without it,
+// GCPercent lets garbage grow to four times the live heap, and when the
+// live heap holds megabyte bodies that is hundreds of megabytes (make
+// bench, flood: 611 MB peak RSS before, 169 MB with a limit). The limit is
+// soft: a gateway that truly needs more gets it, collecting more often.
+func LimitMemory(bodyBudget int64) int64 {
+	if v, ok := os.LookupEnv("GOMEMLIMIT"); ok && v != "" {
+		return debug.SetMemoryLimit(-1)
+	}
+	limit := MemoryLimitBase + 2*bodyBudget
+	debug.SetMemoryLimit(limit)
+	return limit
+}

@@ -21,3 +21,18 @@ func TestTuneGC(t *testing.T) {
 	assert.Equal(t, 50, TuneGC())
 	assert.Equal(t, 50, debug.SetGCPercent(100))
 }
+
+func TestLimitMemory(t *testing.T) {
+	before := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(before) })
+
+	t.Setenv("GOMEMLIMIT", "")
+	assert.Equal(t, int64(MemoryLimitBase+2*(64<<20)), LimitMemory(64<<20))
+	assert.Equal(t, int64(MemoryLimitBase+2*(64<<20)), debug.SetMemoryLimit(-1))
+
+	// An operator's GOMEMLIMIT wins.
+	t.Setenv("GOMEMLIMIT", "1GiB")
+	debug.SetMemoryLimit(1 << 30) // as the runtime would have at start
+	assert.Equal(t, int64(1<<30), LimitMemory(64<<20))
+	assert.Equal(t, int64(1<<30), debug.SetMemoryLimit(-1))
+}

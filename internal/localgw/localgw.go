@@ -139,7 +139,7 @@ func New(cfg config.Config, o Options) (*Gateway, error) {
 	}
 	svc.SetImmediate(w)
 	g.Service, g.Worker = svc, w
-	g.Handler = httpapi.New(svc, httpapi.Options{Version: Version, Logger: log, Ready: db.Ping, Identity: ident})
+	g.Handler = httpapi.New(svc, httpapi.Options{Version: Version, Logger: log, BodyBudget: cfg.MaxInflightBytes, Ready: db.Ping, Live: db.Live, Identity: ident})
 	return g, nil
 }
 

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/agentry/agentry/internal/gateway"
+	"github.com/agentry/agentry/internal/ipclass"
 )
 
 // Options configures the client.
@@ -52,21 +53,14 @@ func NewClient(o Options) *http.Client {
 		o.Timeout = 30 * time.Second
 	}
 	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	dial := dialer.DialContext
 	if !o.AllowInsecure {
-		dialer.Control = func(network, address string, _ syscall.RawConn) error {
-			ap, err := netip.ParseAddrPort(address)
-			if err != nil {
-				return fmt.Errorf("%w: %s", ErrBlockedAddress, address)
-			}
-			if !gateway.PublicIP(ap.Addr()) {
-				return fmt.Errorf("%w: %s", ErrBlockedAddress, ap.Addr())
-			}
-			return nil
-		}
+		dialer.Control = guardConnect
+		dial = guardedDial(dialer.DialContext)
 	}
 	tr := &http.Transport{
 		Proxy:                 nil,
-		DialContext:           dialer.DialContext,
+		DialContext:           dial,
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          256,
 		MaxIdleConnsPerHost:   64,
@@ -96,6 +90,47 @@ func NewClient(o Options) *http.Client {
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
 		},
+	}
+}
+
+// guardConnect is the dialer's Control function: it sees every address
+// the dialer is about to connect to, after resolution, and refuses the
+// non-public ones.
+func guardConnect(_, address string, _ syscall.RawConn) error {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return fmt.Errorf("%w: %s", ErrBlockedAddress, address)
+	}
+	if !ipclass.Public(ap.Addr()) {
+		return fmt.Errorf("%w: %s", ErrBlockedAddress, ap.Addr())
+	}
+	return nil
+}
+
+// guardHost refuses a dial target whose host is a numeric IPv4 spelling
+// that is not an IP literal (2852039166, 0xa9fe.0xa9fe): the resolver
+// would either read it as an address or look it up in DNS, and neither is
+// a delivery to a public host. Refused before resolution, it fails for
+// good like any other refused address instead of being retried as a
+// failed lookup.
+func guardHost(address string) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return fmt.Errorf("%w: %s", ErrBlockedAddress, address)
+	}
+	if ipclass.NonCanonicalIPv4(host) {
+		return fmt.Errorf("%w: %s is a numeric IPv4 spelling", ErrBlockedAddress, host)
+	}
+	return nil
+}
+
+// guardedDial checks the target's host with guardHost before dialling.
+func guardedDial(dial func(ctx context.Context, network, address string) (net.Conn, error)) func(ctx context.Context, network, address string) (net.Conn, error) {
+	return func(ctx context.Context, network, address string) (net.Conn, error) {
+		if err := guardHost(address); err != nil {
+			return nil, err
+		}
+		return dial(ctx, network, address)
 	}
 }
 

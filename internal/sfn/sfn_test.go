@@ -31,11 +31,15 @@ func TestRunnerDrivesTheCoordinationMachine(t *testing.T) {
 	api := awssfn.NewFromConfig(cfg)
 	r, err := sfn.New(api, ep.StateMachineARN)
 	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	// moto runs the machine in the background and, on a busy machine,
+	// takes many seconds per state: the waits and the step's deadline are
+	// far beyond that, and cost nothing when it is quick.
+	const settle = 2 * time.Minute
+	ctx, cancel := context.WithTimeout(context.Background(), 3*settle)
 	defer cancel()
 
 	const id = "01960000-0000-7000-8000-000000000001"
-	first := gateway.Decision{WorkflowID: id, Next: gateway.DecisionAsk, Round: 1, Status: "in_progress", TimeoutSeconds: 60,
+	first := gateway.Decision{WorkflowID: id, Next: gateway.DecisionAsk, Round: 1, Status: "in_progress", TimeoutSeconds: 3600,
 		Ask: []gateway.AskItem{{Address: "a@x.test"}, {Address: "b@x.test"}}}
 	require.NoError(t, r.Run(ctx, first))
 	require.NoError(t, r.Run(ctx, first), "a second start of the same workflow is not an error")
@@ -52,7 +56,7 @@ func TestRunnerDrivesTheCoordinationMachine(t *testing.T) {
 			steps[task.Recipients[0]] = task
 		}
 		return len(steps) == 2
-	}, 20*time.Second, 100*time.Millisecond)
+	}, settle, 100*time.Millisecond)
 	for addr, task := range steps {
 		assert.Equal(t, gateway.TaskWorkflowStep, task.Kind)
 		assert.Equal(t, id, task.MessageID)
@@ -72,7 +76,7 @@ func TestRunnerDrivesTheCoordinationMachine(t *testing.T) {
 	require.Eventually(t, func() bool {
 		final, err = api.DescribeExecution(ctx, &awssfn.DescribeExecutionInput{ExecutionArn: aws.String(arn)})
 		return err == nil && final.Status != sfntypes.ExecutionStatusRunning
-	}, 20*time.Second, 100*time.Millisecond)
+	}, settle, 100*time.Millisecond)
 	assert.Equal(t, sfntypes.ExecutionStatusSucceeded, final.Status)
 	var out gateway.Decision
 	require.NoError(t, json.Unmarshal([]byte(aws.ToString(final.Output)), &out))

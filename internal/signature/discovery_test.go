@@ -46,7 +46,7 @@ func TestVerifyWithDNSKeys(t *testing.T) {
 	srv.SetTXT("mismatch._amtpkey."+testDomain, 300, "v=amtpkey1;alg=RS256;p="+spkiBase64(t, signature.ES256))
 	srv.SetTXT("twice._amtpkey."+testDomain, 300, "v=amtpkey1;alg=ES256;p="+spkiBase64(t, signature.ES256))
 	srv.SetTXT("twice._amtpkey."+testDomain, 300, "v=amtpkey1;alg=ES256;p="+spkiBase64(t, signature.ES256)+";x=1")
-	res, err := discovery.New(discovery.Config{Server: srv.Addr(), Timeout: 500 * time.Millisecond})
+	res, err := discovery.New(discovery.Config{Server: srv.Addr(), Timeout: 10 * time.Second})
 	require.NoError(t, err)
 	v := &signature.Verifier{Keys: signing.Keys(res), Now: func() time.Time { return vectorTime }}
 

@@ -76,6 +76,14 @@ func AlgorithmFor(pub crypto.PublicKey) (Algorithm, error) {
 		if bits := k.N.BitLen(); bits < MinRSABits || bits > MaxRSABits {
 			return "", fmt.Errorf("%w: RSA key of %d bits, want %d to %d", ErrKeyRecord, bits, MinRSABits, MaxRSABits)
 		}
+		// x509 parses these, but crypto/rsa refuses to verify with them: a
+		// record holding one is unusable, not a key every signature fails.
+		if k.N.Bit(0) == 0 {
+			return "", fmt.Errorf("%w: RSA modulus is even", ErrKeyRecord)
+		}
+		if k.E < 3 || k.E%2 == 0 || k.E > 1<<31-1 {
+			return "", fmt.Errorf("%w: RSA exponent %d is not acceptable", ErrKeyRecord, k.E)
+		}
 		return RS256, nil
 	case *ecdsa.PublicKey:
 		if k == nil || k.Curve != elliptic.P256() {

@@ -19,7 +19,7 @@ func ask(t *testing.T, s *Server, network, name string, qtype uint16, edns bool)
 	if edns {
 		m.SetEdns0(4096, false)
 	}
-	c := &dns.Client{Net: network, Timeout: 2 * time.Second}
+	c := &dns.Client{Net: network, Timeout: 10 * time.Second}
 	resp, _, err := c.Exchange(m, s.Addr())
 	require.NoError(t, err, "%s query %s/%s", network, name, dns.TypeToString[qtype])
 	return resp
@@ -201,7 +201,7 @@ func TestCleanupStopsServer(t *testing.T) {
 			_, _, _ = c.Exchange(m, addr)
 		}()
 		require.Eventually(t, func() bool { return s.Queries("slow.example.com", dns.TypeTXT) == 1 },
-			time.Second, 5*time.Millisecond)
+			30*time.Second, 5*time.Millisecond)
 	})
 	conn, err := net.DialTimeout("tcp", addr, time.Second)
 	if err == nil {
@@ -220,7 +220,7 @@ func TestConcurrentUse(t *testing.T) {
 				s.SetTXT(name, 60, "x")
 				m := new(dns.Msg)
 				m.SetQuestion(dns.Fqdn(name), dns.TypeTXT)
-				c := &dns.Client{Net: "udp", Timeout: 2 * time.Second}
+				c := &dns.Client{Net: "udp", Timeout: 10 * time.Second}
 				if _, _, err := c.Exchange(m, s.Addr()); err != nil {
 					t.Errorf("query %s: %v", name, err)
 					return

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -20,6 +21,7 @@ func RunAgentStore(t *testing.T, f Factory) {
 	t.Run("DeleteRemovesKeyHash", func(t *testing.T) { testAgentDelete(t, f(t)) })
 	t.Run("ReplaceAgentKey", func(t *testing.T) { testAgentReplaceAgentKey(t, f(t)) })
 	t.Run("SurvivesReopen", func(t *testing.T) { testAgentsReopen(t, f(t)) })
+	t.Run("ReplaceKeepsCreatedAt", func(t *testing.T) { testAgentReplaceKeepsCreatedAt(t, f(t)) })
 }
 
 func keyHash(key string) string {
@@ -218,4 +220,41 @@ func testAgentsReopen(t *testing.T, b Backend) {
 	got, err = b.Agents.AgentByKeyHash(ctx(t), a.APIKeyHash)
 	require.NoError(t, err)
 	assertAgent(t, a, got)
+}
+
+// testAgentReplaceKeepsCreatedAt: an agent's CreatedAt is its identity's
+// generation (the gateway shows it only mail accepted since). Replacing
+// the agent keeps it, to the nanosecond, and tells the caller; only
+// deleting the agent ends it, and a registration after that starts anew.
+func testAgentReplaceKeepsCreatedAt(t *testing.T, b Backend) {
+	first := newAgent("shop@a.example", gateway.ModePull)
+	first.CreatedAt = Now().Add(-time.Hour).Add(123456 * time.Nanosecond)
+	born := first.CreatedAt
+	require.NoError(t, b.Agents.PutAgent(ctx(t), first))
+	got, err := b.Agents.GetAgent(ctx(t), first.Address)
+	require.NoError(t, err)
+	assertAgent(t, first, got)
+
+	again := newAgent("shop@a.example", gateway.ModePush)
+	again.APIKeyHash = keyHash("second key")
+	require.NoError(t, b.Agents.PutAgent(ctx(t), again))
+	assert.True(t, born.Equal(again.CreatedAt), "PutAgent reports the creation time it kept: %v, want %v", again.CreatedAt, born)
+	for name, read := range map[string]func() (*gateway.Agent, error){
+		"by address":  func() (*gateway.Agent, error) { return b.Agents.GetAgent(ctx(t), "shop@a.example") },
+		"by key hash": func() (*gateway.Agent, error) { return b.Agents.AgentByKeyHash(ctx(t), again.APIKeyHash) },
+	} {
+		got, err := read()
+		require.NoError(t, err, name)
+		assert.Equal(t, gateway.ModePush, got.DeliveryMode, "%s: the rest is replaced", name)
+		assert.True(t, born.Equal(got.CreatedAt), "%s: created_at %v, want %v", name, got.CreatedAt, born)
+	}
+
+	require.NoError(t, b.Agents.DeleteAgent(ctx(t), "shop@a.example"))
+	fresh := newAgent("shop@a.example", gateway.ModePull)
+	fresh.CreatedAt = Now().Add(987 * time.Nanosecond)
+	want := fresh.CreatedAt
+	require.NoError(t, b.Agents.PutAgent(ctx(t), fresh))
+	got, err = b.Agents.GetAgent(ctx(t), "shop@a.example")
+	require.NoError(t, err)
+	assert.True(t, want.Equal(got.CreatedAt), "registered after a delete: created_at %v, want %v", got.CreatedAt, want)
 }

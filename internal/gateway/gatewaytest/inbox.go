@@ -23,6 +23,8 @@ func RunInboxStore(t *testing.T, f Factory) {
 	t.Run("RecipientCaseInsensitive", func(t *testing.T) { testInboxCase(t, f(t)) })
 	t.Run("BadCursor", func(t *testing.T) { testInboxBadCursor(t, f(t)) })
 	t.Run("SurvivesReopen", func(t *testing.T) { testInboxReopen(t, f(t)) })
+	t.Run("EntriesCarryAcceptedAt", func(t *testing.T) { testInboxAcceptedAt(t, f(t)) })
+	t.Run("DeleteAgentEmptiesInbox", func(t *testing.T) { testDeleteAgentEmptiesInbox(t, f(t)) })
 }
 
 func delivered(addr string, at time.Time) gateway.RecipientStatus {
@@ -162,6 +164,20 @@ func testInboxCase(t *testing.T, b Backend) {
 func testInboxBadCursor(t *testing.T, b Backend) {
 	_, _, err := b.Inbox.ListInbox(ctx(t), "bob@b.example", 10, "this is not a cursor")
 	assert.ErrorIs(t, err, gateway.ErrBadCursor)
+
+	for range 2 {
+		a := acceptTo(t, b, "bob@b.example")
+		require.NoError(t, b.Inbox.DeliverToInbox(ctx(t), "bob@b.example", a.Message.ID, delivered("bob@b.example", Now())))
+	}
+	_, next, err := b.Inbox.ListInbox(ctx(t), "bob@b.example", 1, "")
+	require.NoError(t, err)
+	require.NotEmpty(t, next)
+	_, _, err = b.Inbox.ListInbox(ctx(t), "bob@b.example", 1, next)
+	require.NoError(t, err)
+	for _, c := range respelled(next) {
+		_, _, err := b.Inbox.ListInbox(ctx(t), "bob@b.example", 1, c)
+		assert.ErrorIs(t, err, gateway.ErrBadCursor, "%q", c)
+	}
 }
 
 func testInboxReopen(t *testing.T, b Backend) {
@@ -244,4 +260,46 @@ func testAcceptDeliversToInbox(t *testing.T, b Backend) {
 	assert.Len(t, inboxAll(t, b.Inbox, "bob@b.example", 0), 1)
 	require.NoError(t, b.Inbox.AckInbox(ctx(t), "bob@b.example", a.Message.ID))
 	assert.Empty(t, inboxAll(t, b.Inbox, "bob@b.example", 0))
+}
+
+// testInboxAcceptedAt: an entry tells when its message was accepted, which
+// the gateway compares with its reader's registration.
+func testInboxAcceptedAt(t *testing.T, b Backend) {
+	at := Now().Add(-time.Minute).Add(4321 * time.Nanosecond)
+	a := NewAcceptance(NewID("msg"), "alice@a.example", []string{"bob@b.example"}, at)
+	accept(t, b.Messages, a)
+	require.NoError(t, b.Inbox.DeliverToInbox(ctx(t), "bob@b.example", a.Message.ID, delivered("bob@b.example", Now())))
+	entries := inboxAll(t, b.Inbox, "bob@b.example", 0)
+	require.Len(t, entries, 1)
+	assert.True(t, at.Equal(entries[0].AcceptedAt), "accepted_at %v, want %v", entries[0].AcceptedAt, at)
+}
+
+// testDeleteAgentEmptiesInbox: deleting an agent purges its inbox, whether
+// its entries were filed by the accept or by a later delivery, and only
+// its own: the messages, their statuses and other inboxes stay.
+func testDeleteAgentEmptiesInbox(t *testing.T, b Backend) {
+	for _, addr := range []string{"bob@b.example", "bobby@b.example"} {
+		require.NoError(t, b.Agents.PutAgent(ctx(t), newAgent(addr, gateway.ModePull)))
+	}
+	both := acceptTo(t, b, "bob@b.example", "bobby@b.example")
+	for _, r := range []string{"bob@b.example", "bobby@b.example"} {
+		require.NoError(t, b.Inbox.DeliverToInbox(ctx(t), r, both.Message.ID, delivered(r, Now())))
+	}
+	at := Now()
+	filed := NewAcceptance(NewID("inb"), "alice@a.example", []string{"Bob@b.example"}, at)
+	filed.Statuses[0] = delivered("Bob@b.example", at)
+	filed.Tasks = nil
+	filed.Inbox = []string{"bob@b.example"}
+	accept(t, b.Messages, filed)
+	require.Len(t, inboxAll(t, b.Inbox, "bob@b.example", 0), 2)
+
+	require.NoError(t, b.Agents.DeleteAgent(ctx(t), "BOB@b.example"))
+	assert.Empty(t, inboxAll(t, b.Inbox, "bob@b.example", 0), "the deleted agent's inbox is empty")
+	assert.Equal(t, []string{both.Message.ID}, entryIDs(inboxAll(t, b.Inbox, "bobby@b.example", 0)), "another agent's inbox stays")
+	for _, id := range []string{both.Message.ID, filed.Message.ID} {
+		st, err := b.Messages.GetStatuses(ctx(t), id)
+		require.NoError(t, err)
+		assert.Equal(t, gateway.StateDelivered, st[0].Status, "the sender's record of %s stays", id)
+	}
+	assert.ErrorIs(t, b.Inbox.AckInbox(ctx(t), "bob@b.example", both.Message.ID), gateway.ErrNotFound, "nothing left to acknowledge")
 }

@@ -29,6 +29,7 @@ func RunMessageStore(t *testing.T, f Factory) {
 	t.Run("ListMessages", func(t *testing.T) { testListMessages(t, f(t)) })
 	t.Run("ListMessagesBadCursor", func(t *testing.T) { testListBadCursor(t, f(t)) })
 	t.Run("SurvivesReopen", func(t *testing.T) { testMessagesReopen(t, f(t)) })
+	t.Run("MessageIDTakenRevealsNothing", func(t *testing.T) { testMessageIDTaken(t, f(t)) })
 }
 
 func testAcceptStoresEverything(t *testing.T, b Backend) {
@@ -389,9 +390,27 @@ func testListMessages(t *testing.T, b Backend) {
 }
 
 func testListBadCursor(t *testing.T, b Backend) {
+	accept(t, b.Messages, NewAcceptance(NewID("msg"), "alice@a.example", []string{"bob@b.example"}, Now().Add(-time.Second)))
 	accept(t, b.Messages, NewAcceptance(NewID("msg"), "alice@a.example", []string{"bob@b.example"}, Now()))
 	_, _, err := b.Messages.ListMessages(ctx(t), gateway.MessageQuery{Cursor: "this is not a cursor"})
 	assert.ErrorIs(t, err, gateway.ErrBadCursor)
+
+	_, next, err := b.Messages.ListMessages(ctx(t), gateway.MessageQuery{Limit: 1})
+	require.NoError(t, err)
+	require.NotEmpty(t, next)
+	_, _, err = b.Messages.ListMessages(ctx(t), gateway.MessageQuery{Cursor: next})
+	require.NoError(t, err)
+	for _, c := range respelled(next) {
+		_, _, err := b.Messages.ListMessages(ctx(t), gateway.MessageQuery{Cursor: c})
+		assert.ErrorIs(t, err, gateway.ErrBadCursor, "%q", c)
+	}
+}
+
+// respelled are spellings of cursor that base64 decoders also read (they
+// skip CR and LF) but that no store hands out: a store refuses them, so
+// that a position has one cursor.
+func respelled(cursor string) []string {
+	return []string{cursor + "\n", "\r\n" + cursor, cursor[:1] + "\n" + cursor[1:]}
 }
 
 func testMessagesReopen(t *testing.T, b Backend) {
@@ -506,4 +525,37 @@ func lower(ss []string) []string {
 
 func containsFold(list []string, s string) bool {
 	return slices.ContainsFunc(list, func(x string) bool { return strings.EqualFold(x, s) })
+}
+
+// testMessageIDTaken: an Accept whose message id is stored already, by
+// another sender or by the same one under another key, writes nothing and
+// answers ErrMessageIDTaken without a record: nothing of the stored
+// message leaves the store, and the key it came with stays free.
+func testMessageIDTaken(t *testing.T, b Backend) {
+	now := Now()
+	first := NewAcceptance(NewID("msg"), "alice@a.example", []string{"bob@b.example"}, now)
+	accept(t, b.Messages, first)
+	assertTasks(t, first.Tasks, receiveN(t, b.Queue, 1, 10*time.Second))
+
+	for _, sender := range []string{"mallory@a.example", "alice@a.example"} {
+		again := NewAcceptance(first.Message.ID, sender, []string{"carol@c.example"}, now)
+		again.Idempotency.Key = "other-key-" + NewID("k")
+		rec, err := b.Messages.Accept(ctx(t), again)
+		require.ErrorIs(t, err, gateway.ErrMessageIDTaken, "from %s", sender)
+		assert.NotErrorIs(t, err, gateway.ErrDuplicate, "from %s: not a replay of an idempotent submission", sender)
+		assert.Nil(t, rec, "from %s: no record of the stored message", sender)
+
+		// The key was not kept: a message of its own under it is accepted.
+		fresh := NewAcceptance(NewID("msg"), sender, []string{"carol@c.example"}, now)
+		fresh.Idempotency.Key = again.Idempotency.Key
+		accept(t, b.Messages, fresh)
+		assertTasks(t, fresh.Tasks, receiveN(t, b.Queue, 1, 10*time.Second))
+	}
+	m, err := b.Messages.GetMessage(ctx(t), first.Message.ID)
+	require.NoError(t, err)
+	assertMessage(t, &first.Message, m)
+	st, err := b.Messages.GetStatuses(ctx(t), first.Message.ID)
+	require.NoError(t, err)
+	assertStatuses(t, first.Statuses, st)
+	receiveNone(t, b.Queue, 300*time.Millisecond)
 }

@@ -27,6 +27,25 @@ func RunTaskQueue(t *testing.T, f Factory) {
 	t.Run("SurvivesReopen", func(t *testing.T) { testQueueReopen(t, f(t)) })
 }
 
+// The backends run on real clocks (SQS's inside moto), so the contract
+// gives every "not yet" a wide margin over what a busy machine takes to
+// check it, and every "by then" a wait far longer than it needs: no
+// outcome depends on the machine's speed.
+const (
+	// holdBack is how far in the future the tests make a task due: the
+	// checks that it is not receivable yet must be over by then.
+	holdBack = 5 * time.Second
+	// longWait is the wait of a Receive that must return before it ends
+	// (when a task comes due, or is enqueued), and wokeWithin how soon
+	// it must have returned.
+	longWait   = time.Minute
+	wokeWithin = longWait / 2
+	// cutShort bounds a Receive whose wait is short or whose context
+	// ends: well under SQS's default long poll of 20 s, which a backend
+	// ignoring the wait would fall back to.
+	cutShort = 15 * time.Second
+)
+
 func newTask(recipients ...string) gateway.Task {
 	id := NewID("msg")
 	return gateway.Task{
@@ -52,7 +71,7 @@ func testEnqueueReceiveAck(t *testing.T, b Backend) {
 	tasks := []gateway.Task{newTask("bob@a.example"), newTask("carol@a.example"), remote}
 	require.NoError(t, b.Queue.Enqueue(ctx(t), tasks...))
 
-	got := receiveN(t, b.Queue, len(tasks), 10*time.Second)
+	got := receiveN(t, b.Queue, len(tasks), longWait)
 	assertTasks(t, tasks, got)
 	receiveNone(t, b.Queue, 300*time.Millisecond)
 	ack(t, b.Queue, got...)
@@ -63,12 +82,12 @@ func testNotBefore(t *testing.T, b Backend) {
 	now := Now()
 	due := newTask("bob@a.example")
 	future := newTask("carol@a.example")
-	future.NotBefore = now.Add(1500 * time.Millisecond)
+	future.NotBefore = now.Add(holdBack)
 	past := newTask("dave@a.example")
 	past.NotBefore = now.Add(-time.Hour)
 	require.NoError(t, b.Queue.Enqueue(ctx(t), future, due, past))
 
-	got := receiveN(t, b.Queue, 2, 10*time.Second)
+	got := receiveN(t, b.Queue, 2, longWait)
 	assertTasks(t, []gateway.Task{due, past}, got)
 	// Settled, so that a short lease lapsing cannot bring them back below.
 	ack(t, b.Queue, got...)
@@ -77,24 +96,24 @@ func testNotBefore(t *testing.T, b Backend) {
 	// One long Receive must come back once the task is due, not at the end
 	// of its wait.
 	start := time.Now()
-	got, err := b.Queue.Receive(ctx(t), 10, 10*time.Second)
+	got, err := b.Queue.Receive(ctx(t), 10, longWait)
 	require.NoError(t, err)
 	require.Equal(t, []string{future.ID}, ids(got))
 	assert.False(t, time.Now().Before(future.NotBefore), "task received before its not_before")
-	assert.Less(t, time.Since(start), 6*time.Second, "Receive did not wake when the task became due")
+	assert.Less(t, time.Since(start), wokeWithin, "Receive did not wake when the task became due")
 }
 
 func testLeased(t *testing.T, b Backend) {
 	task := newTask("bob@a.example")
 	require.NoError(t, b.Queue.Enqueue(ctx(t), task))
-	first := receiveN(t, b.Queue, 1, 10*time.Second)
+	first := receiveN(t, b.Queue, 1, longWait)
 	receiveNone(t, b.Queue, 300*time.Millisecond)
 	if b.LeaseTimeout <= 0 {
 		return
 	}
 	// An unsettled lease lapses and the task is handed out again, under a
 	// new lease.
-	again := receiveN(t, b.Queue, 1, b.LeaseTimeout+10*time.Second)
+	again := receiveN(t, b.Queue, 1, b.LeaseTimeout+longWait)
 	assert.Equal(t, task.ID, again[0].ID)
 	assert.NotEqual(t, first[0].Lease, again[0].Lease)
 	require.NoError(t, b.Queue.Ack(ctx(t), again[0]))
@@ -103,20 +122,20 @@ func testLeased(t *testing.T, b Backend) {
 func testRetry(t *testing.T, b Backend) {
 	task := newTask("bob@a.example")
 	require.NoError(t, b.Queue.Enqueue(ctx(t), task))
-	got := receiveN(t, b.Queue, 1, 10*time.Second)
+	got := receiveN(t, b.Queue, 1, longWait)
 
 	r := got[0]
 	r.Attempt = 3
-	at := time.Now().Add(1500 * time.Millisecond)
+	at := time.Now().Add(holdBack)
 	require.NoError(t, b.Queue.Retry(ctx(t), r, at))
 	receiveNone(t, b.Queue, 300*time.Millisecond)
 
 	start := time.Now()
-	got, err := b.Queue.Receive(ctx(t), 10, 10*time.Second)
+	got, err := b.Queue.Receive(ctx(t), 10, longWait)
 	require.NoError(t, err)
 	require.Equal(t, []string{task.ID}, ids(got))
 	assert.False(t, time.Now().Before(at), "retried task received before its time")
-	assert.Less(t, time.Since(start), 6*time.Second, "Receive did not wake when the retry became due")
+	assert.Less(t, time.Since(start), wokeWithin, "Receive did not wake when the retry became due")
 	assert.Equal(t, 3, got[0].Attempt, "the retry carries the new attempt count")
 	assert.Equal(t, task.MessageID, got[0].MessageID)
 	assert.Equal(t, task.Recipients, got[0].Recipients)
@@ -125,7 +144,7 @@ func testRetry(t *testing.T, b Backend) {
 	r = got[0]
 	r.Attempt = 4
 	require.NoError(t, b.Queue.Retry(ctx(t), r, time.Now()))
-	got = receiveN(t, b.Queue, 1, 10*time.Second)
+	got = receiveN(t, b.Queue, 1, longWait)
 	assert.Equal(t, 4, got[0].Attempt)
 	require.NoError(t, b.Queue.Ack(ctx(t), got[0]))
 	expectGone(t, b, task.ID)
@@ -134,7 +153,7 @@ func testRetry(t *testing.T, b Backend) {
 func testDeadLetter(t *testing.T, b Backend) {
 	dead, kept := newTask("bob@a.example"), newTask("carol@a.example")
 	require.NoError(t, b.Queue.Enqueue(ctx(t), dead, kept))
-	got := receiveN(t, b.Queue, 2, 10*time.Second)
+	got := receiveN(t, b.Queue, 2, longWait)
 	byID := map[string]gateway.Task{}
 	for _, tk := range got {
 		byID[tk.ID] = tk
@@ -147,7 +166,7 @@ func testDeadLetter(t *testing.T, b Backend) {
 	}))
 	// The other task is still there: retried now, it comes back.
 	require.NoError(t, b.Queue.Retry(ctx(t), byID[kept.ID], time.Now()))
-	again := receiveN(t, b.Queue, 1, 10*time.Second)
+	again := receiveN(t, b.Queue, 1, longWait)
 	assert.Equal(t, kept.ID, again[0].ID)
 	require.NoError(t, b.Queue.Ack(ctx(t), again[0]))
 	expectGone(t, b, dead.ID, kept.ID)
@@ -160,11 +179,12 @@ func testEnqueueDuplicate(t *testing.T, b Backend) {
 	changed.Attempt = 5
 	require.NoError(t, b.Queue.Enqueue(ctx(t), changed))
 
-	got := receiveN(t, b.Queue, 1, 10*time.Second)
+	got := receiveN(t, b.Queue, 1, longWait)
 	assert.Equal(t, 0, got[0].Attempt, "the task already queued is kept as it was")
-	receiveNone(t, b.Queue, 300*time.Millisecond)
 
 	// Enqueueing a task that is out on lease does not add a second copy.
+	// One look for copies of either Enqueue, so that it ends well within
+	// the lease (a look takes a second on SQS).
 	require.NoError(t, b.Queue.Enqueue(ctx(t), task))
 	receiveNone(t, b.Queue, 300*time.Millisecond)
 	require.NoError(t, b.Queue.Ack(ctx(t), got[0]))
@@ -177,11 +197,11 @@ func testReceiveMax(t *testing.T, b Backend) {
 		tasks = append(tasks, newTask("bob@a.example"))
 	}
 	require.NoError(t, b.Queue.Enqueue(ctx(t), tasks...))
-	got, err := b.Queue.Receive(ctx(t), 2, 5*time.Second)
+	got, err := b.Queue.Receive(ctx(t), 2, longWait)
 	require.NoError(t, err)
 	require.NotEmpty(t, got)
 	require.LessOrEqual(t, len(got), 2, "Receive returned more than max")
-	rest := receiveN(t, b.Queue, len(tasks)-len(got), 10*time.Second)
+	rest := receiveN(t, b.Queue, len(tasks)-len(got), longWait)
 	assertTasks(t, tasks, append(got, rest...))
 }
 
@@ -193,7 +213,7 @@ func testReceiveWakes(t *testing.T, b Backend) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		tasks, err := b.Queue.Receive(ctx(t), 10, 15*time.Second)
+		tasks, err := b.Queue.Receive(ctx(t), 10, longWait)
 		done <- result{tasks, err, time.Now()}
 	}()
 	time.Sleep(300 * time.Millisecond)
@@ -204,8 +224,8 @@ func testReceiveWakes(t *testing.T, b Backend) {
 	case r := <-done:
 		require.NoError(t, r.err)
 		assert.Equal(t, []string{task.ID}, ids(r.tasks))
-		assert.Less(t, r.at.Sub(enqueued), 5*time.Second, "Receive did not wake on Enqueue")
-	case <-time.After(20 * time.Second):
+		assert.Less(t, r.at.Sub(enqueued), wokeWithin, "Receive did not wake on Enqueue")
+	case <-time.After(2 * longWait):
 		t.Fatal("Receive did not return")
 	}
 }
@@ -215,30 +235,30 @@ func testReceiveWaitElapses(t *testing.T, b Backend) {
 	got, err := b.Queue.Receive(ctx(t), 10, 500*time.Millisecond)
 	require.NoError(t, err, "an empty wait is not an error")
 	assert.Empty(t, got)
-	assert.Less(t, time.Since(start), 5*time.Second, "Receive outlived its wait")
+	assert.Less(t, time.Since(start), cutShort, "Receive outlived its wait")
 }
 
 func testReceiveContext(t *testing.T, b Backend) {
 	c, cancel := context.WithTimeout(ctx(t), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	got, _ := b.Queue.Receive(c, 10, 20*time.Second)
+	got, _ := b.Queue.Receive(c, 10, longWait)
 	assert.Empty(t, got)
-	assert.Less(t, time.Since(start), 5*time.Second, "Receive ignored its context")
+	assert.Less(t, time.Since(start), cutShort, "Receive ignored its context")
 }
 
 func testQueueReopen(t *testing.T, b Backend) {
 	requireReopenable(t, b)
 	inflight, retried, acked, dead := newTask("a@a.example"), newTask("b@a.example"), newTask("c@a.example"), newTask("d@a.example")
 	require.NoError(t, b.Queue.Enqueue(ctx(t), inflight, retried, acked, dead))
-	got := receiveN(t, b.Queue, 4, 10*time.Second)
+	got := receiveN(t, b.Queue, 4, longWait)
 	byID := map[string]gateway.Task{}
 	for _, tk := range got {
 		byID[tk.ID] = tk
 	}
 	r := byID[retried.ID]
 	r.Attempt = 2
-	retryAt := time.Now().Add(2 * time.Second)
+	retryAt := time.Now().Add(holdBack)
 	require.NoError(t, b.Queue.Retry(ctx(t), r, retryAt))
 	require.NoError(t, b.Queue.Ack(ctx(t), byID[acked.ID]))
 	require.NoError(t, b.Queue.DeadLetter(ctx(t), byID[dead.ID], gateway.DeadLetter{FailureReason: "RECIPIENT_UNAVAILABLE"}))
@@ -247,12 +267,12 @@ func testQueueReopen(t *testing.T, b Backend) {
 
 	b = b.Reopen(t)
 	// The lease of the in-flight task did not survive: it is due again.
-	got = receiveN(t, b.Queue, 2, 10*time.Second)
+	got = receiveN(t, b.Queue, 2, longWait)
 	assertTasks(t, []gateway.Task{inflight, queued}, got)
 	ack(t, b.Queue, got...)
 	receiveNone(t, b.Queue, 300*time.Millisecond)
 
-	got, err := b.Queue.Receive(ctx(t), 10, 10*time.Second)
+	got, err := b.Queue.Receive(ctx(t), 10, longWait)
 	require.NoError(t, err)
 	require.Equal(t, []string{retried.ID}, ids(got), "the retry schedule survives")
 	assert.False(t, time.Now().Before(retryAt), "retried task received before its time")

@@ -112,7 +112,7 @@ func testWorkflowAccept(t *testing.T, b Backend) {
 	other := next(s, 3)
 	again.Workflow = &other
 	_, err = b.Messages.Accept(ctx(t), again)
-	require.ErrorIs(t, err, gateway.ErrDuplicate)
+	require.ErrorIs(t, err, gateway.ErrMessageIDTaken)
 	assert.Equal(t, s, getWorkflow(t, b, id), "a duplicate acceptance leaves the workflow alone")
 
 	mismatched := NewAcceptance(NewID("wfmsg"), "boss@a.example", []string{"alice@b.example"}, Now())
