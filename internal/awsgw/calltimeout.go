@@ -34,9 +34,15 @@ var ErrAWSCallTimeout = errors.New("AWS did not answer in time")
 
 const callTimeoutID = "AgentryCallTimeout"
 
+// opStreamed is the one operation whose answer is read after the call
+// returns (a stack's ID is its operation's name).
+const opStreamed = "GetObject"
+
 // boundCalls makes every client built from cfg give up a call after d
-// (plus the wait of a long poll). No call these clients make streams its
-// answer, so ending the context when the call returns cuts nothing short.
+// (plus the wait of a long poll), except S3's GetObject: s3blob reads its
+// body after the call has returned, when the call's context has ended, so
+// that a bound would cut every body short. Only deliveries of large
+// messages read S3, and the deliver function's timeout bounds them.
 func boundCalls(cfg *aws.Config, d time.Duration) {
 	if d <= 0 {
 		d = DefaultAWSCallTimeout
@@ -44,6 +50,9 @@ func boundCalls(cfg *aws.Config, d time.Duration) {
 	// A copy of an aws.Config shares its APIOptions array with the
 	// original: appending to a clone keeps the caller's config untouched.
 	cfg.APIOptions = append(slices.Clone(cfg.APIOptions), func(st *middleware.Stack) error {
+		if st.ID() == opStreamed {
+			return nil
+		}
 		// Outermost, so that the bound covers every attempt and back-off.
 		return st.Initialize.Add(middleware.InitializeMiddlewareFunc(callTimeoutID, func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
 			limit := d + longPollWait(in.Parameters)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +18,8 @@ import (
 	"github.com/aws/smithy-go/middleware"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/agentry/agentry/internal/s3blob"
 )
 
 // silentAWS is an endpoint that accepts requests and never answers, as
@@ -75,50 +78,64 @@ func TestBoundCallsGivesUpOnSilentAWS(t *testing.T) {
 
 // TestBoundCallsLeavesLongPollsTheirWait: a ReceiveMessage may be held for
 // its WaitTimeSeconds (the queue's, up to 20 s, when it sends none) on top
-// of the bound; other calls get the bound alone.
+// of the bound; other calls get the bound alone, except S3's GetObject,
+// whose body is read after the call returns.
 func TestBoundCallsLeavesLongPollsTheirWait(t *testing.T) {
 	const bound = time.Second
 	errSeen := errors.New("deadline seen")
-	var left time.Duration
-	getItem := &dynamodb.GetItemInput{TableName: aws.String("t"), Key: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "k"}}}
-	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", "")}
+	var (
+		left    time.Duration
+		bounded bool
+	)
+	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", ""), BaseEndpoint: aws.String("http://127.0.0.1:1")}
 	// Records the deadline the call runs under, before anything is sent.
 	cfg.APIOptions = append(cfg.APIOptions, func(st *middleware.Stack) error {
 		return st.Finalize.Add(middleware.FinalizeMiddlewareFunc("seeDeadline", func(ctx context.Context, _ middleware.FinalizeInput, _ middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
-			d, ok := ctx.Deadline()
-			require.True(t, ok, "the call has a deadline")
+			var d time.Time
+			d, bounded = ctx.Deadline()
 			left = time.Until(d)
 			return middleware.FinalizeOutput{}, middleware.Metadata{}, errSeen
 		}), middleware.Before)
 	})
 	boundCalls(&cfg, bound)
-	q := sqs.NewFromConfig(cfg, func(o *sqs.Options) { o.BaseEndpoint = aws.String("http://127.0.0.1:1") })
-	db := dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String("http://127.0.0.1:1") })
+	q := sqs.NewFromConfig(cfg)
+	db := dynamodb.NewFromConfig(cfg)
+	blobs, err := s3blob.New(cfg, "bodies")
+	require.NoError(t, err)
+	getItem := &dynamodb.GetItemInput{TableName: aws.String("t"), Key: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "k"}}}
 
 	cases := []struct {
-		name     string
-		call     func() error
-		atLeast  time.Duration
-		atMostOf time.Duration
+		name    string
+		call    func() error
+		bounded bool
+		atLeast time.Duration
+		atMost  time.Duration
 	}{
 		{"receive with a 10 s wait", func() error {
 			_, err := q.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: aws.String("q"), WaitTimeSeconds: 10})
 			return err
-		}, 10 * time.Second, bound + 10*time.Second},
+		}, true, 10 * time.Second, bound + 10*time.Second},
 		{"receive with the queue's wait", func() error {
 			_, err := q.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: aws.String("q")})
 			return err
-		}, 20 * time.Second, bound + 20*time.Second},
+		}, true, 20 * time.Second, bound + 20*time.Second},
 		{"any other call", func() error {
 			_, err := db.GetItem(context.Background(), getItem)
 			return err
-		}, 0, bound},
+		}, true, 0, bound},
+		{"S3 GetObject", func() error {
+			_, err := blobs.Get(context.Background(), "sha256:"+strings.Repeat("0", 64))
+			return err
+		}, false, 0, 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			require.ErrorIs(t, tc.call(), errSeen)
-			assert.Greater(t, left, tc.atLeast)
-			assert.LessOrEqual(t, left, tc.atMostOf)
+			require.Equal(t, tc.bounded, bounded, "the call has a deadline")
+			if tc.bounded {
+				assert.Greater(t, left, tc.atLeast)
+				assert.LessOrEqual(t, left, tc.atMost)
+			}
 		})
 	}
 }
