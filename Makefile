@@ -5,7 +5,7 @@ GO    ?= go
 PKG   := ./...
 # Packages whose tests run under the race detector (the core and everything
 # that runs it in-process); the rest run without it.
-RACE_RE := /internal/(amtp|gateway|delivery|discovery|embedded|httpapi|netguard|localgw|config|e2e|observe|signature|workflow|attach|sfn|schema|policy|jwtauth|authn|bench)(/|$$)
+RACE_RE := /internal/(amtp|gateway|delivery|discovery|embedded|httpapi|netguard|ipclass|localgw|config|e2e|observe|signature|workflow|attach|sfn|schema|policy|jwtauth|authn|bench)(/|$$)
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/agentry/agentry/internal/localgw.Version=$(VERSION)
 BIN     := bin
@@ -29,11 +29,24 @@ test: fmt-check vet cfn-lint
 	$(GO) test -count=1 -timeout 15m $$($(GO) list ./... | grep -v -E '$(RACE_RE)')
 
 ## cover: every test, with the statements of every package of ours counted
-## whichever package's tests run them; prints the total (profile in cover.out)
+## whichever package's tests run them, including in the binaries the tests
+## build and start (cmd/agentry, the Lambda bootstraps: integration coverage,
+## see internal/coverbin); prints two totals, all of ours and the product
+## alone (merged profile in cover.out; go tool cover merges a block that both
+## profiles list: with mode set it is covered if either covered it)
 COVERPKG := ./internal/...,./cmd/...,./functions/...
+COVERDIR := $(CURDIR)/.coverdata
+# The measuring tools and test kits, left out of the product's figure.
+COVER_KITS_RE := /internal/(bench|awscost|cfntemplate|lambdatest|awstest|coverbin|e2e|gateway/gatewaytest|discovery/dnstest|jwtauth/jwttest|observe/observetest|policy/policytest|schema/schematest)/|/cmd/agentry-bench/
 cover:
-	$(GO) test -count=1 -timeout 20m -coverpkg=$(COVERPKG) -coverprofile=cover.out ./... > cover.log 2>&1 || { tail -50 cover.log; exit 1; }
-	@$(GO) tool cover -func=cover.out | tail -1
+	rm -rf $(COVERDIR) && mkdir -p $(COVERDIR)
+	AGENTRY_COVER_DIR=$(COVERDIR) $(GO) test -count=1 -timeout 20m -coverpkg=$(COVERPKG) -coverprofile=cover-tests.out ./... > cover.log 2>&1 || { tail -50 cover.log; exit 1; }
+	$(GO) tool covdata textfmt -i=$$(find $(COVERDIR) -mindepth 1 -maxdepth 1 -type d | paste -sd,) -o cover-binaries.out \
+		-pkg=$(subst ./,github.com/agentry/agentry/,$(COVERPKG))
+	{ cat cover-tests.out; tail -n +2 cover-binaries.out; } > cover.out
+	@grep -v -E '$(COVER_KITS_RE)' cover.out > cover-product.out
+	@echo "coverage, all of internal/ cmd/ functions/ (tests and the binaries they run): $$($(GO) tool cover -func=cover.out | tail -1 | awk '{print $$NF}')"
+	@echo "coverage, the product (without the measuring tools and test kits):            $$($(GO) tool cover -func=cover-product.out | tail -1 | awk '{print $$NF}')"
 
 ## lint: gofmt + go vet
 lint: fmt-check vet

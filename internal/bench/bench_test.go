@@ -29,14 +29,14 @@ func (w testLog) Write(p []byte) (int, error) {
 // row. The figures themselves mean nothing at this size.
 func TestEveryScenarioTiny(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts five gateways")
+		t.Skip("starts seven gateways")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	rep, err := Run(ctx, Options{
 		// lambda and cost have tests of their own (they build binaries
 		// and start moto).
-		Scenarios: []string{Floor, Accept, Push, Federation, Memory},
+		Scenarios: []string{Floor, Accept, Push, Federation, Flood, Memory},
 		Warmup:    100 * time.Millisecond, Duration: 300 * time.Millisecond, Concurrency: 4,
 		MemoryMessages: 200, Progress: testLog{t}, WorkDir: t.TempDir(),
 	})
@@ -49,6 +49,8 @@ func TestEveryScenarioTiny(t *testing.T) {
 		"push/delivered", "push/p50", "push/p99",
 		"federation/delivered", "federation/p50", "federation/p99",
 		"federation-2rcpt/delivered to both", "federation-2rcpt/p50", "federation-2rcpt/p99",
+		"flood/peak rss", "flood/healthz idle p99", "flood/healthz p50", "flood/healthz p99", "flood/anonymous posts",
+		"flood/large message live heap", "flood/large message allocated",
 		"memory/rss per 10k queued", "memory/rss per 10k, no forced GC", "memory/anon rss per 10k",
 		"memory/file rss per 10k", "memory/go heap per 10k", "memory/store per message", "memory/store beyond payload",
 	}
@@ -75,7 +77,7 @@ func TestEveryScenarioTiny(t *testing.T) {
 	if len(rep.Rows) != len(want) {
 		t.Errorf("%d rows, want %d", len(rep.Rows), len(want))
 	}
-	for _, key := range []string{"accept/throughput", "accept/p99", "push/delivered", "push/p99", "federation/delivered", "federation/p99", "memory/rss per 10k queued", "memory/store beyond payload"} {
+	for _, key := range []string{"accept/throughput", "accept/p99", "push/delivered", "push/p99", "federation/delivered", "federation/p99", "memory/rss per 10k queued", "memory/store beyond payload", "flood/peak rss", "flood/healthz p99", "flood/large message live heap"} {
 		if row := rep.Find(key); row != nil && row.Target == nil {
 			t.Errorf("%s has no target", key)
 		}
