@@ -27,6 +27,7 @@ import (
 
 	"github.com/agentry/agentry/internal/awsres"
 	"github.com/agentry/agentry/internal/awstest"
+	"github.com/agentry/agentry/internal/coverbin"
 	"github.com/agentry/agentry/internal/dynamo"
 	"github.com/agentry/agentry/internal/gateway"
 	"github.com/agentry/agentry/internal/lambdatest"
@@ -57,7 +58,8 @@ func bootstrap(t *testing.T, name string) string {
 			return
 		}
 		for _, fn := range []string{"api", "deliver", "deadletter"} {
-			cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-o", filepath.Join(binDir, fn, "bootstrap"), "./functions/"+fn)
+			args := append(append([]string{"build", "-tags", "lambda.norpc"}, coverbin.BuildFlags()...), "-o", filepath.Join(binDir, fn, "bootstrap"), "./functions/"+fn)
+			cmd := exec.Command("go", args...)
 			cmd.Dir = awstest.RepoRoot()
 			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 			if out, err := cmd.CombinedOutput(); err != nil {
@@ -90,11 +92,17 @@ func startFunction(t *testing.T, name string, env []string) *function {
 	t.Cleanup(func() { _ = rt.Close() })
 	cmd := exec.Command(bootstrap(t, name))
 	cmd.Env = append(append(append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.TempDir()}, rt.Env(name)...), awstest.Env(t)...), env...)
+	cmd.Env = append(cmd.Env, coverbin.Env(t, "functions")...)
 	cmd.Stdout = logWriter{t, name}
 	cmd.Stderr = logWriter{t, name}
 	start := time.Now()
 	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
+	t.Cleanup(func() {
+		// Measuring: without its Runtime API the bootstrap exits (and writes its counters).
+		coverbin.Drain(cmd.Process, rt.Close, settleWithin)
+		_ = cmd.Process.Kill()
+		_, _ = cmd.Process.Wait()
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), settleWithin)
 	defer cancel()
 	first, err := rt.FirstNext(ctx)

@@ -12,6 +12,8 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -130,4 +132,151 @@ func selfSigned(t *testing.T, names ...string) *x509.Certificate {
 	c, err := x509.ParseCertificate(der)
 	require.NoError(t, err)
 	return c
+}
+
+func TestNewRefusesAnUnusableIssuer(t *testing.T) {
+	_, err := authn.New(config.Config{OAuthIssuer: "id.example.com", OAuthAudience: audience}, http.DefaultClient)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "oauth")
+	assert.Contains(t, err.Error(), "issuer")
+}
+
+// The issuer being down is not the caller's fault: the token cannot be
+// checked now, and the caller is told to retry, without the details.
+func TestClaimsWhenTheIssuerIsDown(t *testing.T) {
+	iss := jwttest.NewHTTPIssuer(t, "ES256")
+	iss.SetJWKSHandler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) }))
+	id := identity(t, iss.URL())
+	_, err := id.Claims(httptest.NewRequest("POST", "/oauth/v1/messages", nil), iss.Mint(map[string]any{"aud": audience, "agent": "alice@a.test"}))
+	e, ok := amtp.AsError(err)
+	require.True(t, ok, "%v", err)
+	assert.Equal(t, amtp.CodeTemporaryFailure, e.Code)
+	assert.Equal(t, http.StatusServiceUnavailable, e.HTTPStatus())
+	assert.NotContains(t, e.Error(), "503", "the issuer's answer stays out of the response")
+	assert.NotContains(t, e.Error(), iss.URL())
+}
+
+// A certificate names its DNS names, else its common name (older
+// certificates), else nobody; a PEM block that is not a certificate names
+// nobody.
+func TestPeerNamesOfOtherCertificates(t *testing.T) {
+	id := identity(t, "https://issuer.invalid")
+	verified := func(c *x509.Certificate) *http.Request {
+		r := httptest.NewRequest("POST", "/v1/messages", nil)
+		r.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{c}, VerifiedChains: [][]*x509.Certificate{{c}}}
+		return r
+	}
+	cnOnly := certificate(t, pkix.Name{CommonName: "gw.legacy.test"}, nil)
+	assert.Equal(t, []string{"gw.legacy.test"}, id.PeerNames(verified(cnOnly)))
+	anonymous := certificate(t, pkix.Name{Organization: []string{"No Name Inc"}}, nil)
+	assert.Nil(t, id.PeerNames(verified(anonymous)))
+
+	rc := events.APIGatewayV2HTTPRequestContext{}
+	rc.Authentication.ClientCert.ClientCertPem = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte("not DER")}))
+	assert.Nil(t, id.PeerNames(lambdaRequest(t, rc)))
+	rc.Authentication.ClientCert.ClientCertPem = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cnOnly.Raw}))
+	assert.Equal(t, []string{"gw.legacy.test"}, id.PeerNames(lambdaRequest(t, rc)))
+}
+
+func certificate(t *testing.T, subject pkix.Name, dnsNames []string) *x509.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(8), Subject: subject, DNSNames: dnsNames,
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	c, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	return c
+}
+
+// tlsFiles writes a self-signed certificate and its key as PEM files, and
+// a file that is not PEM.
+func tlsFiles(t *testing.T) (certFile, keyFile, junkFile string, cert *x509.Certificate) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(9), Subject: pkix.Name{CommonName: "gw.a.test"}, DNSNames: []string{"gw.a.test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	cert, err = x509.ParseCertificate(der)
+	require.NoError(t, err)
+	kb, err := x509.MarshalPKCS8PrivateKey(key)
+	require.NoError(t, err)
+	dir := t.TempDir()
+	certFile, keyFile, junkFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), filepath.Join(dir, "junk.pem")
+	require.NoError(t, os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
+	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), 0o600))
+	require.NoError(t, os.WriteFile(junkFile, []byte("no certificate here\n"), 0o600))
+	return certFile, keyFile, junkFile, cert
+}
+
+func TestServerTLS(t *testing.T) {
+	certFile, keyFile, junk, cert := tlsFiles(t)
+	missing := filepath.Join(t.TempDir(), "missing.pem")
+
+	tc, err := authn.ServerTLS(config.Config{TLSCert: certFile, TLSKey: keyFile})
+	require.NoError(t, err)
+	assert.Equal(t, uint16(tls.VersionTLS13), tc.MinVersion)
+	assert.Equal(t, tls.NoClientCert, tc.ClientAuth, "no client CA: no client certificates asked for")
+	require.Len(t, tc.Certificates, 1)
+
+	tc, err = authn.ServerTLS(config.Config{TLSCert: certFile, TLSKey: keyFile, TLSClientCA: certFile})
+	require.NoError(t, err)
+	assert.Equal(t, tls.VerifyClientCertIfGiven, tc.ClientAuth, "asked for, verified, not required at the handshake")
+	_, err = cert.Verify(x509.VerifyOptions{Roots: tc.ClientCAs, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	assert.NoError(t, err, "the client CA is what client certificates are verified against")
+
+	for _, bad := range []struct {
+		name string
+		cfg  config.Config
+		want string
+	}{
+		{"certificate missing", config.Config{TLSCert: missing, TLSKey: keyFile}, "load TLS certificate"},
+		{"key is not a key", config.Config{TLSCert: certFile, TLSKey: junk}, "load TLS certificate"},
+		{"client CA missing", config.Config{TLSCert: certFile, TLSKey: keyFile, TLSClientCA: missing}, "AGENTRY_TLS_CLIENT_CA"},
+		{"client CA without a certificate", config.Config{TLSCert: certFile, TLSKey: keyFile, TLSClientCA: junk}, "no PEM certificate"},
+	} {
+		t.Run(bad.name, func(t *testing.T) {
+			_, err := authn.ServerTLS(bad.cfg)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), bad.want)
+		})
+	}
+}
+
+func TestClientTLS(t *testing.T) {
+	certFile, keyFile, junk, cert := tlsFiles(t)
+	missing := filepath.Join(t.TempDir(), "missing.pem")
+
+	cc, roots, err := authn.ClientTLS(config.Config{})
+	require.NoError(t, err)
+	assert.Nil(t, cc, "no client certificate configured")
+	assert.Nil(t, roots, "nil roots: the system's")
+
+	cc, roots, err = authn.ClientTLS(config.Config{TLSClientCert: certFile, TLSClientKey: keyFile, TLSRootCA: certFile})
+	require.NoError(t, err)
+	require.NotNil(t, cc)
+	assert.Equal(t, cert.Raw, cc.Certificate[0])
+	_, err = cert.Verify(x509.VerifyOptions{Roots: roots, DNSName: "gw.a.test"})
+	assert.NoError(t, err, "AGENTRY_TLS_ROOT_CA is trusted")
+
+	for _, bad := range []struct {
+		name string
+		cfg  config.Config
+		want string
+	}{
+		{"client certificate missing", config.Config{TLSClientCert: missing, TLSClientKey: keyFile}, "AGENTRY_TLS_CLIENT_CERT"},
+		{"client key is not a key", config.Config{TLSClientCert: certFile, TLSClientKey: junk}, "AGENTRY_TLS_CLIENT_CERT"},
+		{"root CA missing", config.Config{TLSRootCA: missing}, "AGENTRY_TLS_ROOT_CA"},
+		{"root CA without a certificate", config.Config{TLSRootCA: junk}, "no PEM certificate"},
+	} {
+		t.Run(bad.name, func(t *testing.T) {
+			_, _, err := authn.ClientTLS(bad.cfg)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), bad.want)
+		})
+	}
 }

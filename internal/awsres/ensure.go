@@ -100,11 +100,8 @@ func Ensure(ctx context.Context, cfg aws.Config, n Names) (Endpoints, error) {
 		if err := w.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(n.Table)}, 2*time.Minute); err != nil {
 			return ep, fmt.Errorf("wait for table %s: %w", n.Table, err)
 		}
-		if _, err := ddb.UpdateTimeToLive(ctx, &dynamodb.UpdateTimeToLiveInput{
-			TableName:               aws.String(n.Table),
-			TimeToLiveSpecification: &ddbtypes.TimeToLiveSpecification{AttributeName: aws.String(AttrTTL), Enabled: aws.Bool(true)},
-		}); err != nil {
-			return ep, fmt.Errorf("enable TTL on %s: %w", n.Table, err)
+		if err := enableTTL(ctx, ddb, n.Table); err != nil {
+			return ep, err
 		}
 	}
 
@@ -139,4 +136,26 @@ func Ensure(ctx context.Context, cfg aws.Config, n Names) (Endpoints, error) {
 		}
 	}
 	return ep, nil
+}
+
+// enableTTL turns on expiry by AttrTTL. Another process bootstrapping the
+// same deployment at the same time (the table was in use when we created
+// it) may have enabled it first, and DynamoDB refuses to enable TTL twice
+// (ValidationException): what matters is that it is on, so a refusal is
+// checked against the table's TTL before it counts.
+func enableTTL(ctx context.Context, ddb *dynamodb.Client, table string) error {
+	_, err := ddb.UpdateTimeToLive(ctx, &dynamodb.UpdateTimeToLiveInput{
+		TableName:               aws.String(table),
+		TimeToLiveSpecification: &ddbtypes.TimeToLiveSpecification{AttributeName: aws.String(AttrTTL), Enabled: aws.Bool(true)},
+	})
+	if err == nil {
+		return nil
+	}
+	if d, derr := ddb.DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: aws.String(table)}); derr == nil {
+		if ttl := d.TimeToLiveDescription; ttl != nil && aws.ToString(ttl.AttributeName) == AttrTTL &&
+			(ttl.TimeToLiveStatus == ddbtypes.TimeToLiveStatusEnabled || ttl.TimeToLiveStatus == ddbtypes.TimeToLiveStatusEnabling) {
+			return nil
+		}
+	}
+	return fmt.Errorf("enable TTL on %s: %w", table, err)
 }

@@ -41,14 +41,58 @@ func TestValues(t *testing.T) {
 }
 
 func TestInvalidValuesAreReportedTogether(t *testing.T) {
-	_, err := FromEnv(env(map[string]string{
-		"AGENTRY_DOMAIN": "bad domain", "AGENTRY_ALLOW_INSECURE": "maybe", "AGENTRY_MAX_MESSAGE_BYTES": "-1",
-		"AGENTRY_TLS_CERT": "only-cert", "AGENTRY_RETRY_BASE": "soon", "AGENTRY_LOG_LEVEL": "loud",
-	}))
-	require.Error(t, err)
-	for _, name := range []string{"AGENTRY_DOMAIN", "AGENTRY_ALLOW_INSECURE", "AGENTRY_MAX_MESSAGE_BYTES", "AGENTRY_TLS_KEY", "AGENTRY_RETRY_BASE", "AGENTRY_LOG_LEVEL"} {
-		assert.Contains(t, err.Error(), name)
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want []string // each must be in the one error
+	}{
+		{name: "values", env: map[string]string{
+			"AGENTRY_DOMAIN": "bad domain", "AGENTRY_ALLOW_INSECURE": "maybe", "AGENTRY_MAX_MESSAGE_BYTES": "-1",
+			"AGENTRY_TLS_CERT": "only-cert", "AGENTRY_RETRY_BASE": "soon", "AGENTRY_LOG_LEVEL": "loud",
+			"AGENTRY_MAX_INFLIGHT_BYTES": "1024", "AGENTRY_MAX_RECIPIENTS": "0", "AGENTRY_WORKERS": "many",
+			"AGENTRY_AWS_BOOTSTRAP": "perhaps", "AGENTRY_SCHEMA_VALIDATION": "strict", "AGENTRY_VERIFY_ATTACHMENTS": "2",
+			"AGENTRY_ATTACHMENT_MAX_BYTES": "0", "AGENTRY_SIGNING_SELECTOR": "not_a_label", "AGENTRY_REQUIRE_PEER_MTLS": "sometimes",
+			"AGENTRY_TLS_CLIENT_CERT": "only-cert",
+		}, want: []string{
+			"AGENTRY_DOMAIN", "AGENTRY_ALLOW_INSECURE", "AGENTRY_MAX_MESSAGE_BYTES", "AGENTRY_TLS_KEY", "AGENTRY_RETRY_BASE", "AGENTRY_LOG_LEVEL",
+			"AGENTRY_MAX_INFLIGHT_BYTES", "AGENTRY_MAX_RECIPIENTS", "AGENTRY_WORKERS", "AGENTRY_AWS_BOOTSTRAP", "AGENTRY_SCHEMA_VALIDATION",
+			"AGENTRY_VERIFY_ATTACHMENTS", "AGENTRY_ATTACHMENT_MAX_BYTES", `AGENTRY_SIGNING_SELECTOR "not_a_label"`, "AGENTRY_REQUIRE_PEER_MTLS",
+			"AGENTRY_TLS_CLIENT_CERT and AGENTRY_TLS_CLIENT_KEY must be set together",
+		}},
+		{name: "OAuth issuer without an audience, client CA without TLS", env: map[string]string{
+			"AGENTRY_OAUTH_ISSUER": "https://id.example.com", "AGENTRY_TLS_CLIENT_CA": "ca.pem",
+		}, want: []string{"AGENTRY_OAUTH_AUDIENCE is required", "AGENTRY_TLS_CLIENT_CA needs AGENTRY_TLS_CERT"}},
+		{name: "OAuth audience and JWKS without an issuer", env: map[string]string{
+			"AGENTRY_OAUTH_AUDIENCE": "https://a.test/amtp", "AGENTRY_OAUTH_JWKS_URL": "https://id.example.com/jwks",
+		}, want: []string{"need AGENTRY_OAUTH_ISSUER"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := FromEnv(env(tc.env))
+			require.Error(t, err)
+			for _, want := range tc.want {
+				assert.Contains(t, err.Error(), want)
+			}
+		})
 	}
+}
+
+// A client CA asks for client certificates, so peers must present one
+// unless the operator says otherwise.
+func TestRequirePeerMTLSDefault(t *testing.T) {
+	tls := map[string]string{"AGENTRY_TLS_CERT": "c", "AGENTRY_TLS_KEY": "k"}
+	c, err := FromEnv(env(tls))
+	require.NoError(t, err)
+	assert.False(t, c.RequirePeerMTLS, "no client CA: not required")
+
+	tls["AGENTRY_TLS_CLIENT_CA"] = "ca.pem"
+	c, err = FromEnv(env(tls))
+	require.NoError(t, err)
+	assert.True(t, c.RequirePeerMTLS, "a client CA: required by default")
+
+	tls["AGENTRY_REQUIRE_PEER_MTLS"] = "0"
+	c, err = FromEnv(env(tls))
+	require.NoError(t, err)
+	assert.False(t, c.RequirePeerMTLS, "the operator's word wins")
 }
 
 func TestAWSSettings(t *testing.T) {
@@ -100,6 +144,7 @@ func TestPolicy(t *testing.T) {
 		"missing":     {map[string]string{"AGENTRY_POLICY_FILE": filepath.Join(dir, "nope.yaml")}, []string{"AGENTRY_POLICY_FILE", "no such file"}},
 		"both":        {map[string]string{"AGENTRY_POLICY_FILE": write("g2.yaml", good), "AGENTRY_POLICY": good}, []string{"only one of"}},
 		"too large":   {map[string]string{"AGENTRY_POLICY_FILE": write("big.yaml", strings.Repeat("#", maxPolicyBytes+1))}, []string{"larger than"}},
+		"a directory": {map[string]string{"AGENTRY_POLICY_FILE": dir}, []string{"AGENTRY_POLICY_FILE", "is a directory"}},
 		"empty rules": {map[string]string{"AGENTRY_POLICY": "rules: []\n"}, []string{"default_policy"}},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -148,4 +193,38 @@ func TestSignaturePolicy(t *testing.T) {
 			assert.Equal(t, "k1", c.SigningSelector)
 		})
 	}
+}
+
+// Without a lookup function the process environment is read.
+func TestFromProcessEnvironment(t *testing.T) {
+	t.Setenv("AGENTRY_DOMAIN", "Env.Test")
+	t.Setenv("AGENTRY_OAUTH_ISSUER", "https://id.env.test")
+	t.Setenv("AGENTRY_OAUTH_AUDIENCE", "https://env.test/amtp")
+	c, err := FromEnv(nil)
+	require.NoError(t, err)
+	assert.Equal(t, "env.test", c.Domain)
+	assert.True(t, c.OAuth(), "an issuer turns OAuth on")
+
+	c, err = FromEnv(env(nil))
+	require.NoError(t, err)
+	assert.False(t, c.OAuth(), "a lookup function is read instead of the environment")
+}
+
+// One source of the signing key: which key signs is never a matter of
+// precedence.
+func TestSigningKeySources(t *testing.T) {
+	for name, vars := range map[string]map[string]string{
+		"key and file":   {"AGENTRY_SIGNING_KEY": "pem", "AGENTRY_SIGNING_KEY_FILE": "key.pem"},
+		"file and ARN":   {"AGENTRY_SIGNING_KEY_FILE": "key.pem", "AGENTRY_SIGNING_KEY_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:1:secret:k"},
+		"all three":      {"AGENTRY_SIGNING_KEY": "pem", "AGENTRY_SIGNING_KEY_FILE": "key.pem", "AGENTRY_SIGNING_KEY_SECRET_ARN": "arn"},
+		"key and secret": {"AGENTRY_SIGNING_KEY": "pem", "AGENTRY_SIGNING_KEY_SECRET_ARN": "arn"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := FromEnv(env(vars))
+			assert.ErrorContains(t, err, "set only one of AGENTRY_SIGNING_KEY, AGENTRY_SIGNING_KEY_FILE and AGENTRY_SIGNING_KEY_SECRET_ARN")
+		})
+	}
+	c, err := FromEnv(env(map[string]string{"AGENTRY_SIGNING_KEY": "\n  pem text\n"}))
+	require.NoError(t, err)
+	assert.Equal(t, "pem text", c.SigningKey, "surrounding blanks go")
 }

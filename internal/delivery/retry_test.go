@@ -1,7 +1,10 @@
 package delivery
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
 	"testing"
 	"time"
 
@@ -39,6 +42,16 @@ func TestRetryJitterStaysWithinQuarter(t *testing.T) {
 		}
 	}
 	assert.True(t, seenLow && seenHigh, "jitter spreads both ways")
+	// A jitter outside [0, 1) would make delays negative or unbounded: the
+	// protocol's quarter applies instead.
+	for _, j := range []float64{-0.5, 1, 3} {
+		p := RetryPolicy{Base: 16 * time.Second, Jitter: j}
+		for range 200 {
+			d := p.Delay(1)
+			require.GreaterOrEqual(t, d, 12*time.Second, "jitter %v", j)
+			require.LessOrEqual(t, d, 20*time.Second, "jitter %v", j)
+		}
+	}
 }
 
 func TestRetryAfterHeader(t *testing.T) {
@@ -53,6 +66,8 @@ func TestRetryAfterHeader(t *testing.T) {
 	assert.Equal(t, 90*time.Second, retryAfter(h, now, time.Hour))
 	h.Set("Retry-After", "soon")
 	assert.Zero(t, retryAfter(h, now, time.Hour))
+	h.Set("Retry-After", now.Add(-time.Minute).Format(http.TimeFormat))
+	assert.Zero(t, retryAfter(h, now, time.Hour), "a date in the past asks for no wait")
 }
 
 func TestWebhookSignatureRoundTrip(t *testing.T) {
@@ -69,6 +84,43 @@ func TestWebhookSignatureRoundTrip(t *testing.T) {
 	assert.Error(t, VerifyWebhook(secret, h, body, ts, 5*time.Minute), "other id")
 	_, err = SignWebhook("whsec_!!!", "x", ts, body)
 	assert.Error(t, err)
+}
+
+func TestVerifyWebhookRefusals(t *testing.T) {
+	secret := "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	ts := time.Unix(1700000000, 0)
+	body := []byte(`{"hello":"world"}`)
+	sig, err := SignWebhook(secret, "msg_1", ts, body)
+	require.NoError(t, err)
+	valid := func() map[string]string {
+		return map[string]string{HeaderWebhookID: "msg_1", HeaderWebhookTimestamp: "1700000000", HeaderWebhookSignature: sig}
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(h map[string]string)
+		secret string
+		want   string
+	}{
+		{"no id", func(h map[string]string) { delete(h, HeaderWebhookID) }, secret, "missing webhook headers"},
+		{"no timestamp", func(h map[string]string) { delete(h, HeaderWebhookTimestamp) }, secret, "missing webhook headers"},
+		{"no signature", func(h map[string]string) { delete(h, HeaderWebhookSignature) }, secret, "missing webhook headers"},
+		{"timestamp not a number", func(h map[string]string) { h[HeaderWebhookTimestamp] = "yesterday" }, secret, "bad webhook timestamp"},
+		{"unusable secret", func(map[string]string) {}, "whsec_!!!", "secret"},
+		{"signed with another secret", func(map[string]string) {}, "whsec_b3RoZXItc2VjcmV0LW90aGVyLXNlY3JldA==", "no matching webhook signature"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := valid()
+			tc.change(h)
+			assert.ErrorContains(t, VerifyWebhook(tc.secret, h, body, ts, time.Minute), tc.want)
+		})
+	}
+}
+
+func TestRedact(t *testing.T) {
+	ue := &url.Error{Op: "Post", URL: "https://user:pw@hooks.example.com/in?token=s3cret#frag", Err: errors.New("EOF")}
+	got := redact(fmt.Errorf("deliver: %w", ue))
+	assert.Equal(t, "Post https://user:xxxxx@hooks.example.com/in: EOF", got)
+	assert.Equal(t, "plain failure", redact(errors.New("plain failure")), "an error without a URL is kept")
 }
 
 func TestSyncReply(t *testing.T) {

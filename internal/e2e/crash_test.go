@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/agentry/agentry/internal/coverbin"
 	"github.com/agentry/agentry/internal/discovery/dnstest"
 )
 
@@ -24,7 +25,8 @@ func buildAgentry(t *testing.T) string {
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(file), "..", "..")
 	bin := filepath.Join(t.TempDir(), "agentry")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/agentry")
+	args := append(append([]string{"build"}, coverbin.BuildFlags()...), "-o", bin, "./cmd/agentry")
+	cmd := exec.Command("go", args...)
 	cmd.Dir = root
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "go build: %s", out)
@@ -51,12 +53,14 @@ func startBinary(t *testing.T, bin string, env []string, addr string) *proc {
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Env = append(cmd.Env, "AGENTRY_ADDR="+addr)
+	cmd.Env = append(cmd.Env, coverbin.Env(t, "e2e")...)
 	cmd.Stdout = testWriter{t}
 	cmd.Stderr = testWriter{t}
 	require.NoError(t, cmd.Start())
 	p := &proc{cmd: cmd, url: "http://" + addr}
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
+			coverbin.Drain(cmd.Process, func() error { return cmd.Process.Signal(syscall.SIGTERM) }, settleWithin)
 			_ = cmd.Process.Kill()
 			_, _ = cmd.Process.Wait()
 		}

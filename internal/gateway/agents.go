@@ -74,12 +74,13 @@ func registration(ag *Agent, key, secret string) *Registration {
 	}
 }
 
-func randomToken(prefix string, n int, enc *base64.Encoding) (string, error) {
+// randomToken is prefix and n random bytes in enc. crypto/rand.Read
+// never returns an error (since Go 1.24 it crashes the program rather
+// than hand out weak randomness), so neither does randomToken.
+func randomToken(prefix string, n int, enc *base64.Encoding) string {
 	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("random token: %w", err)
-	}
-	return prefix + enc.EncodeToString(b), nil
+	_, _ = rand.Read(b)
+	return prefix + enc.EncodeToString(b)
 }
 
 // RegisterAgent creates (or replaces, rotating its credentials) a local
@@ -142,18 +143,11 @@ func (s *Service) RegisterAgent(ctx context.Context, p Principal, req RegisterRe
 	}
 	ag.SupportedSchemas = req.SupportedSchemas
 
-	key, err := randomToken("amtp_", 32, base64.RawURLEncoding)
-	if err != nil {
-		return nil, s.unavailable("register agent", err)
-	}
+	key := randomToken("amtp_", 32, base64.RawURLEncoding)
 	ag.APIKeyHash = HashAPIKey(key)
 	if ag.DeliveryMode == ModePush {
 		// Standard Webhooks secrets are "whsec_" + base64 of the HMAC key.
-		sec, err := randomToken("whsec_", 32, base64.StdEncoding)
-		if err != nil {
-			return nil, s.unavailable("register agent", err)
-		}
-		ag.WebhookSecret = sec
+		ag.WebhookSecret = randomToken("whsec_", 32, base64.StdEncoding)
 	}
 	if err := s.agents.PutAgent(ctx, ag); err != nil {
 		return nil, s.unavailable("register agent", err)
@@ -181,10 +175,7 @@ func (s *Service) RotateAgentKey(ctx context.Context, p Principal, address strin
 	if err != nil {
 		return nil, amtp.Errorf(amtp.CodeNotFound, "no agent %q", address)
 	}
-	key, err := randomToken("amtp_", 32, base64.RawURLEncoding)
-	if err != nil {
-		return nil, s.unavailable("rotate agent key", err)
-	}
+	key := randomToken("amtp_", 32, base64.RawURLEncoding)
 	for range rotateAttempts {
 		cur, err := s.agents.GetAgent(ctx, a.Key())
 		if errors.Is(err, ErrNotFound) {

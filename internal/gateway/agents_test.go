@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -108,6 +109,10 @@ func TestRegisterAgentRefusals(t *testing.T) {
 	for i := range 17 {
 		many["X-H"+strings.Repeat("a", i+1)] = "v"
 	}
+	manySchemas := make([]string, 65)
+	for i := range manySchemas {
+		manySchemas[i] = fmt.Sprintf("agntcy:commerce.order%d.v1", i)
+	}
 	for _, tc := range []struct {
 		name  string
 		req   gateway.RegisterRequest
@@ -128,6 +133,11 @@ func TestRegisterAgentRefusals(t *testing.T) {
 		{"NUL", gateway.RegisterRequest{Address: "b", DeliveryMode: gateway.ModePush, PushTarget: hook, Headers: map[string]string{"X-A": "a\x00b"}}, "headers"},
 		{"DEL", gateway.RegisterRequest{Address: "b", DeliveryMode: gateway.ModePush, PushTarget: hook, Headers: map[string]string{"X-A": "a\x7fb"}}, "headers"},
 		{"twice", gateway.RegisterRequest{Address: "b", DeliveryMode: gateway.ModePush, PushTarget: hook, Headers: map[string]string{"X-A": "1", "x-a": "2"}}, "headers"},
+		{"webhook URL too long", gateway.RegisterRequest{Address: "b", DeliveryMode: gateway.ModePush, WebhookURL: hook + "/" + strings.Repeat("p", 2048)}, "webhook_url"},
+		{"too many schema patterns", gateway.RegisterRequest{Address: "b", DeliveryMode: gateway.ModePull, SupportedSchemas: manySchemas}, "supported_schemas"},
+		{"empty schema pattern", gateway.RegisterRequest{Address: "b", DeliveryMode: gateway.ModePull, SupportedSchemas: []string{"agntcy:a.b.v1", ""}}, "supported_schemas[1]"},
+		{"schema pattern with a space", gateway.RegisterRequest{Address: "b", DeliveryMode: gateway.ModePull, SupportedSchemas: []string{"agntcy:a b.v1"}}, "supported_schemas[0]"},
+		{"schema pattern too long", gateway.RegisterRequest{Address: "b", DeliveryMode: gateway.ModePull, SupportedSchemas: []string{"agntcy:" + strings.Repeat("a", 300)}}, "supported_schemas[0]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := svc.RegisterAgent(ctx, admin, tc.req)

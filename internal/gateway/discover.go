@@ -69,7 +69,10 @@ func (s *Service) Capabilities(ctx context.Context, domain string) (Route, error
 		if errors.Is(err, context.Canceled) {
 			return Route{}, amtp.Errorf(amtp.CodeTemporaryFailure, "discovery cancelled")
 		}
-		return Route{}, amtp.Errorf(amtp.CodeTemporaryFailure, "discovery of %s failed: %s", d, err.Error())
+		// The lookup's error names our resolver: the (anonymous) caller
+		// learns only that the lookup failed, the operator the cause.
+		s.log.WarnContext(ctx, "discovery failed", "domain", d, "err", err)
+		return Route{}, amtp.Errorf(amtp.CodeTemporaryFailure, "discovery of %s failed; retry later", d)
 	}
 	return r, nil
 }

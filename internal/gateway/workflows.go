@@ -345,8 +345,10 @@ func (s *Service) perform(ctx context.Context, st workflow.State, actions []work
 		return err
 	}
 	// The result's id and key derive from the workflow, so a repeated
-	// submission is answered from the idempotency record.
-	if _, err := s.SubmitSystem(ctx, msg); err != nil {
+	// submission is answered from the idempotency record. Once that record
+	// has expired the store still holds the result under its id, and the
+	// conflict says just that: the result was submitted before.
+	if _, err := s.SubmitSystem(ctx, msg); err != nil && !amtp.IsCode(err, amtp.CodeIdempotencyConflict) {
 		return fmt.Errorf("workflow %s: submit result: %w", st.WorkflowID, err)
 	}
 	return nil

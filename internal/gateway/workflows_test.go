@@ -18,17 +18,22 @@ import (
 
 // runner is a test double of the gateway's own WorkflowRunner port: it
 // records what the driver asks of Step Functions. failResume makes the
-// next Resume calls fail, as an unreachable Step Functions endpoint would.
+// next Resume calls fail, as an unreachable Step Functions endpoint would;
+// failRun, when set, is what every Run answers.
 type runner struct {
 	mu         sync.Mutex
 	runs       []gateway.Decision
 	resumed    map[string][]gateway.Decision // token → decisions handed to it
 	failResume int
+	failRun    error
 }
 
 func (r *runner) Run(_ context.Context, d gateway.Decision) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.failRun != nil {
+		return r.failRun
+	}
 	r.runs = append(r.runs, d)
 	return nil
 }

@@ -378,6 +378,9 @@ func TestSchemaDefinitionAlias(t *testing.T) {
 		{"PUT definition", "PUT", "/v1/admin/schemas/agntcy:shop.g.v1", `{"definition":` + doc + `}`, http.StatusCreated, ""},
 		{"PUT schema with its id", "PUT", "/v1/admin/schemas/agntcy:shop.h.v1", `{"id":"agntcy:shop.h.v1","schema":` + doc + `}`, http.StatusCreated, ""},
 		{"PUT with another id", "PUT", "/v1/admin/schemas/agntcy:shop.i.v1", `{"id":"agntcy:shop.other.v1","definition":` + doc + `}`, http.StatusBadRequest, "id"},
+		{"PUT both, different", "PUT", "/v1/admin/schemas/agntcy:shop.j.v1", `{"schema":` + doc + `,"definition":{"type":"string"}}`, http.StatusBadRequest, "definition"},
+		{"PUT a document with a schema member", "PUT", "/v1/admin/schemas/agntcy:shop.k.v1", `{"title":"wraps nothing","schema":` + doc + `}`, http.StatusCreated, ""},
+		{"PUT not JSON", "PUT", "/v1/admin/schemas/agntcy:shop.l.v1", `{"type":`, http.StatusBadRequest, "schema"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, out, raw := a.call(tc.method, tc.path, adminHeader(testAdminKey), tc.body)
@@ -397,6 +400,11 @@ func TestSchemaDefinitionAlias(t *testing.T) {
 		require.Equal(t, http.StatusOK, code, "%s", raw)
 		assert.Equal(t, true, out["valid"], "%s: %s", id, raw)
 	}
+	// A document with members besides the wrapper's is the document: its
+	// "schema" member is no keyword and constrains nothing.
+	code, out, raw := a.call("POST", "/v1/admin/schemas/agntcy:shop.k.v1/validate", adminHeader(testAdminKey), `{"name":"no sku"}`)
+	require.Equal(t, http.StatusOK, code, "%s", raw)
+	assert.Equal(t, true, out["valid"], "%s", raw)
 }
 
 // anyToken is an Identity that takes every OAuth token as the admin's.

@@ -83,6 +83,12 @@ func TestJWKFits(t *testing.T) {
 		{"Ed448", with(edJWK, "crv", "Ed448"), EdDSA, `curve "Ed448"`},
 		{"Ed25519 short", with(edJWK, "x", b64(edPub[:31])), EdDSA, "not 32 bytes"},
 		{"kid not a string", with(edJWK, "kid", 7), EdDSA, `"kid" is not a string`},
+		{"RSA modulus not a string", with(rsaJWK, "n", 7), RS256, `"n" is not a string`},
+		{"EC curve not a string", with(ecJWK, "crv", 256), ES256, `"crv" is not a string`},
+		{"EC no x", with(ecJWK, "x", nil), ES256, `no "x"`},
+		{"EC no y", with(ecJWK, "y", nil), ES256, `no "y"`},
+		{"OKP curve not a string", with(edJWK, "crv", true), EdDSA, `"crv" is not a string`},
+		{"OKP no x", with(edJWK, "x", nil), EdDSA, `no "x"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			raw, err := json.Marshal(map[string]any{"keys": []any{tc.key}})

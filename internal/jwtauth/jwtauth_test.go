@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -249,6 +250,17 @@ func TestVerifyRejectsBadTokens(t *testing.T) {
 		{"payload not JSON", parts[0] + ".bm90IGpzb24." + parts[2], "payload is not a JSON object"},
 		{"payload null", parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(`null`)) + "." + parts[2], "payload is not a JSON object"},
 		{"unknown kid", iss.MintWith(hdr(map[string]any{"kid": "nobody"}), claims(nil)), `key "nobody" is not one of the issuer's`},
+		{"kid not a string", iss.MintWith(hdr(map[string]any{"kid": 7}), claims(nil)), `header "kid" is not a string`},
+		{"payload not base64url", parts[0] + ".A." + parts[2], "payload is not base64url"},
+		{"signature not base64url", parts[0] + "." + parts[1] + ".A", "signature is not base64url"},
+		{"issuer not a string", iss.Mint(claims(map[string]any{"iss": 7})), `"iss" is not a string`},
+		{"issuer quoted only in part", iss.Mint(claims(map[string]any{"iss": "https://" + strings.Repeat("x", 100)})),
+			`issuer "https://` + strings.Repeat("x", 56) + `..." is not trusted`},
+		{"audience null", handMade(t, hdr(nil), full(map[string]any{"aud": nil}), none), `"aud" is neither a string nor an array`},
+		{"audience a number", iss.Mint(claims(map[string]any{"aud": 7})), `"aud" is neither a string nor an array`},
+		{"nbf not a date", iss.Mint(claims(map[string]any{"nbf": "soon"})), `"nbf" is not a valid date`},
+		{"iat not a date", iss.Mint(claims(map[string]any{"iat": -1})), `"iat" is not a valid date`},
+		{"scp not strings", iss.Mint(claims(map[string]any{"scp": map[string]any{"a": 1}})), `"scp" is neither a string nor an array`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := v.Verify(context.Background(), tc.token)
@@ -429,6 +441,10 @@ func TestBadKeySetIsUnavailable(t *testing.T) {
 		{"not JSON", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("<html>")) }, "not a JWK Set"},
 		{"no keys member", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(`{}`)) }, "no keys member"},
 		{"key not an object", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(`{"keys":[1]}`)) }, "not a JSON object"},
+		{"cut short", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", "100")
+			_, _ = w.Write([]byte(`{"keys":[`))
+		}, "reading"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			iss := jwttest.NewIssuer(t, jwtauth.ES256)
@@ -676,6 +692,7 @@ func TestNew(t *testing.T) {
 		{"no audience", jwtauth.Config{Issuer: "https://id.example.com", Client: client}, "audience"},
 		{"no client", jwtauth.Config{Issuer: "https://id.example.com", Audience: "a"}, "client"},
 		{"relative JWKS URL", jwtauth.Config{Issuer: "https://id.example.com", Audience: "a", Client: client, JWKSURL: "/jwks"}, "JWKS URL"},
+		{"JWKS URL that does not parse", jwtauth.Config{Issuer: "https://id.example.com", Audience: "a", Client: client, JWKSURL: "https://[::1"}, "JWKS URL"},
 		{"negative TTL", jwtauth.Config{Issuer: "https://id.example.com", Audience: "a", Client: client, CacheTTL: -1}, "negative"},
 		{"negative leeway", jwtauth.Config{Issuer: "https://id.example.com", Audience: "a", Client: client, Leeway: -1}, "negative"},
 	} {
@@ -732,4 +749,64 @@ func TestErrorsDoNotQuoteTheToken(t *testing.T) {
 		assert.NotContains(t, err.Error(), part)
 	}
 	assert.False(t, errors.Is(err, jwtauth.ErrKeysUnavailable))
+}
+
+// TestDiscoveryFailures: an issuer whose OpenID configuration cannot be
+// read or names no usable jwks_uri leaves the verifier without keys (the
+// token cannot be checked, which is not the token's fault).
+func TestDiscoveryFailures(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		doc  func(issuer string) (status int, body string)
+		want string
+	}{
+		{"no configuration", func(string) (int, string) { return http.StatusNotFound, "" }, "status 404"},
+		{"not JSON", func(string) (int, string) { return http.StatusOK, "<html>" }, "discovery document"},
+		{"no jwks_uri", func(iss string) (int, string) { return http.StatusOK, fmt.Sprintf(`{"issuer":%q}`, iss) }, "jwks_uri: is empty"},
+		{"relative jwks_uri", func(iss string) (int, string) {
+			return http.StatusOK, fmt.Sprintf(`{"issuer":%q,"jwks_uri":"/jwks.json"}`, iss)
+		}, "jwks_uri"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var srv *httptest.Server
+			srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				assert.Equal(t, "/.well-known/openid-configuration", r.URL.Path, "nothing but discovery is fetched")
+				status, body := tc.doc(srv.URL)
+				w.WriteHeader(status)
+				_, _ = w.Write([]byte(body))
+			}))
+			t.Cleanup(srv.Close)
+			v, err := jwtauth.New(jwtauth.Config{Issuer: srv.URL, Audience: audience, Client: srv.Client()})
+			require.NoError(t, err)
+			tok := handMade(t, map[string]any{"alg": "ES256", "kid": "k1"},
+				map[string]any{"iss": srv.URL, "aud": audience, "exp": time.Now().Add(time.Hour).Unix()},
+				func(string) []byte { return make([]byte, 64) })
+			_, err = v.Verify(context.Background(), tok)
+			requireUnavailable(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+}
+
+// TestRefetchForAnUnknownKidGivesUp: a caller whose token names a kid the
+// cache lacks waits for the refetch only as long as its context lets it.
+func TestRefetchForAnUnknownKidGivesUp(t *testing.T) {
+	iss := jwttest.NewIssuer(t, jwtauth.ES256)
+	clk := newClock()
+	v := newVerifier(t, iss, clk)
+	_, err := v.Verify(context.Background(), iss.Mint(claims(nil)))
+	require.NoError(t, err)
+
+	release := make(chan struct{})
+	iss.SetJWKSHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(func() { close(release) })
+	clk.Add(30 * time.Second) // a refetch is allowed again
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err = v.Verify(ctx, iss.MintWith(map[string]any{"alg": iss.Alg(), "kid": "rotated-in"}, claims(nil)))
+	requireUnavailable(t, err)
+	assert.ErrorIs(t, err, context.Canceled)
 }

@@ -214,7 +214,9 @@ func (g *Gateway) Addr() string {
 // finish, the store is closed.
 func (g *Gateway) Serve(ctx context.Context) error {
 	if err := g.Listen(); err != nil {
-		return err
+		// Serve closes the store however it ends, this way too: a caller
+		// that leaves that to Serve must not be left holding the lock.
+		return errors.Join(err, g.Close())
 	}
 	err := RunServer(ctx, g.Config, g.listener, g.Handler, g.log, func(ctx context.Context) { _ = g.Worker.Run(ctx) })
 	if cerr := g.Close(); cerr != nil && err == nil {

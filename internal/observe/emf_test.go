@@ -139,6 +139,17 @@ func TestEMFLines(t *testing.T) {
 			values:  map[string]any{"request_id": "req-9", "message_id": "m-7"},
 		},
 		{
+			name: "no context at all",
+			emit: func(e *observe.EMF) {
+				var none context.Context // a caller without one must not crash the metric
+				e.SenderUnverified(none, "unsigned")
+			},
+			dims:    []string{"Deployment"},
+			metrics: []unitMetric{{"SenderUnverified", "Count"}},
+			values:  map[string]any{"result": "unsigned"},
+			absent:  []string{"request_id", "message_id", "aws_request_id"},
+		},
+		{
 			name:    "empty properties are left out",
 			emit:    func(e *observe.EMF) { e.DeliveryFailed(ctx, "m-8", "bob@example.org", "") },
 			dims:    []string{"Deployment"},

@@ -73,6 +73,11 @@ func TestLoggerCorrelation(t *testing.T) {
 			want: map[string]any{"component": "worker", "request_id": "req-1", "message_id": "msg-1"},
 		},
 		{
+			name: "a group nests the ids with the call's attributes",
+			log:  func(l *slog.Logger) { l.WithGroup("worker").InfoContext(withBoth, "hello", "attempt", 2) },
+			want: map[string]any{"worker": map[string]any{"attempt": 2.0, "request_id": "req-1", "message_id": "msg-1"}},
+		},
+		{
 			name: "the Lambda invocation id",
 			log: func(l *slog.Logger) {
 				l.InfoContext(lambdacontext.NewContext(withBoth, &lambdacontext.LambdaContext{AwsRequestID: "aws-1"}), "hello")

@@ -1,11 +1,13 @@
 package observe_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -149,6 +151,11 @@ func TestTracingEnabledNeverPanics(t *testing.T) {
 			}
 		}
 		assert.Equal(t, 1, n)
+		assert.Equal(t, []string{"AgentryXRayTraceHeader"}, st.Build.List(), "the trace header is set once per request, for every attempt")
+	})
+	t.Run("HTTP with a trace header without a trace id", func(t *testing.T) {
+		get(t, invocation("Parent=53995c3f42cd8ad8;Sampled=1"), rt, srv.URL)
+		assert.Empty(t, <-seen, "nothing to pass on")
 	})
 	t.Run("AWS call outside a trace", func(t *testing.T) {
 		cfg := aws.Config{
@@ -254,4 +261,145 @@ func TestSampledInvocationSendsSubsegments(t *testing.T) {
 		t.Errorf("an unsampled invocation sent %v", d)
 	case <-time.After(200 * time.Millisecond):
 	}
+}
+
+const (
+	testRoot   = "1-5759e988-bd862e3fe1be46a994272793"
+	testParent = "53995c3f42cd8ad8"
+)
+
+func sampled() context.Context {
+	return invocation("Root=" + testRoot + ";Parent=" + testParent + ";Sampled=1")
+}
+
+// TestHTTPSubsegmentOutcomes: each outbound request's subsegment records
+// its outcome as X-Ray classifies it — 429 a throttle, another 4xx an
+// error, a 5xx or no answer at all a fault, with the cause.
+func TestHTTPSubsegmentOutcomes(t *testing.T) {
+	addr, docs := observetest.XRayDaemon(t)
+	tracingEnv(t, "", "agentry-test-api", addr, "")
+	rt := observe.WrapHTTP(nil)
+	require.NotNil(t, rt, "nil is http.DefaultTransport, traced")
+	for _, tc := range []struct {
+		name                   string
+		status                 int // 0: nothing listens
+		noHost                 bool
+		error, throttle, fault bool
+		cause                  bool
+	}{
+		{name: "ok", status: http.StatusNoContent},
+		{name: "ok, request without a Host", status: http.StatusOK, noHost: true},
+		{name: "throttled", status: http.StatusTooManyRequests, error: true, throttle: true},
+		{name: "refused", status: http.StatusForbidden, error: true},
+		{name: "server failure", status: http.StatusBadGateway, fault: true},
+		{name: "no answer", fault: true, cause: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(tc.status) }))
+			if tc.status == 0 {
+				srv.Close()
+			} else {
+				t.Cleanup(srv.Close)
+			}
+			req, err := http.NewRequestWithContext(sampled(), http.MethodGet, srv.URL+"/hook", nil)
+			require.NoError(t, err)
+			if tc.noHost {
+				req.Host = "" // a request made by hand; RoundTrip is called directly
+			}
+			resp, err := rt.RoundTrip(req)
+			if tc.status == 0 {
+				require.Error(t, err)
+			} else {
+				require.NoError(t, err)
+				require.NoError(t, resp.Body.Close())
+				assert.Equal(t, tc.status, resp.StatusCode)
+			}
+			d := observetest.Receive(t, docs)
+			assert.Equal(t, strings.TrimPrefix(srv.URL, "http://"), d["name"], "named after the host")
+			assert.Equal(t, testParent, d["parent_id"])
+			for key, want := range map[string]bool{"error": tc.error, "throttle": tc.throttle, "fault": tc.fault} {
+				if want {
+					assert.Equal(t, true, d[key], key)
+				} else {
+					assert.NotContains(t, d, key)
+				}
+			}
+			httpDoc := d["http"].(map[string]any)
+			if tc.status == 0 {
+				assert.NotContains(t, httpDoc, "response", "no answer, no status")
+			} else {
+				assert.EqualValues(t, tc.status, httpDoc["response"].(map[string]any)["status"])
+			}
+			if tc.cause {
+				assert.Contains(t, fmt.Sprint(d["cause"]), "connect")
+			} else {
+				assert.NotContains(t, d, "cause")
+			}
+		})
+	}
+}
+
+// TestAWSThrottleAndNesting: a throttled AWS call is recorded as a throttle
+// whatever its HTTP status, and the HTTP request it makes through a traced
+// transport is a subsegment of the call's, passing on its own id.
+func TestAWSThrottleAndNesting(t *testing.T) {
+	addr, docs := observetest.XRayDaemon(t)
+	tracingEnv(t, "", "agentry-test-api", addr, "")
+	header := make(chan string, 1)
+	sqsAPI := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		header <- r.Header.Get("X-Amzn-Trace-Id")
+		w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = w.Write([]byte(`{"__type":"com.amazonaws.sqs#ThrottlingException","message":"Rate exceeded"}`))
+	}))
+	t.Cleanup(sqsAPI.Close)
+	cfg := aws.Config{
+		Region: "eu-west-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
+		BaseEndpoint: aws.String(sqsAPI.URL), RetryMaxAttempts: 1,
+		HTTPClient: &http.Client{Transport: observe.WrapHTTP(http.DefaultTransport)},
+	}
+	observe.InstrumentAWS(&cfg)
+	_, err := sqs.NewFromConfig(cfg).ListQueues(sampled(), &sqs.ListQueuesInput{})
+	require.Error(t, err)
+
+	remote := observetest.Receive(t, docs) // it ends first
+	call := observetest.Receive(t, docs)
+	assert.Equal(t, "remote", remote["namespace"])
+	assert.Equal(t, "SQS", call["name"])
+	assert.Equal(t, call["id"], remote["parent_id"], "the request is part of the call")
+	assert.Equal(t, testParent, call["parent_id"])
+	assert.Equal(t, "Root="+testRoot+";Parent="+remote["id"].(string)+";Sampled=1", <-header)
+	assert.Equal(t, true, call["throttle"])
+	assert.Equal(t, true, call["error"])
+	assert.NotContains(t, call, "fault")
+}
+
+// TestDaemonAddress: the daemon's address is read at each send, so a new
+// one is used from the next subsegment on; one that cannot be used loses
+// the subsegment (logged at debug), never the request.
+func TestDaemonAddress(t *testing.T) {
+	first, firstDocs := observetest.XRayDaemon(t)
+	second, secondDocs := observetest.XRayDaemon(t)
+	srv, seen := traceServer(t)
+	tracingEnv(t, "1", "", first, "")
+	rt := observe.WrapHTTP(http.DefaultTransport)
+
+	get(t, sampled(), rt, srv.URL)
+	<-seen
+	assert.Equal(t, testRoot, observetest.Receive(t, firstDocs)["trace_id"])
+
+	t.Setenv("AWS_XRAY_DAEMON_ADDRESS", second)
+	get(t, sampled(), rt, srv.URL)
+	<-seen
+	assert.Equal(t, testRoot, observetest.Receive(t, secondDocs)["trace_id"])
+
+	var logs bytes.Buffer
+	old := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	t.Cleanup(func() { slog.SetDefault(old) })
+	t.Setenv("AWS_XRAY_DAEMON_ADDRESS", "127.0.0.1") // no port
+	get(t, sampled(), rt, srv.URL)
+	assert.NotEmpty(t, <-seen, "the request went out, traced")
+	assert.Contains(t, logs.String(), "x-ray: subsegment not sent")
+	assert.Contains(t, logs.String(), "daemon address")
 }

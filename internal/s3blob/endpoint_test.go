@@ -2,8 +2,10 @@ package s3blob_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"net/url"
 	"os"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -159,4 +162,87 @@ func loadEnvConfig(t *testing.T, env map[string]string, shared string) aws.Confi
 	cfg, err := config.LoadDefaultConfig(ctx(t))
 	require.NoError(t, err)
 	return cfg
+}
+
+// source is a configuration source (what cfg.ConfigSources holds) with
+// one value or error for each of the endpoint settings the store reads.
+type source struct {
+	ignore   bool
+	endpoint string
+	fips     aws.FIPSEndpointState
+	err      error // returned by the getter named in failing
+	failing  string
+}
+
+func (s source) GetIgnoreConfiguredEndpoints(context.Context) (bool, bool, error) {
+	return s.ignore, s.ignore, s.errFor("ignore")
+}
+
+func (s source) GetServiceBaseEndpoint(_ context.Context, sdkID string) (string, bool, error) {
+	if sdkID != "S3" {
+		return "", false, nil
+	}
+	return s.endpoint, s.endpoint != "", s.errFor("endpoint")
+}
+
+func (s source) GetUseFIPSEndpoint(context.Context) (aws.FIPSEndpointState, bool, error) {
+	return s.fips, s.fips != aws.FIPSEndpointStateUnset, s.errFor("fips")
+}
+
+func (s source) GetUseDualStackEndpoint(context.Context) (aws.DualStackEndpointState, bool, error) {
+	return aws.DualStackEndpointStateUnset, false, s.errFor("dualstack")
+}
+
+func (s source) errFor(getter string) error {
+	if s.failing == getter {
+		return s.err
+	}
+	return nil
+}
+
+// TestConfigSources: the first source that has a setting decides it,
+// sources that know nothing of a setting are passed over, and a source
+// that fails to read one fails New with the setting named.
+func TestConfigSources(t *testing.T) {
+	loadEnvConfig(t, nil, "") // no endpoint variables in the environment
+	broken := errors.New("shared config unreadable")
+	base := func(sources ...any) aws.Config {
+		return aws.Config{Region: "eu-west-1", Credentials: credentials.StaticCredentialsProvider{Value: testCreds}, ConfigSources: sources}
+	}
+	for _, tc := range []struct {
+		name    string
+		sources []any
+		want    string // the PUT's URL up to the key, or
+		wantErr string
+	}{
+		{name: "sources without endpoint settings", sources: []any{struct{}{}, "not a source"},
+			want: "https://bodies.s3.eu-west-1.amazonaws.com"},
+		{name: "the first source with an endpoint", sources: []any{struct{}{}, source{endpoint: "http://127.0.0.1:9000"}, source{endpoint: "http://127.0.0.1:9001"}},
+			want: "http://127.0.0.1:9000/bodies"},
+		{name: "FIPS from a later source", sources: []any{struct{}{}, source{fips: aws.FIPSEndpointStateEnabled}},
+			want: "https://bodies.s3-fips.eu-west-1.amazonaws.com"},
+		{name: "ignore configured endpoints", sources: []any{source{ignore: true}, source{endpoint: "http://127.0.0.1:9000"}},
+			want: "https://bodies.s3.eu-west-1.amazonaws.com"},
+		{name: "ignore setting unreadable", sources: []any{source{failing: "ignore", err: broken}}, wantErr: "endpoint for S3"},
+		{name: "endpoint unreadable", sources: []any{source{failing: "endpoint", err: broken}}, wantErr: "endpoint for S3"},
+		{name: "FIPS setting unreadable", sources: []any{source{failing: "fips", err: broken}}, wantErr: "FIPS endpoint setting"},
+		{name: "dual-stack setting unreadable", sources: []any{source{failing: "dualstack", err: broken}}, wantErr: "dual-stack endpoint setting"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := base(tc.sources...)
+			rt := &recordingTransport{}
+			cfg.HTTPClient = &http.Client{Transport: rt}
+			st, err := s3blob.New(cfg, "bodies")
+			if tc.wantErr != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tc.wantErr)
+				assert.ErrorIs(t, err, broken)
+				return
+			}
+			require.NoError(t, err)
+			ref, err := st.Put(ctx(t), []byte("x"))
+			require.NoError(t, err)
+			assert.Equal(t, []string{tc.want + "/sha256/" + strings.TrimPrefix(ref, "sha256:")}, rt.urls)
+		})
+	}
 }

@@ -407,3 +407,149 @@ func TestTracedAsS3(t *testing.T) {
 	assert.Equal(t, true, d["error"], "a 4xx is an error")
 	assert.Nil(t, d["fault"])
 }
+
+// failingCreds is a credentials provider that cannot provide any.
+type failingCreds struct{}
+
+func (failingCreds) Retrieve(context.Context) (aws.Credentials, error) {
+	return aws.Credentials{}, errors.New("no credentials in the instance profile")
+}
+
+// TestCallFailures: what stops a call before or after it reaches S3 is an
+// S3 operation error saying what happened; a call that never had a chance
+// to be right is not sent at all.
+func TestCallFailures(t *testing.T) {
+	unreached := ok200("") // the cases that use it send nothing
+	for _, tc := range []struct {
+		name    string
+		answer  func(http.ResponseWriter)
+		mod     func(*aws.Config)
+		closed  bool // nothing listens at the endpoint
+		want    []string
+		sent    int // requests S3 received
+		wantErr error
+	}{
+		{name: "middleware refuses to install", answer: unreached,
+			mod: func(c *aws.Config) {
+				c.APIOptions = append(c.APIOptions, func(*middleware.Stack) error { return errors.New("instrumentation broken") })
+			},
+			want: []string{"S3: PutObject", "instrumentation broken"}},
+		{name: "no credentials", answer: unreached,
+			mod:  func(c *aws.Config) { c.Credentials = failingCreds{} },
+			want: []string{"S3: PutObject", "retrieve AWS credentials", "instance profile"}},
+		{name: "nothing listens", closed: true,
+			want: []string{"S3: PutObject", "connect"}},
+		{name: "a proxy's error page", answer: func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(http.StatusBadGateway)
+			_, _ = io.WriteString(w, "<html><body>upstream unavailable</body></html>")
+		}, want: []string{"UnknownError", "Bad Gateway: <html><body>upstream unavailable"}, sent: retry.DefaultMaxAttempts},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, requests := fakeS3(t, tc.answer)
+			cfg := endpointConfig(srv)
+			if tc.mod != nil {
+				tc.mod(&cfg)
+			}
+			if tc.closed {
+				srv.Close()
+			}
+			st, err := s3blob.New(cfg, "bodies")
+			require.NoError(t, err)
+			_, err = st.Put(ctx(t), []byte("x"))
+			require.Error(t, err)
+			for _, w := range tc.want {
+				assert.Contains(t, err.Error(), w)
+			}
+			if !tc.closed {
+				assert.Len(t, requests(), tc.sent)
+			}
+		})
+	}
+}
+
+// TestSizeLimits: a body over MaxBlobBytes is neither sent nor read,
+// whether S3 declares its size or not, and a body cut short is an error,
+// not a short blob.
+func TestSizeLimits(t *testing.T) {
+	ref := "sha256:" + strings.Repeat("0", 64)
+	t.Run("put", func(t *testing.T) {
+		srv, requests := fakeS3(t, ok200(""))
+		st, err := s3blob.New(endpointConfig(srv), "bodies")
+		require.NoError(t, err)
+		_, err = st.Put(ctx(t), make([]byte, s3blob.MaxBlobBytes+1))
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "over the")
+		assert.Empty(t, requests(), "not sent")
+	})
+	for _, tc := range []struct {
+		name   string
+		answer func(http.ResponseWriter)
+		want   string
+	}{
+		{name: "declared too large", want: "over the", answer: func(w http.ResponseWriter) {
+			w.Header().Set("Content-Length", fmt.Sprint(s3blob.MaxBlobBytes+1))
+			w.WriteHeader(http.StatusOK)
+		}},
+		{name: "undeclared and too large", want: "over the", answer: func(w http.ResponseWriter) {
+			chunk := make([]byte, 1<<20)
+			for range s3blob.MaxBlobBytes>>20 + 1 {
+				if _, err := w.Write(chunk); err != nil {
+					return // the store stopped reading
+				}
+			}
+		}},
+		{name: "cut short", want: "read body", answer: func(w http.ResponseWriter) {
+			w.Header().Set("Content-Length", "100")
+			w.WriteHeader(http.StatusOK)
+			_, _ = io.WriteString(w, "only ten b")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, _ := fakeS3(t, tc.answer)
+			st, err := s3blob.New(endpointConfig(srv), "bodies")
+			require.NoError(t, err)
+			data, err := st.Get(ctx(t), ref)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+			assert.Nil(t, data)
+		})
+	}
+}
+
+// TestMiddlewareByStepID: middleware written for the SDK's clients places
+// itself relative to the ids their stacks use (awscost after "Retry");
+// the store's stack has them where the SDK has them, so such middleware
+// sees the serialized request, the signed request and the raw response.
+func TestMiddlewareByStepID(t *testing.T) {
+	srv, _ := fakeS3(t, ok200(""))
+	cfg := endpointConfig(srv)
+	var serialized, signed string
+	var status int
+	cfg.APIOptions = append(cfg.APIOptions, func(st *middleware.Stack) error {
+		return errors.Join(
+			st.Serialize.Insert(middleware.SerializeMiddlewareFunc("test/serialized", func(ctx context.Context, in middleware.SerializeInput, next middleware.SerializeHandler) (middleware.SerializeOutput, middleware.Metadata, error) {
+				serialized = in.Request.(*smithyhttp.Request).URL.Path
+				return next.HandleSerialize(ctx, in)
+			}), "OperationSerializer", middleware.After),
+			st.Finalize.Insert(middleware.FinalizeMiddlewareFunc("test/signed", func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+				signed = in.Request.(*smithyhttp.Request).Header.Get("Authorization")
+				return next.HandleFinalize(ctx, in)
+			}), "Signing", middleware.After),
+			st.Deserialize.Insert(middleware.DeserializeMiddlewareFunc("test/raw", func(ctx context.Context, in middleware.DeserializeInput, next middleware.DeserializeHandler) (middleware.DeserializeOutput, middleware.Metadata, error) {
+				out, md, err := next.HandleDeserialize(ctx, in)
+				if raw, ok := out.RawResponse.(*smithyhttp.Response); ok {
+					status = raw.StatusCode
+				}
+				return out, md, err
+			}), "OperationDeserializer", middleware.Before),
+		)
+	})
+	st, err := s3blob.New(cfg, "bodies")
+	require.NoError(t, err)
+	ref, err := st.Put(ctx(t), []byte("x"))
+	require.NoError(t, err)
+	assert.Equal(t, "/bodies/sha256/"+strings.TrimPrefix(ref, "sha256:"), serialized)
+	assert.True(t, strings.HasPrefix(signed, "AWS4-HMAC-SHA256 "), "after Signing the request is signed: %q", signed)
+	assert.Equal(t, http.StatusOK, status)
+}

@@ -148,6 +148,11 @@ func TestParseSelector(t *testing.T) {
 		_, err := signature.ParseSelector(bad)
 		assert.ErrorIs(t, err, signature.ErrMalformed, bad)
 	}
+	// The keyid is the sender's text: an error quotes only its start.
+	_, err := signature.ParseSelector(strings.Repeat("X", 1000))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), strings.Repeat("X", 64)+"...")
+	assert.NotContains(t, err.Error(), strings.Repeat("X", 65))
 }
 
 func TestParsePublicKey(t *testing.T) {
@@ -223,5 +228,30 @@ func TestParseAlgorithm(t *testing.T) {
 	for _, bad := range []string{"", "rs256", "EDDSA", "Ed25519", "PS256", "HS256", "none", "ES256K"} {
 		_, err := signature.ParseAlgorithm(bad)
 		assert.ErrorIs(t, err, signature.ErrUnsupportedAlgorithm, bad)
+	}
+}
+
+// opaqueSigner is a key outside the process (an HSM, a KMS key): it signs
+// but its private half cannot be exported.
+type opaqueSigner struct{ crypto.Signer }
+
+func TestEncodePrivateKeyPEMRefuses(t *testing.T) {
+	_, ed, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name string
+		key  crypto.Signer
+		want string
+	}{
+		{"no key", nil, "no key"},
+		{"Ed25519, outside the profile", ed, "unsupported key type"},
+		{"a key that cannot be exported", opaqueSigner{vectorKey(t, signature.ES256)}, "encoding private key"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data, err := signature.EncodePrivateKeyPEM(tc.key)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+			assert.Nil(t, data)
+		})
 	}
 }

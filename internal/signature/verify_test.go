@@ -257,6 +257,7 @@ func TestVerifyErrors(t *testing.T) {
 		{name: "no message_id", raw: without("message_id"), want: signature.ErrMalformed},
 		{name: "no idempotency_key", raw: without("idempotency_key"), want: signature.ErrMalformed},
 		{name: "no timestamp", raw: without("timestamp"), want: signature.ErrMalformed},
+		{name: "timestamp not a date", raw: strings.Replace(valid, `"2025-08-14T10:30:00.000Z"`, `"yesterday"`, 1), want: signature.ErrMalformed},
 		{name: "empty message_id", raw: strings.Replace(valid, `"01H8X9Z2K3M4N5P6Q7R8S9T0VW"`, `""`, 1), want: signature.ErrMalformed},
 		{name: "not JSON", raw: `{"sender":`, want: signature.ErrMalformed},
 		{name: "array", raw: `[` + valid + `]`, want: signature.ErrMalformed},
@@ -598,9 +599,66 @@ func TestExternalSignerIsChecked(t *testing.T) {
 			_, err = bad.Sign([]byte(baseMessage))
 			require.ErrorContains(t, err, "does not verify")
 
+			// A sound external key passes its check, and its signature
+			// verifies at the recipient.
+			ext, err := signature.NewSigner(testDomain, selectorFor(alg), opaqueSigner{vectorKey(t, alg)})
+			require.NoError(t, err)
+			out, err := ext.Sign([]byte(baseMessage))
+			require.NoError(t, err)
+			_, err = vectorVerifier(t).Verify(context.Background(), out)
+			require.NoError(t, err)
+
 			signed := sign(t, alg, baseMessage)
 			_, err = vectorVerifier(t).Verify(context.Background(), []byte(signed))
 			require.NoError(t, err)
+		})
+	}
+}
+
+// fixedSigner stands for an external key that answers with sig (or err)
+// whatever it is asked to sign.
+type fixedSigner struct {
+	crypto.Signer
+	sig []byte
+	err error
+}
+
+func (f fixedSigner) Sign(io.Reader, []byte, crypto.SignerOpts) ([]byte, error) { return f.sig, f.err }
+
+// TestExternalSignerFailures: whatever an external key answers that is not
+// a usable signature fails Sign, and no signed message comes out.
+func TestExternalSignerFailures(t *testing.T) {
+	der := func(r, s *big.Int) []byte {
+		b, err := asn1.Marshal(struct{ R, S *big.Int }{r, s})
+		require.NoError(t, err)
+		return b
+	}
+	one := big.NewInt(1)
+	tooBig := new(big.Int).Lsh(one, 256)
+	good := der(one, one)
+	for _, tc := range []struct {
+		name string
+		alg  signature.Algorithm
+		sig  []byte
+		err  error
+		want string
+	}{
+		{name: "key unavailable", alg: signature.ES256, err: errors.New("HSM offline"), want: "HSM offline"},
+		{name: "not DER", alg: signature.ES256, sig: []byte("not DER"), want: "decoding ECDSA signature"},
+		{name: "DER with trailing data", alg: signature.ES256, sig: append(good, 0), want: "trailing data"},
+		{name: "r is zero", alg: signature.ES256, sig: der(big.NewInt(0), one), want: "out of range"},
+		{name: "s is longer than 256 bits", alg: signature.ES256, sig: der(one, tooBig), want: "out of range"},
+		{name: "in range but wrong", alg: signature.ES256, sig: good, want: "does not verify"},
+		{name: "RS256 signature of the wrong length", alg: signature.RS256, sig: make([]byte, 100), want: "does not verify"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := signature.NewSigner(testDomain, selectorFor(tc.alg), fixedSigner{Signer: vectorKey(t, tc.alg), sig: tc.sig, err: tc.err})
+			require.NoError(t, err)
+			out, err := s.Sign([]byte(baseMessage))
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+			assert.Contains(t, err.Error(), "signing as "+selectorFor(tc.alg))
+			assert.Nil(t, out)
 		})
 	}
 }

@@ -185,3 +185,168 @@ func TestZoneTXTSplitsLongRecords(t *testing.T) {
 	}
 	assert.Equal(t, `"`+string(long[:255])+`" "`+string(long[255:])+`"`, signing.ZoneTXT(string(long)))
 }
+
+// TestLoadLocalFailures: a key LoadLocal cannot read, parse or store is an
+// error naming what went wrong, and what is on disk is never overwritten
+// or replaced by a new key behind the operator's back.
+func TestLoadLocalFailures(t *testing.T) {
+	ed25519PEM := func(t *testing.T) []byte {
+		_, k, err := ed25519.GenerateKey(rand.Reader)
+		require.NoError(t, err)
+		der, err := x509.MarshalPKCS8PrivateKey(k)
+		require.NoError(t, err)
+		return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	}
+	for _, tc := range []struct {
+		name string
+		// prepare sets up the data dir (cfg.DataDir exists) and may adjust
+		// the configuration.
+		prepare func(t *testing.T, cfg *config.Config, keyPath string)
+		want    string
+		// kept is what must still be at keyPath afterwards (nil: not checked).
+		kept []byte
+	}{
+		{name: "configured key file missing", want: "read AGENTRY_SIGNING_KEY_FILE",
+			prepare: func(t *testing.T, cfg *config.Config, _ string) {
+				cfg.SigningKeyFile = filepath.Join(cfg.DataDir, "absent.pem")
+			}},
+		{name: "stored key is not PEM", want: "signing key ", kept: []byte("not a key\n"),
+			prepare: func(t *testing.T, _ *config.Config, keyPath string) {
+				require.NoError(t, os.WriteFile(keyPath, []byte("not a key\n"), 0o600))
+			}},
+		{name: "stored key is a PEM block of garbage", want: "signing key ",
+			kept: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte("garbage")}),
+			prepare: func(t *testing.T, _ *config.Config, keyPath string) {
+				require.NoError(t, os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte("garbage")}), 0o600))
+			}},
+		{name: "stored key unreadable", want: "read signing key",
+			prepare: func(t *testing.T, _ *config.Config, keyPath string) {
+				require.NoError(t, os.Mkdir(keyPath, 0o700))
+			}},
+		// The data dir is a link to a volume that is not there.
+		{name: "data dir cannot be created", want: "create data dir",
+			prepare: func(t *testing.T, cfg *config.Config, _ string) {
+				link := filepath.Join(cfg.DataDir, "data")
+				require.NoError(t, os.Symlink(filepath.Join(cfg.DataDir, "unmounted", "data"), link))
+				cfg.DataDir = link
+			}},
+		// A dangling symlink is not followed: the key is created where the
+		// operator sees it, or not at all.
+		{name: "key path is a dangling symlink", want: "store signing key",
+			prepare: func(t *testing.T, cfg *config.Config, keyPath string) {
+				require.NoError(t, os.Symlink(filepath.Join(cfg.DataDir, "elsewhere.pem"), keyPath))
+				t.Cleanup(func() {
+					_, err := os.Lstat(filepath.Join(cfg.DataDir, "elsewhere.pem"))
+					assert.ErrorIs(t, err, os.ErrNotExist, "nothing written through the link")
+				})
+			}},
+		{name: "Ed25519 key that cannot be retired", want: "retire signing key",
+			prepare: func(t *testing.T, _ *config.Config, keyPath string) {
+				data := ed25519PEM(t)
+				require.NoError(t, os.WriteFile(keyPath, data, 0o600))
+				// A non-empty directory where the retired key would go.
+				require.NoError(t, os.MkdirAll(filepath.Join(keyPath+".retired", "x"), 0o700))
+			}},
+		{name: "configured key with a selector that is not a DNS label", want: "signing key",
+			prepare: func(t *testing.T, cfg *config.Config, _ string) {
+				key, err := signature.GenerateKey(signature.ES256)
+				require.NoError(t, err)
+				pemData, err := signature.EncodePrivateKeyPEM(key)
+				require.NoError(t, err)
+				cfg.SigningKey, cfg.SigningSelector = string(pemData), "Not_A_Label"
+			}},
+		{name: "replacement for an Ed25519 key with a selector that is not a DNS label", want: "signing key",
+			prepare: func(t *testing.T, cfg *config.Config, keyPath string) {
+				require.NoError(t, os.WriteFile(keyPath, ed25519PEM(t), 0o600))
+				cfg.SigningSelector = "Not_A_Label"
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(t, nil)
+			keyPath := filepath.Join(cfg.DataDir, signing.KeyFileName)
+			tc.prepare(t, &cfg, keyPath)
+			s, notice, err := signing.LoadLocal(cfg)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+			assert.Nil(t, s)
+			assert.Empty(t, notice)
+			if tc.kept != nil {
+				data, err := os.ReadFile(keyPath)
+				require.NoError(t, err)
+				assert.Equal(t, tc.kept, data, "the stored key is left as it was")
+			}
+		})
+	}
+}
+
+// A key file named by AGENTRY_SIGNING_KEY_FILE is used as it is.
+func TestConfiguredKeyFile(t *testing.T) {
+	key, err := signature.GenerateKey(signature.RS256)
+	require.NoError(t, err)
+	pemData, err := signature.EncodePrivateKeyPEM(key)
+	require.NoError(t, err)
+	file := filepath.Join(t.TempDir(), "key.pem")
+	require.NoError(t, os.WriteFile(file, pemData, 0o600))
+	cfg := testConfig(t, map[string]string{"AGENTRY_SIGNING_KEY_FILE": file})
+	s, err := signing.Configured(cfg)
+	require.NoError(t, err)
+	assert.Equal(t, key.Public(), s.Public())
+	assert.Equal(t, signature.RS256, s.Algorithm())
+	assert.Equal(t, cfg.MaxMessageBytes, s.MaxBytes, "whole messages up to the accepted size are signed")
+	txt, err := signature.PublicKeyTXT(key.Public())
+	require.NoError(t, err)
+	rec, err := signing.KeyRecord(s)
+	require.NoError(t, err)
+	assert.Equal(t, "k1._amtpkey.a.test. 300 IN TXT "+signing.ZoneTXT(txt), rec)
+	assert.Contains(t, rec, `" "`, "an RSA record is split into 255-byte strings")
+
+	none, err := signing.Configured(testConfig(t, nil))
+	require.NoError(t, err)
+	assert.Nil(t, none, "no key configured: none, and none generated")
+}
+
+// TestMessageSigners: the fixed and the lazily loaded signer sign what the
+// worker forwards; a lazy key that fails to load fails the signature and
+// is loaded again at the next one, and once loaded it is kept.
+func TestMessageSigners(t *testing.T) {
+	key, err := signature.GenerateKey(signature.ES256)
+	require.NoError(t, err)
+	s, err := signature.NewSigner("a.test", "k1", key)
+	require.NoError(t, err)
+	raw := fmt.Appendf(nil, `{"version":"1.0","message_id":"%s","idempotency_key":"k","timestamp":%q,"sender":"alice@a.test","recipients":["bob@b.test"],"payload":{}}`,
+		amtp.NewUUIDv7(), time.Now().UTC().Format(time.RFC3339))
+	v := &signature.Verifier{Keys: keysFunc(func(d, sel string) (crypto.PublicKey, error) {
+		if d != "a.test" || sel != "k1" {
+			return nil, signature.ErrKeyNotFound
+		}
+		return key.Public(), nil
+	})}
+	ctx := context.Background()
+
+	signed, err := signing.Signer{S: s}.SignMessage(ctx, raw)
+	require.NoError(t, err)
+	_, err = v.Verify(ctx, signed)
+	require.NoError(t, err, "the fixed signer's signature verifies")
+
+	loads := 0
+	lazy := &signing.Lazy{Load: func(context.Context) (*signature.Signer, error) {
+		loads++
+		if loads == 1 {
+			return nil, errors.New("secrets manager unreachable")
+		}
+		return s, nil
+	}}
+	_, err = lazy.SignMessage(ctx, raw)
+	require.ErrorContains(t, err, "load signing key")
+	assert.ErrorContains(t, err, "secrets manager unreachable")
+	for range 2 {
+		signed, err = lazy.SignMessage(ctx, raw)
+		require.NoError(t, err)
+		_, err = v.Verify(ctx, signed)
+		require.NoError(t, err)
+	}
+	assert.Equal(t, 2, loads, "a failed load is retried; a loaded key is kept")
+
+	_, err = lazy.SignMessage(ctx, []byte(`{"sender":"mallory@elsewhere.test"}`))
+	assert.ErrorIs(t, err, signature.ErrKeyDomain, "the loaded signer's own checks apply")
+}

@@ -22,6 +22,29 @@ func RunAgentStore(t *testing.T, f Factory) {
 	t.Run("ReplaceAgentKey", func(t *testing.T) { testAgentReplaceAgentKey(t, f(t)) })
 	t.Run("SurvivesReopen", func(t *testing.T) { testAgentsReopen(t, f(t)) })
 	t.Run("ReplaceKeepsCreatedAt", func(t *testing.T) { testAgentReplaceKeepsCreatedAt(t, f(t)) })
+	t.Run("KeylessAgent", func(t *testing.T) { testKeylessAgent(t, f(t)) })
+}
+
+// testKeylessAgent: an agent whose key was removed (ReplaceAgentKey to "")
+// is still an agent: it can be registered again and deleted.
+func testKeylessAgent(t *testing.T, b Backend) {
+	a := newAgent("keyless@a.example", gateway.ModePull)
+	require.NoError(t, b.Agents.PutAgent(ctx(t), a))
+	_, err := b.Agents.ReplaceAgentKey(ctx(t), a.Address, a.APIKeyHash, "")
+	require.NoError(t, err)
+
+	again := *a
+	again.APIKeyHash = ""
+	again.SupportedSchemas = []string{"agntcy:other.*"}
+	require.NoError(t, b.Agents.PutAgent(ctx(t), &again), "registered again, still without a key")
+	got, err := b.Agents.GetAgent(ctx(t), a.Address)
+	require.NoError(t, err)
+	assertAgent(t, &again, got)
+
+	require.NoError(t, b.Agents.DeleteAgent(ctx(t), a.Address))
+	_, err = b.Agents.GetAgent(ctx(t), a.Address)
+	assert.ErrorIs(t, err, gateway.ErrNotFound)
+	assert.ErrorIs(t, b.Agents.DeleteAgent(ctx(t), a.Address), gateway.ErrNotFound, "second delete")
 }
 
 func keyHash(key string) string {

@@ -22,6 +22,7 @@ func TestIDs(t *testing.T) {
 		{"both", logctx.WithMessageID(logctx.WithRequestID(bg, "r1"), "m1"), "r1", "m1"},
 		{"inner id wins", logctx.WithMessageID(logctx.WithMessageID(bg, "m1"), "m2"), "", "m2"},
 		{"empty id keeps the outer one", logctx.WithRequestID(logctx.WithRequestID(bg, "r1"), ""), "r1", ""},
+		{"empty message id keeps the outer one", logctx.WithMessageID(logctx.WithMessageID(bg, "m1"), ""), "", "m1"},
 		{"nil context", nil, "", ""},
 	}
 	for _, tc := range cases {
