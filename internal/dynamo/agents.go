@@ -122,7 +122,9 @@ func (s *Store) PutAgent(ctx context.Context, a *gateway.Agent) error {
 	// learning so costs one cancelled transaction.
 	keepOld := false
 	for range agentWriteAttempts {
-		old, err := s.getItem(ctx, agentKey(addr), true, project(agKeyHash, agCreated))
+		// The key is projected too: an item holding none of the other
+		// attributes would otherwise read back empty, as if absent.
+		old, err := s.getItem(ctx, agentKey(addr), true, project(aPK, agKeyHash, agCreated))
 		if err != nil {
 			return fmt.Errorf("dynamo: put agent %s: read current: %w", a.Address, err)
 		}
@@ -313,7 +315,8 @@ func (s *Store) DeleteAgent(ctx context.Context, address string) error {
 	}
 	keepKey := false
 	for range agentWriteAttempts {
-		old, err := s.getItem(ctx, agentKey(addr), true, project(agKeyHash))
+		// With the key projected, an agent without a key hash is found.
+		old, err := s.getItem(ctx, agentKey(addr), true, project(aPK, agKeyHash))
 		if err != nil {
 			return fmt.Errorf("dynamo: delete agent %s: read current: %w", address, err)
 		}

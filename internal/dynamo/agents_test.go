@@ -112,3 +112,146 @@ func TestAgentHeadersItem(t *testing.T) {
 		}
 	}
 }
+
+// TestAgentKeyOwnedByAnotherAgentIsLeftAlone: when two agents registered
+// the same key, the key-hash item is the later one's; replacing or
+// deleting the earlier agent's key must not take it from the other.
+func TestAgentKeyOwnedByAnotherAgentIsLeftAlone(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		act  func(t *testing.T, s *Store, first *gateway.Agent)
+	}{
+		{"replace", func(t *testing.T, s *Store, first *gateway.Agent) {
+			got, err := s.ReplaceAgentKey(ctx(t), first.Address, first.APIKeyHash, testKeyHash("fresh "+first.Address))
+			require.NoError(t, err)
+			assert.Equal(t, testKeyHash("fresh "+first.Address), got.APIKeyHash)
+			byKey, err := s.AgentByKeyHash(ctx(t), got.APIKeyHash)
+			require.NoError(t, err)
+			assert.Equal(t, first.Address, byKey.Address)
+		}},
+		{"delete", func(t *testing.T, s *Store, first *gateway.Agent) {
+			require.NoError(t, s.DeleteAgent(ctx(t), first.Address))
+			_, err := s.GetAgent(ctx(t), first.Address)
+			assert.ErrorIs(t, err, gateway.ErrNotFound)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			s := e.store(t)
+			first, second := newAgent("first"), newAgent("second")
+			second.APIKeyHash = first.APIKeyHash
+			require.NoError(t, s.PutAgent(ctx(t), first))
+			require.NoError(t, s.PutAgent(ctx(t), second))
+
+			tc.act(t, s, first)
+
+			byKey, err := s.AgentByKeyHash(ctx(t), second.APIKeyHash)
+			require.NoError(t, err)
+			assert.Equal(t, second.Address, byKey.Address, "the shared key still authenticates the agent that owns it")
+		})
+	}
+}
+
+// TestReplaceAgentKeyToAndFromNone: an agent without a key can be given
+// one, and a key can be removed.
+func TestReplaceAgentKeyToAndFromNone(t *testing.T) {
+	e := newEnv(t)
+	s := e.store(t)
+	a := newAgent("keyless")
+	a.APIKeyHash = ""
+	require.NoError(t, s.PutAgent(ctx(t), a))
+
+	k := testKeyHash("given " + a.Address)
+	got, err := s.ReplaceAgentKey(ctx(t), a.Address, "", k)
+	require.NoError(t, err)
+	assert.Equal(t, k, got.APIKeyHash)
+	byKey, err := s.AgentByKeyHash(ctx(t), k)
+	require.NoError(t, err)
+	assert.Equal(t, a.Address, byKey.Address)
+
+	got, err = s.ReplaceAgentKey(ctx(t), a.Address, k, "")
+	require.NoError(t, err)
+	assert.Empty(t, got.APIKeyHash)
+	_, err = s.AgentByKeyHash(ctx(t), k)
+	assert.ErrorIs(t, err, gateway.ErrNotFound, "the removed key authenticates nobody")
+	stored, err := s.GetAgent(ctx(t), a.Address)
+	require.NoError(t, err)
+	assert.Empty(t, stored.APIKeyHash)
+	assert.NotContains(t, e.rawItem(t, agentKey(a.Address)), agKeyHash)
+
+	_, err = s.ReplaceAgentKey(ctx(t), a.Address, k, "other")
+	assert.ErrorIs(t, err, gateway.ErrConflict, "the old key must be the current one")
+}
+
+// TestPutAgentOverAnOlderItem: an agent item written without a key hash
+// or a creation time (by an older version) is replaced all the same, on
+// the condition that it is still without them.
+func TestPutAgentOverAnOlderItem(t *testing.T) {
+	e := newEnv(t)
+	s := e.store(t)
+	for _, tc := range []struct {
+		name    string
+		created bool
+	}{{"no key", true}, {"no key, no creation time", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newAgent("old")
+			old := agentAttrs(agentKey(a.Address), &gateway.Agent{Address: a.Address, DeliveryMode: gateway.ModePull, CreatedAt: a.CreatedAt})
+			old[aG1P], old[aG1S] = str(pkAgents), str(a.Address)
+			if !tc.created {
+				delete(old, agCreated)
+			}
+			e.putRaw(t, old)
+
+			require.NoError(t, s.PutAgent(ctx(t), a))
+			got, err := s.GetAgent(ctx(t), a.Address)
+			require.NoError(t, err)
+			assert.Equal(t, a.APIKeyHash, got.APIKeyHash)
+			if tc.created {
+				assert.True(t, a.CreatedAt.Equal(got.CreatedAt), "the stored creation time is kept")
+			} else {
+				assert.True(t, got.CreatedAt.IsZero(), "none to keep")
+			}
+		})
+	}
+}
+
+// TestAgentWritesGiveUpOnEndlessChanges: a read-then-transact loop whose
+// transaction keeps finding the agent changed gives up after
+// agentWriteAttempts rather than spinning.
+func TestAgentWritesGiveUpOnEndlessChanges(t *testing.T) {
+	e := newEnv(t)
+	good := e.store(t)
+	for _, tc := range []struct {
+		name string
+		call func(t *testing.T, s *Store, a *gateway.Agent) error
+	}{
+		{"PutAgent", func(t *testing.T, s *Store, a *gateway.Agent) error { return s.PutAgent(ctx(t), a) }},
+		{"ReplaceAgentKey", func(t *testing.T, s *Store, a *gateway.Agent) error {
+			_, err := s.ReplaceAgentKey(ctx(t), a.Address, a.APIKeyHash, "new")
+			return err
+		}},
+		{"DeleteAgent", func(t *testing.T, s *Store, a *gateway.Agent) error { return s.DeleteAgent(ctx(t), a.Address) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newAgent("busy")
+			require.NoError(t, good.PutAgent(ctx(t), a))
+			calls := &counted[*dynamodb.TransactWriteItemsInput]{rule: failCalls[*dynamodb.TransactWriteItemsInput](1, nil, transactionCancelled("ConditionalCheckFailed", "None", "None"))}
+			s := e.faultyStore(t, faults{fail: calls.fail})
+			err := tc.call(t, s, a)
+			require.ErrorContains(t, err, "changed concurrently 5 times")
+			assert.Equal(t, int64(agentWriteAttempts), calls.n.Load())
+			got, err := good.GetAgent(ctx(t), a.Address)
+			require.NoError(t, err)
+			assert.Equal(t, a.APIKeyHash, got.APIKeyHash, "the agent is as it was")
+		})
+	}
+}
+
+func TestAgentArgumentsRefused(t *testing.T) {
+	e := newEnv(t)
+	s := e.store(t)
+	assert.ErrorContains(t, s.PutAgent(ctx(t), nil), "no address")
+	assert.ErrorContains(t, s.PutAgent(ctx(t), &gateway.Agent{DeliveryMode: gateway.ModePull}), "no address")
+	_, err := s.AgentByKeyHash(ctx(t), "")
+	assert.ErrorIs(t, err, gateway.ErrNotFound, "no key authenticates nobody")
+}

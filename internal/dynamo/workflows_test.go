@@ -9,8 +9,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentry/agentry/internal/awsres"
+	"github.com/agentry/agentry/internal/gateway"
 	"github.com/agentry/agentry/internal/gateway/gatewaytest"
 	"github.com/agentry/agentry/internal/s3blob"
+	"github.com/agentry/agentry/internal/schema"
 	"github.com/agentry/agentry/internal/workflow"
 )
 
@@ -66,4 +68,35 @@ func TestWorkflowTTL(t *testing.T) {
 	assert.Equal(t, ttl(st.Deadline.Add(DefaultRetention)), exp, "deadline + retention")
 	ver, _ := getNum(raw, aVer)
 	assert.Equal(t, int64(st.Version), ver)
+}
+
+// TestWorkflowStatesThatCannotBeStored: a state without an id, or one
+// that does not encode, is refused and leaves the stored state as it was.
+func TestWorkflowStatesThatCannotBeStored(t *testing.T) {
+	e := newEnv(t)
+	s := e.store(t)
+	require.ErrorContains(t, s.CreateWorkflow(ctx(t), workflow.State{}), "no workflow id")
+
+	st := gatewaytest.NewWorkflow(gatewaytest.NewID("wf"))
+	broken := st
+	broken.Driver = json.RawMessage(`{"tokens":`)
+	require.ErrorContains(t, s.CreateWorkflow(ctx(t), broken), "encode state")
+	_, err := s.GetWorkflow(ctx(t), st.WorkflowID)
+	require.ErrorIs(t, err, gateway.ErrNotFound)
+
+	require.NoError(t, s.CreateWorkflow(ctx(t), st))
+	broken.Version = st.Version + 1
+	require.ErrorContains(t, s.UpdateWorkflow(ctx(t), broken, st.Version), "encode state")
+	got, err := s.GetWorkflow(ctx(t), st.WorkflowID)
+	require.NoError(t, err)
+	assert.Equal(t, st, got)
+}
+
+func TestSchemaThatCannotBeStored(t *testing.T) {
+	e := newEnv(t)
+	s := e.store(t)
+	err := s.PutSchema(ctx(t), schema.Record{ID: "urn:broken", Schema: json.RawMessage(`{"type":`), Version: 1})
+	require.ErrorContains(t, err, "put schema urn:broken")
+	_, err = s.GetSchema(ctx(t), "urn:broken")
+	assert.ErrorIs(t, err, schema.ErrNotFound)
 }
