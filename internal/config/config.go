@@ -26,7 +26,7 @@ type Config struct {
 	DNSServer        string        // AGENTRY_DNS_SERVER host:port; default the system resolver
 	AllowInsecure    bool          // AGENTRY_ALLOW_INSECURE=1: http:// and private targets (dev/test only)
 	MaxMessageBytes  int64         // AGENTRY_MAX_MESSAGE_BYTES, default 10 MiB
-	MaxInflightBytes int64         // AGENTRY_MAX_INFLIGHT_BYTES, default 64 MiB: request bodies in memory at once
+	MaxInflightBytes int64         // AGENTRY_MAX_INFLIGHT_BYTES, default 32 MiB: request bodies in memory at once
 	MaxRecipients    int           // AGENTRY_MAX_RECIPIENTS, default 100
 	TLSCert          string        // AGENTRY_TLS_CERT
 	TLSKey           string        // AGENTRY_TLS_KEY
@@ -196,7 +196,7 @@ func FromEnv(getenv Getenv) (Config, error) {
 	if err != nil {
 		errs = append(errs, fmt.Errorf("AGENTRY_MAX_MESSAGE_BYTES: %w", err))
 	}
-	c.MaxInflightBytes, err = parseInt(get("AGENTRY_MAX_INFLIGHT_BYTES", "67108864"), 1<<20, 1<<40)
+	c.MaxInflightBytes, err = parseInt(get("AGENTRY_MAX_INFLIGHT_BYTES", "33554432"), 1<<20, 1<<40)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("AGENTRY_MAX_INFLIGHT_BYTES: %w", err))
 	}

@@ -27,8 +27,8 @@ func TestLimitMemory(t *testing.T) {
 	t.Cleanup(func() { debug.SetMemoryLimit(before) })
 
 	t.Setenv("GOMEMLIMIT", "")
-	assert.Equal(t, int64(MemoryLimitBase+2*(64<<20)), LimitMemory(64<<20))
-	assert.Equal(t, int64(MemoryLimitBase+2*(64<<20)), debug.SetMemoryLimit(-1))
+	assert.Equal(t, int64(MemoryLimitBase+4*(32<<20)), LimitMemory(32<<20))
+	assert.Equal(t, int64(MemoryLimitBase+4*(32<<20)), debug.SetMemoryLimit(-1))
 
 	// An operator's GOMEMLIMIT wins.
 	t.Setenv("GOMEMLIMIT", "1GiB")
