@@ -446,16 +446,13 @@ func TestWorkersDoNotLinkTheSchemaValidator(t *testing.T) {
 // resource creation that only `agentry serve` runs (awsres.Ensure) is not
 // linked into the functions at all.
 //
-// S3's client cannot be tamed that way: s3.New itself stores the client
-// in an interface (its S3 Express credentials provider), so building one
-// links every S3 operation. s3blob therefore makes its two calls without
-// it (TestFunctionsDoNotDependOnTheS3Client).
+// S3's client is not on the list: s3.New itself stores the client in an
+// interface (its S3 Express credentials provider), so s3blob's client
+// links every S3 operation. That is accepted since the bootstrap target
+// became 50 MB (issue 20): s3blob uses the SDK's client as intended.
 func TestFunctionsDoNotLinkUnusedAWSOperations(t *testing.T) {
 	unused := []string{
 		"github.com/agentry/agentry/internal/awsres.Ensure",
-		"github.com/aws/aws-sdk-go-v2/service/s3.New",
-		"github.com/aws/aws-sdk-go-v2/service/s3.(*Client).PutObject",
-		"github.com/aws/aws-sdk-go-v2/service/s3.(*Client).CreateBucket",
 		"github.com/aws/aws-sdk-go-v2/service/dynamodb.(*Client).CreateTable",
 		"github.com/aws/aws-sdk-go-v2/service/dynamodb.(*Client).DeleteTable",
 		"github.com/aws/aws-sdk-go-v2/service/dynamodb.(*Client).Scan",
@@ -476,55 +473,5 @@ func TestFunctionsDoNotLinkUnusedAWSOperations(t *testing.T) {
 		for _, sym := range unused {
 			assert.False(t, linked[sym], "%s links %s", fn, sym)
 		}
-		for sym := range linked {
-			assert.False(t, strings.HasPrefix(sym, "github.com/aws/aws-sdk-go-v2/service/s3.(*Client)."), "%s links %s", fn, sym)
-		}
-	}
-}
-
-// TestFunctionsDoNotDependOnTheS3Client: building an S3 client (s3.New)
-// links all ~100 S3 operations into a function (the api bootstrap went
-// from 18.6 to 14.1 MB without it; see above for why), so s3blob talks
-// to S3 through the SDK's middleware, signer and retryer instead of
-// through service/s3. This keeps the package from coming back into the
-// functions' dependencies.
-//
-// One package the functions link still imports it, for code the
-// functions never call, so that only service/s3's package initialisation
-// is linked (measured with awscost, which no longer imports it: 0 bytes
-// more for api, 65 KB for deliver and deadletter): awsres, for Ensure,
-// which `agentry serve` runs. It is listed here so that no other importer
-// can appear; take it off the list when it stops importing service/s3,
-// and the test then holds it to that.
-func TestFunctionsDoNotDependOnTheS3Client(t *testing.T) {
-	const s3pkg = "github.com/aws/aws-sdk-go-v2/service/s3"
-	known := map[string]bool{
-		"github.com/agentry/agentry/internal/awsres": true,
-	}
-	cmd := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}{{range .Imports}} {{.}}{{end}}",
-		"./functions/api", "./functions/deliver", "./functions/deadletter")
-	cmd.Dir = awstest.RepoRoot()
-	out, err := cmd.Output()
-	require.NoError(t, err, "go list -deps")
-	importers := map[string]bool{}
-	deps := 0
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 {
-			continue
-		}
-		deps++
-		for _, imp := range f[1:] {
-			if imp == s3pkg {
-				importers[f[0]] = true
-			}
-		}
-	}
-	require.Greater(t, deps, 50, "go list printed the dependencies")
-	for pkg := range importers {
-		assert.True(t, known[pkg], "%s imports %s: the functions would link the S3 client (use s3blob's way of calling S3)", pkg, s3pkg)
-	}
-	for pkg := range known {
-		assert.True(t, importers[pkg], "%s no longer imports %s: take it off the list of known importers", pkg, s3pkg)
 	}
 }

@@ -153,7 +153,6 @@ func TestParseAddressInvalid(t *testing.T) {
 			e, ok := AsError(err)
 			require.True(t, ok, "error must be an *Error, got %T", err)
 			assert.Equal(t, CodeInvalidRecipient, e.Code)
-			assert.Equal(t, 400, e.HTTPStatus())
 			assert.NotEmpty(t, e.Message)
 		})
 	}

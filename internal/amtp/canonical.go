@@ -71,6 +71,42 @@ func AppendCanonical(dst, data []byte) ([]byte, error) {
 	return out, nil
 }
 
+// Span locates one member of a JSON object in some bytes: Name is the
+// offset of the opening quote of its name, Value that of its value, and End
+// is just past the value.
+type Span struct{ Name, Value, End int }
+
+// MemberSpan says where one member of a top-level object lies, both in the
+// input (In: the bytes between Name and Value hold the name as written,
+// colon and spacing included) and in the canonical form (Canon).
+type MemberSpan struct {
+	Found     bool
+	In, Canon Span
+}
+
+// CanonicalizeObject is Canonicalize for a top-level JSON object that also
+// reports, for each of names, where that member lies in data and in the
+// result (Found is false when there is none). Names are compared after
+// unescaping, as I-JSON's duplicate check does, and only members of the
+// top-level object count. It lets a caller cut, read or replace members in
+// either form without a second parser that could read the bytes
+// differently. A top-level value other than an object is refused.
+func CanonicalizeObject(data []byte, names []string) ([]byte, []MemberSpan, error) {
+	p := jcsParserPool.Get().(*jcsParser)
+	found := make([]MemberSpan, len(names))
+	p.objectOnly, p.want, p.found = true, names, found
+	out, err := p.run(p.scratch[:0], data)
+	var res []byte
+	if err == nil {
+		res = append([]byte(nil), out...)
+	} else {
+		found = nil
+	}
+	p.scratch = out
+	p.release()
+	return res, found, err
+}
+
 func (p *jcsParser) run(dst, data []byte) ([]byte, error) {
 	p.in, p.pos, p.out, p.depth = data, 0, dst, 0
 	err := p.document()
@@ -117,6 +153,13 @@ type jcsParser struct {
 	tmp []byte
 	// scratch is Canonicalize's output buffer before the result is copied.
 	scratch []byte
+
+	// objectOnly refuses a top-level value other than an object, and want
+	// names the top-level members whose places are reported in found
+	// (index for index): CanonicalizeObject's additions.
+	objectOnly bool
+	want       []string
+	found      []MemberSpan
 }
 
 var jcsParserPool = sync.Pool{New: func() any { return new(jcsParser) }}
@@ -142,6 +185,7 @@ func (p *jcsParser) release() {
 		p.members = nil
 	}
 	p.keys, p.members, p.tmp, p.scratch = p.keys[:0], p.members[:0], p.tmp[:0], p.scratch[:0]
+	p.objectOnly, p.want, p.found = false, nil, nil
 	jcsParserPool.Put(p)
 }
 
@@ -151,6 +195,9 @@ func (p *jcsParser) fail(msg string) error {
 
 func (p *jcsParser) document() error {
 	p.skipSpace()
+	if p.objectOnly && (p.pos >= len(p.in) || p.in[p.pos] != '{') {
+		return p.fail("top-level value is not an object")
+	}
 	if err := p.value(); err != nil {
 		return err
 	}
@@ -266,11 +313,15 @@ func (p *jcsParser) object() error {
 		return nil
 	}
 	memberBase, keyBase, contentStart := len(p.members), len(p.keys), len(p.out)
+	// Decided once per object, so that nested objects and the other entry
+	// points pay for CanonicalizeObject with one branch per member.
+	track := len(p.want) > 0 && p.depth == 1
 	for {
 		if p.pos >= len(p.in) || p.in[p.pos] != '"' {
 			return p.fail("expected string for object member name")
 		}
 		m := jcsMember{keyStart: len(p.keys), start: len(p.out)}
+		nameAt := p.pos
 		if err := p.str(true); err != nil {
 			return err
 		}
@@ -283,10 +334,14 @@ func (p *jcsParser) object() error {
 		p.pos++
 		p.out = append(p.out, ':')
 		p.skipSpace()
+		valAt, canonValAt := p.pos, len(p.out)
 		if err := p.value(); err != nil {
 			return err
 		}
 		m.end = len(p.out)
+		if track {
+			p.note(&m, Span{nameAt, valAt, p.pos}, canonValAt)
+		}
 		p.members = append(p.members, m)
 		p.skipSpace()
 		if p.pos >= len(p.in) {
@@ -305,6 +360,9 @@ func (p *jcsParser) object() error {
 	}
 	if err := p.order(p.members[memberBase:], contentStart, objPos); err != nil {
 		return err
+	}
+	if track {
+		p.relocate(p.members[memberBase:], contentStart)
 	}
 	p.out = append(p.out, '}')
 	p.members, p.keys = p.members[:memberBase], p.keys[:keyBase]
@@ -351,6 +409,39 @@ func (p *jcsParser) order(ms []jcsMember, contentStart, objPos int) error {
 	}
 	p.permute(ms, contentStart)
 	return nil
+}
+
+// note records where a wanted top-level member lies: in the input, and in
+// the output as written, before order moves it (see relocate).
+func (p *jcsParser) note(m *jcsMember, in Span, canonValAt int) {
+	key := p.keys[m.keyStart:m.keyEnd]
+	for i, name := range p.want {
+		if string(key) == name {
+			p.found[i] = MemberSpan{Found: true, In: in, Canon: Span{m.start, canonValAt, m.end}}
+		}
+	}
+}
+
+// relocate moves the output places note recorded to where order put the
+// members. ms is in canonical order but still holds the offsets at which
+// each member was first written, which is how a recorded member is
+// recognised; its new place follows from the lengths of those before it.
+func (p *jcsParser) relocate(ms []jcsMember, contentStart int) {
+	for i := range p.found {
+		f := &p.found[i]
+		if !f.Found {
+			continue
+		}
+		at := contentStart
+		for _, m := range ms {
+			if m.start == f.Canon.Name {
+				shift := at - m.start
+				f.Canon = Span{f.Canon.Name + shift, f.Canon.Value + shift, f.Canon.End + shift}
+				break
+			}
+			at += m.end - m.start + 1 // and the comma
+		}
+	}
 }
 
 // permute rewrites the members written since contentStart in the order of

@@ -6,7 +6,7 @@ package amtp
 import (
 	"errors"
 	"fmt"
-	"net/http"
+	"slices"
 )
 
 // Code is an AMTP error code (draft §13.1 plus Agentry's additions).
@@ -57,59 +57,39 @@ const (
 	CodePolicyDenied           Code = "POLICY_DENIED"
 )
 
-// defaultStatus is the HTTP status an error code answers with unless the
-// Error overrides it (an internal error is TEMPORARY_FAILURE with 500).
-var defaultStatus = map[Code]int{
-	CodeInvalidMessageFormat:     http.StatusBadRequest,
-	CodeUnsupportedVersion:       http.StatusBadRequest,
-	CodeSchemaValidationFailed:   http.StatusBadRequest,
-	CodeMessageTooLarge:          http.StatusRequestEntityTooLarge,
-	CodeInvalidRecipient:         http.StatusBadRequest,
-	CodeRecipientUnavailable:     http.StatusServiceUnavailable,
-	CodeRecipientNotFound:        http.StatusNotFound,
-	CodeAuthenticationFailed:     http.StatusUnauthorized,
-	CodeRateLimitExceeded:        http.StatusTooManyRequests,
-	CodeTemporaryFailure:         http.StatusServiceUnavailable,
-	CodeWorkflowTimeout:          http.StatusGatewayTimeout,
-	CodeRequiredResponseMissing:  http.StatusBadRequest,
-	CodeCoordinationFailed:       http.StatusBadRequest,
-	CodeAgentUnknown:             http.StatusBadRequest,
-	CodeIdempotencyConflict:      http.StatusConflict,
-	CodeAuthenticationRequired:   http.StatusUnauthorized,
-	CodeForbidden:                http.StatusForbidden,
-	CodeNotFound:                 http.StatusNotFound,
-	CodeMethodNotAllowed:         http.StatusMethodNotAllowed,
-	CodeSignatureInvalid:         http.StatusForbidden,
-	CodeLocalSenderAuthRequired:  http.StatusUnauthorized,
-	CodeSenderCredentialMismatch: http.StatusForbidden,
-	CodeSignatureRequired:        http.StatusForbidden,
-	CodeSignatureKeyUnavailable:  http.StatusServiceUnavailable,
-	CodePolicyDenied:             http.StatusForbidden,
+// codes is every code above, for those that must answer each one (the
+// HTTP handler maps each to a status; a code added without its status is
+// a test failure there, not a silent 500).
+var codes = []Code{
+	CodeInvalidMessageFormat, CodeUnsupportedVersion, CodeSchemaValidationFailed,
+	CodeMessageTooLarge, CodeInvalidRecipient,
+	CodeRecipientUnavailable, CodeRecipientNotFound, CodeAuthenticationFailed,
+	CodeRateLimitExceeded, CodeTemporaryFailure,
+	CodeWorkflowTimeout, CodeRequiredResponseMissing, CodeCoordinationFailed,
+	CodeSignatureInvalid, CodeLocalSenderAuthRequired, CodeSenderCredentialMismatch,
+	CodeSignatureRequired, CodeSignatureKeyUnavailable,
+	CodeAgentUnknown, CodeIdempotencyConflict, CodeAuthenticationRequired,
+	CodeForbidden, CodeNotFound, CodeMethodNotAllowed, CodePolicyDenied,
 }
 
-// Error is an AMTP error: a code, a human message, optional structured
-// details and the HTTP status it is answered with.
+// Codes returns every code this package declares, in declaration order.
+func Codes() []Code { return slices.Clone(codes) }
+
+// Known reports whether c is one of the declared codes.
+func (c Code) Known() bool { return slices.Contains(codes, c) }
+
+// Error is an AMTP error: a code, a human message and optional structured
+// details. How a code is answered (an HTTP status, say) is the transport's
+// decision, not the protocol's.
 type Error struct {
 	Code    Code
 	Message string
 	Details map[string]any
-	Status  int
 }
 
 func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
 
-// HTTPStatus is the status code to answer with.
-func (e *Error) HTTPStatus() int {
-	if e.Status != 0 {
-		return e.Status
-	}
-	if s, ok := defaultStatus[e.Code]; ok {
-		return s
-	}
-	return http.StatusInternalServerError
-}
-
-// Errorf builds an Error with the code's default status.
+// Errorf builds an Error.
 func Errorf(code Code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }
@@ -121,12 +101,6 @@ func (e *Error) WithDetail(key string, value any) *Error {
 		e.Details = make(map[string]any, 2)
 	}
 	e.Details[key] = value
-	return e
-}
-
-// WithStatus overrides the HTTP status.
-func (e *Error) WithStatus(status int) *Error {
-	e.Status = status
 	return e
 }
 

@@ -6,7 +6,6 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -61,41 +60,20 @@ func declaredCodes(t *testing.T) map[string]Code {
 	return out
 }
 
-func TestEveryCodeHasAStatus(t *testing.T) {
-	codes := declaredCodes(t)
+// TestCodesListsEveryCode: Codes is what the HTTP handler maps to
+// statuses, so a declared code missing from it would answer 500.
+func TestCodesListsEveryCode(t *testing.T) {
+	declared := declaredCodes(t)
 	// the draft's 13 and its 5 sender verification codes (§13.1.4), plus
 	// the 7 of shared/PROTOCOL.md
-	require.Len(t, codes, 25)
-	for name, c := range codes {
-		s, ok := defaultStatus[c]
-		assert.True(t, ok, "%s (%s) has no default HTTP status", name, c)
-		assert.NotEqual(t, http.StatusInternalServerError, s, name)
-		assert.Equal(t, s, (&Error{Code: c}).HTTPStatus(), name)
+	require.Len(t, declared, 25)
+	want := make([]Code, 0, len(declared))
+	for name, c := range declared {
+		want = append(want, c)
+		assert.True(t, c.Known(), "%s (%s) is missing from codes", name, c)
 		assert.Equal(t, strings.ToUpper(string(c)), string(c), "codes are upper-case")
 	}
-	assert.Len(t, defaultStatus, len(codes), "a status for a code that is not declared")
-}
-
-func TestCodeStatuses(t *testing.T) {
-	// The statuses PROTOCOL.md and the draft name explicitly.
-	want := map[Code]int{
-		CodeInvalidMessageFormat:   400,
-		CodeUnsupportedVersion:     400,
-		CodeSchemaValidationFailed: 400,
-		CodeInvalidRecipient:       400,
-		CodeMessageTooLarge:        413,
-		CodeAuthenticationRequired: 401,
-		CodeForbidden:              403,
-		CodeIdempotencyConflict:    409,
-		CodeAgentUnknown:           400,
-		CodeRateLimitExceeded:      429,
-		CodeTemporaryFailure:       503,
-		CodeNotFound:               404,
-		CodeMethodNotAllowed:       405,
-	}
-	for c, s := range want {
-		assert.Equal(t, s, Errorf(c, "x").HTTPStatus(), string(c))
-	}
+	assert.ElementsMatch(t, want, Codes(), "codes lists exactly the declared codes, once each")
 }
 
 func TestCodeStrings(t *testing.T) {
@@ -128,9 +106,15 @@ func TestCodeStrings(t *testing.T) {
 	}
 }
 
-func TestUnknownCodeIs500(t *testing.T) {
-	assert.Equal(t, http.StatusInternalServerError, Errorf("SOMETHING_NEW", "x").HTTPStatus())
-	assert.Equal(t, http.StatusInternalServerError, (&Error{}).HTTPStatus())
+func TestUnknownCodeIsNotKnown(t *testing.T) {
+	assert.False(t, Code("SOMETHING_NEW").Known())
+	assert.False(t, Code("").Known())
+}
+
+func TestCodesIsACopy(t *testing.T) {
+	c := Codes()
+	c[0] = "CHANGED"
+	assert.Equal(t, CodeInvalidMessageFormat, Codes()[0])
 }
 
 func TestErrorf(t *testing.T) {
@@ -139,8 +123,6 @@ func TestErrorf(t *testing.T) {
 	assert.Equal(t, `address "x@y" has 2 problems`, e.Message)
 	assert.Equal(t, `INVALID_RECIPIENT: address "x@y" has 2 problems`, e.Error())
 	assert.Nil(t, e.Details)
-	assert.Zero(t, e.Status)
-	assert.Equal(t, 400, e.HTTPStatus())
 
 	// a format string without arguments is taken literally
 	assert.Equal(t, "100% sure", Errorf(CodeForbidden, "100%% sure").Message)
@@ -154,24 +136,11 @@ func TestWithDetail(t *testing.T) {
 	assert.Equal(t, map[string]any{"field": "recipients", "max": 100}, e.Details)
 }
 
-func TestWithStatus(t *testing.T) {
-	e := Errorf(CodeNotFound, "no route")
-	assert.Equal(t, 404, e.HTTPStatus())
-	got := e.WithStatus(http.StatusMethodNotAllowed)
-	assert.Same(t, e, got)
-	assert.Equal(t, 405, e.HTTPStatus())
-	assert.Equal(t, CodeNotFound, e.Code, "the code is unchanged")
-
-	// an override also beats the 500 of an unknown code
-	assert.Equal(t, 418, Errorf("TEAPOT", "x").WithStatus(418).HTTPStatus())
-}
-
 func TestFieldError(t *testing.T) {
 	e := FieldError("recipients[3]", "recipient %d is bad", 3)
 	assert.Equal(t, CodeInvalidMessageFormat, e.Code)
 	assert.Equal(t, "recipient 3 is bad", e.Message)
 	assert.Equal(t, map[string]any{"field": "recipients[3]"}, e.Details)
-	assert.Equal(t, 400, e.HTTPStatus())
 }
 
 func TestAsErrorAndIsCode(t *testing.T) {
@@ -185,7 +154,7 @@ func TestAsErrorAndIsCode(t *testing.T) {
 			e, ok := AsError(err)
 			require.True(t, ok)
 			assert.Same(t, base, e, "the original *Error, not a copy")
-			assert.Equal(t, 409, e.HTTPStatus())
+			assert.Equal(t, CodeIdempotencyConflict, e.Code)
 			assert.Equal(t, "k1", e.Details["idempotency_key"])
 			assert.True(t, IsCode(err, CodeIdempotencyConflict))
 			assert.False(t, IsCode(err, CodeInvalidMessageFormat))
@@ -214,6 +183,5 @@ func TestErrorSatisfiesErrorsAs(t *testing.T) {
 	var e *Error
 	require.True(t, errors.As(err, &e))
 	assert.Equal(t, CodeForbidden, e.Code)
-	assert.Equal(t, 403, e.HTTPStatus())
 	assert.Contains(t, err.Error(), "FORBIDDEN: relay denied")
 }

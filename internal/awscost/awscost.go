@@ -262,8 +262,8 @@ func serviceName(id string) string {
 }
 
 // serviceS3 is S3's service id (the SDK's s3.ServiceID). Named here rather
-// than imported: service/s3 is linked into whatever imports it, and the
-// Lambda functions import this package (dynamo uses ItemSize).
+// than imported: service/s3 is linked into whatever imports it, a large
+// price for one constant.
 const serviceS3 = "S3"
 
 type initialize struct{ c *Counter }

@@ -3,10 +3,10 @@ package awscost
 import (
 	"math"
 	"reflect"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/agentry/agentry/internal/dynamo/itemsize"
 )
 
 // Item is a DynamoDB item as the SDK carries it.
@@ -19,77 +19,10 @@ const (
 	readUnitBytes  = 4 * 1024 // one read request unit reads up to 4 KB, strongly consistent
 )
 
-// ItemSize is an item's size as DynamoDB meters it: for each attribute
-// the UTF-8 length of its name plus the size of its value.
-func ItemSize(it Item) int {
-	n := 0
-	for name, v := range it {
-		n += len(name) + ValueSize(v)
-	}
-	return n
-}
-
-// ValueSize is the metered size of one attribute value: strings by their
-// UTF-8 bytes, binaries by their length, numbers about one byte per two
-// significant digits plus one, booleans and nulls one byte, lists and maps
-// three bytes plus one per element (and a map element's name), sets the
-// sum of their elements.
-func ValueSize(v types.AttributeValue) int {
-	switch v := v.(type) {
-	case *types.AttributeValueMemberS:
-		return len(v.Value)
-	case *types.AttributeValueMemberB:
-		return len(v.Value)
-	case *types.AttributeValueMemberN:
-		return numberSize(v.Value)
-	case *types.AttributeValueMemberBOOL, *types.AttributeValueMemberNULL:
-		return 1
-	case *types.AttributeValueMemberSS:
-		n := 0
-		for _, s := range v.Value {
-			n += len(s)
-		}
-		return n
-	case *types.AttributeValueMemberNS:
-		n := 0
-		for _, s := range v.Value {
-			n += numberSize(s)
-		}
-		return n
-	case *types.AttributeValueMemberBS:
-		n := 0
-		for _, b := range v.Value {
-			n += len(b)
-		}
-		return n
-	case *types.AttributeValueMemberL:
-		n := 3
-		for _, e := range v.Value {
-			n += 1 + ValueSize(e)
-		}
-		return n
-	case *types.AttributeValueMemberM:
-		n := 3
-		for k, e := range v.Value {
-			n += 1 + len(k) + ValueSize(e)
-		}
-		return n
-	}
-	return 0
-}
-
-// numberSize: leading and trailing zeros do not count, nor do the sign,
-// the decimal point or an exponent.
-func numberSize(s string) int {
-	s = strings.TrimLeft(s, "+-")
-	if i := strings.IndexAny(s, "eE"); i >= 0 {
-		s = s[:i]
-	}
-	s = strings.ReplaceAll(s, ".", "")
-	s = strings.Trim(s, "0")
-	digits := utf8.RuneCountInString(s)
-	return (digits+1)/2 + 1
-}
+// ItemSize is an item's size as DynamoDB meters it; the rule is the
+// dynamo adapter's (itemsize), so that the bill and the inline-body limit
+// agree.
+func ItemSize(it Item) int { return itemsize.Of(it) }
 
 // WriteUnits is what writing (or deleting) an item of this size costs
 // outside a transaction: one unit per KB started, at least one.

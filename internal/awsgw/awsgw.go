@@ -169,8 +169,7 @@ func build(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.
 	if err != nil {
 		return nil, err
 	}
-	// Not through service/s3, whose client links every S3 operation into
-	// each function (s3blob says why); path-style under BaseEndpoint.
+	// Path-style under BaseEndpoint (an emulator), as s3blob says.
 	blobs, err := s3blob.New(awsCfg, cfg.Bucket)
 	if err != nil {
 		return nil, err

@@ -186,23 +186,43 @@ var (
 )
 
 // Resources creates a fresh, uniquely named set of Agentry's resources for
-// one test and returns their names and endpoints. They are created from
-// the synthesized CDK template itself (through internal/cfntemplate), so
-// tests run against the key schemas, GSIs, TTL, redrive policy and bucket
-// settings that are deployed, not against a copy of them.
+// one test and returns their names and endpoints. They come from the
+// synthesized CDK template itself, so tests run against the key schemas,
+// GSIs, TTL, redrive policy and bucket settings that are deployed, not
+// against a copy of them: the emulator's own CloudFormation creates the
+// table, queues and bucket as a stack named after the test's prefix, and
+// internal/cfntemplate completes what moto's CloudFormation cannot (see
+// its package doc).
 func Resources(t TB) (awsres.Names, awsres.Endpoints) {
 	t.Helper()
-	cfg := Config(t)
 	snapOnce.Do(func() { snap, snapErr = cfntemplate.Load(SnapshotPath()) })
 	if snapErr != nil {
 		t.Fatalf("awstest: %v", snapErr)
 	}
+	d := Deploy(t, snap)
+	return d.Names(), d.Endpoints()
+}
+
+// Deploy creates the resources of a template under a fresh prefix: the
+// emulator's CloudFormation creates what it can as a stack named after
+// the prefix, and cfntemplate.Complete the rest.
+func Deploy(t TB, tmpl *cfntemplate.Template) *cfntemplate.Deployment {
+	t.Helper()
+	cfg := Config(t)
 	prefix := fmt.Sprintf("t%d-%d", os.Getpid()%100000, seq.Add(1))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	d, err := cfntemplate.Create(ctx, cfg, snap, cfntemplate.Options{Prefix: prefix})
+	body, err := cfntemplate.StackTemplate(tmpl, prefix)
 	if err != nil {
-		t.Fatalf("awstest: create resources %s from %s: %v", prefix, SnapshotPath(), err)
+		t.Fatalf("awstest: %v", err)
 	}
-	return d.Names(), d.Endpoints()
+	stack, err := createStack(ctx, cfg, tmpl, prefix, body)
+	if err != nil {
+		t.Fatalf("awstest: %v", err)
+	}
+	d, err := cfntemplate.Complete(ctx, cfg, tmpl, cfntemplate.Options{Prefix: prefix}, stack)
+	if err != nil {
+		t.Fatalf("awstest: complete stack %s: %v", prefix, err)
+	}
+	return d
 }

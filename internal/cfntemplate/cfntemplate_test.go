@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,10 +23,6 @@ import (
 
 // The committed synth of the dev stack (make snapshot refreshes it).
 var snapshotPath = filepath.Join("..", "..", "infra", "testdata", "agentry-dev.template.json")
-
-var seq atomic.Int64
-
-func prefix() string { return fmt.Sprintf("cf%d-%d", os.Getpid()%100000, seq.Add(1)) }
 
 func snapshot(t *testing.T) *cfntemplate.Template {
 	t.Helper()
@@ -104,17 +98,20 @@ func indexOf(list []string, v string) int {
 	return -1
 }
 
-// TestCreateFromSnapshot builds the dev stack's stateful resources in
-// moto and reads them back through the APIs the gateway uses.
-func TestCreateFromSnapshot(t *testing.T) {
+// TestDeployFromSnapshot builds the dev stack's stateful resources in
+// moto (its CloudFormation, then Complete) and reads them back through
+// the APIs the gateway uses.
+func TestDeployFromSnapshot(t *testing.T) {
 	cfg := awstest.Config(t)
 	c := ctx(t)
-	p := prefix()
-	d, err := cfntemplate.Create(c, cfg, snapshot(t), cfntemplate.Options{Prefix: p})
-	if err != nil {
-		t.Fatal(err)
+	d := awstest.Deploy(t, snapshot(t))
+	names, _ := awsres.NamesFor(d.Prefix)
+	// The bucket has no BucketName in the template: CloudFormation names it.
+	bucket, ok := d.ByRole(cfntemplate.RoleBodiesBucket)
+	if !ok || !strings.HasPrefix(bucket.Name, d.Prefix+"-") {
+		t.Errorf("bucket %+v", bucket)
 	}
-	names, _ := awsres.NamesFor(p)
+	names.Bucket = bucket.Name
 	if got := d.Names(); got != names {
 		t.Errorf("names %+v, want %+v", got, names)
 	}
@@ -208,11 +205,6 @@ func TestCreateFromSnapshot(t *testing.T) {
 	if err != nil || len(got.Messages) != 1 || aws.ToString(got.Messages[0].Body) != "poison" {
 		t.Errorf("poison message not in the DLQ: %v %+v", err, got)
 	}
-
-	// Creating again keeps what exists.
-	if _, err := cfntemplate.Create(c, cfg, snapshot(t), cfntemplate.Options{Prefix: p}); err != nil {
-		t.Errorf("second Create: %v", err)
-	}
 }
 
 func keySchema(ks any) string {
@@ -255,11 +247,8 @@ func TestCreateStateMachine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := prefix()
-	d, err := cfntemplate.Create(c, cfg, tmpl, cfntemplate.Options{Prefix: p})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := awstest.Deploy(t, tmpl)
+	p := d.Prefix
 	queue, ok1 := d.ByRole("callbacks")
 	flow, ok2 := d.ByRole("workflow")
 	if !ok1 || !ok2 || queue.Name != p+"-callbacks" || flow.Name != p+"-coordination" {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -13,8 +12,6 @@ import (
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/agentry/agentry/internal/awsres"
 )
@@ -29,7 +26,7 @@ type Physical struct {
 	ARN       string
 }
 
-// Deployment is what Create made, in creation order.
+// Deployment is what the stack holds and Complete made, in creation order.
 type Deployment struct {
 	Prefix    string
 	Resources []Physical
@@ -88,10 +85,13 @@ func (d *Deployment) Endpoints() awsres.Endpoints {
 	return e
 }
 
-// Create makes the template's tables, queues, buckets and state machines
-// (under o.Prefix) through the SDK configuration cfg, dependencies first.
-// A resource that already exists is kept as it is, like awsres.Ensure.
-func Create(ctx context.Context, cfg aws.Config, t *Template, o Options) (*Deployment, error) {
+// Complete finishes a deployment whose tables, queues and buckets
+// CloudFormation created (stack, each with its logical ID, physical
+// name, URL and ARN): it sets what moto's CloudFormation ignores of them
+// (table TTL and point-in-time recovery; bucket public access block,
+// lifecycle and versioning) and creates the state machines, whose
+// references resolve to the stack's real names, URLs and ARNs.
+func Complete(ctx context.Context, cfg aws.Config, t *Template, o Options, stack []Physical) (*Deployment, error) {
 	if o.Region == "" {
 		o.Region = cfg.Region
 	}
@@ -100,153 +100,115 @@ func Create(ctx context.Context, cfg aws.Config, t *Template, o Options) (*Deplo
 	if err != nil {
 		return nil, err
 	}
+	inStack := map[string]Physical{}
+	for _, p := range stack {
+		inStack[p.LogicalID] = p
+		r.nameMemo[p.LogicalID] = p.Name
+		r.actual[p.LogicalID] = stackPhysical(p)
+	}
 	ids, err := t.order()
 	if err != nil {
 		return nil, err
 	}
 	c := creator{
-		region: o.Region,
-		ddb:    dynamodb.NewFromConfig(cfg),
-		sqs:    sqs.NewFromConfig(cfg),
+		ddb: dynamodb.NewFromConfig(cfg),
 		// Path-style addressing: emulators serve every bucket on one host.
 		s3:  s3.NewFromConfig(cfg, func(so *s3.Options) { so.UsePathStyle = cfg.BaseEndpoint != nil }),
 		sfn: sfn.NewFromConfig(cfg),
 	}
 	d := &Deployment{Prefix: r.prefix}
 	for _, id := range ids {
-		// Resolved now, not in a plan made up front, so that references
-		// to resources created earlier carry their real URLs and ARNs.
-		s, err := r.step(id)
+		p, err := c.complete(ctx, r, id, inStack)
 		if err != nil {
 			return d, err
 		}
-		p, err := c.create(ctx, s)
-		if err != nil {
-			return d, fmt.Errorf("cfntemplate: create %s %s (%s): %w", s.Type, s.Name, id, err)
-		}
-		pred, _ := r.predicted(id)
-		attrs := map[string]string{}
-		for k, v := range pred.attrs {
-			attrs[k] = v
-		}
-		ref := pred.ref
-		switch s.Type {
-		case TypeQueue:
-			ref, attrs["QueueUrl"], attrs["Arn"] = p.URL, p.URL, p.ARN
-		case TypeStateMachine:
-			ref, attrs["Arn"] = p.ARN, p.ARN
-		default:
-			attrs["Arn"] = p.ARN
-		}
-		r.actual[id] = physical{ref: ref, attrs: attrs}
 		d.Resources = append(d.Resources, p)
 	}
 	return d, nil
 }
 
-type creator struct {
-	region string
-	ddb    *dynamodb.Client
-	sqs    *sqs.Client
-	s3     *s3.Client
-	sfn    *sfn.Client
+// stackPhysical is what Ref and Fn::GetAtt of a stack resource give.
+func stackPhysical(p Physical) physical {
+	ref := p.Name
+	attrs := map[string]string{"Arn": p.ARN}
+	if p.Type == TypeQueue {
+		ref = p.URL
+		attrs["QueueUrl"], attrs["QueueName"] = p.URL, p.Name
+	}
+	return physical{ref: ref, attrs: attrs}
 }
 
-func (c creator) create(ctx context.Context, s Step) (Physical, error) {
-	p := Physical{LogicalID: s.LogicalID, Type: s.Type, Role: s.Role, Name: s.Name}
-	var err error
+// complete sets what the stack lacks of one resource, or creates it.
+func (c creator) complete(ctx context.Context, r *resolver, id string, inStack map[string]Physical) (Physical, error) {
+	s, err := r.step(id)
+	if err != nil {
+		return Physical{}, err
+	}
+	p, ok := inStack[id]
+	if !ok && s.Type != TypeStateMachine {
+		return Physical{}, fmt.Errorf("cfntemplate: %s %s is neither in the stack nor created here", s.Type, id)
+	}
+	p.Role = s.Role
 	switch s.Type {
 	case TypeTable:
-		p.ARN, err = c.table(ctx, s.Table)
-	case TypeQueue:
-		p.URL, p.ARN, err = c.queue(ctx, s.Name, s.Queue)
+		err = c.tableSettings(ctx, p.Name, s.Table)
 	case TypeBucket:
-		p.ARN, err = c.bucket(ctx, s.Name, s.Bucket)
+		err = c.bucketSettings(ctx, p.Name, s.Bucket)
 	case TypeStateMachine:
+		p = Physical{LogicalID: id, Type: s.Type, Role: s.Role, Name: s.Name}
 		p.ARN, err = c.stateMachine(ctx, s.StateMachine)
-	default:
-		err = fmt.Errorf("not a creatable type")
+		r.actual[id] = physical{ref: p.ARN, attrs: map[string]string{"Arn": p.ARN, "Name": p.Name}}
 	}
-	return p, err
+	if err != nil {
+		return Physical{}, fmt.Errorf("cfntemplate: complete %s %s (%s): %w", s.Type, p.Name, id, err)
+	}
+	return p, nil
 }
 
-func (c creator) table(ctx context.Context, ts *TableSpec) (string, error) {
-	name := ts.Input.TableName
-	_, err := c.ddb.CreateTable(ctx, ts.Input)
-	var inUse *ddbtypes.ResourceInUseException
-	existed := errors.As(err, &inUse)
-	if err != nil && !existed {
-		return "", err
-	}
-	w := dynamodb.NewTableExistsWaiter(c.ddb, func(o *dynamodb.TableExistsWaiterOptions) { o.MinDelay = 100 * time.Millisecond })
-	desc, err := w.WaitForOutput(ctx, &dynamodb.DescribeTableInput{TableName: name}, 2*time.Minute)
-	if err != nil {
-		return "", fmt.Errorf("wait for the table: %w", err)
-	}
-	if !existed {
-		if ts.TTL != nil {
-			if _, err := c.ddb.UpdateTimeToLive(ctx, &dynamodb.UpdateTimeToLiveInput{TableName: name, TimeToLiveSpecification: ts.TTL}); err != nil {
-				return "", fmt.Errorf("enable TTL: %w", err)
-			}
-		}
-		if ts.PointInTimeRecovery {
-			if _, err := c.ddb.UpdateContinuousBackups(ctx, &dynamodb.UpdateContinuousBackupsInput{
-				TableName:                        name,
-				PointInTimeRecoverySpecification: &ddbtypes.PointInTimeRecoverySpecification{PointInTimeRecoveryEnabled: aws.Bool(true)},
-			}); err != nil {
-				return "", fmt.Errorf("enable point-in-time recovery: %w", err)
-			}
-		}
-	}
-	return aws.ToString(desc.Table.TableArn), nil
+type creator struct {
+	ddb *dynamodb.Client
+	s3  *s3.Client
+	sfn *sfn.Client
 }
 
-func (c creator) queue(ctx context.Context, name string, attrs map[string]string) (string, string, error) {
-	out, err := c.sqs.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name), Attributes: attrs})
-	if err != nil {
-		return "", "", err
+// tableSettings sets what moto's CloudFormation ignores of a table:
+// TimeToLiveSpecification and PointInTimeRecoverySpecification.
+func (c creator) tableSettings(ctx context.Context, name string, ts *TableSpec) error {
+	if ts.TTL != nil {
+		if _, err := c.ddb.UpdateTimeToLive(ctx, &dynamodb.UpdateTimeToLiveInput{TableName: aws.String(name), TimeToLiveSpecification: ts.TTL}); err != nil {
+			return fmt.Errorf("enable TTL: %w", err)
+		}
 	}
-	a, err := c.sqs.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
-		QueueUrl: out.QueueUrl, AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameQueueArn},
-	})
-	if err != nil {
-		return "", "", fmt.Errorf("queue ARN: %w", err)
+	if ts.PointInTimeRecovery {
+		if _, err := c.ddb.UpdateContinuousBackups(ctx, &dynamodb.UpdateContinuousBackupsInput{
+			TableName:                        aws.String(name),
+			PointInTimeRecoverySpecification: &ddbtypes.PointInTimeRecoverySpecification{PointInTimeRecoveryEnabled: aws.Bool(true)},
+		}); err != nil {
+			return fmt.Errorf("enable point-in-time recovery: %w", err)
+		}
 	}
-	return aws.ToString(out.QueueUrl), a.Attributes[string(sqstypes.QueueAttributeNameQueueArn)], nil
+	return nil
 }
 
-func (c creator) bucket(ctx context.Context, name string, b *BucketSpec) (string, error) {
-	in := &s3.CreateBucketInput{Bucket: aws.String(name)}
-	if c.region != "" && c.region != "us-east-1" {
-		in.CreateBucketConfiguration = &s3types.CreateBucketConfiguration{LocationConstraint: s3types.BucketLocationConstraint(c.region)}
-	}
-	if _, err := c.s3.CreateBucket(ctx, in); err != nil {
-		var owned *s3types.BucketAlreadyOwnedByYou
-		if !errors.As(err, &owned) {
-			return "", err
-		}
-	}
-	if b.Encryption != nil {
-		if _, err := c.s3.PutBucketEncryption(ctx, &s3.PutBucketEncryptionInput{Bucket: aws.String(name), ServerSideEncryptionConfiguration: b.Encryption}); err != nil {
-			return "", fmt.Errorf("encryption: %w", err)
-		}
-	}
+// bucketSettings sets what moto's CloudFormation ignores of a bucket
+// (it applies only BucketName, BucketEncryption and Tags).
+func (c creator) bucketSettings(ctx context.Context, name string, b *BucketSpec) error {
 	if b.PublicAccessBlock != nil {
 		if _, err := c.s3.PutPublicAccessBlock(ctx, &s3.PutPublicAccessBlockInput{Bucket: aws.String(name), PublicAccessBlockConfiguration: b.PublicAccessBlock}); err != nil {
-			return "", fmt.Errorf("public access block: %w", err)
+			return fmt.Errorf("public access block: %w", err)
 		}
 	}
 	if b.Versioning != "" {
 		if _, err := c.s3.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: aws.String(name), VersioningConfiguration: &s3types.VersioningConfiguration{Status: b.Versioning}}); err != nil {
-			return "", fmt.Errorf("versioning: %w", err)
+			return fmt.Errorf("versioning: %w", err)
 		}
 	}
 	if b.Lifecycle != nil {
 		if _, err := c.s3.PutBucketLifecycleConfiguration(ctx, &s3.PutBucketLifecycleConfigurationInput{Bucket: aws.String(name), LifecycleConfiguration: b.Lifecycle}); err != nil {
-			return "", fmt.Errorf("lifecycle: %w", err)
+			return fmt.Errorf("lifecycle: %w", err)
 		}
 	}
-	return "arn:aws:s3:::" + name, nil
+	return nil
 }
 
 func (c creator) stateMachine(ctx context.Context, in *sfn.CreateStateMachineInput) (string, error) {

@@ -1,14 +1,35 @@
 // Package cfntemplate reads a CloudFormation template — the one `cdk synth`
-// writes for Agentry's stack, or the SAM template — and creates the
-// stateful resources it declares (DynamoDB tables, SQS queues, S3 buckets,
-// Step Functions state machines) in an emulator such as moto through the
-// real aws-sdk-go-v2 clients.
+// writes for Agentry's stack, or the SAM template — for the tests that
+// build Agentry's resources in moto from the deployed definitions
+// themselves (key schemas, GSIs, TTL, redrive policies, ASL), not from a
+// hand-written copy that can drift.
 //
-// Tests use it so that the tables, queues and state machines they run
-// against are built from the deployed definitions themselves (key schemas,
-// GSIs, TTL, redrive policies, ASL), not from a hand-written copy that can
-// drift. Everything else in a template (functions, roles, alarms, …) is
-// not created; references to it resolve to plausible placeholder ARNs.
+// moto's own CloudFormation creates what it can (internal/awstest hands it
+// StackTemplate through the SDK's cloudformation client): the DynamoDB
+// table (keys, GSIs, billing mode), the SQS queues (every attribute,
+// RedrivePolicy included) and the S3 bucket (name, encryption, tags).
+// Complete does only what moto 5.2.1's CloudFormation cannot:
+//   - AWS::StepFunctions::StateMachine: moto creates it in its plain Step
+//     Functions backend, not in the executing one the tests switch on
+//     (execute_state_machine), so the SFN API then answers
+//     StateMachineDoesNotExist for it; it also ignores
+//     DefinitionSubstitutions (the ASL keeps "${DeliveryQueueUrl}").
+//     Complete creates the machine with CreateStateMachine, references
+//     resolved to the stack's real queue URLs.
+//   - properties moto's CloudFormation silently drops: the table's
+//     TimeToLiveSpecification and PointInTimeRecoverySpecification (they
+//     read back DISABLED), the bucket's PublicAccessBlockConfiguration,
+//     LifecycleConfiguration and VersioningConfiguration (they read back
+//     as not configured). Complete sets them with the service APIs.
+//
+// Nothing else of a template is created; references to it resolve to
+// plausible placeholder ARNs. (moto's CloudFormation has no model for
+// AWS::SecretsManager::Secret, SQS::QueuePolicy, S3::BucketPolicy,
+// SNS::TopicPolicy, CloudWatch::Alarm or ApiGatewayV2::*, and the Lambda
+// functions need the CDK asset bucket; the tests need none of them.)
+//
+// NewPlan resolves the same resources without calling AWS, for the infra
+// consistency tests (CDK stack vs template.yaml vs awsres).
 package cfntemplate
 
 import (

@@ -10,8 +10,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/agentry/agentry/internal/awscost"
 	"github.com/agentry/agentry/internal/awsres"
+	"github.com/agentry/agentry/internal/dynamo/itemsize"
 	"github.com/agentry/agentry/internal/gateway"
 )
 
@@ -514,4 +514,4 @@ var headAttrs = project(aPK, aSK, aFrom, aTo, aSubj, aOrigin, aVerif, aAt, aRN, 
 
 // itemSize is an item's size as DynamoDB meters it (attribute names plus
 // values); accept uses it to decide whether a body still fits inline.
-func itemSize(it item) int { return awscost.ItemSize(it) }
+func itemSize(it item) int { return itemsize.Of(it) }

@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/agentry/agentry/internal/awscost"
+	"github.com/agentry/agentry/internal/dynamo/itemsize"
 	"github.com/agentry/agentry/internal/gateway"
 )
 
@@ -55,7 +55,7 @@ func TestSpecsRoundTrip(t *testing.T) {
 	// The common case, a queued recipient as given: little more than its
 	// state.
 	first := msg[aSpecs].(*types.AttributeValueMemberL).Value[0]
-	assert.Less(t, awscost.ValueSize(first), 30)
+	assert.Less(t, itemsize.Value(first), 30)
 }
 
 func TestParseTimeSK(t *testing.T) {

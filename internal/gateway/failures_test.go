@@ -361,7 +361,7 @@ func (d *failingImmediate) DeliverNow(context.Context, gateway.Task, gateway.Acc
 }
 
 // TestImmediateFailureLeavesTheQueue: an inline attempt that errors does
-// not fail the accepted submission: the answer is 202 with the stored
+// not fail the accepted submission: the answer is "queued" with the stored
 // status, and the queue's copy delivers later.
 func TestImmediateFailureLeavesTheQueue(t *testing.T) {
 	w := newFlakyWorld(t, nil)
@@ -371,14 +371,14 @@ func TestImmediateFailureLeavesTheQueue(t *testing.T) {
 	res, err := w.svc.Accept(ctx, w.as(t, "alice"), message("alice@example.org", "k-1", "shop"))
 	require.NoError(t, err)
 	assert.True(t, inline.called)
-	assert.Equal(t, 202, res.HTTPStatus)
+	assert.Equal(t, gateway.OutcomeQueued, res.Outcome)
 	require.Len(t, res.Recipients, 1)
 	assert.Equal(t, gateway.StateQueued, res.Recipients[0].Status)
 	assert.Contains(t, w.logs.String(), "immediate delivery did not settle")
 }
 
 // TestReplayAnswersTheSynchronousReply: a retried submission whose one
-// recipient answered synchronously gets the same 200 and reply as the
+// recipient answered synchronously gets the same outcome and reply as the
 // first submission did.
 func TestReplayAnswersTheSynchronousReply(t *testing.T) {
 	w := newFlakyWorld(t, nil)
@@ -394,7 +394,7 @@ func TestReplayAnswersTheSynchronousReply(t *testing.T) {
 	again, err := w.svc.Accept(ctx, alice, body)
 	require.NoError(t, err)
 	assert.True(t, again.Duplicate)
-	assert.Equal(t, 200, again.HTTPStatus)
+	assert.Equal(t, gateway.OutcomeReplied, again.Outcome)
 	assert.JSONEq(t, `{"order":42}`, string(again.Reply))
 	assert.Equal(t, res.MessageID, again.MessageID)
 }

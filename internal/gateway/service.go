@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"slices"
 	"sort"
 	"strings"
@@ -357,13 +356,25 @@ func (s *Service) LocalAddress(v string) (amtp.Address, error) {
 
 // ---- accept ----
 
+// AcceptOutcome is what became of an accepted submission; the transport
+// decides how to say it (httpapi: 202 or 200).
+type AcceptOutcome int
+
+const (
+	// OutcomeQueued: durably accepted, delivery goes on after the answer.
+	OutcomeQueued AcceptOutcome = iota
+	// OutcomeReplied: delivered on the Immediate Path and the recipient
+	// answered synchronously; Reply holds its answer.
+	OutcomeReplied
+)
+
 // AcceptResult is the answer to a submission.
 type AcceptResult struct {
-	HTTPStatus int
+	Outcome    AcceptOutcome
 	MessageID  string
 	Status     MessageState
 	Recipients []RecipientStatus
-	Reply      json.RawMessage // Immediate Path reply (HTTPStatus 200)
+	Reply      json.RawMessage // Immediate Path reply (Outcome OutcomeReplied)
 	Duplicate  bool
 }
 
@@ -747,7 +758,7 @@ func (s *Service) accept(ctx context.Context, in submission) (*AcceptResult, err
 		}
 	}
 
-	res := &AcceptResult{HTTPStatus: http.StatusAccepted, MessageID: m.MessageID, Status: DeriveState(statuses), Recipients: statuses}
+	res := &AcceptResult{Outcome: OutcomeQueued, MessageID: m.MessageID, Status: DeriveState(statuses), Recipients: statuses}
 	// The queue's copy is due a second after the window that began with
 	// this submission, not with the end of the accept: the inline attempt
 	// gets what is left of the window, or none when a slow accept (a busy
@@ -769,18 +780,18 @@ func (s *Service) accept(ctx context.Context, in submission) (*AcceptResult, err
 			res.Status = DeriveState(cur)
 		}
 		if out.Delivered && len(out.Reply) > 0 {
-			res.HTTPStatus = http.StatusOK
+			res.Outcome = OutcomeReplied
 			res.Reply = out.Reply
 		}
 	}
 	return res, nil
 }
 
-// replay answers a repeated submission: the same message and status code
-// when the content matches, 409 when it does not. since is the submitting
-// agent's CreatedAt (zero for other submitters): a record older than the
-// agent is a deleted agent's, at the same address, and nothing of it is
-// shown.
+// replay answers a repeated submission: the same message and outcome
+// when the content matches, IDEMPOTENCY_CONFLICT when it does not. since
+// is the submitting agent's CreatedAt (zero for other submitters): a
+// record older than the agent is a deleted agent's, at the same address,
+// and nothing of it is shown.
 func (s *Service) replay(ctx context.Context, prev *IdempotencyRecord, digest string, since time.Time) (*AcceptResult, error) {
 	if prev == nil {
 		return nil, s.unavailable("accept", errors.New("duplicate without a record"))
@@ -796,9 +807,9 @@ func (s *Service) replay(ctx context.Context, prev *IdempotencyRecord, digest st
 	if err != nil {
 		return nil, s.unavailable("accept", err)
 	}
-	res := &AcceptResult{HTTPStatus: http.StatusAccepted, MessageID: MessageIDOf(prev.MessageID), Status: DeriveState(st), Recipients: st, Duplicate: true}
+	res := &AcceptResult{Outcome: OutcomeQueued, MessageID: MessageIDOf(prev.MessageID), Status: DeriveState(st), Recipients: st, Duplicate: true}
 	if len(st) == 1 && len(st[0].Response) > 0 {
-		res.HTTPStatus = http.StatusOK
+		res.Outcome = OutcomeReplied
 		res.Reply = st[0].Response
 	}
 	return res, nil

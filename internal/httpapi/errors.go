@@ -28,9 +28,21 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	e, ok := amtp.AsError(err)
 	if !ok {
 		h.log.Error("unexpected error", "request_id", requestID(r), "path", r.URL.Path, "err", err)
-		e = amtp.Errorf(amtp.CodeTemporaryFailure, "internal error; retry later").WithStatus(http.StatusInternalServerError)
+		h.writeInternal(w, r)
+		return
 	}
-	status := e.HTTPStatus()
+	h.writeAMTPError(w, r, e, statusOf(e.Code))
+}
+
+// writeInternal answers a failure of ours, already logged: 500 with
+// TEMPORARY_FAILURE, the code that tells the caller to retry (503 is the
+// code's status when a dependency, not the gateway, is at fault).
+func (h *Handler) writeInternal(w http.ResponseWriter, r *http.Request) {
+	h.writeAMTPError(w, r, amtp.Errorf(amtp.CodeTemporaryFailure, "internal error; retry later"), http.StatusInternalServerError)
+}
+
+// writeAMTPError answers e with status, in the AMTP error body.
+func (h *Handler) writeAMTPError(w http.ResponseWriter, r *http.Request, e *amtp.Error, status int) {
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="amtp"`)
 	}

@@ -190,7 +190,7 @@ func (h *Handler) middleware(next http.Handler) http.Handler {
 					panic(v)
 				}
 				h.log.Error("panic in handler", "request_id", rid, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
-				h.writeError(w, r, amtp.Errorf(amtp.CodeTemporaryFailure, "internal error; retry later").WithStatus(http.StatusInternalServerError))
+				h.writeInternal(w, r)
 			}
 		}()
 		if !canonicalPath(r.URL.Path) {
@@ -314,10 +314,10 @@ func (h *Handler) postMessage(w http.ResponseWriter, r *http.Request) {
 	}
 	ans := acceptAnswer{MessageID: res.MessageID, Status: res.Status, Recipients: res.Recipients, Response: res.Reply}
 	if data, ok := appendAcceptAnswer(make([]byte, 0, 64+192*len(ans.Recipients)), &ans); ok {
-		writeRaw(w, res.HTTPStatus, data)
+		writeRaw(w, acceptStatus(res.Outcome), data)
 		return
 	}
-	h.writeJSON(w, r, res.HTTPStatus, ans)
+	h.writeJSON(w, r, acceptStatus(res.Outcome), ans)
 }
 
 func (h *Handler) getMessage(w http.ResponseWriter, r *http.Request) {

@@ -77,7 +77,7 @@ func TestBodyReaderLimits(t *testing.T) {
 		e, ok := amtp.AsError(err)
 		require.True(t, ok, "%v", err)
 		assert.Equal(t, amtp.CodeMessageTooLarge, e.Code)
-		assert.Equal(t, http.StatusRequestEntityTooLarge, e.HTTPStatus())
+		assert.Equal(t, http.StatusRequestEntityTooLarge, statusOf(e.Code))
 	}
 	_, err = read("hello", 6, 5) // declared too large: refused without reading
 	assert.True(t, amtp.IsCode(err, amtp.CodeMessageTooLarge), "%v", err)
@@ -100,7 +100,7 @@ func TestBodyBudget(t *testing.T) {
 	err := b.open(anonymous).take(ctx, 2) // the anonymous half is full
 	require.True(t, amtp.IsCode(err, amtp.CodeTemporaryFailure), "%v", err)
 	e, _ := amtp.AsError(err)
-	assert.Equal(t, http.StatusServiceUnavailable, e.HTTPStatus())
+	assert.Equal(t, http.StatusServiceUnavailable, statusOf(e.Code))
 
 	// An agent still finds the rest of the budget, and no more.
 	other := b.open(anAgent)

@@ -1,22 +1,23 @@
 package jwtauth
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net/http"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/MicahParks/jwkset"
 )
 
 // JWKS limits. Real key sets hold a handful of keys in a few KiB; the
@@ -87,6 +88,48 @@ type keySet struct {
 
 func (s *keySet) has(kid string) bool {
 	return slices.ContainsFunc(s.keys, func(k *jwk) bool { return k.kid == kid })
+}
+
+// candidates returns the keys that may have signed a token with alg and
+// kid: those with its kid that fit its alg or, for a token without a kid,
+// the only key that fits. A kid missing from the cache triggers a refetch
+// (rate limited).
+func (v *Verifier) candidates(ctx context.Context, alg, kid string) ([]*jwk, error) {
+	set, err := v.keys(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	if kid == "" {
+		fit := slices.DeleteFunc(slices.Clone(set.keys), func(k *jwk) bool { return k.fits(alg) != nil })
+		if len(fit) != 1 {
+			return nil, reject("bearer token has no kid and the issuer has %d keys for %s", len(fit), alg)
+		}
+		return fit, nil
+	}
+	if !set.has(kid) {
+		if set, err = v.keys(ctx, true); err != nil {
+			return nil, err
+		}
+		if !set.has(kid) {
+			return nil, reject("bearer token key %q is not one of the issuer's", clip(kid))
+		}
+	}
+	var fit []*jwk
+	var why error
+	for _, k := range set.keys {
+		if k.kid != kid {
+			continue
+		}
+		if err := k.fits(alg); err != nil {
+			why = err
+			continue
+		}
+		fit = append(fit, k)
+	}
+	if len(fit) == 0 {
+		return nil, reject("bearer token key %q cannot verify %s: %v", clip(kid), alg, why)
+	}
+	return fit, nil
 }
 
 // keys returns the key set to verify with, fetching it when the cache is
@@ -263,153 +306,70 @@ func parseJWKS(body []byte) ([]*jwk, error) {
 	}
 	keys := make([]*jwk, 0, len(*set.Keys))
 	for _, raw := range *set.Keys {
-		var m map[string]json.RawMessage
-		if err := json.Unmarshal(raw, &m); err != nil || m == nil {
+		if !bytes.HasPrefix(raw, []byte("{")) {
 			return nil, errors.New("a key is not a JSON object")
 		}
-		keys = append(keys, parseJWK(m))
+		keys = append(keys, parseJWK(raw))
 	}
 	return keys, nil
 }
 
-func parseJWK(m map[string]json.RawMessage) *jwk {
-	k := &jwk{}
-	var err error
-	k.kid, err = member(m, "kid", err)
-	k.kty, err = member(m, "kty", err)
-	k.alg, err = member(m, "alg", err)
-	k.use, err = member(m, "use", err)
-	if err != nil {
-		k.err = err
+// parseJWK reads one key with jwkset, then applies our policy to it.
+func parseJWK(raw json.RawMessage) *jwk {
+	var m jwkset.JWKMarshal
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return &jwk{err: fmt.Errorf("key is malformed: %w", err)}
+	}
+	k := &jwk{kid: m.KID, kty: string(m.KTY), alg: string(m.ALG), use: string(m.USE)}
+	switch m.KTY {
+	case jwkset.KtyRSA, jwkset.KtyEC, jwkset.KtyOKP:
+	default:
+		// Symmetric keys above all: an issuer has no business publishing
+		// one, and it must never be taken for a verification key.
+		k.err = fmt.Errorf("key type %q is not supported", clip(k.kty))
 		return k
 	}
-	if raw, ok := m["key_ops"]; ok {
-		var ops []string
-		if json.Unmarshal(raw, &ops) != nil || !slices.Contains(ops, "verify") {
-			k.err = errors.New("key_ops does not allow verify")
-			return k
-		}
+	if m.KEYOPS != nil && !slices.Contains(m.KEYOPS, jwkset.KeyOpsVerify) {
+		k.err = errors.New("key_ops does not allow verify")
+		return k
 	}
-	switch k.kty {
-	case "RSA":
-		k.pub, k.err = parseRSA(m)
-	case "EC":
-		k.pub, k.err = parseEC(m)
-	case "OKP":
-		k.pub, k.err = parseOKP(m)
-	default:
-		k.err = fmt.Errorf("key type %q is not supported", clip(k.kty))
+	// A published private part is ignored (Private: false); x5u is never
+	// fetched, since jwkset only does so when given a GetX5U.
+	parsed, err := jwkset.NewJWKFromMarshal(m, jwkset.JWKMarshalOptions{}, jwkset.JWKValidateOptions{})
+	if err != nil {
+		k.err = fmt.Errorf("key is not usable: %w", err)
+		return k
 	}
+	k.pub, k.err = strongEnough(parsed.Key())
 	return k
 }
 
-// member reads an optional string member, passing on an earlier error so
-// that several can be read in a row.
-func member(m map[string]json.RawMessage, name string, err error) (string, error) {
-	if err != nil {
-		return "", err
+// strongEnough applies what jwkset leaves to its callers: RSA size and
+// exponent bounds, and the one curve each algorithm is used with here.
+func strongEnough(key any) (crypto.PublicKey, error) {
+	switch pub := key.(type) {
+	case *rsa.PublicKey:
+		if bits := pub.N.BitLen(); bits < minRSABits || bits > maxRSABits {
+			return nil, fmt.Errorf("RSA key of %d bits, want %d to %d", bits, minRSABits, maxRSABits)
+		}
+		// An even or tiny exponent is not a real RSA key.
+		if pub.E < 3 || pub.E%2 == 0 {
+			return nil, fmt.Errorf("RSA exponent %d is not acceptable", pub.E)
+		}
+		// crypto/rsa verifies nothing with an even modulus: say so here,
+		// where the key is marked, rather than fail every token as a bad
+		// signature.
+		if pub.N.Bit(0) == 0 {
+			return nil, errors.New("RSA modulus is even")
+		}
+		return pub, nil
+	case *ecdsa.PublicKey:
+		if pub.Curve != elliptic.P256() {
+			return nil, fmt.Errorf("EC curve %s is not supported", pub.Curve.Params().Name)
+		}
+		return pub, nil
+	case ed25519.PublicKey:
+		return pub, nil
 	}
-	raw, ok := m[name]
-	if !ok {
-		return "", nil
-	}
-	var s string
-	if json.Unmarshal(raw, &s) != nil {
-		return "", fmt.Errorf("key member %q is not a string", name)
-	}
-	return s, nil
-}
-
-// bytesMember reads a required base64url member.
-func bytesMember(m map[string]json.RawMessage, name string) ([]byte, error) {
-	s, err := member(m, name, nil)
-	if err != nil {
-		return nil, err
-	}
-	if s == "" {
-		return nil, fmt.Errorf("key has no %q", name)
-	}
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
-		return nil, fmt.Errorf("key member %q is not base64url", name)
-	}
-	return b, nil
-}
-
-func parseRSA(m map[string]json.RawMessage) (crypto.PublicKey, error) {
-	n, err := bytesMember(m, "n")
-	if err != nil {
-		return nil, err
-	}
-	e, err := bytesMember(m, "e")
-	if err != nil {
-		return nil, err
-	}
-	if len(e) > 4 {
-		return nil, errors.New("RSA exponent is too large")
-	}
-	var exp int
-	for _, b := range e {
-		exp = exp<<8 | int(b)
-	}
-	// An even or tiny exponent is not a real RSA key.
-	if exp < 3 || exp%2 == 0 || exp > 1<<31-1 {
-		return nil, fmt.Errorf("RSA exponent %d is not acceptable", exp)
-	}
-	pub := &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: exp}
-	if bits := pub.N.BitLen(); bits < minRSABits || bits > maxRSABits {
-		return nil, fmt.Errorf("RSA key of %d bits, want %d to %d", bits, minRSABits, maxRSABits)
-	}
-	// crypto/rsa verifies nothing with an even modulus: say so here, where
-	// the key is marked, rather than fail every token as a bad signature.
-	if pub.N.Bit(0) == 0 {
-		return nil, errors.New("RSA modulus is even")
-	}
-	return pub, nil
-}
-
-func parseEC(m map[string]json.RawMessage) (crypto.PublicKey, error) {
-	crv, err := member(m, "crv", nil)
-	if err != nil {
-		return nil, err
-	}
-	if crv != "P-256" {
-		return nil, fmt.Errorf("EC curve %q is not supported", clip(crv))
-	}
-	x, err := bytesMember(m, "x")
-	if err != nil {
-		return nil, err
-	}
-	y, err := bytesMember(m, "y")
-	if err != nil {
-		return nil, err
-	}
-	// RFC 7518 §6.2.1.2: coordinates are always the full 32 bytes.
-	if len(x) != 32 || len(y) != 32 {
-		return nil, errors.New("EC coordinates are not 32 bytes")
-	}
-	point := append(append([]byte{4}, x...), y...)
-	pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), point)
-	if err != nil {
-		return nil, errors.New("EC point is not on P-256")
-	}
-	return pub, nil
-}
-
-func parseOKP(m map[string]json.RawMessage) (crypto.PublicKey, error) {
-	crv, err := member(m, "crv", nil)
-	if err != nil {
-		return nil, err
-	}
-	if crv != "Ed25519" {
-		return nil, fmt.Errorf("OKP curve %q is not supported", clip(crv))
-	}
-	x, err := bytesMember(m, "x")
-	if err != nil {
-		return nil, err
-	}
-	if len(x) != ed25519.PublicKeySize {
-		return nil, errors.New("Ed25519 key is not 32 bytes")
-	}
-	return ed25519.PublicKey(x), nil
+	return nil, fmt.Errorf("key of type %T is not supported", key)
 }

@@ -17,7 +17,9 @@ import (
 )
 
 // TestJWKFits covers the key checks the end-to-end tests cannot reach with
-// the well-formed keys jwttest publishes.
+// the well-formed keys jwttest publishes: jwkset's refusals of malformed
+// keys, and our policy on top of them (RSA size and exponent, curves, use,
+// alg, key_ops).
 func TestJWKFits(t *testing.T) {
 	b64 := base64.RawURLEncoding.EncodeToString
 	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -73,22 +75,24 @@ func TestJWKFits(t *testing.T) {
 		{"no kty", map[string]any{"n": "x"}, RS256, `key type "" is not supported`},
 		{"RSA 1024", with(rsaJWK, "n", b64(weakRSA.N.Bytes())), RS256, "RSA key of 1024 bits"},
 		{"RSA even exponent", with(rsaJWK, "e", b64([]byte{1, 0, 0})), RS256, "exponent"},
-		{"RSA exponent 1", with(rsaJWK, "e", "AQ"), RS256, "exponent"},
-		{"RSA huge exponent", with(rsaJWK, "e", b64(big.NewInt(1<<40+1).Bytes())), RS256, "exponent is too large"},
-		{"RSA no modulus", with(rsaJWK, "n", nil), RS256, `no "n"`},
-		{"RSA padded base64", with(rsaJWK, "e", "AQAB=="), RS256, "not base64url"},
-		{"P-384", with(ecJWK, "crv", "P-384", "x", b64(p384Point[1:49]), "y", b64(p384Point[49:])), ES256, `curve "P-384"`},
-		{"EC short coordinate", with(ecJWK, "x", b64(point[2:33])), ES256, "not 32 bytes"},
-		{"EC point off the curve", with(ecJWK, "x", b64(offCurve), "y", b64(offCurve)), ES256, "not on P-256"},
-		{"Ed448", with(edJWK, "crv", "Ed448"), EdDSA, `curve "Ed448"`},
-		{"Ed25519 short", with(edJWK, "x", b64(edPub[:31])), EdDSA, "not 32 bytes"},
-		{"kid not a string", with(edJWK, "kid", 7), EdDSA, `"kid" is not a string`},
-		{"RSA modulus not a string", with(rsaJWK, "n", 7), RS256, `"n" is not a string`},
-		{"EC curve not a string", with(ecJWK, "crv", 256), ES256, `"crv" is not a string`},
-		{"EC no x", with(ecJWK, "x", nil), ES256, `no "x"`},
-		{"EC no y", with(ecJWK, "y", nil), ES256, `no "y"`},
-		{"OKP curve not a string", with(edJWK, "crv", true), EdDSA, `"crv" is not a string`},
-		{"OKP no x", with(edJWK, "x", nil), EdDSA, `no "x"`},
+		{"RSA exponent 1", with(rsaJWK, "e", "AQ"), RS256, `"e" is out of range`},
+		{"RSA huge exponent", with(rsaJWK, "e", b64(big.NewInt(1<<40+1).Bytes())), RS256, `"e" is out of range`},
+		{"RSA no modulus", with(rsaJWK, "n", nil), RS256, `requires parameters "n" and "e"`},
+		// jwkset reads values with trailing padding, which some issuers send.
+		{"RSA padded base64", with(rsaJWK, "e", "AQAB=="), RS256, ""},
+		{"RSA not base64url", with(rsaJWK, "e", "AQ*B"), RS256, `"e"`},
+		{"P-384", with(ecJWK, "crv", "P-384", "x", b64(p384Point[1:49]), "y", b64(p384Point[49:])), ES256, "EC curve P-384 is not supported"},
+		{"EC short coordinate", with(ecJWK, "x", b64(point[2:33])), ES256, "not on the specified curve"},
+		{"EC point off the curve", with(ecJWK, "x", b64(offCurve), "y", b64(offCurve)), ES256, "not on the specified curve"},
+		{"Ed448", with(edJWK, "crv", "Ed448"), EdDSA, `unsupported curve type "Ed448"`},
+		{"Ed25519 short", with(edJWK, "x", b64(edPub[:31])), EdDSA, "should be 32 bytes"},
+		{"kid not a string", with(edJWK, "kid", 7), EdDSA, "JWKMarshal.kid of type string"},
+		{"RSA modulus not a string", with(rsaJWK, "n", 7), RS256, "JWKMarshal.n of type string"},
+		{"EC curve not a string", with(ecJWK, "crv", 256), ES256, "JWKMarshal.crv"},
+		{"EC no x", with(ecJWK, "x", nil), ES256, `requires parameters "crv", "x", and "y"`},
+		{"EC no y", with(ecJWK, "y", nil), ES256, `requires parameters "crv", "x", and "y"`},
+		{"OKP curve not a string", with(edJWK, "crv", true), EdDSA, "JWKMarshal.crv"},
+		{"OKP no x", with(edJWK, "x", nil), EdDSA, `requires parameters "crv" and "x"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			raw, err := json.Marshal(map[string]any{"keys": []any{tc.key}})

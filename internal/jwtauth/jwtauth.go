@@ -9,6 +9,13 @@
 // key). A key is only used for the algorithm its type fits, and never comes
 // from the token itself (jwk, jku, x5u and x5c headers are ignored).
 //
+// The token itself (JWS parsing, the algorithm allow-list, signatures and the
+// exp, nbf, iat, iss and aud checks) is handled by github.com/golang-jwt/jwt;
+// the issuer's keys are read with github.com/MicahParks/jwkset. What stays
+// here is policy those libraries leave to their callers: which claims must
+// have which JSON types, which keys are strong enough, refusing critical
+// header extensions, and when the key set is fetched.
+//
 // Keys are fetched with the caller's HTTP client, which must be the netguard
 // client: the JWKS URL is configuration, but the discovery document that can
 // name it is not. See Verifier for how the key cache behaves when the
@@ -17,23 +24,19 @@ package jwtauth
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/rsa"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
-	"math/big"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/agentry/agentry/internal/amtp"
 )
@@ -133,7 +136,11 @@ func (c Claims) String(name string) string {
 // 30 seconds later. Only when there are no keys at all, or the stale ones
 // are older than twice CacheTTL, does Verify return ErrKeysUnavailable.
 type Verifier struct {
-	cfg Config
+	cfg    Config
+	parser *jwt.Parser
+	// checks applies the parser's claim rules on their own, so that a token
+	// whose claims fail them is refused before any key is fetched.
+	checks *jwt.Validator
 
 	mu      sync.Mutex
 	jwksURL string        // cfg.JWKSURL, or the discovered jwks_uri once known
@@ -178,7 +185,17 @@ func New(cfg Config) (*Verifier, error) {
 	client := *cfg.Client
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	cfg.Client = &client
-	return &Verifier{cfg: cfg, jwksURL: cfg.JWKSURL}, nil
+	opts := []jwt.ParserOption{
+		jwt.WithValidMethods([]string{RS256, ES256, EdDSA}),
+		jwt.WithStrictDecoding(), // one spelling per token: no padding, no stray bits
+		jwt.WithIssuer(cfg.Issuer),
+		jwt.WithAudience(cfg.Audience),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(cfg.Leeway),
+		jwt.WithTimeFunc(cfg.Now),
+	}
+	return &Verifier{cfg: cfg, parser: jwt.NewParser(opts...), checks: jwt.NewValidator(opts...), jwksURL: cfg.JWKSURL}, nil
 }
 
 func checkURL(s string) error {
@@ -200,31 +217,24 @@ func checkURL(s string) error {
 // AUTHENTICATION_REQUIRED; an error wrapping ErrKeysUnavailable means the
 // token could not be checked at all.
 //
-// The checks that need no key come first, so that a token from some other
-// issuer, or an expired one, never causes a JWKS fetch.
+// The checks that need no key come first (in keyFor), so that a token from
+// some other issuer, or an expired one, never causes a JWKS fetch.
 func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
-	tok, err := parse(token)
+	// Bounding the size first means no attacker-sized input reaches the
+	// base64 and JSON decoders; checking the shape first keeps a token with
+	// line breaks or padding from being read as something else.
+	if len(token) > MaxTokenBytes {
+		return Claims{}, reject("bearer token is larger than %d bytes", MaxTokenBytes)
+	}
+	if _, _, _, ok := split(token); !ok {
+		return Claims{}, reject("bearer token is not a JWT (three base64url segments)")
+	}
+	c := &tokenClaims{}
+	tok, err := v.parser.ParseWithClaims(token, c, func(t *jwt.Token) (any, error) { return v.keyFor(ctx, t, c) })
 	if err != nil {
-		return Claims{}, err
+		return Claims{}, v.explain(err, tok, c)
 	}
-	claims, err := v.checkClaims(tok.payload)
-	if err != nil {
-		return Claims{}, err
-	}
-	if err := tok.checkSignatureLength(); err != nil {
-		return Claims{}, err
-	}
-	keys, err := v.candidates(ctx, tok)
-	if err != nil {
-		return Claims{}, err
-	}
-	digest := sha256.Sum256([]byte(tok.signingInput))
-	for _, k := range keys {
-		if verifySignature(tok.alg, k.pub, tok.signingInput, digest[:], tok.signature) {
-			return claims, nil
-		}
-	}
-	return Claims{}, reject("bearer token signature does not verify")
+	return c.Claims, nil
 }
 
 // reject builds the error for a token that is not acceptable. The message
@@ -233,104 +243,107 @@ func reject(format string, args ...any) *amtp.Error {
 	return amtp.Errorf(amtp.CodeAuthenticationRequired, format, args...)
 }
 
-// token is a JWS compact serialization, split and decoded.
-type token struct {
-	alg, kid     string
-	payload      map[string]any
-	signingInput string // the first two segments as received: what was signed
-	signature    []byte
-}
-
-// strictB64 refuses padding and non-zero trailing bits so that every
-// accepted token has exactly one spelling.
-var strictB64 = base64.RawURLEncoding.Strict()
-
-func parse(s string) (*token, error) {
-	if len(s) > MaxTokenBytes {
-		return nil, reject("bearer token is larger than %d bytes", MaxTokenBytes)
-	}
-	h, p, sig, ok := split(s)
-	if !ok {
-		return nil, reject("bearer token is not a JWT (three base64url segments)")
-	}
-	header, err := decodeObject(h)
+// keyFor is the jwt.Keyfunc: it runs once the library has decoded the token
+// and accepted its algorithm, and checks what the library does not (or not
+// yet) before it looks up the keys that may have signed it.
+func (v *Verifier) keyFor(ctx context.Context, t *jwt.Token, c *tokenClaims) (any, error) {
+	kid, err := headerString(t.Header, "kid")
 	if err != nil {
-		return nil, reject("bearer token header is malformed: %v", err)
-	}
-	tok := &token{signingInput: s[:len(h)+1+len(p)]}
-	if tok.alg, err = headerString(header, "alg"); err != nil {
-		return nil, err
-	}
-	switch tok.alg {
-	case RS256, ES256, EdDSA:
-	default:
-		return nil, reject("bearer token algorithm %q is not accepted (RS256, ES256 or EdDSA)", clip(tok.alg))
-	}
-	if tok.kid, err = headerString(header, "kid"); err != nil {
 		return nil, err
 	}
 	// RFC 7515 §4.1.11: an extension the recipient does not understand
 	// and is told is critical must make it reject the token. We
-	// understand none.
-	if _, ok := header["crit"]; ok {
+	// understand none, and the library does not look.
+	if _, ok := t.Header["crit"]; ok {
 		return nil, reject("bearer token has critical header extensions, none are supported")
 	}
-	raw, err := strictB64.DecodeString(p)
-	if err != nil {
-		return nil, reject("bearer token payload is not base64url")
-	}
-	if err := json.Unmarshal(raw, &tok.payload); err != nil || tok.payload == nil {
+	if !c.decoded { // the payload was JSON null
 		return nil, reject("bearer token payload is not a JSON object")
 	}
-	if tok.signature, err = strictB64.DecodeString(sig); err != nil {
-		return nil, reject("bearer token signature is not base64url")
+	if err := v.checks.Validate(c); err != nil {
+		return nil, claimsError(err, c)
 	}
-	return tok, nil
-}
-
-// split cuts a compact JWS into its three segments, checking the alphabet
-// (the base64 decoder would otherwise skip line breaks). The signature may
-// be empty here so that an unsecured token is reported as such by parse.
-func split(s string) (header, payload, sig string, ok bool) {
-	header, rest, ok1 := strings.Cut(s, ".")
-	payload, sig, ok2 := strings.Cut(rest, ".")
-	if !ok1 || !ok2 || header == "" || payload == "" || strings.Contains(sig, ".") {
-		return "", "", "", false
+	alg := t.Method.Alg()
+	if err := checkSignatureLength(alg, t.Signature); err != nil {
+		return nil, err
 	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c != '.' && !isB64URL(c) {
-			return "", "", "", false
-		}
-	}
-	return header, payload, sig, true
-}
-
-func isB64URL(c byte) bool {
-	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_'
-}
-
-// decodeObject decodes a base64url JSON object with its members kept raw,
-// so that each one is looked up by its exact name (encoding/json would
-// match struct fields case-insensitively).
-func decodeObject(seg string) (map[string]json.RawMessage, error) {
-	raw, err := strictB64.DecodeString(seg)
+	keys, err := v.candidates(ctx, alg, kid)
 	if err != nil {
-		return nil, errors.New("not base64url")
+		return nil, err
 	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
-		return nil, errors.New("not a JSON object")
+	set := jwt.VerificationKeySet{}
+	for _, k := range keys {
+		set.Keys = append(set.Keys, k.pub)
 	}
-	return m, nil
+	return set, nil
 }
 
-func headerString(h map[string]json.RawMessage, name string) (string, error) {
+// explain turns the library's error into ours. Errors of our own (from
+// keyFor, or from the claims' decoding) pass through; the library's are
+// told apart by how far it got with the token, in the order the token is
+// read: header, algorithm, payload, signature.
+func (v *Verifier) explain(err error, tok *jwt.Token, c *tokenClaims) error {
+	if errors.Is(err, ErrKeysUnavailable) {
+		return err
+	}
+	if tok == nil || tok.Header == nil {
+		return reject("bearer token header is malformed")
+	}
+	alg, err2 := headerString(tok.Header, "alg")
+	if err2 != nil {
+		return err2
+	}
+	if !slices.Contains([]string{RS256, ES256, EdDSA}, alg) {
+		return reject("bearer token algorithm %q is not accepted (RS256, ES256 or EdDSA)", clip(alg))
+	}
+	if e, ok := amtp.AsError(err); ok {
+		return e
+	}
+	var b64 base64.CorruptInputError
+	switch {
+	case !c.decoded && errors.As(err, &b64):
+		return reject("bearer token payload is not base64url")
+	case !c.decoded:
+		return reject("bearer token payload is not a JSON object")
+	case errors.As(err, &b64):
+		return reject("bearer token signature is not base64url")
+	case errors.Is(err, jwt.ErrTokenInvalidClaims):
+		return claimsError(err, c)
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return reject("bearer token signature does not verify")
+	}
+	return reject("bearer token is not acceptable")
+}
+
+// claimsError says which of the library's claim checks failed, in the
+// order issuer, audience, expiry, nbf, iat. A missing claim the library
+// requires is told by which one our decoding found absent.
+func claimsError(err error, c *tokenClaims) *amtp.Error {
+	missing := errors.Is(err, jwt.ErrTokenRequiredClaimMissing)
+	switch {
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer), missing && c.Issuer == "":
+		return reject("bearer token issuer %q is not trusted", clip(c.Issuer))
+	case errors.Is(err, jwt.ErrTokenInvalidAudience), missing && !slices.ContainsFunc(c.Audience, func(a string) bool { return a != "" }):
+		return reject("bearer token is not intended for this audience")
+	case missing && c.exp == nil:
+		return reject("bearer token has no expiry (exp)")
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return reject("bearer token has expired")
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return reject("bearer token is not valid yet (nbf)")
+	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return reject("bearer token was issued in the future (iat)")
+	}
+	return reject("bearer token claims are not acceptable")
+}
+
+func headerString(h map[string]any, name string) (string, error) {
 	raw, ok := h[name]
 	if !ok {
 		return "", nil
 	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
+	s, ok := raw.(string)
+	if !ok {
 		return "", reject("bearer token header %q is not a string", name)
 	}
 	return s, nil
@@ -339,83 +352,89 @@ func headerString(h map[string]json.RawMessage, name string) (string, error) {
 // checkSignatureLength refuses signatures no key for alg could have made
 // before any key is fetched. RS256 signatures are as long as the modulus,
 // which only the key tells, so they are only bounded.
-func (t *token) checkSignatureLength() error {
-	n := len(t.signature)
-	switch t.alg {
+func checkSignatureLength(alg string, sig []byte) error {
+	n := len(sig)
+	switch alg {
 	case RS256:
 		if n < minRSABits/8 || n > maxRSABits/8 {
-			return reject("bearer token signature has the wrong length for %s", t.alg)
+			return reject("bearer token signature has the wrong length for %s", alg)
 		}
 	case ES256, EdDSA:
 		if n != 64 {
-			return reject("bearer token signature has the wrong length for %s", t.alg)
+			return reject("bearer token signature has the wrong length for %s", alg)
 		}
 	}
 	return nil
 }
 
+// tokenClaims is the payload as the library sees it (jwt.Claims). Decoding
+// it applies our typing rules, stricter than the library's: the library
+// would, for one, take a date in the year 31 million as a valid exp.
+type tokenClaims struct {
+	Claims
+	exp, nbf, iat *jwt.NumericDate
+	decoded       bool // false when the payload was null
+}
+
+func (c *tokenClaims) GetExpirationTime() (*jwt.NumericDate, error) { return c.exp, nil }
+func (c *tokenClaims) GetNotBefore() (*jwt.NumericDate, error)      { return c.nbf, nil }
+func (c *tokenClaims) GetIssuedAt() (*jwt.NumericDate, error)       { return c.iat, nil }
+func (c *tokenClaims) GetIssuer() (string, error)                   { return c.Issuer, nil }
+func (c *tokenClaims) GetSubject() (string, error)                  { return c.Subject, nil }
+func (c *tokenClaims) GetAudience() (jwt.ClaimStrings, error)       { return c.Audience, nil }
+
+// UnmarshalJSON decodes the payload and checks the types of the claims the
+// gateway reads. Its errors are *amtp.Error, which the library passes on.
+func (c *tokenClaims) UnmarshalJSON(b []byte) error {
+	var p map[string]any
+	if err := json.Unmarshal(b, &p); err != nil || p == nil {
+		return reject("bearer token payload is not a JSON object")
+	}
+	out := Claims{Raw: p}
+	var err error
+	if out.Issuer, err = stringClaim(p, "iss"); err != nil {
+		return err
+	}
+	if out.Audience, err = stringsClaim(p, "aud"); err != nil {
+		return err
+	}
+	if out.Subject, err = stringClaim(p, "sub"); err != nil {
+		return err
+	}
+	if out.Scopes, err = scopes(p); err != nil {
+		return err
+	}
+	dates := map[string]**jwt.NumericDate{"exp": &c.exp, "nbf": &c.nbf, "iat": &c.iat}
+	for _, name := range []string{"exp", "nbf", "iat"} {
+		if *dates[name], err = dateClaim(p, name); err != nil {
+			return err
+		}
+	}
+	if c.exp != nil {
+		out.Expiry = c.exp.Time
+	}
+	c.Claims, c.decoded = out, true
+	return nil
+}
+
+// scopes reads `scope` (RFC 8693/9068, space separated) or, when that is
+// absent, `scp` (an array, or a space-separated string as some issuers
+// write it).
+func scopes(p map[string]any) ([]string, error) {
+	if _, ok := p["scope"]; ok {
+		s, err := stringClaim(p, "scope")
+		return strings.Fields(s), err
+	}
+	scp, err := stringsClaim(p, "scp")
+	if err == nil && len(scp) == 1 {
+		scp = strings.Fields(scp[0])
+	}
+	return scp, err
+}
+
 // maxNumericDate is 9999-12-31T23:59:59Z. Bounding dates keeps the float
 // to integer conversion defined and refuses "never expires" by another name.
 const maxNumericDate = 253402300799
-
-func (v *Verifier) checkClaims(p map[string]any) (Claims, error) {
-	c := Claims{Raw: p}
-	var err error
-	if c.Issuer, err = stringClaim(p, "iss"); err != nil {
-		return Claims{}, err
-	}
-	if c.Issuer != v.cfg.Issuer {
-		return Claims{}, reject("bearer token issuer %q is not trusted", clip(c.Issuer))
-	}
-	if c.Audience, err = stringsClaim(p, "aud"); err != nil {
-		return Claims{}, err
-	}
-	if !slices.Contains(c.Audience, v.cfg.Audience) {
-		return Claims{}, reject("bearer token is not intended for this audience")
-	}
-	if c.Subject, err = stringClaim(p, "sub"); err != nil {
-		return Claims{}, err
-	}
-
-	now, leeway := v.cfg.Now(), v.cfg.Leeway
-	exp, ok, err := dateClaim(p, "exp")
-	switch {
-	case err != nil:
-		return Claims{}, err
-	case !ok:
-		return Claims{}, reject("bearer token has no expiry (exp)")
-	case !now.Before(exp.Add(leeway)):
-		return Claims{}, reject("bearer token has expired")
-	}
-	c.Expiry = exp
-	nbf, ok, err := dateClaim(p, "nbf")
-	if err != nil {
-		return Claims{}, err
-	}
-	if ok && now.Add(leeway).Before(nbf) {
-		return Claims{}, reject("bearer token is not valid yet (nbf)")
-	}
-	iat, ok, err := dateClaim(p, "iat")
-	if err != nil {
-		return Claims{}, err
-	}
-	if ok && now.Add(leeway).Before(iat) {
-		return Claims{}, reject("bearer token was issued in the future (iat)")
-	}
-
-	if _, ok := p["scope"]; ok {
-		s, err := stringClaim(p, "scope")
-		if err != nil {
-			return Claims{}, err
-		}
-		c.Scopes = strings.Fields(s)
-	} else if c.Scopes, err = stringsClaim(p, "scp"); err != nil {
-		return Claims{}, err
-	} else if len(c.Scopes) == 1 {
-		c.Scopes = strings.Fields(c.Scopes[0])
-	}
-	return c, nil
-}
 
 func stringClaim(p map[string]any, name string) (string, error) {
 	v, ok := p[name]
@@ -454,81 +473,18 @@ func stringsClaim(p map[string]any, name string) ([]string, error) {
 	return nil, reject("bearer token claim %q is neither a string nor an array of strings", name)
 }
 
-// dateClaim reads a NumericDate, which may have a fraction.
-func dateClaim(p map[string]any, name string) (time.Time, bool, error) {
+// dateClaim reads a NumericDate, which may have a fraction; nil if absent.
+func dateClaim(p map[string]any, name string) (*jwt.NumericDate, error) {
 	v, ok := p[name]
 	if !ok {
-		return time.Time{}, false, nil
+		return nil, nil
 	}
 	f, ok := v.(float64)
 	if !ok || f < 0 || f > maxNumericDate {
-		return time.Time{}, false, reject("bearer token claim %q is not a valid date", name)
+		return nil, reject("bearer token claim %q is not a valid date", name)
 	}
 	sec, frac := math.Modf(f)
-	return time.Unix(int64(sec), int64(frac*1e9)), true, nil
-}
-
-// candidates returns the keys that may have signed tok: those with its kid
-// that fit its alg or, for a token without a kid, the only key that fits.
-// A kid missing from the cache triggers a refetch (rate limited).
-func (v *Verifier) candidates(ctx context.Context, tok *token) ([]*jwk, error) {
-	set, err := v.keys(ctx, false)
-	if err != nil {
-		return nil, err
-	}
-	if tok.kid == "" {
-		var fit []*jwk
-		for _, k := range set.keys {
-			if k.fits(tok.alg) == nil {
-				fit = append(fit, k)
-			}
-		}
-		if len(fit) != 1 {
-			return nil, reject("bearer token has no kid and the issuer has %d keys for %s", len(fit), tok.alg)
-		}
-		return fit, nil
-	}
-	if !set.has(tok.kid) {
-		if set, err = v.keys(ctx, true); err != nil {
-			return nil, err
-		}
-		if !set.has(tok.kid) {
-			return nil, reject("bearer token key %q is not one of the issuer's", clip(tok.kid))
-		}
-	}
-	var fit []*jwk
-	var why error
-	for _, k := range set.keys {
-		if k.kid != tok.kid {
-			continue
-		}
-		if err := k.fits(tok.alg); err != nil {
-			why = err
-			continue
-		}
-		fit = append(fit, k)
-	}
-	if len(fit) == 0 {
-		return nil, reject("bearer token key %q cannot verify %s: %v", clip(tok.kid), tok.alg, why)
-	}
-	return fit, nil
-}
-
-// verifySignature checks sig with a key that fits alg (jwk.fits).
-func verifySignature(alg string, pub crypto.PublicKey, input string, digest, sig []byte) bool {
-	switch alg {
-	case RS256:
-		return rsa.VerifyPKCS1v15(pub.(*rsa.PublicKey), crypto.SHA256, digest, sig) == nil
-	case ES256:
-		// JOSE writes r||s as two 32-byte integers (RFC 7518 §3.4), not
-		// the ASN.1 structure crypto/ecdsa's VerifyASN1 expects.
-		r := new(big.Int).SetBytes(sig[:32])
-		s := new(big.Int).SetBytes(sig[32:])
-		return ecdsa.Verify(pub.(*ecdsa.PublicKey), digest, r, s)
-	case EdDSA:
-		return ed25519.Verify(pub.(ed25519.PublicKey), []byte(input), sig)
-	}
-	return false
+	return jwt.NewNumericDate(time.Unix(int64(sec), int64(frac*1e9))), nil
 }
 
 // LooksLikeJWT reports whether token is shaped like a JWS compact
@@ -541,12 +497,37 @@ func LooksLikeJWT(token string) bool {
 	if !ok || len(h) > MaxTokenBytes {
 		return false
 	}
-	header, err := decodeObject(h)
+	raw, err := jwt.NewParser(jwt.WithStrictDecoding()).DecodeSegment(h)
 	if err != nil {
+		return false
+	}
+	var header map[string]json.RawMessage
+	if json.Unmarshal(raw, &header) != nil {
 		return false
 	}
 	_, ok = header["alg"]
 	return ok
+}
+
+// split cuts a compact JWS into its three segments, checking the alphabet
+// (the base64 decoder would otherwise skip line breaks). The signature may
+// be empty here so that an unsecured token is reported as such.
+func split(s string) (header, payload, sig string, ok bool) {
+	header, rest, ok1 := strings.Cut(s, ".")
+	payload, sig, ok2 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 || header == "" || payload == "" || strings.Contains(sig, ".") {
+		return "", "", "", false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c != '.' && !isB64URL(c) {
+			return "", "", "", false
+		}
+	}
+	return header, payload, sig, true
+}
+
+func isB64URL(c byte) bool {
+	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_'
 }
 
 // clip keeps attacker-supplied text in error messages short.

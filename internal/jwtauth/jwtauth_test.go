@@ -94,7 +94,6 @@ func requireRejected(t *testing.T, err error, wantMsg string) {
 	e, ok := amtp.AsError(err)
 	require.True(t, ok, "want an *amtp.Error, got %v", err)
 	assert.Equal(t, amtp.CodeAuthenticationRequired, e.Code)
-	assert.Equal(t, http.StatusUnauthorized, e.HTTPStatus())
 	assert.Contains(t, e.Message, wantMsg)
 	assert.NotErrorIs(t, err, jwtauth.ErrKeysUnavailable)
 }
@@ -588,8 +587,9 @@ func TestNetguardClient(t *testing.T) {
 
 func TestCallerGivesUpButTheFetchCarriesOn(t *testing.T) {
 	iss := jwttest.NewIssuer(t, jwtauth.RS256)
-	release := make(chan struct{})
+	release, entered := make(chan struct{}), make(chan struct{})
 	iss.SetJWKSHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
 		<-release
 		w.WriteHeader(http.StatusTeapot)
 	}))
@@ -603,6 +603,10 @@ func TestCallerGivesUpButTheFetchCarriesOn(t *testing.T) {
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
 
 	// The shared fetch is still running; let the real key set answer it.
+	// Waiting for it to reach the issuer first keeps a slow start (TLS
+	// under the race detector can take longer than the caller's 50ms) from
+	// sending it to the real key set instead.
+	<-entered
 	iss.SetJWKSHandler(nil)
 	close(release)
 	_, err = v.Verify(context.Background(), tok)

@@ -1,7 +1,6 @@
 package policy_test
 
 import (
-	"net/http"
 	"testing"
 	"time"
 
@@ -245,13 +244,11 @@ func TestNilPolicyAllows(t *testing.T) {
 func TestErrors(t *testing.T) {
 	e := policy.DeniedError(policy.Request{Sender: "a@b.example", Recipient: "c@our.example"})
 	assert.Equal(t, amtp.CodePolicyDenied, e.Code)
-	assert.Equal(t, http.StatusForbidden, e.HTTPStatus())
 	assert.Equal(t, "the policy of this gateway does not accept messages from a@b.example to c@our.example", e.Message)
 	assert.Equal(t, "c@our.example", e.Details["recipient"])
 
 	r := policy.RateLimitError(1500 * time.Millisecond)
 	assert.Equal(t, amtp.CodeRateLimitExceeded, r.Code)
-	assert.Equal(t, http.StatusTooManyRequests, r.HTTPStatus())
 	assert.Equal(t, "rate limit exceeded; retry after 2 s", r.Message)
 	assert.Equal(t, int64(2), r.Details["retry_after"])
 

@@ -224,7 +224,6 @@ func TestResultAMTPError(t *testing.T) {
 	e := res.AMTPError()
 	require.NotNil(t, e)
 	assert.Equal(t, amtp.CodeSchemaValidationFailed, e.Code)
-	assert.Equal(t, 400, e.HTTPStatus())
 	assert.Equal(t, "Payload validation failed for schema "+orderID, e.Message)
 
 	details, err := json.Marshal(e.Details)

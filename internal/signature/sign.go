@@ -1,6 +1,7 @@
 package signature
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rand"
@@ -122,30 +123,33 @@ func (s *Signer) Sign(raw []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("signing: encoding signature member: %w", err)
 	}
-	// raw passed canonicalisation, so it is valid JSON the scanner can walk.
-	lay, err := scanObject(raw)
-	if err != nil {
-		return nil, fmt.Errorf("%w: signing: %w", ErrMalformed, err)
-	}
 	out := make([]byte, 0, len(raw)+len(member)+len(`,"signature":`))
-	if lay.signature.found {
-		out = append(out, raw[:lay.signature.valStart]...)
+	if in := d.rawSignature.In; d.rawSignature.Found {
+		out = append(out, raw[:in.Value]...)
 		out = append(out, member...)
-		out = append(out, raw[lay.signature.valEnd:]...)
-		return out, nil
+		return append(out, raw[in.End:]...), nil
 	}
-	at := lay.closing
-	if lay.lastValEnd >= 0 {
-		at = lay.lastValEnd
-	}
+	at, empty := endOfMembers(raw)
 	out = append(out, raw[:at]...)
-	if lay.lastValEnd >= 0 {
+	if !empty {
 		out = append(out, ',')
 	}
 	out = append(out, `"signature":`...)
 	out = append(out, member...)
-	out = append(out, raw[at:]...)
-	return out, nil
+	return append(out, raw[at:]...), nil
+}
+
+// endOfMembers returns where a new member goes in raw, an object that
+// canonicalised: just past the last member's value, so the spacing before
+// the closing brace stays after the new member, or at the brace itself
+// when the object is empty.
+func endOfMembers(raw []byte) (at int, empty bool) {
+	closing := bytes.LastIndexByte(raw, '}')
+	at = len(bytes.TrimRight(raw[:closing], " \t\r\n"))
+	if raw[at-1] == '{' {
+		return closing, true
+	}
+	return at, false
 }
 
 // sign produces the raw signature bytes over msg and, for a key outside

@@ -134,6 +134,29 @@ func TestSignKeepsOtherBytes(t *testing.T) {
 	assert.ErrorIs(t, err, signature.ErrMalformed, "no sender")
 }
 
+// TestSignPlacesMember: the member goes where the canonicaliser located
+// the old one, or after the last member; names and braces inside strings
+// or nested objects do not mislead it. SIG stands for the new member.
+func TestSignPlacesMember(t *testing.T) {
+	const req = `"version":"1.0","message_id":"m","idempotency_key":"k","timestamp":"2025-08-14T10:30:00Z"`
+	const sender = `"sender":"agent@example.com"`
+	for _, tc := range []struct{ name, raw, want string }{
+		{"appended", `{` + req + `,` + sender + `}`, `{` + req + `,` + sender + `,"signature":SIG}`},
+		{"appended before spacing", "{ " + req + " , " + sender + " \n\t}  ", "{ " + req + " , " + sender + ",\"signature\":SIG \n\t}  "},
+		{"value ends in a brace", `{` + req + `,` + sender + `,"p":{"q":"}"}}`, `{` + req + `,` + sender + `,"p":{"q":"}"},"signature":SIG}`},
+		{"first replaced", `{"signature":null,` + req + `,` + sender + `}`, `{"signature":SIG,` + req + `,` + sender + `}`},
+		{"middle replaced", `{` + req + `, "signature" : [ "}" ] ,` + sender + `}`, `{` + req + `, "signature" : SIG ,` + sender + `}`},
+		{"last replaced", `{` + req + `,` + sender + `,"signature":"x"}`, `{` + req + `,` + sender + `,"signature":SIG}`},
+		{"escaped name replaced", `{` + req + `,"sign\u0061ture":{},` + sender + `}`, `{` + req + `,"sign\u0061ture":SIG,` + sender + `}`},
+		{"nested and quoted names ignored", `{` + req + `,"p":{"signature":1},"q":"\"signature\":2",` + sender + `}`, `{` + req + `,"p":{"signature":1},"q":"\"signature\":2",` + sender + `,"signature":SIG}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			signed := sign(t, signature.ES256, tc.raw)
+			assert.Equal(t, strings.Replace(tc.want, "SIG", signatureMember(t, signed), 1), signed)
+		})
+	}
+}
+
 func TestTampering(t *testing.T) {
 	tests := []struct {
 		name     string

@@ -12,41 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestScanObjectMisuse: the member scanner trusts its input to be valid
-// JSON (the canonicaliser checked it), but given anything else it says so
-// with an error, never an index out of range.
-func TestScanObjectMisuse(t *testing.T) {
-	for _, tc := range []struct {
-		name, doc, want string
-	}{
-		{"empty", ``, "not an object"},
-		{"array", `[1]`, "not an object"},
-		{"comma before the end", `{"a":1,}`, "expected a member name"},
-		{"name not a string", `{a:1}`, "expected a member name"},
-		{"name not terminated", `{"a`, "unterminated string"},
-		{"name without colon", `{"a" 1}`, "expected ':'"},
-		{"no value", `{"a":`, "missing value"},
-		{"number runs to the end", `{"a":12`, "unterminated object"},
-		{"garbage after a value", `{"a":1 x}`, "expected ',' or '}'"},
-		{"bad escape in a name", `{"\u12":1}`, "decoding member name"},
-		{"string inside a value not terminated", `{"a":{"b":"c}`, "unterminated string"},
-		{"array not closed", `{"a":[1,2`, "unterminated value"},
-		{"string not terminated", `{"a":"b`, "unterminated string"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := scanObject([]byte(tc.doc))
-			require.Error(t, err)
-			assert.Contains(t, err.Error(), tc.want)
-		})
-	}
-
-	// What it finds in valid input, escaped names and nesting included.
-	lay, err := scanObject([]byte(` { "x" : [ "}" , { "y" : "]" } ] , "sign\u0061ture" : { } , "sender" : "a@b.test" } `))
-	require.NoError(t, err)
-	require.True(t, lay.signature.found, "an escaped name is decoded")
-	require.True(t, lay.sender.found)
-}
-
 // TestVerifyRawMismatches: verifyRaw reports a key of the wrong kind, a
 // signature of the wrong size or an algorithm it does not know, rather than
 // panicking on a type assertion or a slice bound.
