@@ -31,10 +31,12 @@ import (
 	"github.com/agentry/agentry/internal/lambdatest"
 )
 
-// Targets of the issue.
+// Targets (issue 20: the earlier 15 MB bound on a bootstrap is retired;
+// it cost hand-written replacements of the SDK for an init of 4–9 ms).
 const (
-	lambdaSizeTargetMB = 15 // each bootstrap as deployed (linux/arm64, stripped)
-	lambdaInitTargetMS = 50 // process start to the first poll of the Runtime API
+	lambdaSizeTargetMB      = 50  // each bootstrap as deployed (linux/arm64, stripped)
+	lambdaInitTargetMS      = 50  // process start to the first poll of the Runtime API
+	lambdaFirstPostTargetMS = 100 // the api's first request after init, against moto
 )
 
 // How much the lambda scenario measures; its test makes both tiny.
@@ -491,7 +493,7 @@ func (r *run) lambdaWarm(ctx context.Context, be *lambdaBackend, bin string) err
 	if err != nil {
 		return fmt.Errorf("first request: %w", err)
 	}
-	r.rep.Add(report.Row{Section: Lambda, Name: "api first POST", Value: ms(first.total), Unit: "ms",
+	r.rep.Add(report.Row{Section: Lambda, Name: "api first POST", Value: ms(first.total), Unit: "ms", Target: report.AtMost(lambdaFirstPostTargetMS),
 		Note: fmt.Sprintf("the instance's first request after init, invoke to response; %.1f ms of it outside %d AWS calls", ms(first.total-first.aws), first.calls)})
 
 	// A few uncounted ones, so that what follows is warm.
