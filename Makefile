@@ -5,9 +5,9 @@ GO    ?= go
 PKG   := ./...
 # Packages whose tests run under the race detector (the core and everything
 # that runs it in-process); the rest run without it.
-RACE_RE := /internal/(amtp|gateway|delivery|discovery|embedded|httpapi|netguard|ipclass|localgw|config|e2e|observe|signature|workflow|attach|sfn|schema|policy|jwtauth|authn|bench)(/|$$)
+RACE_RE := /internal/(core/[a-z0-9]+|usecase/[a-z0-9]+|adapter/(discovery|embedded|httpapi|netguard|observe|attach|sfn|jwtauth|authn)|runtime/(localgw|config)|kit/(e2e|bench))(/|$$)
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X github.com/agentry/agentry/internal/localgw.Version=$(VERSION)
+LDFLAGS := -s -w -X github.com/agentry/agentry/internal/runtime/localgw.Version=$(VERSION)
 BIN     := bin
 
 .PHONY: all run build test test-race lint fmt-check vet fuzz bench cover clean
@@ -31,13 +31,13 @@ test: fmt-check vet cfn-lint
 ## cover: every test, with the statements of every package of ours counted
 ## whichever package's tests run them, including in the binaries the tests
 ## build and start (cmd/agentry, the Lambda bootstraps: integration coverage,
-## see internal/coverbin); prints two totals, all of ours and the product
+## see internal/kit/coverbin); prints two totals, all of ours and the product
 ## alone (merged profile in cover.out; go tool cover merges a block that both
 ## profiles list: with mode set it is covered if either covered it)
 COVERPKG := ./internal/...,./cmd/...,./functions/...
 COVERDIR := $(CURDIR)/.coverdata
 # The measuring tools and test kits, left out of the product's figure.
-COVER_KITS_RE := /internal/(bench|awscost|cfntemplate|lambdatest|awstest|coverbin|e2e|gateway/gatewaytest|discovery/dnstest|jwtauth/jwttest|observe/observetest|policy/policytest|schema/schematest)/|/cmd/agentry-bench/
+COVER_KITS_RE := /internal/(kit/[a-z0-9]+|usecase/gateway/gatewaytest|adapter/discovery/dnstest|adapter/jwtauth/jwttest|adapter/observe/observetest|core/policy/policytest|core/schema/schematest)/|/cmd/agentry-bench/
 cover:
 	rm -rf $(COVERDIR) && mkdir -p $(COVERDIR)
 	AGENTRY_COVER_DIR=$(COVERDIR) $(GO) test -count=1 -timeout 20m -coverpkg=$(COVERPKG) -coverprofile=cover-tests.out ./... > cover.log 2>&1 || { tail -50 cover.log; exit 1; }
@@ -68,39 +68,39 @@ bench:
 ## fuzz: run each fuzz target for FUZZTIME (default 1m)
 FUZZTIME ?= 1m
 fuzz:
-	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/amtp
-	$(GO) test -run='^$$' -fuzz='^FuzzCanonicalize$$' -fuzztime=$(FUZZTIME) ./internal/amtp
-	$(GO) test -run='^$$' -fuzz='^FuzzParseAddress$$' -fuzztime=$(FUZZTIME) ./internal/amtp
-	$(GO) test -run='^$$' -fuzz='^FuzzScanJSON$$' -fuzztime=$(FUZZTIME) ./internal/amtp
-	$(GO) test -run='^$$' -fuzz='^FuzzAcceptAnswer$$' -fuzztime=$(FUZZTIME) ./internal/httpapi
-	$(GO) test -run='^$$' -fuzz='^FuzzReplay$$' -fuzztime=$(FUZZTIME) ./internal/embedded
-	$(GO) test -run='^$$' -fuzz='^FuzzCursor$$' -fuzztime=$(FUZZTIME) ./internal/embedded
-	$(GO) test -run='^$$' -fuzz='^FuzzTaskCodec$$' -fuzztime=$(FUZZTIME) ./internal/embedded
-	$(GO) test -run='^$$' -fuzz='^FuzzIdemCodec$$' -fuzztime=$(FUZZTIME) ./internal/embedded
-	$(GO) test -run='^$$' -fuzz='^FuzzStatusesCodec$$' -fuzztime=$(FUZZTIME) ./internal/embedded
-	$(GO) test -run='^$$' -fuzz='^FuzzMessageCodec$$' -fuzztime=$(FUZZTIME) ./internal/embedded
-	$(GO) test -run='^$$' -fuzz='^FuzzCursor$$' -fuzztime=$(FUZZTIME) ./internal/dynamo
-	$(GO) test -run='^$$' -fuzz='^FuzzStatusItem$$' -fuzztime=$(FUZZTIME) ./internal/dynamo
-	$(GO) test -run='^$$' -fuzz='^FuzzAgentItem$$' -fuzztime=$(FUZZTIME) ./internal/dynamo
-	$(GO) test -run='^$$' -fuzz='^FuzzInflate$$' -fuzztime=$(FUZZTIME) ./internal/dynamo
-	$(GO) test -run='^$$' -fuzz='^FuzzItemDecoders$$' -fuzztime=$(FUZZTIME) ./internal/dynamo
-	$(GO) test -run='^$$' -fuzz='^FuzzParseTask$$' -fuzztime=$(FUZZTIME) ./internal/sqsq
-	$(GO) test -run='^$$' -fuzz='^FuzzParseDeadLetterRecord$$' -fuzztime=$(FUZZTIME) ./internal/sqsq
-	$(GO) test -run='^$$' -fuzz='^FuzzSyncReply$$' -fuzztime=$(FUZZTIME) ./internal/delivery
-	$(GO) test -run='^$$' -fuzz='^FuzzPeerError$$' -fuzztime=$(FUZZTIME) ./internal/delivery
-	$(GO) test -run='^$$' -fuzz='^FuzzParseTXT$$' -fuzztime=$(FUZZTIME) ./internal/discovery
-	$(GO) test -run='^$$' -fuzz='^FuzzParseKeyTXT$$' -fuzztime=$(FUZZTIME) ./internal/discovery
-	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./internal/signature
-	$(GO) test -run='^$$' -fuzz='^FuzzSign$$' -fuzztime=$(FUZZTIME) ./internal/signature
-	$(GO) test -run='^$$' -fuzz='^FuzzParsePublicKey$$' -fuzztime=$(FUZZTIME) ./internal/signature
-	$(GO) test -run='^$$' -fuzz='^FuzzCondition$$' -fuzztime=$(FUZZTIME) ./internal/workflow
-	$(GO) test -run='^$$' -fuzz='^FuzzApply$$' -fuzztime=$(FUZZTIME) ./internal/workflow
-	$(GO) test -run='^$$' -fuzz='^FuzzStart$$' -fuzztime=$(FUZZTIME) ./internal/workflow
-	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/policy
-	$(GO) test -run='^$$' -fuzz='^FuzzParseRate$$' -fuzztime=$(FUZZTIME) ./internal/policy
-	$(GO) test -run='^$$' -fuzz='^FuzzParseID$$' -fuzztime=$(FUZZTIME) ./internal/schema
-	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./internal/jwtauth
-	$(GO) test -run='^$$' -fuzz='^FuzzParseJWKS$$' -fuzztime=$(FUZZTIME) ./internal/jwtauth
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/core/amtp
+	$(GO) test -run='^$$' -fuzz='^FuzzCanonicalize$$' -fuzztime=$(FUZZTIME) ./internal/core/amtp
+	$(GO) test -run='^$$' -fuzz='^FuzzParseAddress$$' -fuzztime=$(FUZZTIME) ./internal/core/amtp
+	$(GO) test -run='^$$' -fuzz='^FuzzScanJSON$$' -fuzztime=$(FUZZTIME) ./internal/core/amtp
+	$(GO) test -run='^$$' -fuzz='^FuzzAcceptAnswer$$' -fuzztime=$(FUZZTIME) ./internal/adapter/httpapi
+	$(GO) test -run='^$$' -fuzz='^FuzzReplay$$' -fuzztime=$(FUZZTIME) ./internal/adapter/embedded
+	$(GO) test -run='^$$' -fuzz='^FuzzCursor$$' -fuzztime=$(FUZZTIME) ./internal/adapter/embedded
+	$(GO) test -run='^$$' -fuzz='^FuzzTaskCodec$$' -fuzztime=$(FUZZTIME) ./internal/adapter/embedded
+	$(GO) test -run='^$$' -fuzz='^FuzzIdemCodec$$' -fuzztime=$(FUZZTIME) ./internal/adapter/embedded
+	$(GO) test -run='^$$' -fuzz='^FuzzStatusesCodec$$' -fuzztime=$(FUZZTIME) ./internal/adapter/embedded
+	$(GO) test -run='^$$' -fuzz='^FuzzMessageCodec$$' -fuzztime=$(FUZZTIME) ./internal/adapter/embedded
+	$(GO) test -run='^$$' -fuzz='^FuzzCursor$$' -fuzztime=$(FUZZTIME) ./internal/adapter/dynamo
+	$(GO) test -run='^$$' -fuzz='^FuzzStatusItem$$' -fuzztime=$(FUZZTIME) ./internal/adapter/dynamo
+	$(GO) test -run='^$$' -fuzz='^FuzzAgentItem$$' -fuzztime=$(FUZZTIME) ./internal/adapter/dynamo
+	$(GO) test -run='^$$' -fuzz='^FuzzInflate$$' -fuzztime=$(FUZZTIME) ./internal/adapter/dynamo
+	$(GO) test -run='^$$' -fuzz='^FuzzItemDecoders$$' -fuzztime=$(FUZZTIME) ./internal/adapter/dynamo
+	$(GO) test -run='^$$' -fuzz='^FuzzParseTask$$' -fuzztime=$(FUZZTIME) ./internal/adapter/sqsq
+	$(GO) test -run='^$$' -fuzz='^FuzzParseDeadLetterRecord$$' -fuzztime=$(FUZZTIME) ./internal/adapter/sqsq
+	$(GO) test -run='^$$' -fuzz='^FuzzSyncReply$$' -fuzztime=$(FUZZTIME) ./internal/usecase/delivery
+	$(GO) test -run='^$$' -fuzz='^FuzzPeerError$$' -fuzztime=$(FUZZTIME) ./internal/usecase/delivery
+	$(GO) test -run='^$$' -fuzz='^FuzzParseTXT$$' -fuzztime=$(FUZZTIME) ./internal/adapter/discovery
+	$(GO) test -run='^$$' -fuzz='^FuzzParseKeyTXT$$' -fuzztime=$(FUZZTIME) ./internal/adapter/discovery
+	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./internal/core/signature
+	$(GO) test -run='^$$' -fuzz='^FuzzSign$$' -fuzztime=$(FUZZTIME) ./internal/core/signature
+	$(GO) test -run='^$$' -fuzz='^FuzzParsePublicKey$$' -fuzztime=$(FUZZTIME) ./internal/core/signature
+	$(GO) test -run='^$$' -fuzz='^FuzzCondition$$' -fuzztime=$(FUZZTIME) ./internal/core/workflow
+	$(GO) test -run='^$$' -fuzz='^FuzzApply$$' -fuzztime=$(FUZZTIME) ./internal/core/workflow
+	$(GO) test -run='^$$' -fuzz='^FuzzStart$$' -fuzztime=$(FUZZTIME) ./internal/core/workflow
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/core/policy
+	$(GO) test -run='^$$' -fuzz='^FuzzParseRate$$' -fuzztime=$(FUZZTIME) ./internal/core/policy
+	$(GO) test -run='^$$' -fuzz='^FuzzParseID$$' -fuzztime=$(FUZZTIME) ./internal/core/schema
+	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./internal/adapter/jwtauth
+	$(GO) test -run='^$$' -fuzz='^FuzzParseJWKS$$' -fuzztime=$(FUZZTIME) ./internal/adapter/jwtauth
 
 clean:
 	rm -rf $(BIN)

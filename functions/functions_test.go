@@ -1,5 +1,5 @@
 // Package functions_test runs the real Lambda bootstrap binaries under our
-// own Runtime API (internal/lambdatest), against moto, fed with the sample
+// own Runtime API (internal/kit/lambdatest), against moto, fed with the sample
 // events in events/ — what `sam local invoke -e events/…` does.
 package functions_test
 
@@ -25,13 +25,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/agentry/agentry/internal/awsres"
-	"github.com/agentry/agentry/internal/awstest"
-	"github.com/agentry/agentry/internal/coverbin"
-	"github.com/agentry/agentry/internal/dynamo"
-	"github.com/agentry/agentry/internal/gateway"
-	"github.com/agentry/agentry/internal/lambdatest"
-	"github.com/agentry/agentry/internal/sqsq"
+	"github.com/agentry/agentry/internal/adapter/awsres"
+	"github.com/agentry/agentry/internal/kit/awstest"
+	"github.com/agentry/agentry/internal/kit/coverbin"
+	"github.com/agentry/agentry/internal/adapter/dynamo"
+	"github.com/agentry/agentry/internal/usecase/gateway"
+	"github.com/agentry/agentry/internal/kit/lambdatest"
+	"github.com/agentry/agentry/internal/adapter/sqsq"
 )
 
 const adminKey = "functions-test-admin-key-0123"
@@ -179,7 +179,7 @@ func newBackend(t *testing.T) backend {
 		"AGENTRY_LOG_LEVEL=warn",
 		// events/api-post-message.json is what `sam local invoke` sends: an
 		// unsigned message from alice@partner.example, whose key no DNS here
-		// could publish. Signature checks have their own tests (internal/e2e).
+		// could publish. Signature checks have their own tests (internal/kit/e2e).
 		"AGENTRY_SIGNATURE_POLICY=accept",
 	}
 	sqsc := sqs.NewFromConfig(cfg)
@@ -452,7 +452,7 @@ func TestWorkersDoNotLinkTheSchemaValidator(t *testing.T) {
 // became 50 MB (issue 20): s3blob uses the SDK's client as intended.
 func TestFunctionsDoNotLinkUnusedAWSOperations(t *testing.T) {
 	unused := []string{
-		"github.com/agentry/agentry/internal/awsres.Ensure",
+		"github.com/agentry/agentry/internal/adapter/awsres.Ensure",
 		"github.com/aws/aws-sdk-go-v2/service/dynamodb.(*Client).CreateTable",
 		"github.com/aws/aws-sdk-go-v2/service/dynamodb.(*Client).DeleteTable",
 		"github.com/aws/aws-sdk-go-v2/service/dynamodb.(*Client).Scan",

@@ -6,8 +6,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsstepfunctions"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/agentry/agentry/internal/awsres"
-	"github.com/agentry/agentry/internal/cfntemplate"
+	"github.com/agentry/agentry/internal/adapter/awsres"
+	"github.com/agentry/agentry/internal/kit/cfntemplate"
 )
 
 // newCoordination adds the coordination state machine (docs/workflows.md).

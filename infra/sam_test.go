@@ -10,7 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/agentry/agentry/internal/cfntemplate"
+	"github.com/agentry/agentry/internal/kit/cfntemplate"
 )
 
 // TestSAMTemplateMatchesStack keeps template.yaml (sam local) the same

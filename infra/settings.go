@@ -11,9 +11,9 @@ import (
 
 	"github.com/aws/constructs-go/constructs/v10"
 
-	"github.com/agentry/agentry/internal/amtp"
-	"github.com/agentry/agentry/internal/awsres"
-	"github.com/agentry/agentry/internal/policy"
+	"github.com/agentry/agentry/internal/core/amtp"
+	"github.com/agentry/agentry/internal/adapter/awsres"
+	"github.com/agentry/agentry/internal/core/policy"
 )
 
 // Settings are everything that differs between deployments. They come

@@ -11,7 +11,7 @@ import (
 )
 
 // SnapshotPath is the dev stack's synthesized template, committed so that
-// tests elsewhere (internal/awstest via internal/cfntemplate) create the
+// tests elsewhere (internal/kit/awstest via internal/kit/cfntemplate) create the
 // real definitions in moto without paying for a CDK synth.
 const SnapshotPath = "testdata/agentry-dev.template.json"
 

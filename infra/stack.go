@@ -24,9 +24,9 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/agentry/agentry/internal/awsres"
-	"github.com/agentry/agentry/internal/cfntemplate"
-	"github.com/agentry/agentry/internal/gateway"
+	"github.com/agentry/agentry/internal/adapter/awsres"
+	"github.com/agentry/agentry/internal/kit/cfntemplate"
+	"github.com/agentry/agentry/internal/usecase/gateway"
 )
 
 // Function sizing and event-source settings. template.yaml repeats them
@@ -114,7 +114,7 @@ func NewAgentryStack(scope constructs.Construct, id string, props *AgentryStackP
 	awscdk.Tags_Of(stack).Add(jsii.String("agentry:stage"), jsii.String(s.Stage), &awscdk.TagProps{
 		ExcludeResourceTypes: jsii.Strings("AWS::CloudWatch::Dashboard"),
 	})
-	// The prefix is recorded in the template so that internal/cfntemplate
+	// The prefix is recorded in the template so that internal/kit/cfntemplate
 	// can rename every resource for a test (see its package comment).
 	stack.TemplateOptions().SetMetadata(&map[string]interface{}{
 		cfntemplate.MetaPrefix: s.Prefix,
@@ -500,7 +500,7 @@ func TXTValue(publicURL *string, s Settings) *string {
 
 func newAPI(stack awscdk.Stack, r *resources) {
 	s := r.settings
-	// One $default route: internal/httpapi does all the routing, and
+	// One $default route: internal/adapter/httpapi does all the routing, and
 	// unlike a /{proxy+} route it also receives GET /.
 	integration := awsapigatewayv2integrations.NewHttpLambdaIntegration(jsii.String("ApiIntegration"), r.functions["api"],
 		&awsapigatewayv2integrations.HttpLambdaIntegrationProps{PayloadFormatVersion: awsapigatewayv2.PayloadFormatVersion_VERSION_2_0()})

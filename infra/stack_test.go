@@ -12,8 +12,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/agentry/agentry/internal/awsres"
-	"github.com/agentry/agentry/internal/cfntemplate"
+	"github.com/agentry/agentry/internal/adapter/awsres"
+	"github.com/agentry/agentry/internal/kit/cfntemplate"
 )
 
 func TestFunctions(t *testing.T) {

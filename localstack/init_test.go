@@ -1,6 +1,6 @@
 // Package localstack_test keeps the LocalStack init hook
 // (init/ready.d/10-agentry.sh), which must be a shell script, from drifting
-// away from internal/awsres, the one definition of Agentry's resources.
+// away from internal/adapter/awsres, the one definition of Agentry's resources.
 package localstack_test
 
 import (
@@ -17,7 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/agentry/agentry/internal/awsres"
+	"github.com/agentry/agentry/internal/adapter/awsres"
 )
 
 const hook = "init/ready.d/10-agentry.sh"
@@ -81,7 +81,7 @@ func TestHookValuesMatchAwsres(t *testing.T) {
 			continue
 		}
 		if got != w {
-			t.Errorf("%s: %s=%s, internal/awsres says %s", hook, name, got, w)
+			t.Errorf("%s: %s=%s, internal/adapter/awsres says %s", hook, name, got, w)
 		}
 		// A value that is declared but never used would pass the check
 		// above while the commands use something else.
@@ -318,7 +318,7 @@ func compareAttrs(t *testing.T, queue string, got, want map[string]string) {
 	}
 	for k := range got {
 		if _, ok := want[k]; !ok {
-			t.Errorf("%s: attribute %s=%s is not in internal/awsres", queue, k, got[k])
+			t.Errorf("%s: attribute %s=%s is not in internal/adapter/awsres", queue, k, got[k])
 		}
 	}
 }

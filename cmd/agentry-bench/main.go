@@ -1,5 +1,5 @@
 // Command agentry-bench measures the gateway (`make bench`): the
-// scenarios of internal/bench, a table on stdout, the figures as JSON.
+// scenarios of internal/kit/bench, a table on stdout, the figures as JSON.
 // Missing a target is a result, not a failure: the exit status is 0 unless
 // the run itself failed.
 package main
@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/agentry/agentry/internal/bench"
+	"github.com/agentry/agentry/internal/kit/bench"
 )
 
 func main() {

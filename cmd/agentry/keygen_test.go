@@ -9,8 +9,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/agentry/agentry/internal/discovery"
-	"github.com/agentry/agentry/internal/signature"
+	"github.com/agentry/agentry/internal/adapter/discovery"
+	"github.com/agentry/agentry/internal/core/signature"
 )
 
 // txtOf joins the quoted strings of a printed zone line back into the

@@ -17,12 +17,12 @@ import (
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 
-	"github.com/agentry/agentry/internal/awsgw"
-	"github.com/agentry/agentry/internal/config"
-	"github.com/agentry/agentry/internal/gateway"
-	"github.com/agentry/agentry/internal/localgw"
-	"github.com/agentry/agentry/internal/signature"
-	"github.com/agentry/agentry/internal/signing"
+	"github.com/agentry/agentry/internal/runtime/awsgw"
+	"github.com/agentry/agentry/internal/runtime/config"
+	"github.com/agentry/agentry/internal/usecase/gateway"
+	"github.com/agentry/agentry/internal/runtime/localgw"
+	"github.com/agentry/agentry/internal/core/signature"
+	"github.com/agentry/agentry/internal/adapter/signing"
 )
 
 const usage = `agentry — an AMTP gateway

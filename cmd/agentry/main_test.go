@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/agentry/agentry/internal/config"
-	"github.com/agentry/agentry/internal/localgw"
+	"github.com/agentry/agentry/internal/runtime/config"
+	"github.com/agentry/agentry/internal/runtime/localgw"
 )
 
 const testAdmin = "cli-test-admin-key-0123"

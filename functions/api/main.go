@@ -1,5 +1,5 @@
 // Command api is the api Lambda: API Gateway HTTP API (payload v2) events
-// in, the one REST handler of internal/httpapi behind them.
+// in, the one REST handler of internal/adapter/httpapi behind them.
 package main
 
 import (
@@ -8,7 +8,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/agentry/agentry/internal/awsgw"
+	"github.com/agentry/agentry/internal/runtime/awsgw"
 )
 
 func main() {

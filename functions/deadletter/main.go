@@ -8,7 +8,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/agentry/agentry/internal/awsgw"
+	"github.com/agentry/agentry/internal/runtime/awsgw"
 )
 
 func main() {

@@ -9,7 +9,7 @@
 //
 // The prefix is AGENTRY_RESOURCE_PREFIX, by default derived from
 // AGENTRY_DOMAIN (default localhost): the values `agentry serve` reads,
-// through the same internal/config code, so the two cannot disagree.
+// through the same internal/runtime/config code, so the two cannot disagree.
 package main
 
 import (
@@ -25,8 +25,8 @@ import (
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 
-	"github.com/agentry/agentry/internal/awsres"
-	"github.com/agentry/agentry/internal/config"
+	"github.com/agentry/agentry/internal/adapter/awsres"
+	"github.com/agentry/agentry/internal/runtime/config"
 )
 
 func main() {

@@ -1,11 +1,11 @@
 #!/bin/bash
 # LocalStack init hook (runs once LocalStack is ready, see docker-compose.yml):
-# creates Agentry's resources the way internal/awsres.Ensure does for moto
+# creates Agentry's resources the way internal/adapter/awsres.Ensure does for moto
 # and for `agentry serve` with AGENTRY_AWS_BOOTSTRAP=1: the table with its
 # two GSIs and TTL, the dead-letter queue, the delivery queue with its
 # redrive policy, and the bucket for large bodies.
 #
-# The values below are copies of internal/awsres. localstack/init_test.go
+# The values below are copies of internal/adapter/awsres. localstack/init_test.go
 # reads the assignments from this file and compares them with awsres's
 # constants, and runs this script against a recording awslocal to compare
 # the requests with awsres's own; change one side and `make test` fails
@@ -14,7 +14,7 @@
 set -euo pipefail
 
 # Resource names: <prefix>-<suffix>, as awsres.NamesFor builds them. The
-# prefix defaults like AGENTRY_RESOURCE_PREFIX in internal/config:
+# prefix defaults like AGENTRY_RESOURCE_PREFIX in internal/runtime/config:
 # "agentry-" + AGENTRY_DOMAIN (default localhost), lower case, dots and
 # underscores as hyphens, at most 40 characters. (Domains given in
 # Unicode are not converted to punycode here; set the prefix for those.)

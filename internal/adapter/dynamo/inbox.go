@@ -1,0 +1,230 @@
+package dynamo
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/agentry/agentry/internal/usecase/gateway"
+)
+
+// DeliverToInbox records the recipient's status and files the message in
+// its inbox with one UpdateItem of the recipient's item: the inbox entry is
+// that item's gsi2 key, so status and entry cannot disagree and no
+// transaction is needed. It returns gateway.ErrNotFound when the message is
+// not stored.
+func (s *Store) DeliverToInbox(ctx context.Context, recipient, messageID string, status gateway.RecipientStatus) error {
+	// The inbox and the status are the same item, so they are one
+	// recipient's by construction: the one named by recipient.
+	status.Address = recipient
+	received := s.now().UTC()
+	if err := s.setStatus(ctx, messageID, status, &received); err != nil {
+		return fmt.Errorf("dynamo: deliver %s to %s: %w", messageID, recipient, err)
+	}
+	return nil
+}
+
+// ListInbox queries the recipient's gsi2 partition oldest first and reads
+// the bodies of the page in one BatchGetItem (plus S3 for claim-checked
+// ones). The cursor is the last entry's sort key, so acknowledging entries
+// between pages does not disturb the next one.
+func (s *Store) ListInbox(ctx context.Context, recipient string, limit int, cursor string) ([]gateway.InboxEntry, string, error) {
+	limit = pageLimit(limit)
+	in := &dynamodb.QueryInput{
+		TableName:                 aws.String(s.table),
+		IndexName:                 aws.String(gsiInbox),
+		KeyConditionExpression:    aws.String("#p = :p"),
+		ExpressionAttributeNames:  map[string]string{"#p": aG2P},
+		ExpressionAttributeValues: item{":p": str(pfxInbox + strings.ToLower(recipient))},
+		ScanIndexForward:          aws.Bool(true),
+		// One more than the page tells whether another page follows.
+		Limit: aws.Int32(int32(limit + 1)),
+	}
+	if cursor != "" {
+		after, err := decodeCursor(cursorInbox, cursor)
+		if err != nil {
+			return nil, "", fmt.Errorf("dynamo: list inbox %s: %w", recipient, err)
+		}
+		in.KeyConditionExpression = aws.String("#p = :p AND #s > :after")
+		in.ExpressionAttributeNames["#s"] = aG2S
+		in.ExpressionAttributeValues[":after"] = str(after)
+	}
+	res, err := s.db.Query(ctx, in)
+	if err != nil {
+		return nil, "", fmt.Errorf("dynamo: list inbox %s: %w", recipient, err)
+	}
+	entries := res.Items
+	next := ""
+	if len(entries) > limit {
+		entries = entries[:limit]
+		next = encodeCursor(cursorInbox, getStr(entries[limit-1], aG2S))
+	} else if len(res.LastEvaluatedKey) > 0 && len(entries) > 0 {
+		next = encodeCursor(cursorInbox, getStr(entries[len(entries)-1], aG2S))
+	}
+	if len(entries) == 0 {
+		return nil, next, nil
+	}
+
+	type filed struct {
+		id string
+		at string
+	}
+	page := make([]filed, len(entries))
+	keys := make([]item, len(entries))
+	for i, e := range entries {
+		sk := getStr(e, aG2S)
+		_, id, err := parseTimeSK(sk)
+		if err != nil {
+			return nil, "", fmt.Errorf("dynamo: list inbox %s: %w", recipient, err)
+		}
+		page[i] = filed{id: id, at: sk}
+		keys[i] = messageKey(id)
+	}
+	// Strongly consistent: an entry whose message a lagging read missed
+	// would be skipped, and the cursor would move past it for good.
+	msgs, err := s.batchGet(ctx, keys, true, nil)
+	if err != nil {
+		return nil, "", fmt.Errorf("dynamo: list inbox %s: read messages: %w", recipient, err)
+	}
+	now := s.now()
+	out := make([]gateway.InboxEntry, len(page))
+	keep := make([]bool, len(page))
+	err = forEach(ctx, len(page), func(ctx context.Context, i int) error {
+		msg := msgs[itemID(keys[i])]
+		if msg == nil || expired(msg, now) || isVoid(msg) {
+			// An entry outliving its message (TTL deletes them
+			// independently) has nothing to show.
+			return nil
+		}
+		raw, err := s.body(ctx, msg)
+		if err != nil {
+			return fmt.Errorf("message %s: %w", page[i].id, err)
+		}
+		received, _, _ := parseTimeSK(page[i].at)
+		accepted, err := getTime(msg, aAt)
+		if err != nil {
+			return fmt.Errorf("message %s: %w", page[i].id, err)
+		}
+		out[i] = gateway.InboxEntry{MessageID: page[i].id, Raw: raw, ReceivedAt: received, AcceptedAt: accepted}
+		keep[i] = true
+		return nil
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("dynamo: list inbox %s: %w", recipient, err)
+	}
+	kept := out[:0]
+	for i := range out {
+		if keep[i] {
+			kept = append(kept, out[i])
+		}
+	}
+	return kept, next, nil
+}
+
+// AckInbox takes the entry out of the inbox by removing the recipient
+// item's gsi2 key; the status stays. The condition makes a second ack (or
+// an ack of a message never filed there) gateway.ErrNotFound.
+func (s *Store) AckInbox(ctx context.Context, recipient, messageID string) error {
+	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                aws.String(s.table),
+		Key:                      recipientKey(messageID, recipient),
+		UpdateExpression:         aws.String("REMOVE #g2p, #g2s"),
+		ConditionExpression:      aws.String("attribute_exists(#g2p)"),
+		ExpressionAttributeNames: map[string]string{"#g2p": aG2P, "#g2s": aG2S},
+	})
+	if isConditionFailed(err) {
+		return fmt.Errorf("dynamo: ack %s in %s: %w", messageID, recipient, gateway.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("dynamo: ack %s in %s: %w", messageID, recipient, err)
+	}
+	return nil
+}
+
+// purgePage is how many inbox entries purgeInbox reads per query: each is
+// one UpdateItem, and a page is worked through before the next is read.
+const purgePage = 100
+
+// purgeInbox takes every entry out of recipient's inbox, as AckInbox
+// does one. The index is eventually consistent and the work is one write
+// per entry, so an entry filed just before may be missed and a large inbox
+// may outlast the caller's deadline; whatever is left is hidden from any
+// later agent at the address by the gateway (it compares acceptance and
+// registration times) and goes with its message's TTL.
+func (s *Store) purgeInbox(ctx context.Context, recipient string) error {
+	partition := pfxInbox + strings.ToLower(recipient)
+	in := &dynamodb.QueryInput{
+		TableName:                 aws.String(s.table),
+		IndexName:                 aws.String(gsiInbox),
+		KeyConditionExpression:    aws.String("#p = :p"),
+		ExpressionAttributeNames:  map[string]string{"#p": aG2P},
+		ExpressionAttributeValues: item{":p": str(partition)},
+		Limit:                     aws.Int32(purgePage),
+	}
+	for {
+		res, err := s.db.Query(ctx, in)
+		if err != nil {
+			return fmt.Errorf("list inbox: %w", err)
+		}
+		err = forEach(ctx, len(res.Items), func(ctx context.Context, i int) error {
+			return s.unfile(ctx, res.Items[i], partition)
+		})
+		if err != nil {
+			return err
+		}
+		if len(res.LastEvaluatedKey) == 0 {
+			return nil
+		}
+		in.ExclusiveStartKey = res.LastEvaluatedKey
+	}
+}
+
+// unfile removes the inbox keys of the recipient item that entry (a
+// keys-only index item) names, while it is still filed in partition.
+func (s *Store) unfile(ctx context.Context, entry item, partition string) error {
+	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(s.table),
+		Key:                       key(getStr(entry, aPK), getStr(entry, aSK)),
+		UpdateExpression:          aws.String("REMOVE #g2p, #g2s"),
+		ConditionExpression:       aws.String("#g2p = :p"),
+		ExpressionAttributeNames:  map[string]string{"#g2p": aG2P, "#g2s": aG2S},
+		ExpressionAttributeValues: item{":p": str(partition)},
+	})
+	if err != nil && !isConditionFailed(err) {
+		return fmt.Errorf("unfile %s: %w", getStr(entry, aPK), err)
+	}
+	return nil
+}
+
+// A cursor is a position (a sort key) in one listing. Its first byte names
+// the listing so that a cursor from one is refused by the other rather
+// than read as a nonsensical position.
+const (
+	cursorMessages byte = 'm'
+	cursorInbox    byte = 'i'
+)
+
+func encodeCursor(kind byte, sk string) string {
+	return base64.RawURLEncoding.EncodeToString(append([]byte{kind}, sk...))
+}
+
+func decodeCursor(kind byte, c string) (string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	// The decoder skips CR and LF and ignores stray trailing bits, so other
+	// spellings decode too; only the one encodeCursor writes was handed out.
+	if err != nil || base64.RawURLEncoding.EncodeToString(b) != c || len(b) < 2 || b[0] != kind {
+		return "", fmt.Errorf("cursor %q: %w", c, gateway.ErrBadCursor)
+	}
+	sk := string(b[1:])
+	if _, _, err := parseTimeSK(sk); err != nil {
+		return "", fmt.Errorf("cursor %q: %w", c, gateway.ErrBadCursor)
+	}
+	return sk, nil
+}
+
+// pageLimit applies the listing defaults shared by every store.
+func pageLimit(n int) int { return gateway.PageLimit(n) }

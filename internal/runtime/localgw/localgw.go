@@ -1,0 +1,294 @@
+// Package localgw assembles the local gateway: the embedded store and
+// queue, DNS discovery, the delivery worker and the HTTP API, in one
+// process. `agentry serve` and the end-to-end tests both start it here, so
+// what is tested is what runs.
+package localgw
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/agentry/agentry/internal/adapter/attach"
+	"github.com/agentry/agentry/internal/adapter/authn"
+	"github.com/agentry/agentry/internal/runtime/config"
+	"github.com/agentry/agentry/internal/usecase/delivery"
+	"github.com/agentry/agentry/internal/adapter/discovery"
+	"github.com/agentry/agentry/internal/adapter/embedded"
+	"github.com/agentry/agentry/internal/usecase/gateway"
+	"github.com/agentry/agentry/internal/adapter/httpapi"
+	"github.com/agentry/agentry/internal/adapter/netguard"
+	"github.com/agentry/agentry/internal/adapter/observe"
+	"github.com/agentry/agentry/internal/core/policy"
+	"github.com/agentry/agentry/internal/core/schema"
+	"github.com/agentry/agentry/internal/core/signature"
+	"github.com/agentry/agentry/internal/adapter/signing"
+)
+
+// Version is the gateway's version string, set at build time.
+var Version = "dev"
+
+// Gateway is a running local gateway.
+type Gateway struct {
+	Config  config.Config
+	DB      *embedded.DB
+	Service *gateway.Service
+	Worker  *delivery.Worker
+	Handler http.Handler
+
+	// AdminKeyGenerated is true when this start generated the admin key
+	// (it is then printed once by the caller).
+	AdminKeyGenerated bool
+	// Signer signs what this gateway forwards; SigningKeyNotice is set
+	// when this start created <data dir>/signing.pem or replaced a key the
+	// profile does not allow (its record must then be published before
+	// other gateways can verify our mail).
+	Signer           *signature.Signer
+	SigningKeyNotice string
+
+	log      *slog.Logger
+	listener net.Listener
+	closeDB  sync.Once
+}
+
+// Options adjusts New for callers other than `agentry serve`.
+type Options struct {
+	Listener net.Listener // use this instead of listening on Config.Addr
+	Logger   *slog.Logger
+}
+
+// New opens the store and builds every part, without serving yet.
+func New(cfg config.Config, o Options) (*Gateway, error) {
+	// The correlating handler adds the request and message ids of the
+	// context to each line, so that the API's and the worker's lines about
+	// one message can be found together. Local runs publish no metrics:
+	// nothing would read them.
+	log := observe.Correlate(o.Logger)
+	g := &Gateway{Config: cfg, log: log, listener: o.Listener}
+	for _, d := range cfg.Deprecations {
+		log.Warn(d)
+	}
+	if err := g.loadAdminKey(); err != nil {
+		return nil, err
+	}
+	// From here on the configuration includes the loaded admin key.
+	cfg = g.Config
+	signer, notice, err := signing.LoadLocal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	g.Signer, g.SigningKeyNotice = signer, notice
+	db, err := embedded.Open(embedded.Options{Dir: cfg.DataDir})
+	if err != nil {
+		return nil, fmt.Errorf("open data dir %s: %w", cfg.DataDir, err)
+	}
+	g.DB = db
+	res, err := discovery.New(discovery.Config{Server: cfg.DNSServer})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("dns resolver: %w", err)
+	}
+	disc := discovery.Gateway{Resolver: res}
+	cc, roots, err := authn.ClientTLS(cfg)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	client := netguard.NewClient(netguard.Options{
+		AllowInsecure: cfg.AllowInsecure,
+		UserAgent:     "AMTP/1.0 (agentry/" + Version + ")",
+		ClientCert:    cc,
+		RootCAs:       roots,
+	})
+	ident, err := authn.New(cfg, client)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	svc, err := gateway.NewService(gateway.Config{
+		Domain: cfg.Domain, AdminKey: cfg.AdminKey, MaxRecipients: cfg.MaxRecipients,
+		MaxMessageBytes: cfg.MaxMessageBytes, PublicURL: cfg.PublicURL, AllowInsecure: cfg.AllowInsecure,
+		Logger: log, Inbound: signing.NewInbound(cfg, res, log), Attachments: attach.FromConfig(cfg, client),
+		AuthMethods:     gateway.AuthMethodsFor(cfg.OAuth(), cfg.RequirePeerMTLS),
+		OAuthAdminScope: cfg.OAuthAdminScope, RequirePeerMTLS: cfg.RequirePeerMTLS,
+	}, gateway.Ports{Messages: db, Inbox: db, Agents: db, Queue: db, Discover: disc, Workflows: db, Schemas: schemas(cfg, db),
+		// One process: its memory is where every bucket lives.
+		Policy: cfg.Policy, Limiter: policy.NewMemoryLimiter()})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	w, err := delivery.New(delivery.Config{
+		Domain: cfg.Domain, Concurrency: cfg.Workers, Logger: log,
+		Retry: delivery.RetryPolicy{Base: cfg.RetryBase, Max: cfg.RetryMax, Window: cfg.RetryWindow, Jitter: 0.25},
+	}, delivery.Deps{Messages: db, Inbox: db, Agents: db, Queue: db, Discover: disc, Reporter: svc, Client: client, Signer: signing.Signer{S: signer}, Workflows: svc})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	svc.SetImmediate(w)
+	g.Service, g.Worker = svc, w
+	g.Handler = httpapi.New(svc, httpapi.Options{Version: Version, Logger: log, BodyBudget: cfg.MaxInflightBytes, Ready: db.Ping, Live: db.Live, Identity: ident})
+	return g, nil
+}
+
+// schemas is the registry AGENTRY_SCHEMA_VALIDATION asks for (on by
+// default), kept in the embedded store.
+// schemas returns nil (not a nil *schema.Registry in the interface) when
+// validation is off.
+func schemas(cfg config.Config, store schema.Store) gateway.SchemaRegistry {
+	if !cfg.SchemaValidation {
+		return nil
+	}
+	return schema.NewRegistry(store)
+}
+
+// loadAdminKey takes AGENTRY_ADMIN_KEY, else the key stored in the data
+// dir, else generates one and stores it (0600) for the next start.
+func (g *Gateway) loadAdminKey() error {
+	if g.Config.AdminKey != "" {
+		if len(g.Config.AdminKey) < 16 {
+			return errors.New("AGENTRY_ADMIN_KEY must be at least 16 characters")
+		}
+		return nil
+	}
+	if err := os.MkdirAll(g.Config.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	path := filepath.Join(g.Config.DataDir, "admin.key")
+	if data, err := os.ReadFile(path); err == nil {
+		g.Config.AdminKey = strings.TrimSpace(string(data))
+		if g.Config.AdminKey != "" {
+			return nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return fmt.Errorf("generate admin key: %w", err)
+	}
+	key := "amtpadm_" + base64.RawURLEncoding.EncodeToString(b)
+	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+		return fmt.Errorf("store admin key: %w", err)
+	}
+	g.Config.AdminKey = key
+	g.AdminKeyGenerated = true
+	return nil
+}
+
+// Listen binds the API address (unless a listener was given).
+func (g *Gateway) Listen() error {
+	if g.listener != nil {
+		return nil
+	}
+	l, err := net.Listen("tcp", g.Config.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", g.Config.Addr, err)
+	}
+	g.listener = l
+	return nil
+}
+
+// Addr is the bound address (after Listen).
+func (g *Gateway) Addr() string {
+	if g.listener == nil {
+		return g.Config.Addr
+	}
+	return g.listener.Addr().String()
+}
+
+// Serve runs the API and the delivery worker until ctx is cancelled, then
+// shuts down gracefully: in-flight requests finish, in-flight deliveries
+// finish, the store is closed.
+func (g *Gateway) Serve(ctx context.Context) error {
+	if err := g.Listen(); err != nil {
+		// Serve closes the store however it ends, this way too: a caller
+		// that leaves that to Serve must not be left holding the lock.
+		return errors.Join(err, g.Close())
+	}
+	err := RunServer(ctx, g.Config, g.listener, g.Handler, g.log, func(ctx context.Context) { _ = g.Worker.Run(ctx) })
+	if cerr := g.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// RunServer serves h on l (with TLS 1.3 when the configuration has a
+// certificate) and runs each background loop (delivery workers, pollers)
+// until ctx is cancelled; then it stops accepting, lets in-flight requests
+// finish, cancels the loops and waits for them (each loop finishes its
+// in-flight work before returning), all within 30 seconds.
+func RunServer(ctx context.Context, cfg config.Config, l net.Listener, h http.Handler, log *slog.Logger, background ...func(context.Context)) error {
+	server := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if cfg.TLSCert != "" {
+		tc, err := authn.ServerTLS(cfg)
+		if err != nil {
+			return err
+		}
+		l = tls.NewListener(l, tc)
+	}
+	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	var bg sync.WaitGroup
+	for _, run := range background {
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			run(bgCtx)
+		}()
+	}
+	bgDone := make(chan struct{})
+	go func() {
+		bg.Wait()
+		close(bgDone)
+	}()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- server.Serve(l) }()
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if serr := server.Shutdown(shutdownCtx); serr != nil && err == nil {
+		err = fmt.Errorf("http shutdown: %w", serr)
+	}
+	stopBackground()
+	select {
+	case <-bgDone:
+	case <-shutdownCtx.Done():
+		log.Warn("work still running at the shutdown deadline; it resumes at the next start")
+	}
+	return err
+}
+
+// Close closes the store (Serve does it on shutdown).
+func (g *Gateway) Close() error {
+	var err error
+	g.closeDB.Do(func() { err = g.DB.Close() })
+	return err
+}
