@@ -26,12 +26,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentry/agentry/internal/adapter/awsres"
+	"github.com/agentry/agentry/internal/adapter/dynamo"
+	"github.com/agentry/agentry/internal/adapter/sqsq"
 	"github.com/agentry/agentry/internal/kit/awstest"
 	"github.com/agentry/agentry/internal/kit/coverbin"
-	"github.com/agentry/agentry/internal/adapter/dynamo"
-	"github.com/agentry/agentry/internal/usecase/gateway"
 	"github.com/agentry/agentry/internal/kit/lambdatest"
-	"github.com/agentry/agentry/internal/adapter/sqsq"
+	"github.com/agentry/agentry/internal/usecase/gateway"
 )
 
 const adminKey = "functions-test-admin-key-0123"

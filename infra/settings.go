@@ -11,8 +11,8 @@ import (
 
 	"github.com/aws/constructs-go/constructs/v10"
 
-	"github.com/agentry/agentry/internal/core/amtp"
 	"github.com/agentry/agentry/internal/adapter/awsres"
+	"github.com/agentry/agentry/internal/core/amtp"
 	"github.com/agentry/agentry/internal/core/policy"
 )
 

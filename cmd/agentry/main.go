@@ -17,12 +17,12 @@ import (
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 
+	"github.com/agentry/agentry/internal/adapter/signing"
+	"github.com/agentry/agentry/internal/core/signature"
 	"github.com/agentry/agentry/internal/runtime/awsgw"
 	"github.com/agentry/agentry/internal/runtime/config"
-	"github.com/agentry/agentry/internal/usecase/gateway"
 	"github.com/agentry/agentry/internal/runtime/localgw"
-	"github.com/agentry/agentry/internal/core/signature"
-	"github.com/agentry/agentry/internal/adapter/signing"
+	"github.com/agentry/agentry/internal/usecase/gateway"
 )
 
 const usage = `agentry — an AMTP gateway

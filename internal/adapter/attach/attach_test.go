@@ -11,9 +11,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/agentry/agentry/internal/core/amtp"
 	"github.com/agentry/agentry/internal/adapter/attach"
 	"github.com/agentry/agentry/internal/adapter/netguard"
+	"github.com/agentry/agentry/internal/core/amtp"
 )
 
 func TestVerifyAttachments(t *testing.T) {

@@ -21,10 +21,10 @@ import (
 
 	"github.com/awslabs/aws-lambda-go-api-proxy/core"
 
+	"github.com/agentry/agentry/internal/adapter/jwtauth"
 	"github.com/agentry/agentry/internal/core/amtp"
 	"github.com/agentry/agentry/internal/runtime/config"
 	"github.com/agentry/agentry/internal/usecase/gateway"
-	"github.com/agentry/agentry/internal/adapter/jwtauth"
 )
 
 // Identity implements httpapi.Identity.

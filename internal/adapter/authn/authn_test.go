@@ -22,11 +22,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/agentry/agentry/internal/core/amtp"
 	"github.com/agentry/agentry/internal/adapter/authn"
-	"github.com/agentry/agentry/internal/runtime/config"
 	"github.com/agentry/agentry/internal/adapter/jwtauth/jwttest"
 	"github.com/agentry/agentry/internal/adapter/netguard"
+	"github.com/agentry/agentry/internal/core/amtp"
+	"github.com/agentry/agentry/internal/runtime/config"
 )
 
 const audience = "https://a.test/amtp"

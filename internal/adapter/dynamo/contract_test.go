@@ -11,14 +11,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentry/agentry/internal/adapter/awsres"
-	"github.com/agentry/agentry/internal/kit/awstest"
-	"github.com/agentry/agentry/internal/usecase/gateway/gatewaytest"
+	"github.com/agentry/agentry/internal/adapter/s3blob"
+	"github.com/agentry/agentry/internal/adapter/sqsq"
 	"github.com/agentry/agentry/internal/core/policy"
 	"github.com/agentry/agentry/internal/core/policy/policytest"
-	"github.com/agentry/agentry/internal/adapter/s3blob"
 	"github.com/agentry/agentry/internal/core/schema"
 	"github.com/agentry/agentry/internal/core/schema/schematest"
-	"github.com/agentry/agentry/internal/adapter/sqsq"
+	"github.com/agentry/agentry/internal/kit/awstest"
+	"github.com/agentry/agentry/internal/usecase/gateway/gatewaytest"
 )
 
 // env is one test's fresh table, bucket and queues.

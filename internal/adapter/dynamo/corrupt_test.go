@@ -10,12 +10,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/agentry/agentry/internal/adapter/s3blob"
+	"github.com/agentry/agentry/internal/core/policy"
+	"github.com/agentry/agentry/internal/core/schema"
 	"github.com/agentry/agentry/internal/kit/awstest"
 	"github.com/agentry/agentry/internal/usecase/gateway"
 	"github.com/agentry/agentry/internal/usecase/gateway/gatewaytest"
-	"github.com/agentry/agentry/internal/core/policy"
-	"github.com/agentry/agentry/internal/adapter/s3blob"
-	"github.com/agentry/agentry/internal/core/schema"
 )
 
 // mutate rewrites the stored item k through fn, bypassing the adapter.

@@ -27,8 +27,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/agentry/agentry/internal/adapter/awsres"
-	"github.com/agentry/agentry/internal/usecase/gateway"
 	"github.com/agentry/agentry/internal/adapter/s3blob"
+	"github.com/agentry/agentry/internal/usecase/gateway"
 )
 
 // Enqueuer hands delivery tasks to the queue (sqsq in AWS, the embedded

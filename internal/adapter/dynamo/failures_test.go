@@ -9,10 +9,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/agentry/agentry/internal/usecase/gateway"
-	"github.com/agentry/agentry/internal/usecase/gateway/gatewaytest"
 	"github.com/agentry/agentry/internal/core/policy"
 	"github.com/agentry/agentry/internal/core/schema"
+	"github.com/agentry/agentry/internal/usecase/gateway"
+	"github.com/agentry/agentry/internal/usecase/gateway/gatewaytest"
 )
 
 // newAgent is a pull agent at a fresh address, with a key.

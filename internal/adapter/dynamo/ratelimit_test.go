@@ -9,8 +9,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/agentry/agentry/internal/usecase/gateway/gatewaytest"
 	"github.com/agentry/agentry/internal/core/policy"
+	"github.com/agentry/agentry/internal/usecase/gateway/gatewaytest"
 )
 
 // TestRateLimitUnderEndlessContention: a bucket whose every write loses

@@ -18,9 +18,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentry/agentry/internal/adapter/awsres"
+	"github.com/agentry/agentry/internal/adapter/s3blob"
 	"github.com/agentry/agentry/internal/usecase/gateway"
 	"github.com/agentry/agentry/internal/usecase/gateway/gatewaytest"
-	"github.com/agentry/agentry/internal/adapter/s3blob"
 )
 
 func ctx(t *testing.T) context.Context {

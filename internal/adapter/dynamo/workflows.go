@@ -11,8 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/agentry/agentry/internal/adapter/awsres"
-	"github.com/agentry/agentry/internal/usecase/gateway"
 	"github.com/agentry/agentry/internal/core/workflow"
+	"github.com/agentry/agentry/internal/usecase/gateway"
 )
 
 // Workflow item: pk WF#<id>, sk WF. The State JSON is in aRaw, or in S3

@@ -9,11 +9,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentry/agentry/internal/adapter/awsres"
-	"github.com/agentry/agentry/internal/usecase/gateway"
-	"github.com/agentry/agentry/internal/usecase/gateway/gatewaytest"
 	"github.com/agentry/agentry/internal/adapter/s3blob"
 	"github.com/agentry/agentry/internal/core/schema"
 	"github.com/agentry/agentry/internal/core/workflow"
+	"github.com/agentry/agentry/internal/usecase/gateway"
+	"github.com/agentry/agentry/internal/usecase/gateway/gatewaytest"
 )
 
 // bigWorkflow is a state whose JSON is over the inline limit, by way of

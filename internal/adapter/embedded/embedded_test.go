@@ -19,10 +19,10 @@ import (
 	"github.com/stretchr/testify/require"
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/agentry/agentry/internal/usecase/gateway"
-	"github.com/agentry/agentry/internal/usecase/gateway/gatewaytest"
 	"github.com/agentry/agentry/internal/core/schema"
 	"github.com/agentry/agentry/internal/core/schema/schematest"
+	"github.com/agentry/agentry/internal/usecase/gateway"
+	"github.com/agentry/agentry/internal/usecase/gateway/gatewaytest"
 )
 
 // testLease is short so that the contract suite can watch leases lapse.

@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/agentry/agentry/internal/usecase/gateway"
 	"github.com/agentry/agentry/internal/core/workflow"
+	"github.com/agentry/agentry/internal/usecase/gateway"
 )
 
 // CreateWorkflow stores a new workflow; gateway.ErrDuplicate if its id is

@@ -17,8 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentry/agentry/internal/adapter/embedded"
-	"github.com/agentry/agentry/internal/usecase/gateway"
 	"github.com/agentry/agentry/internal/adapter/httpapi"
+	"github.com/agentry/agentry/internal/usecase/gateway"
 )
 
 // stalled is a request body that yields its first bytes and then blocks

@@ -15,9 +15,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentry/agentry/internal/adapter/embedded"
-	"github.com/agentry/agentry/internal/usecase/gateway"
 	"github.com/agentry/agentry/internal/adapter/httpapi"
 	"github.com/agentry/agentry/internal/core/schema"
+	"github.com/agentry/agentry/internal/usecase/gateway"
 )
 
 // newStoreAPI is newAPI with its store at hand, on clock now.

@@ -15,9 +15,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agentry/agentry/internal/adapter/observe/logctx"
 	"github.com/agentry/agentry/internal/core/amtp"
 	"github.com/agentry/agentry/internal/usecase/gateway"
-	"github.com/agentry/agentry/internal/adapter/observe/logctx"
 )
 
 // Options configures the handler.

@@ -13,12 +13,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentry/agentry/internal/core/amtp"
 	"github.com/agentry/agentry/internal/adapter/embedded"
-	"github.com/agentry/agentry/internal/usecase/gateway"
 	"github.com/agentry/agentry/internal/adapter/httpapi"
 	"github.com/agentry/agentry/internal/adapter/observe"
+	"github.com/agentry/agentry/internal/core/amtp"
 	"github.com/agentry/agentry/internal/core/schema"
+	"github.com/agentry/agentry/internal/usecase/gateway"
 )
 
 // BenchmarkPostMessage measures POST /v1/messages as the local gateway

@@ -6,8 +6,8 @@ import (
 	"net/http"
 
 	"github.com/agentry/agentry/internal/core/amtp"
-	"github.com/agentry/agentry/internal/usecase/gateway"
 	"github.com/agentry/agentry/internal/core/schema"
+	"github.com/agentry/agentry/internal/usecase/gateway"
 )
 
 // The schema registry's admin API: POST/GET /v1/admin/schemas,

@@ -6,9 +6,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/agentry/agentry/internal/core/amtp"
 	"github.com/agentry/agentry/internal/adapter/jwtauth"
 	"github.com/agentry/agentry/internal/adapter/jwtauth/jwttest"
+	"github.com/agentry/agentry/internal/core/amtp"
 )
 
 // FuzzVerify feeds arbitrary strings to Verify and LooksLikeJWT. Neither

@@ -20,10 +20,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/agentry/agentry/internal/core/amtp"
 	"github.com/agentry/agentry/internal/adapter/jwtauth"
 	"github.com/agentry/agentry/internal/adapter/jwtauth/jwttest"
 	"github.com/agentry/agentry/internal/adapter/netguard"
+	"github.com/agentry/agentry/internal/core/amtp"
 )
 
 const audience = "https://gw.example.com/amtp"

@@ -19,8 +19,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/agentry/agentry/internal/usecase/gateway"
 	"github.com/agentry/agentry/internal/core/ipclass"
+	"github.com/agentry/agentry/internal/usecase/gateway"
 )
 
 // Options configures the client.

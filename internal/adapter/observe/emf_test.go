@@ -15,9 +15,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/agentry/agentry/internal/adapter/observe"
 	"github.com/agentry/agentry/internal/usecase/delivery"
 	"github.com/agentry/agentry/internal/usecase/gateway"
-	"github.com/agentry/agentry/internal/adapter/observe"
 )
 
 // EMF is what awsgw hands to the core as both of its Metrics ports.

@@ -26,11 +26,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/agentry/agentry/internal/kit/awscost"
-	"github.com/agentry/agentry/internal/kit/awstest"
 	"github.com/agentry/agentry/internal/adapter/observe"
 	"github.com/agentry/agentry/internal/adapter/observe/observetest"
 	"github.com/agentry/agentry/internal/adapter/s3blob"
+	"github.com/agentry/agentry/internal/kit/awscost"
+	"github.com/agentry/agentry/internal/kit/awstest"
 )
 
 const testRegion = "eu-west-1"

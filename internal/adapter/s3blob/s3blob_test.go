@@ -14,8 +14,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/agentry/agentry/internal/kit/awstest"
 	"github.com/agentry/agentry/internal/adapter/s3blob"
+	"github.com/agentry/agentry/internal/kit/awstest"
 )
 
 func newStore(t *testing.T) (*s3blob.Store, *s3.Client) {

@@ -14,10 +14,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/agentry/agentry/internal/kit/awstest"
-	"github.com/agentry/agentry/internal/usecase/gateway"
 	"github.com/agentry/agentry/internal/adapter/sfn"
 	"github.com/agentry/agentry/internal/adapter/sqsq"
+	"github.com/agentry/agentry/internal/kit/awstest"
+	"github.com/agentry/agentry/internal/usecase/gateway"
 )
 
 // The runner against moto executing the coordination machine of the

@@ -18,11 +18,11 @@ import (
 	"path/filepath"
 	"sync"
 
-	"github.com/agentry/agentry/internal/core/amtp"
-	"github.com/agentry/agentry/internal/runtime/config"
 	"github.com/agentry/agentry/internal/adapter/discovery"
-	"github.com/agentry/agentry/internal/usecase/gateway"
+	"github.com/agentry/agentry/internal/core/amtp"
 	"github.com/agentry/agentry/internal/core/signature"
+	"github.com/agentry/agentry/internal/runtime/config"
+	"github.com/agentry/agentry/internal/usecase/gateway"
 )
 
 // KeyFileName is the signing key's file in the local gateway's data dir.

@@ -17,11 +17,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/agentry/agentry/internal/adapter/signing"
 	"github.com/agentry/agentry/internal/core/amtp"
+	"github.com/agentry/agentry/internal/core/signature"
 	"github.com/agentry/agentry/internal/runtime/config"
 	"github.com/agentry/agentry/internal/usecase/gateway"
-	"github.com/agentry/agentry/internal/core/signature"
-	"github.com/agentry/agentry/internal/adapter/signing"
 )
 
 func testConfig(t *testing.T, env map[string]string) config.Config {

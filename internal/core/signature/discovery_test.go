@@ -12,8 +12,8 @@ import (
 
 	"github.com/agentry/agentry/internal/adapter/discovery"
 	"github.com/agentry/agentry/internal/adapter/discovery/dnstest"
-	"github.com/agentry/agentry/internal/core/signature"
 	"github.com/agentry/agentry/internal/adapter/signing"
+	"github.com/agentry/agentry/internal/core/signature"
 )
 
 // The records PublicKeyTXT writes must be what the discovery side reads.

@@ -44,8 +44,8 @@ func TestChain(t *testing.T) {
 // TestViolationsMessage: a failure reads as the module-relative chain.
 func TestViolationsMessage(t *testing.T) {
 	g := graph{
-		ourPath("internal/core/amtp"):           {ourPath("internal/adapter/dynamo")},
-		ourPath("internal/adapter/dynamo"):         {"github.com/aws/aws-sdk-go-v2/aws"},
+		ourPath("internal/core/amtp"):      {ourPath("internal/adapter/dynamo")},
+		ourPath("internal/adapter/dynamo"): {"github.com/aws/aws-sdk-go-v2/aws"},
 		"github.com/aws/aws-sdk-go-v2/aws": nil,
 	}
 	got := g.violations(houseRules[0])

@@ -146,7 +146,9 @@ var lambdaRule = rule{
 	name:  "the Lambda functions link no bench, test kit, template converter, cost meter or embedded store",
 	roots: fixed(functions),
 	forbid: anyOf(isTestKit, isBench,
-		func(p string) bool { return within(p, "internal/kit/cfntemplate") || within(p, "internal/adapter/embedded") },
+		func(p string) bool {
+			return within(p, "internal/kit/cfntemplate") || within(p, "internal/adapter/embedded")
+		},
 		isWithin("go.etcd.io/bbolt")),
 }
 

@@ -21,10 +21,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/agentry/agentry/internal/core/signature"
 	"github.com/agentry/agentry/internal/kit/bench/floor"
 	"github.com/agentry/agentry/internal/runtime/config"
 	"github.com/agentry/agentry/internal/runtime/localgw"
-	"github.com/agentry/agentry/internal/core/signature"
 )
 
 // Every server the bench measures runs in a process of its own, started

@@ -21,14 +21,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/agentry/agentry/internal/kit/awscost"
-	"github.com/agentry/agentry/internal/runtime/awsgw"
 	"github.com/agentry/agentry/internal/adapter/awsres"
+	"github.com/agentry/agentry/internal/adapter/observe"
+	"github.com/agentry/agentry/internal/kit/awscost"
 	"github.com/agentry/agentry/internal/kit/awstest"
 	"github.com/agentry/agentry/internal/kit/bench/report"
 	"github.com/agentry/agentry/internal/kit/cfntemplate"
+	"github.com/agentry/agentry/internal/runtime/awsgw"
 	"github.com/agentry/agentry/internal/runtime/config"
-	"github.com/agentry/agentry/internal/adapter/observe"
 )
 
 // costMessages is how many messages each flow of the cost scenario sends

@@ -18,9 +18,9 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/agentry/agentry/internal/adapter/embedded"
 	"github.com/agentry/agentry/internal/kit/bench/load"
 	"github.com/agentry/agentry/internal/kit/bench/report"
-	"github.com/agentry/agentry/internal/adapter/embedded"
 )
 
 // procMemory is a process's resident memory from /proc/<pid>/status.

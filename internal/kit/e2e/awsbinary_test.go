@@ -7,8 +7,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/agentry/agentry/internal/kit/awstest"
 	"github.com/agentry/agentry/internal/adapter/discovery/dnstest"
+	"github.com/agentry/agentry/internal/kit/awstest"
 )
 
 // Two `agentry serve` processes on the AWS backend, different domains, one

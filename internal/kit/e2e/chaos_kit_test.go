@@ -36,10 +36,10 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/stretchr/testify/require"
 
-	"github.com/agentry/agentry/internal/runtime/awsgw"
-	"github.com/agentry/agentry/internal/kit/awstest"
-	"github.com/agentry/agentry/internal/usecase/delivery"
 	"github.com/agentry/agentry/internal/adapter/discovery/dnstest"
+	"github.com/agentry/agentry/internal/kit/awstest"
+	"github.com/agentry/agentry/internal/runtime/awsgw"
+	"github.com/agentry/agentry/internal/usecase/delivery"
 	"github.com/agentry/agentry/internal/usecase/gateway"
 )
 

@@ -14,8 +14,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/agentry/agentry/internal/usecase/delivery"
 	"github.com/agentry/agentry/internal/adapter/discovery/dnstest"
+	"github.com/agentry/agentry/internal/usecase/delivery"
 )
 
 // TestPythonSDKCompatibility drives a gateway the way the public Python

@@ -15,8 +15,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/agentry/agentry/internal/kit/coverbin"
 	"github.com/agentry/agentry/internal/adapter/discovery/dnstest"
+	"github.com/agentry/agentry/internal/kit/coverbin"
 )
 
 // buildAgentry compiles the real binary once per test run.

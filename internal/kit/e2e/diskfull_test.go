@@ -17,8 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
-	"github.com/agentry/agentry/internal/runtime/config"
 	"github.com/agentry/agentry/internal/adapter/discovery/dnstest"
+	"github.com/agentry/agentry/internal/runtime/config"
 	"github.com/agentry/agentry/internal/runtime/localgw"
 )
 

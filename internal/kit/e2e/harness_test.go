@@ -22,13 +22,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/stretchr/testify/require"
 
-	"github.com/agentry/agentry/internal/runtime/awsgw"
-	"github.com/agentry/agentry/internal/kit/awstest"
-	"github.com/agentry/agentry/internal/runtime/config"
-	"github.com/agentry/agentry/internal/usecase/delivery"
 	"github.com/agentry/agentry/internal/adapter/discovery/dnstest"
-	"github.com/agentry/agentry/internal/runtime/localgw"
 	"github.com/agentry/agentry/internal/core/signature"
+	"github.com/agentry/agentry/internal/kit/awstest"
+	"github.com/agentry/agentry/internal/runtime/awsgw"
+	"github.com/agentry/agentry/internal/runtime/config"
+	"github.com/agentry/agentry/internal/runtime/localgw"
+	"github.com/agentry/agentry/internal/usecase/delivery"
 )
 
 const adminKey = "test-admin-key-0123456789"

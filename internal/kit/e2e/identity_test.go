@@ -9,8 +9,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/agentry/agentry/internal/core/amtp"
 	"github.com/agentry/agentry/internal/adapter/discovery/dnstest"
+	"github.com/agentry/agentry/internal/core/amtp"
 )
 
 // errorOf is the error object of an error answer.

@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentry/agentry/internal/adapter/embedded"
-	"github.com/agentry/agentry/internal/usecase/gateway"
 	"github.com/agentry/agentry/internal/adapter/httpapi"
+	"github.com/agentry/agentry/internal/usecase/gateway"
 )
 
 // TestAPIGatewayEventsGetTheAMTPErrorBody: requests as API Gateway hands

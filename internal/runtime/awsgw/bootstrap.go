@@ -7,8 +7,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/agentry/agentry/internal/adapter/awsres"
-	"github.com/agentry/agentry/internal/runtime/config"
 	"github.com/agentry/agentry/internal/adapter/observe"
+	"github.com/agentry/agentry/internal/runtime/config"
 )
 
 // Bootstrap creates whatever of cfg's resources is missing (table,

@@ -13,8 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/smithy-go/logging"
 
-	"github.com/agentry/agentry/internal/runtime/config"
 	"github.com/agentry/agentry/internal/adapter/observe"
+	"github.com/agentry/agentry/internal/runtime/config"
 )
 
 // FromEnv builds the whole gateway (New) from AGENTRY_* variables and the

@@ -10,9 +10,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/agentry/agentry/internal/usecase/gateway"
 	"github.com/agentry/agentry/internal/adapter/observe"
 	"github.com/agentry/agentry/internal/adapter/sqsq"
+	"github.com/agentry/agentry/internal/usecase/gateway"
 )
 
 // DeliverBatch handles one SQS batch of delivery tasks (the deliver

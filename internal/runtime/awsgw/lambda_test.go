@@ -14,11 +14,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/agentry/agentry/internal/usecase/delivery"
 	"github.com/agentry/agentry/internal/adapter/embedded"
-	"github.com/agentry/agentry/internal/usecase/gateway"
 	"github.com/agentry/agentry/internal/adapter/observe"
 	"github.com/agentry/agentry/internal/adapter/sqsq"
+	"github.com/agentry/agentry/internal/usecase/delivery"
+	"github.com/agentry/agentry/internal/usecase/gateway"
 )
 
 // TestHandleDeadLetterMetrics: each dead-letter record settled counts one

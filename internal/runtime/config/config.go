@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/agentry/agentry/internal/core/amtp"
 	"github.com/agentry/agentry/internal/adapter/awsres"
+	"github.com/agentry/agentry/internal/core/amtp"
 	"github.com/agentry/agentry/internal/core/policy"
 	"github.com/agentry/agentry/internal/core/signature"
 )

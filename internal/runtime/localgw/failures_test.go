@@ -16,8 +16,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/agentry/agentry/internal/runtime/config"
 	"github.com/agentry/agentry/internal/adapter/embedded"
+	"github.com/agentry/agentry/internal/runtime/config"
 )
 
 // testConfig is a valid configuration on a fresh data dir, with env on top.

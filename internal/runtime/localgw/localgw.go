@@ -22,18 +22,18 @@ import (
 
 	"github.com/agentry/agentry/internal/adapter/attach"
 	"github.com/agentry/agentry/internal/adapter/authn"
-	"github.com/agentry/agentry/internal/runtime/config"
-	"github.com/agentry/agentry/internal/usecase/delivery"
 	"github.com/agentry/agentry/internal/adapter/discovery"
 	"github.com/agentry/agentry/internal/adapter/embedded"
-	"github.com/agentry/agentry/internal/usecase/gateway"
 	"github.com/agentry/agentry/internal/adapter/httpapi"
 	"github.com/agentry/agentry/internal/adapter/netguard"
 	"github.com/agentry/agentry/internal/adapter/observe"
+	"github.com/agentry/agentry/internal/adapter/signing"
 	"github.com/agentry/agentry/internal/core/policy"
 	"github.com/agentry/agentry/internal/core/schema"
 	"github.com/agentry/agentry/internal/core/signature"
-	"github.com/agentry/agentry/internal/adapter/signing"
+	"github.com/agentry/agentry/internal/runtime/config"
+	"github.com/agentry/agentry/internal/usecase/delivery"
+	"github.com/agentry/agentry/internal/usecase/gateway"
 )
 
 // Version is the gateway's version string, set at build time.

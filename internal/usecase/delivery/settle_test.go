@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/agentry/agentry/internal/usecase/delivery"
 	"github.com/agentry/agentry/internal/adapter/embedded"
+	"github.com/agentry/agentry/internal/usecase/delivery"
 	"github.com/agentry/agentry/internal/usecase/gateway"
 )
 

@@ -18,9 +18,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/agentry/agentry/internal/adapter/observe/logctx"
 	"github.com/agentry/agentry/internal/core/amtp"
 	"github.com/agentry/agentry/internal/usecase/gateway"
-	"github.com/agentry/agentry/internal/adapter/observe/logctx"
 )
 
 // Reporter accepts messages the gateway writes itself (failure reports).

@@ -12,8 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentry/agentry/internal/adapter/embedded"
-	"github.com/agentry/agentry/internal/usecase/gateway"
 	"github.com/agentry/agentry/internal/core/schema"
+	"github.com/agentry/agentry/internal/usecase/gateway"
 )
 
 // TestAdminActionsAreAudited: every change an admin makes leaves one

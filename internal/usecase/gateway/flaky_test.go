@@ -6,8 +6,8 @@ import (
 	"sync"
 
 	"github.com/agentry/agentry/internal/adapter/embedded"
-	"github.com/agentry/agentry/internal/usecase/gateway"
 	"github.com/agentry/agentry/internal/core/workflow"
+	"github.com/agentry/agentry/internal/usecase/gateway"
 )
 
 // errBackend is what a store says when its backend is down. The address in

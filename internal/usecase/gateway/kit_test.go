@@ -9,8 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentry/agentry/internal/adapter/embedded"
-	"github.com/agentry/agentry/internal/usecase/gateway"
 	"github.com/agentry/agentry/internal/core/policy"
+	"github.com/agentry/agentry/internal/usecase/gateway"
 )
 
 // localService is a gateway for example.org on an embedded store in a

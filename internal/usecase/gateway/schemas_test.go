@@ -10,8 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentry/agentry/internal/core/amtp"
-	"github.com/agentry/agentry/internal/usecase/gateway"
 	"github.com/agentry/agentry/internal/core/schema"
+	"github.com/agentry/agentry/internal/usecase/gateway"
 )
 
 // flakySchemas is a schema store whose every call fails while down is set.

@@ -15,8 +15,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/agentry/agentry/internal/core/amtp"
 	"github.com/agentry/agentry/internal/adapter/observe/logctx"
+	"github.com/agentry/agentry/internal/core/amtp"
 	"github.com/agentry/agentry/internal/core/policy"
 	"github.com/agentry/agentry/internal/core/schema"
 	"github.com/agentry/agentry/internal/core/workflow"

@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentry/agentry/internal/core/amtp"
-	"github.com/agentry/agentry/internal/usecase/gateway"
 	"github.com/agentry/agentry/internal/core/workflow"
+	"github.com/agentry/agentry/internal/usecase/gateway"
 )
 
 // testClock is a service clock the test moves.
