@@ -142,6 +142,31 @@ var houseRules = []rule{
 	},
 }
 
+// assembly is the one package that wires the gateway's parts together
+// (shared/ARCHITECTURE.md, "Runtimes"); wiring is the outbound client,
+// DNS discovery and attachment fetching handed to the use cases.
+const assembly = "internal/runtime/assemble"
+
+// runtimes are the packages that start a gateway: they call the assembly
+// and wire nothing themselves.
+func runtimes(g graph) []string {
+	var out []string
+	for _, p := range production(g) {
+		if (within(p, "internal/runtime") || within(p, "cmd") || within(p, "functions")) && !within(p, assembly) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+var assemblyRule = rule{
+	name:  "one assembly function: no runtime but the assembly wires the outbound client, discovery or attachments",
+	roots: runtimes,
+	forbid: anyOf(isWithin(ourPath("internal/adapter/netguard")), isWithin(ourPath("internal/adapter/discovery")),
+		isWithin(ourPath("internal/adapter/attach"))),
+	direct: true,
+}
+
 var lambdaRule = rule{
 	name:  "the Lambda functions link no bench, test kit, template converter, cost meter or embedded store",
 	roots: fixed(functions),
@@ -180,7 +205,7 @@ func checkRule(t *testing.T, g graph, r rule) {
 // TestImportRules checks the house rules over the whole module.
 func TestImportRules(t *testing.T) {
 	g := loadGraph(t, nil, "./...")
-	for _, r := range houseRules {
+	for _, r := range append(houseRules, assemblyRule) {
 		t.Run(r.name, func(t *testing.T) { checkRule(t, g, r) })
 	}
 }

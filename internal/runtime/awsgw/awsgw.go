@@ -22,13 +22,10 @@ import (
 	awssfn "github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/agentry/agentry/internal/adapter/attach"
 	"github.com/agentry/agentry/internal/adapter/authn"
 	"github.com/agentry/agentry/internal/adapter/awsres"
-	"github.com/agentry/agentry/internal/adapter/discovery"
 	"github.com/agentry/agentry/internal/adapter/dynamo"
 	"github.com/agentry/agentry/internal/adapter/httpapi"
-	"github.com/agentry/agentry/internal/adapter/netguard"
 	"github.com/agentry/agentry/internal/adapter/observe"
 	"github.com/agentry/agentry/internal/adapter/s3blob"
 	"github.com/agentry/agentry/internal/adapter/sfn"
@@ -36,6 +33,7 @@ import (
 	"github.com/agentry/agentry/internal/adapter/sqsq"
 	"github.com/agentry/agentry/internal/core/schema"
 	"github.com/agentry/agentry/internal/core/signature"
+	"github.com/agentry/agentry/internal/runtime/assemble"
 	"github.com/agentry/agentry/internal/runtime/config"
 	"github.com/agentry/agentry/internal/usecase/delivery"
 	"github.com/agentry/agentry/internal/usecase/gateway"
@@ -178,71 +176,41 @@ func build(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.
 	if err != nil {
 		return nil, err
 	}
-	res, err := discovery.New(discovery.Config{Server: cfg.DNSServer})
-	if err != nil {
-		return nil, fmt.Errorf("dns resolver: %w", err)
-	}
-	// Under flag, each message let through unverified is counted
-	// (SenderUnverified) as well as logged.
-	inbound := signing.NewInbound(cfg, res, log)
-	inbound.Flagged = func(ctx context.Context, r gateway.VerificationResult) { metrics.SenderUnverified(ctx, string(r)) }
-	cc, roots, err := authn.ClientTLS(cfg)
-	if err != nil {
-		return nil, err
-	}
-	client := netguard.NewClient(netguard.Options{
-		AllowInsecure: cfg.AllowInsecure, UserAgent: "AMTP/1.0 (agentry/" + Version + ")",
-		ClientCert: cc, RootCAs: roots,
-		// Outermost, so that the subsegment covers the SSRF checks and
-		// the connection; observe.WrapHTTP is a no-op without tracing.
-		Wrap: observe.WrapHTTP,
-	})
-	g.client = client
-	disc := discovery.Gateway{Resolver: res}
-	gcfg := gateway.Config{
-		Domain: cfg.Domain, AdminKey: cfg.AdminKey, MaxRecipients: cfg.MaxRecipients,
-		MaxMessageBytes: cfg.MaxMessageBytes, PublicURL: cfg.PublicURL, AllowInsecure: cfg.AllowInsecure,
-		Logger: log, Metrics: metrics, Inbound: inbound,
-		Attachments:     attach.FromConfig(cfg, client),
-		AuthMethods:     gateway.AuthMethodsFor(cfg.OAuth(), cfg.RequirePeerMTLS),
-		OAuthAdminScope: cfg.OAuthAdminScope, RequirePeerMTLS: cfg.RequirePeerMTLS,
-	}
-	if cfg.AdminKey == "" && cfg.AdminKeySecretARN != "" {
-		gcfg.AdminKeyFunc = secretFetcher(secretsmanager.NewFromConfig(awsCfg), cfg.AdminKeySecretARN, "admin key")
-	}
 	signer, err := awsSigner(cfg, awsCfg)
 	if err != nil {
 		return nil, err
 	}
-	// Buckets live in the table: every Lambda instance draws on the same
-	// allowance.
-	ports := gateway.Ports{Messages: g.Store, Inbox: g.Store, Agents: g.Store, Queue: g.Queue, Discover: disc, Workflows: g.Store,
-		Policy: cfg.Policy, Limiter: g.Store}
-	if schemas != nil {
-		ports.Schemas = schemas(g.Store)
-	}
-	if cfg.StateMachineARN != "" {
-		if ports.Runner, err = sfn.New(newSFNCalls(awssfn.NewFromConfig(awsCfg)), cfg.StateMachineARN); err != nil {
-			return nil, err
-		}
-	}
-	svc, err := gateway.NewService(gcfg, ports)
-	if err != nil {
-		return nil, err
-	}
-	g.Worker, err = delivery.New(delivery.Config{
-		Domain: cfg.Domain, Concurrency: cfg.Workers, Logger: log, Metrics: metrics,
+	b := assemble.Backend{Messages: g.Store, Inbox: g.Store, Agents: g.Store, Queue: g.Queue, Workflows: g.Store,
+		// Buckets live in the table: every Lambda instance draws on the
+		// same allowance.
+		Limiter: g.Store, Signer: signer, Logger: log, Metrics: metrics, Version: Version,
+		// Under flag, each message let through unverified is counted
+		// (SenderUnverified) as well as logged.
+		Flagged: func(ctx context.Context, r gateway.VerificationResult) { metrics.SenderUnverified(ctx, string(r)) },
+		// Outermost, so that the subsegment covers the SSRF checks and
+		// the connection; observe.WrapHTTP is a no-op without tracing.
+		WrapHTTP: observe.WrapHTTP,
 		// An attempt must end (and be recorded) well inside the deliver
 		// function's timeout, or a hanging endpoint would kill the
 		// invocation before the retry is scheduled.
 		AttemptTimeout: time.Duration(awsres.DeliverTimeoutSeconds) * time.Second * 2 / 3,
-		Retry:          delivery.RetryPolicy{Base: cfg.RetryBase, Max: cfg.RetryMax, Window: cfg.RetryWindow, Jitter: 0.25},
-	}, delivery.Deps{Messages: g.Store, Inbox: g.Store, Agents: g.Store, Queue: g.Queue, Discover: disc, Reporter: svc, Client: client, Signer: signer, Workflows: svc})
+	}
+	if cfg.AdminKey == "" && cfg.AdminKeySecretARN != "" {
+		b.AdminKeyFunc = secretFetcher(secretsmanager.NewFromConfig(awsCfg), cfg.AdminKeySecretARN, "admin key")
+	}
+	if schemas != nil {
+		b.Schemas = schemas(g.Store)
+	}
+	if cfg.StateMachineARN != "" {
+		if b.Runner, err = sfn.New(newSFNCalls(awssfn.NewFromConfig(awsCfg)), cfg.StateMachineARN); err != nil {
+			return nil, err
+		}
+	}
+	a, err := assemble.Gateway(cfg, b)
 	if err != nil {
 		return nil, err
 	}
-	svc.SetImmediate(g.Worker)
-	g.Service = svc
+	g.Service, g.Worker, g.client = a.Service, a.Worker, a.Client
 	return g, nil
 }
 

@@ -20,17 +20,15 @@ import (
 	"sync"
 	"time"
 
-	"github.com/agentry/agentry/internal/adapter/attach"
 	"github.com/agentry/agentry/internal/adapter/authn"
-	"github.com/agentry/agentry/internal/adapter/discovery"
 	"github.com/agentry/agentry/internal/adapter/embedded"
 	"github.com/agentry/agentry/internal/adapter/httpapi"
-	"github.com/agentry/agentry/internal/adapter/netguard"
 	"github.com/agentry/agentry/internal/adapter/observe"
 	"github.com/agentry/agentry/internal/adapter/signing"
 	"github.com/agentry/agentry/internal/core/policy"
 	"github.com/agentry/agentry/internal/core/schema"
 	"github.com/agentry/agentry/internal/core/signature"
+	"github.com/agentry/agentry/internal/runtime/assemble"
 	"github.com/agentry/agentry/internal/runtime/config"
 	"github.com/agentry/agentry/internal/usecase/delivery"
 	"github.com/agentry/agentry/internal/usecase/gateway"
@@ -94,52 +92,21 @@ func New(cfg config.Config, o Options) (*Gateway, error) {
 		return nil, fmt.Errorf("open data dir %s: %w", cfg.DataDir, err)
 	}
 	g.DB = db
-	res, err := discovery.New(discovery.Config{Server: cfg.DNSServer})
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("dns resolver: %w", err)
-	}
-	disc := discovery.Gateway{Resolver: res}
-	cc, roots, err := authn.ClientTLS(cfg)
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	client := netguard.NewClient(netguard.Options{
-		AllowInsecure: cfg.AllowInsecure,
-		UserAgent:     "AMTP/1.0 (agentry/" + Version + ")",
-		ClientCert:    cc,
-		RootCAs:       roots,
-	})
-	ident, err := authn.New(cfg, client)
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	svc, err := gateway.NewService(gateway.Config{
-		Domain: cfg.Domain, AdminKey: cfg.AdminKey, MaxRecipients: cfg.MaxRecipients,
-		MaxMessageBytes: cfg.MaxMessageBytes, PublicURL: cfg.PublicURL, AllowInsecure: cfg.AllowInsecure,
-		Logger: log, Inbound: signing.NewInbound(cfg, res, log), Attachments: attach.FromConfig(cfg, client),
-		AuthMethods:     gateway.AuthMethodsFor(cfg.OAuth(), cfg.RequirePeerMTLS),
-		OAuthAdminScope: cfg.OAuthAdminScope, RequirePeerMTLS: cfg.RequirePeerMTLS,
-	}, gateway.Ports{Messages: db, Inbox: db, Agents: db, Queue: db, Discover: disc, Workflows: db, Schemas: schemas(cfg, db),
+	a, err := assemble.Gateway(cfg, assemble.Backend{Messages: db, Inbox: db, Agents: db, Queue: db, Workflows: db,
+		Schemas: schemas(cfg, db), Signer: signing.Signer{S: signer}, Logger: log, Version: Version,
 		// One process: its memory is where every bucket lives.
-		Policy: cfg.Policy, Limiter: policy.NewMemoryLimiter()})
+		Limiter: policy.NewMemoryLimiter()})
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	w, err := delivery.New(delivery.Config{
-		Domain: cfg.Domain, Concurrency: cfg.Workers, Logger: log,
-		Retry: delivery.RetryPolicy{Base: cfg.RetryBase, Max: cfg.RetryMax, Window: cfg.RetryWindow, Jitter: 0.25},
-	}, delivery.Deps{Messages: db, Inbox: db, Agents: db, Queue: db, Discover: disc, Reporter: svc, Client: client, Signer: signing.Signer{S: signer}, Workflows: svc})
+	ident, err := authn.New(cfg, a.Client)
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	svc.SetImmediate(w)
-	g.Service, g.Worker = svc, w
-	g.Handler = httpapi.New(svc, httpapi.Options{Version: Version, Logger: log, BodyBudget: cfg.MaxInflightBytes, Ready: db.Ping, Live: db.Live, Identity: ident})
+	g.Service, g.Worker = a.Service, a.Worker
+	g.Handler = httpapi.New(g.Service, httpapi.Options{Version: Version, Logger: log, BodyBudget: cfg.MaxInflightBytes, Ready: db.Ping, Live: db.Live, Identity: ident})
 	return g, nil
 }
 

@@ -41,8 +41,11 @@ func TestPushSendsAgentHeaders(t *testing.T) {
 	require.NoError(t, err)
 	defer db.Close()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc, err := gateway.NewService(gateway.Config{Domain: "example.org", AllowInsecure: true, Logger: quiet},
-		gateway.Ports{Messages: db, Inbox: db, Agents: db, Queue: db})
+	gcfg := gateway.Config{Domain: "example.org", AllowInsecure: true, Logger: quiet}
+	ports := gateway.Ports{Messages: db, Inbox: db, Agents: db, Queue: db}
+	// The worker reports through a service of its own; the one that
+	// accepts gets the worker at construction (internal/runtime/assemble).
+	sys, err := gateway.NewService(gcfg, ports)
 	require.NoError(t, err)
 	require.NoError(t, db.PutAgent(ctx, &gateway.Agent{Address: "bob@example.org", DeliveryMode: gateway.ModePush, WebhookURL: hook.URL,
 		WebhookSecret: secret, Headers: map[string]string{
@@ -51,9 +54,11 @@ func TestPushSendsAgentHeaders(t *testing.T) {
 			"Content-Type": "text/plain", "webhook-id": "forged", "Webhook-Signature": "v1,forged",
 		}}))
 	w, err := delivery.New(delivery.Config{Domain: "example.org", Logger: quiet},
-		delivery.Deps{Messages: db, Inbox: db, Agents: db, Queue: db, Reporter: svc, Client: hook.Client()})
+		delivery.Deps{Messages: db, Inbox: db, Agents: db, Queue: db, Reporter: sys, Client: hook.Client()})
 	require.NoError(t, err)
-	svc.SetImmediate(w)
+	ports.Immediate = w
+	svc, err := gateway.NewService(gcfg, ports)
+	require.NoError(t, err)
 
 	var ids []string
 	for range 2 {

@@ -117,8 +117,11 @@ func TestWorkerMetrics(t *testing.T) {
 			advance := func(d time.Duration) { clockMu.Lock(); defer clockMu.Unlock(); now = now.Add(d) }
 
 			quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-			svc, err := gateway.NewService(gateway.Config{Domain: "example.org", AllowInsecure: true, Now: clock, Logger: quiet},
-				gateway.Ports{Messages: db, Inbox: db, Agents: db, Queue: db})
+			gcfg := gateway.Config{Domain: "example.org", AllowInsecure: true, Now: clock, Logger: quiet}
+			ports := gateway.Ports{Messages: db, Inbox: db, Agents: db, Queue: db}
+			// The worker reports through a service of its own; the one that
+			// accepts gets the worker at construction (internal/runtime/assemble).
+			sys, err := gateway.NewService(gcfg, ports)
 			require.NoError(t, err)
 			require.NoError(t, db.PutAgent(ctx, &gateway.Agent{
 				Address: "bob@example.org", DeliveryMode: gateway.ModePush,
@@ -126,11 +129,13 @@ func TestWorkerMetrics(t *testing.T) {
 			}))
 			rec := &recorder{}
 			w, err := delivery.New(delivery.Config{Domain: "example.org", Now: clock, Logger: quiet, Metrics: rec},
-				delivery.Deps{Messages: db, Inbox: db, Agents: db, Queue: db, Reporter: svc, Client: hook.Client()})
+				delivery.Deps{Messages: db, Inbox: db, Agents: db, Queue: db, Reporter: sys, Client: hook.Client()})
 			require.NoError(t, err)
 			if tc.immediate {
-				svc.SetImmediate(w)
+				ports.Immediate = w
 			}
+			svc, err := gateway.NewService(gcfg, ports)
+			require.NoError(t, err)
 
 			res, err := svc.Accept(ctx, gateway.Principal{Kind: gateway.AdminCaller},
 				[]byte(`{"version":"1.0","sender":"alice@example.org","recipients":["bob@example.org"],"payload":{"n":1}}`))

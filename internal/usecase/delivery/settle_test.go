@@ -42,14 +42,19 @@ func TestImmediateSuccessRemovesTheFallbackCopy(t *testing.T) {
 			require.NoError(t, err)
 			defer db.Close()
 			quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-			svc, err := gateway.NewService(gateway.Config{Domain: "example.org", AllowInsecure: true, Now: clock, Logger: quiet},
-				gateway.Ports{Messages: db, Inbox: db, Agents: db, Queue: db})
+			gcfg := gateway.Config{Domain: "example.org", AllowInsecure: true, Now: clock, Logger: quiet}
+			ports := gateway.Ports{Messages: db, Inbox: db, Agents: db, Queue: db}
+			// The worker reports through a service of its own; the one that
+			// accepts gets the worker at construction (internal/runtime/assemble).
+			sys, err := gateway.NewService(gcfg, ports)
 			require.NoError(t, err)
 			require.NoError(t, db.PutAgent(ctx, &gateway.Agent{Address: "bob@example.org", DeliveryMode: gateway.ModePush, WebhookURL: hook.URL, WebhookSecret: "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQ="}))
 			w, err := delivery.New(delivery.Config{Domain: "example.org", Now: clock, Logger: quiet},
-				delivery.Deps{Messages: db, Inbox: db, Agents: db, Queue: db, Reporter: svc, Client: hook.Client()})
+				delivery.Deps{Messages: db, Inbox: db, Agents: db, Queue: db, Reporter: sys, Client: hook.Client()})
 			require.NoError(t, err)
-			svc.SetImmediate(w)
+			ports.Immediate = w
+			svc, err := gateway.NewService(gcfg, ports)
+			require.NoError(t, err)
 
 			_, err = svc.Accept(ctx, gateway.Principal{Kind: gateway.AdminCaller},
 				[]byte(`{"version":"1.0","sender":"alice@example.org","recipients":["bob@example.org"],"payload":{"n":1}}`))
@@ -103,14 +108,19 @@ func TestImmediatePathReadsNothingBack(t *testing.T) {
 			defer db.Close()
 			msgs := &countingMessages{MessageStore: db}
 			quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-			svc, err := gateway.NewService(gateway.Config{Domain: "example.org", AllowInsecure: true, Logger: quiet},
-				gateway.Ports{Messages: msgs, Inbox: db, Agents: db, Queue: db})
+			gcfg := gateway.Config{Domain: "example.org", AllowInsecure: true, Logger: quiet}
+			ports := gateway.Ports{Messages: msgs, Inbox: db, Agents: db, Queue: db}
+			// The worker reports through a service of its own; the one that
+			// accepts gets the worker at construction (internal/runtime/assemble).
+			sys, err := gateway.NewService(gcfg, ports)
 			require.NoError(t, err)
 			require.NoError(t, db.PutAgent(ctx, &gateway.Agent{Address: "bob@example.org", DeliveryMode: gateway.ModePush, WebhookURL: hook.URL, WebhookSecret: "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQ="}))
 			w, err := delivery.New(delivery.Config{Domain: "example.org", Logger: quiet},
-				delivery.Deps{Messages: msgs, Inbox: db, Agents: db, Queue: db, Reporter: svc, Client: hook.Client()})
+				delivery.Deps{Messages: msgs, Inbox: db, Agents: db, Queue: db, Reporter: sys, Client: hook.Client()})
 			require.NoError(t, err)
-			svc.SetImmediate(w)
+			ports.Immediate = w
+			svc, err := gateway.NewService(gcfg, ports)
+			require.NoError(t, err)
 
 			res, err := svc.Accept(ctx, gateway.Principal{Kind: gateway.AdminCaller},
 				[]byte(`{"version":"1.0","sender":"alice@example.org","recipients":["bob@example.org"],"payload":{"n":1}}`))

@@ -252,7 +252,7 @@ func deliveredAll(rcpts []string, via string, reply json.RawMessage) outcome {
 // returns an error only when the queue or store could not record the
 // result, in which case the task will come back.
 func (w *Worker) Process(ctx context.Context, t gateway.Task) error {
-	_, err := w.process(ctx, t, true)
+	_, err := w.process(ctx, t, queueWorker)
 	return err
 }
 
@@ -261,19 +261,19 @@ func (w *Worker) Process(ctx context.Context, t gateway.Task) error {
 // NotBefore past the window, so no queue worker races it.
 func (w *Worker) DeliverNow(ctx context.Context, t gateway.Task, acc gateway.Accepted) (gateway.ImmediateResult, error) {
 	if acc.Stored == nil || acc.Message == nil || t.Kind.IsWorkflow() {
-		return w.process(ctx, t, false)
+		return w.process(ctx, t, submitter)
 	}
 	ctx = logctx.WithMessageID(ctx, t.MessageID)
-	return w.attempt(ctx, t, false, acc.Stored, acc.Statuses, acc.Message)
+	return w.attempt(ctx, t, submitter, acc.Stored, acc.Statuses, acc.Message)
 }
 
-func (w *Worker) process(ctx context.Context, t gateway.Task, leased bool) (gateway.ImmediateResult, error) {
+func (w *Worker) process(ctx context.Context, t gateway.Task, h holder) (gateway.ImmediateResult, error) {
 	var ir gateway.ImmediateResult
 	// Every log line about this task carries the message id, so that the
 	// accept and the deliveries of one message can be found together.
 	ctx = logctx.WithMessageID(ctx, t.MessageID)
 	if t.Kind.IsWorkflow() {
-		return ir, w.workflowTask(ctx, t, leased)
+		return ir, w.workflowTask(ctx, t, h)
 	}
 	sm, err := w.d.Messages.GetMessage(ctx, t.MessageID)
 	if errors.Is(err, gateway.ErrNotFound) {
@@ -287,12 +287,12 @@ func (w *Worker) process(ctx context.Context, t gateway.Task, leased bool) (gate
 	if err != nil {
 		return ir, fmt.Errorf("load status %s: %w", t.MessageID, err)
 	}
-	return w.attempt(ctx, t, leased, sm, statuses, nil)
+	return w.attempt(ctx, t, h, sm, statuses, nil)
 }
 
 // attempt makes one attempt of task t on the loaded message (m is its
 // parsed form when the caller has it, else it is parsed here).
-func (w *Worker) attempt(ctx context.Context, t gateway.Task, leased bool, sm *gateway.StoredMessage, statuses []gateway.RecipientStatus, m *amtp.Message) (gateway.ImmediateResult, error) {
+func (w *Worker) attempt(ctx context.Context, t gateway.Task, h holder, sm *gateway.StoredMessage, statuses []gateway.RecipientStatus, m *amtp.Message) (gateway.ImmediateResult, error) {
 	var ir gateway.ImmediateResult
 	// A redelivered task (crash after the attempt, an SQS duplicate, the
 	// Immediate Path having settled it) must not deliver again.
@@ -307,10 +307,7 @@ func (w *Worker) attempt(ctx context.Context, t gateway.Task, leased bool, sm *g
 		// rather than attempting early and starting a second chain.
 		if next := earliestRetry(pending, statuses); next.After(w.cfg.Now()) {
 			t.Attempt = prevAttempts
-			if err := w.d.Queue.Retry(ctx, t, next); err != nil && leased {
-				return ir, fmt.Errorf("reschedule stale copy of %s: %w", t.ID, err)
-			}
-			return ir, nil
+			return ir, h.queueFailed(w.d.Queue.Retry(ctx, t, next), "reschedule stale copy of "+t.ID)
 		}
 	}
 	attempt := max(t.Attempt, prevAttempts) + 1
@@ -331,12 +328,12 @@ func (w *Worker) attempt(ctx context.Context, t gateway.Task, leased bool, sm *g
 	default:
 		o = settledAll(pending, amtp.CodeTemporaryFailure, "unknown task kind "+string(t.Kind))
 	}
-	return w.finish(ctx, t, m, sm.AcceptedAt, pending, attempt, o, leased, true)
+	return w.finish(ctx, job{task: t, msg: m, acceptedAt: sm.AcceptedAt, pending: pending, attempt: attempt}, o, h)
 }
 
 // workflowTask hands a workflow task to the driver and settles it with
 // the queue by the driver's answer.
-func (w *Worker) workflowTask(ctx context.Context, t gateway.Task, leased bool) error {
+func (w *Worker) workflowTask(ctx context.Context, t gateway.Task, h holder) error {
 	if w.d.Workflows == nil {
 		now := w.cfg.Now().UTC()
 		w.log.ErrorContext(ctx, "workflow task and no workflow driver configured", "task", t.ID)
@@ -355,21 +352,12 @@ func (w *Worker) workflowTask(ctx context.Context, t gateway.Task, leased bool) 
 		}
 		w.log.WarnContext(ctx, "workflow task failed; will retry", "task", t.ID, "kind", string(t.Kind), "attempt", attempt, "err", err)
 		t.Attempt = attempt
-		if rerr := w.d.Queue.Retry(ctx, t, next); rerr != nil && leased {
-			return fmt.Errorf("schedule retry of %s: %w", t.ID, rerr)
-		}
-		return nil
+		return h.queueFailed(w.d.Queue.Retry(ctx, t, next), "schedule retry of "+t.ID)
 	}
 	if !again.IsZero() {
-		if err := w.d.Queue.Retry(ctx, t, again); err != nil && leased {
-			return fmt.Errorf("reschedule %s: %w", t.ID, err)
-		}
-		return nil
+		return h.queueFailed(w.d.Queue.Retry(ctx, t, again), "reschedule "+t.ID)
 	}
-	if err := w.d.Queue.Ack(ctx, t); err != nil && leased {
-		return fmt.Errorf("ack %s: %w", t.ID, err)
-	}
-	return nil
+	return h.queueFailed(w.d.Queue.Ack(ctx, t), "ack "+t.ID)
 }
 
 // FailPoison settles a task that the queue gave up on without our worker
@@ -403,142 +391,229 @@ func (w *Worker) FailPoison(ctx context.Context, t gateway.Task, reason string) 
 		return fmt.Errorf("stored message %s does not parse: %w", t.MessageID, err)
 	}
 	o := settledAll(pending, amtp.CodeTemporaryFailure, reason)
-	_, err = w.finish(ctx, t, m, sm.AcceptedAt, pending, max(t.Attempt, prevAttempts), o, false, false)
-	return err
+	j := job{task: t, msg: m, acceptedAt: sm.AcceptedAt, pending: pending, attempt: max(t.Attempt, prevAttempts)}
+	now := w.stamp()
+	s, err := w.recordSettled(ctx, j, o, now)
+	if err != nil {
+		return err
+	}
+	// Every pending recipient failed; the queue already gave the task up,
+	// so there is nothing to settle with it.
+	w.failedForGood(ctx, j, s, o.detail, now)
+	return nil
 }
 
-// finish records an attempt's outcome and settles the task with the queue
-// (unless queueSettle is false: the caller owns the queue record).
-// acceptedAt is the message's acceptance time, the origin of the delivery
-// latency.
-func (w *Worker) finish(ctx context.Context, t gateway.Task, m *amtp.Message, acceptedAt time.Time, pending []string, attempt int, o outcome, leased, queueSettle bool) (gateway.ImmediateResult, error) {
-	var ir gateway.ImmediateResult
-	now := w.cfg.Now().UTC().Truncate(time.Millisecond) // AMTP times are UTC milliseconds
+// job is one attempt of a task on its pending recipients: what recording
+// the attempt's outcome needs.
+type job struct {
+	task       gateway.Task
+	msg        *amtp.Message
+	acceptedAt time.Time // the message's acceptance, origin of the delivery latency
+	pending    []string
+	attempt    int
+}
 
+// holder is who holds a task while it is attempted, which decides what a
+// queue that refuses to settle the task means.
+type holder int
+
+const (
+	// queueWorker holds the task's lease (Process): a settlement the queue
+	// refused is an error, and the task comes back to be settled again.
+	queueWorker holder = iota
+	// submitter is the Immediate Path (DeliverNow): the queue holds the
+	// task back past the window, so a settlement it refused is left to the
+	// queue worker that receives the task then.
+	submitter
+)
+
+// queueFailed is what the error of a queue operation (what, for the
+// message) means to the holder's caller.
+func (h holder) queueFailed(err error, what string) error {
+	if err == nil || h == submitter {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// settled is an outcome that settles every pending recipient, as recorded.
+type settled struct {
+	ir     gateway.ImmediateResult
+	ups    []gateway.RecipientStatus
+	failed []string
+	first  *amtp.Error // the first failure's error; nil when none failed
+	acked  bool        // the store's write also acked the task
+}
+
+// finish records an attempt's outcome and settles the task with the
+// queue: a transient failure is retried while the retry window lasts, and
+// any other outcome is acked when every recipient was delivered and
+// dead-lettered otherwise.
+func (w *Worker) finish(ctx context.Context, j job, o outcome, h holder) (gateway.ImmediateResult, error) {
+	now := w.stamp()
 	if o.transient != nil {
-		delay := max(w.cfg.Retry.Delay(attempt), o.retryAfter)
-		next := now.Add(delay)
-		if next.Sub(t.CreatedAt) > w.cfg.Retry.Window && !t.CreatedAt.IsZero() {
-			// Out of time: the last transient error becomes final.
-			detail := o.detail
-			o = settledAll(pending, o.transient.Code, "gave up after "+fmt.Sprint(attempt)+" attempts: "+o.transient.Message)
-			o.detail = detail
-		} else {
-			ups := make([]gateway.RecipientStatus, 0, len(pending))
-			for _, r := range pending {
-				n := next
-				ups = append(ups, gateway.RecipientStatus{Address: r, Status: gateway.StateRetrying, Attempts: attempt, UpdatedAt: now, NextRetry: &n, ErrorCode: string(o.transient.Code), ErrorMessage: o.transient.Message})
-			}
-			t.Attempt = attempt
-			if queueSettle && w.settler != nil {
-				if err := w.settler.UpdateAndRetry(ctx, t.MessageID, ups, t, next); err != nil {
-					return ir, fmt.Errorf("record retry of %s: %w", t.ID, err)
-				}
-			} else {
-				if err := w.d.Messages.UpdateStatuses(ctx, t.MessageID, ups); err != nil {
-					return ir, fmt.Errorf("record retry of %s: %w", t.ID, err)
-				}
-				if !queueSettle {
-					ir.Recorded = ups
-					return ir, nil
-				}
-				if err := w.d.Queue.Retry(ctx, t, next); err != nil && leased {
-					return ir, fmt.Errorf("schedule retry of %s: %w", t.ID, err)
-				}
-			}
-			ir.Recorded = ups
-			// Counted once the retry is scheduled: a failed Retry returns
-			// the task to the queue, and its next copy finds the retry
-			// already recorded and only reschedules it.
-			w.cfg.Metrics.DeliveryRetried(ctx, t.MessageID, attempt, string(o.transient.Code))
-			w.log.InfoContext(ctx, "delivery will be retried", "message_id", t.MessageID, "recipients", pending, "task", t.ID, "attempt", attempt, "next_retry", next,
-				"error_code", string(o.transient.Code), "error", o.transient.Message, "detail", o.detail)
-			return ir, nil
+		next := now.Add(max(w.cfg.Retry.Delay(j.attempt), o.retryAfter))
+		if t := j.task; t.CreatedAt.IsZero() || next.Sub(t.CreatedAt) <= w.cfg.Retry.Window {
+			return w.retryLater(ctx, j, o, now, next, h)
+		}
+		o = giveUp(j, o)
+	}
+	s, err := w.recordSettled(ctx, j, o, now)
+	if err != nil {
+		return s.ir, err
+	}
+	t := j.task
+	if len(s.failed) == 0 {
+		// Typed attributes: the same line without boxing each value (this
+		// runs for every delivered message).
+		w.log.LogAttrs(ctx, slog.LevelInfo, "delivered", slog.String("task", t.ID), slog.Int("attempt", j.attempt), slog.String("via", s.ups[0].Via))
+		if s.acked {
+			return s.ir, nil
+		}
+		return s.ir, h.queueFailed(w.d.Queue.Ack(ctx, t), "ack "+t.ID)
+	}
+	w.failedForGood(ctx, j, s, o.detail, now)
+	dl := gateway.DeadLetter{MessageID: t.MessageID, TaskID: t.ID, Recipients: s.failed, FailureReason: string(s.first.Code), ErrorMessage: s.first.Message, Attempts: j.attempt, FirstAttempt: t.CreatedAt, LastAttempt: now, DLQTimestamp: now}
+	return s.ir, h.queueFailed(w.d.Queue.DeadLetter(ctx, t, dl), "dead-letter "+t.ID)
+}
+
+// stamp is the time of recording an outcome: AMTP times are UTC
+// milliseconds.
+func (w *Worker) stamp() time.Time {
+	return w.cfg.Now().UTC().Truncate(time.Millisecond)
+}
+
+// giveUp makes the last transient error of a task out of time final.
+func giveUp(j job, o outcome) outcome {
+	final := settledAll(j.pending, o.transient.Code, "gave up after "+fmt.Sprint(j.attempt)+" attempts: "+o.transient.Message)
+	final.detail = o.detail
+	return final
+}
+
+// retryLater records that the pending recipients will be tried again at
+// next and schedules the task then.
+func (w *Worker) retryLater(ctx context.Context, j job, o outcome, now, next time.Time, h holder) (gateway.ImmediateResult, error) {
+	var ir gateway.ImmediateResult
+	t := j.task
+	ups := make([]gateway.RecipientStatus, 0, len(j.pending))
+	for _, r := range j.pending {
+		n := next
+		ups = append(ups, gateway.RecipientStatus{Address: r, Status: gateway.StateRetrying, Attempts: j.attempt, UpdatedAt: now, NextRetry: &n, ErrorCode: string(o.transient.Code), ErrorMessage: o.transient.Message})
+	}
+	t.Attempt = j.attempt
+	if err := w.scheduleRetry(ctx, t, ups, next, h); err != nil {
+		return ir, err
+	}
+	ir.Recorded = ups
+	// Counted once the retry is scheduled: a failed Retry returns the task
+	// to the queue, and its next copy finds the retry already recorded and
+	// only reschedules it.
+	w.cfg.Metrics.DeliveryRetried(ctx, t.MessageID, j.attempt, string(o.transient.Code))
+	w.log.InfoContext(ctx, "delivery will be retried", "message_id", t.MessageID, "recipients", j.pending, "task", t.ID, "attempt", j.attempt, "next_retry", next,
+		"error_code", string(o.transient.Code), "error", o.transient.Message, "detail", o.detail)
+	return ir, nil
+}
+
+// scheduleRetry stores the retrying statuses and puts t back in the queue
+// until next: in one write when the queue also stores the statuses.
+func (w *Worker) scheduleRetry(ctx context.Context, t gateway.Task, ups []gateway.RecipientStatus, next time.Time, h holder) error {
+	if w.settler != nil {
+		if err := w.settler.UpdateAndRetry(ctx, t.MessageID, ups, t, next); err != nil {
+			return fmt.Errorf("record retry of %s: %w", t.ID, err)
+		}
+		return nil
+	}
+	if err := w.d.Messages.UpdateStatuses(ctx, t.MessageID, ups); err != nil {
+		return fmt.Errorf("record retry of %s: %w", t.ID, err)
+	}
+	return h.queueFailed(w.d.Queue.Retry(ctx, t, next), "schedule retry of "+t.ID)
+}
+
+// recordSettled records an outcome that settles every pending recipient
+// and publishes its metrics; it leaves the task in the queue unless the
+// store's write acks it too. A workflow this gateway runs hears first of
+// a participant it cannot reach: should telling it fail, the task comes
+// back with the recipient still pending and it is told again.
+func (w *Worker) recordSettled(ctx context.Context, j job, o outcome, now time.Time) (settled, error) {
+	s := w.settledStatuses(j, o, now)
+	if len(s.failed) > 0 && len(j.msg.Coordination) > 0 && j.msg.SenderAddress().Domain == w.cfg.Domain && w.d.Workflows != nil {
+		if err := w.d.Workflows.WorkflowDeliveryFailed(ctx, j.msg.MessageID, s.failed, s.first.Code, s.first.Message); err != nil {
+			return s, fmt.Errorf("tell workflow %s of failed delivery: %w", j.msg.MessageID, err)
 		}
 	}
+	acked, err := w.storeSettled(ctx, j, s)
+	if err != nil {
+		return s, err
+	}
+	s.acked = acked
+	s.ir.Recorded = s.ups
+	// The outcome is durable: count it now. Should the queue settlement
+	// that follows fail, the redelivered task finds these recipients
+	// settled and counts nothing again.
+	w.recordOutcome(ctx, j.task.MessageID, j.acceptedAt, now, s.ups)
+	return s, nil
+}
 
-	// Every pending recipient is settled now.
-	var (
-		ups    = make([]gateway.RecipientStatus, 0, len(pending))
-		failed []string
-		first  *amtp.Error
-	)
-
-	for _, r := range pending {
+// settledStatuses are the final statuses of the pending recipients by o;
+// a recipient o does not report on has failed.
+func (w *Worker) settledStatuses(j job, o outcome, now time.Time) settled {
+	s := settled{ups: make([]gateway.RecipientStatus, 0, len(j.pending))}
+	for _, r := range j.pending {
 		res, ok := o.results[r]
 		if !ok {
 			res = result{err: amtp.Errorf(amtp.CodeRecipientUnavailable, "the destination did not report on this recipient")}
 		}
-		st := gateway.RecipientStatus{Address: r, Attempts: attempt, UpdatedAt: now}
+		st := gateway.RecipientStatus{Address: r, Attempts: j.attempt, UpdatedAt: now}
 		if res.delivered {
 			n := now
 			st.Status, st.DeliveredAt, st.Via = gateway.StateDelivered, &n, res.via
 			if len(res.reply) > 0 && len(res.reply) <= w.cfg.MaxReplyBytes {
 				st.Response = res.reply
-				ir.Reply = res.reply
+				s.ir.Reply = res.reply
 			}
-			ir.Delivered = true
+			s.ir.Delivered = true
 		} else {
 			st.Status, st.ErrorCode, st.ErrorMessage = gateway.StateFailed, string(res.err.Code), res.err.Message
-			failed = append(failed, r)
-			if first == nil {
-				first = res.err
+			s.failed = append(s.failed, r)
+			if s.first == nil {
+				s.first = res.err
 			}
 		}
-		ups = append(ups, st)
+		s.ups = append(s.ups, st)
 	}
-	// A workflow this gateway runs hears of a participant it cannot reach
-	// before the outcome is recorded: should telling it fail, the task
-	// comes back with the recipient still pending and it is told again.
-	if len(failed) > 0 && len(m.Coordination) > 0 && m.SenderAddress().Domain == w.cfg.Domain && w.d.Workflows != nil {
-		if err := w.d.Workflows.WorkflowDeliveryFailed(ctx, m.MessageID, failed, first.Code, first.Message); err != nil {
-			return ir, fmt.Errorf("tell workflow %s of failed delivery: %w", m.MessageID, err)
-		}
-	}
-	acked := false
+	return s
+}
+
+// storeSettled writes the settled statuses: a message delivered to an
+// inbox goes there, and an outcome without failures is acked in the same
+// write when the queue also stores the statuses (acked reports so).
+func (w *Worker) storeSettled(ctx context.Context, j job, s settled) (acked bool, err error) {
+	t := j.task
 	switch {
-	case t.Kind == gateway.TaskLocal && ups[0].Status == gateway.StateDelivered && ups[0].Via == "inbox":
-		if err := w.d.Inbox.DeliverToInbox(ctx, pending[0], t.MessageID, ups[0]); err != nil {
-			return ir, fmt.Errorf("deliver %s to inbox of %s: %w", t.MessageID, pending[0], err)
+	case t.Kind == gateway.TaskLocal && s.ups[0].Status == gateway.StateDelivered && s.ups[0].Via == "inbox":
+		if err := w.d.Inbox.DeliverToInbox(ctx, j.pending[0], t.MessageID, s.ups[0]); err != nil {
+			return false, fmt.Errorf("deliver %s to inbox of %s: %w", t.MessageID, j.pending[0], err)
 		}
-	case len(failed) == 0 && queueSettle && w.settler != nil:
-		if err := w.settler.UpdateAndAck(ctx, t.MessageID, ups, t); err != nil {
-			return ir, fmt.Errorf("record outcome of %s: %w", t.ID, err)
+		return false, nil
+	case len(s.failed) == 0 && w.settler != nil:
+		if err := w.settler.UpdateAndAck(ctx, t.MessageID, s.ups, t); err != nil {
+			return false, fmt.Errorf("record outcome of %s: %w", t.ID, err)
 		}
-		acked = true
-	default:
-		if err := w.d.Messages.UpdateStatuses(ctx, t.MessageID, ups); err != nil {
-			return ir, fmt.Errorf("record outcome of %s: %w", t.ID, err)
-		}
+		return true, nil
 	}
-	ir.Recorded = ups
-	// The outcome is durable: count it now. Should the queue settlement
-	// below fail, the redelivered task finds these recipients settled and
-	// counts nothing again.
-	w.recordOutcome(ctx, t.MessageID, acceptedAt, now, ups)
-	if len(failed) == 0 {
-		// Typed attributes: the same line without boxing each value (this
-		// runs for every delivered message).
-		w.log.LogAttrs(ctx, slog.LevelInfo, "delivered", slog.String("task", t.ID), slog.Int("attempt", attempt), slog.String("via", ups[0].Via))
-		if !queueSettle || acked {
-			return ir, nil
-		}
-		if err := w.d.Queue.Ack(ctx, t); err != nil && leased {
-			return ir, fmt.Errorf("ack %s: %w", t.ID, err)
-		}
-		return ir, nil
+	if err := w.d.Messages.UpdateStatuses(ctx, t.MessageID, s.ups); err != nil {
+		return false, fmt.Errorf("record outcome of %s: %w", t.ID, err)
 	}
-	w.log.WarnContext(ctx, "delivery failed", "message_id", t.MessageID, "failed", failed, "task", t.ID, "attempt", attempt,
-		"error_code", string(first.Code), "error", first.Message, "detail", o.detail)
-	w.report(ctx, m, t, failed, first, attempt, now)
-	if !queueSettle {
-		return ir, nil
-	}
-	dl := gateway.DeadLetter{MessageID: t.MessageID, TaskID: t.ID, Recipients: failed, FailureReason: string(first.Code), ErrorMessage: first.Message, Attempts: attempt, FirstAttempt: t.CreatedAt, LastAttempt: now, DLQTimestamp: now}
-	if err := w.d.Queue.DeadLetter(ctx, t, dl); err != nil && leased {
-		return ir, fmt.Errorf("dead-letter %s: %w", t.ID, err)
-	}
-	return ir, nil
+	return false, nil
+}
+
+// failedForGood logs the recipients of s that failed for good and sends
+// the sender a failure report.
+func (w *Worker) failedForGood(ctx context.Context, j job, s settled, detail string, now time.Time) {
+	t := j.task
+	w.log.WarnContext(ctx, "delivery failed", "message_id", t.MessageID, "failed", s.failed, "task", t.ID, "attempt", j.attempt,
+		"error_code", string(s.first.Code), "error", s.first.Message, "detail", detail)
+	w.report(ctx, j.msg, t, s.failed, s.first, j.attempt, now)
 }
 
 // recordOutcome publishes one event per settled recipient.

@@ -364,10 +364,9 @@ func (d *failingImmediate) DeliverNow(context.Context, gateway.Task, gateway.Acc
 // not fail the accepted submission: the answer is "queued" with the stored
 // status, and the queue's copy delivers later.
 func TestImmediateFailureLeavesTheQueue(t *testing.T) {
-	w := newFlakyWorld(t, nil)
-	ctx := context.Background()
 	inline := &failingImmediate{}
-	w.svc.SetImmediate(inline)
+	w := newFlakyWorld(t, func(_ *gateway.Config, p *gateway.Ports) { p.Immediate = inline })
+	ctx := context.Background()
 	res, err := w.svc.Accept(ctx, w.as(t, "alice"), message("alice@example.org", "k-1", "shop"))
 	require.NoError(t, err)
 	assert.True(t, inline.called)

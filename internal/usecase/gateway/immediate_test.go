@@ -78,13 +78,12 @@ func TestImmediatePathEndsBeforeTheQueueCopyIsDue(t *testing.T) {
 			var offset atomic.Int64
 			base := time.Now()
 			store := slowAccept{DB: db, clock: &offset, took: tc.took}
+			spy := &inlineSpy{}
 			svc, err := gateway.NewService(gateway.Config{
 				Domain: "example.org", ImmediateWindow: window, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 				Now: func() time.Time { return base.Add(time.Duration(offset.Load())) },
-			}, gateway.Ports{Messages: store, Inbox: db, Agents: db, Queue: db, Workflows: db})
+			}, gateway.Ports{Messages: store, Inbox: db, Agents: db, Queue: db, Workflows: db, Immediate: spy})
 			require.NoError(t, err)
-			spy := &inlineSpy{}
-			svc.SetImmediate(spy)
 			alice, err := svc.Authenticate(ctx, "key-alice")
 			require.NoError(t, err)
 

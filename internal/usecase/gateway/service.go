@@ -146,6 +146,12 @@ type Ports struct {
 	// this process's memory.
 	Policy  *policy.Policy
 	Limiter policy.Limiter
+	// Immediate makes the first attempt of a local push delivery inside
+	// the request; nil leaves every delivery to the queue. It is a port
+	// like the others, given at construction: the deliverer must not need
+	// this Service (the worker reports through a Service of its own, see
+	// internal/runtime/assemble).
+	Immediate ImmediateDeliverer
 }
 
 // NewService wires the use cases.
@@ -180,7 +186,7 @@ func NewService(cfg Config, p Ports) (*Service, error) {
 		return nil, errors.New("gateway: every store port is required")
 	}
 	s := &Service{cfg: cfg, messages: p.Messages, inbox: p.Inbox, agents: p.Agents, queue: p.Queue, discover: p.Discover,
-		workflows: p.Workflows, runner: p.Runner, schemas: p.Schemas, policy: p.Policy, limiter: p.Limiter, log: cfg.Logger}
+		immediate: p.Immediate, workflows: p.Workflows, runner: p.Runner, schemas: p.Schemas, policy: p.Policy, limiter: p.Limiter, log: cfg.Logger}
 	if s.limiter == nil {
 		s.limiter = policy.NewMemoryLimiter()
 	}
@@ -193,10 +199,6 @@ func NewService(cfg Config, p Ports) (*Service, error) {
 	}
 	return s, nil
 }
-
-// SetImmediate installs the Immediate Path deliverer. It is set after
-// construction because the deliverer itself needs the Service (for reports).
-func (s *Service) SetImmediate(d ImmediateDeliverer) { s.immediate = d }
 
 // Config returns the effective configuration.
 func (s *Service) Config() Config { return s.cfg }
