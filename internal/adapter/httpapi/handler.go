@@ -281,6 +281,24 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, p gateway.Pri
 	return body, g.release, nil
 }
 
+// adminBody authenticates an admin request and then reads its body of
+// at most max bytes: a caller who is not the admin costs no body. On
+// failure it has answered the request and ok is false.
+func (h *Handler) adminBody(w http.ResponseWriter, r *http.Request, max int64) (p gateway.Principal, body []byte, release func(), ok bool) {
+	p, err := h.principal(r)
+	if err == nil {
+		err = gateway.RequireAdmin(p)
+	}
+	if err == nil {
+		body, release, err = h.readBody(w, r, p, max)
+	}
+	if err != nil {
+		h.writeError(w, r, err)
+		return p, nil, nil, false
+	}
+	return p, body, release, true
+}
+
 // ---- messages ----
 
 type acceptAnswer struct {
@@ -525,17 +543,8 @@ func (h *Handler) wellKnown(w http.ResponseWriter, r *http.Request) {
 // ---- admin ----
 
 func (h *Handler) registerAgent(w http.ResponseWriter, r *http.Request) {
-	p, err := h.principal(r)
-	if err == nil {
-		err = gateway.RequireAdmin(p)
-	}
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	body, release, err := h.readBody(w, r, p, h.opt.MaxAdminBody)
-	if err != nil {
-		h.writeError(w, r, err)
+	p, body, release, ok := h.adminBody(w, r, h.opt.MaxAdminBody)
+	if !ok {
 		return
 	}
 	defer release()

@@ -69,18 +69,8 @@ func wrapped(body []byte) (*schemaBody, bool) {
 }
 
 func (h *Handler) createSchema(w http.ResponseWriter, r *http.Request) {
-	p, err := h.principal(r)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	if err := gateway.RequireAdmin(p); err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	body, release, err := h.readBody(w, r, p, schema.MaxSchemaSize+4096)
-	if err != nil {
-		h.writeError(w, r, err)
+	p, body, release, ok := h.adminBody(w, r, schema.MaxSchemaSize+4096)
+	if !ok {
 		return
 	}
 	defer release()
@@ -100,18 +90,8 @@ func (h *Handler) createSchema(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) replaceSchema(w http.ResponseWriter, r *http.Request) {
-	p, err := h.principal(r)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	if err := gateway.RequireAdmin(p); err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	body, release, err := h.readBody(w, r, p, schema.MaxSchemaSize+4096)
-	if err != nil {
-		h.writeError(w, r, err)
+	p, body, release, ok := h.adminBody(w, r, schema.MaxSchemaSize+4096)
+	if !ok {
 		return
 	}
 	defer release()
@@ -121,10 +101,12 @@ func (h *Handler) replaceSchema(w http.ResponseWriter, r *http.Request) {
 			h.writeError(w, r, amtp.FieldError("id", "the body names schema %s, the path %s", b.ID, id))
 			return
 		}
-		if body, err = b.document(); err != nil {
+		doc, err := b.document()
+		if err != nil {
 			h.writeError(w, r, err)
 			return
 		}
+		body = doc
 	}
 	h.putSchema(w, r, p, id, body)
 }
@@ -186,18 +168,8 @@ func (h *Handler) deleteSchema(w http.ResponseWriter, r *http.Request) {
 // validateSchema answers 200 with {valid, schema, validation_errors}: a
 // payload that does not match is the answer asked for, not an error.
 func (h *Handler) validateSchema(w http.ResponseWriter, r *http.Request) {
-	p, err := h.principal(r)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	if err := gateway.RequireAdmin(p); err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	body, release, err := h.readBody(w, r, p, h.max)
-	if err != nil {
-		h.writeError(w, r, err)
+	p, body, release, ok := h.adminBody(w, r, h.max)
+	if !ok {
 		return
 	}
 	defer release()
