@@ -245,16 +245,18 @@ func (br *bodyReader) judgeEnvelope(check func(sender string, recipients []strin
 			return unseen, err
 		}
 		fresh := br.buf[before:]
-		if tries < envelopeTries && (bytes.IndexByte(fresh, ']') >= 0 || len(br.buf) >= 2*looked || eof) {
+		// A body already here whole is judged by the full parse anyway:
+		// looking at its envelope first would parse an ordinary message
+		// twice on the hot path.
+		whole := eof || (br.r.ContentLength >= 0 && int64(len(br.buf)) >= br.r.ContentLength)
+		if !whole && tries < envelopeTries && (bytes.IndexByte(fresh, ']') >= 0 || len(br.buf) >= 2*looked) {
 			tries++
 			looked = len(br.buf)
 			if sender, recipients, ok := envelope(br.buf); ok {
 				if err := check(sender, recipients); err != nil {
 					return unseen, err
 				}
-				if !eof {
-					return judged, nil
-				}
+				return judged, nil
 			}
 		}
 		switch {
