@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/agentry/agentry/internal/kit/awstest"
 	"github.com/agentry/agentry/internal/usecase/gateway"
 	"github.com/agentry/agentry/internal/usecase/gateway/gatewaytest"
 )
@@ -150,11 +151,11 @@ func TestAcceptWhenAFailedConditionComesWithoutTheItem(t *testing.T) {
 		dup   bool
 		err   string
 	}{
-		{"record in the way, read back", failFirstOf(1, record, conditionFailed()), true, true, ""},
-		{"record in the way gone every time", failCalls(1, record, conditionFailed()), false, false, "the idempotency record kept changing"},
-		{"record in the way unreadable", anyOf(failCalls(1, record, conditionFailed()), failCalls(1, getOf(pfxIdem), errInjected)), false, false, "read idempotency record"},
-		{"message in the way gone every time", failCalls(1, message, conditionFailed()), false, false, "the item in the way kept disappearing"},
-		{"message in the way unreadable", anyOf(failCalls(1, message, conditionFailed()), failCalls(1, getOf(pfxMessage), errInjected)), false, false, "read the item in the way"},
+		{"record in the way, read back", awstest.FailFirst(1, record, conditionFailed()), true, true, ""},
+		{"record in the way gone every time", awstest.FailCalls(1, record, conditionFailed()), false, false, "the idempotency record kept changing"},
+		{"record in the way unreadable", awstest.AnyOf(awstest.FailCalls(1, record, conditionFailed()), awstest.FailCalls(1, getOf(pfxIdem), errInjected)), false, false, "read idempotency record"},
+		{"message in the way gone every time", awstest.FailCalls(1, message, conditionFailed()), false, false, "the item in the way kept disappearing"},
+		{"message in the way unreadable", awstest.AnyOf(awstest.FailCalls(1, message, conditionFailed()), awstest.FailCalls(1, getOf(pfxMessage), errInjected)), false, false, "read the item in the way"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -187,7 +188,7 @@ func TestAcceptWhenAFailedConditionComesWithoutTheItem(t *testing.T) {
 // hand over, and the failure is the answer.
 func TestAcceptWithoutKeyWhenTheMessageWriteFails(t *testing.T) {
 	e := newEnv(t)
-	s := e.faultyStore(t, faults{fail: failCalls(1, putOf(pfxMessage, skMessage), errInjected)})
+	s := e.faultyStore(t, faults{fail: awstest.FailCalls(1, putOf(pfxMessage, skMessage), errInjected)})
 	a := newAcceptance("alice@a.example", "bob@b.example")
 	a.Idempotency = gateway.IdempotencyRecord{}
 	_, err := s.Accept(ctx(t), a)
@@ -239,13 +240,13 @@ func TestWorkflowAcceptanceConflicts(t *testing.T) {
 		err   string
 	}{
 		{"retry of a stored one", stored, nil, gateway.ErrDuplicate, ""},
-		{"retry, told without the record", stored, failFirst[tx](1, transactionCancelled("ConditionalCheckFailed", "None", "None")), gateway.ErrDuplicate, ""},
-		{"record gone every time", fresh, failCalls[tx](1, nil, transactionCancelled("ConditionalCheckFailed", "None", "None")), nil, "the idempotency record kept changing"},
-		{"record unreadable", fresh, anyOf(failCalls[tx](1, nil, transactionCancelled("ConditionalCheckFailed", "None", "None")), failCalls(1, getOf(pfxIdem), errInjected)), errInjected, "read idempotency record"},
+		{"retry, told without the record", stored, awstest.FailFirst[tx](1, nil, transactionCancelled("ConditionalCheckFailed", "None", "None")), gateway.ErrDuplicate, ""},
+		{"record gone every time", fresh, awstest.FailCalls[tx](1, nil, transactionCancelled("ConditionalCheckFailed", "None", "None")), nil, "the idempotency record kept changing"},
+		{"record unreadable", fresh, awstest.AnyOf(awstest.FailCalls[tx](1, nil, transactionCancelled("ConditionalCheckFailed", "None", "None")), awstest.FailCalls(1, getOf(pfxIdem), errInjected)), errInjected, "read idempotency record"},
 		{"message id taken", idTaken, nil, gateway.ErrMessageIDTaken, ""},
-		{"message id taken, told without the message", idTaken, failFirst[tx](1, transactionCancelled("None", "ConditionalCheckFailed", "None")), gateway.ErrMessageIDTaken, ""},
-		{"message in the way unreadable", idTaken, anyOf(failFirst[tx](1, transactionCancelled("None", "ConditionalCheckFailed", "None")), failCalls(1, getOf(pfxMessage), errInjected)), errInjected, "read stored message"},
-		{"another reason", fresh, failFirst[tx](1, transactionCancelled("None", "None", "ConditionalCheckFailed")), nil, "transaction cancelled: None, None, ConditionalCheckFailed"},
+		{"message id taken, told without the message", idTaken, awstest.FailFirst[tx](1, nil, transactionCancelled("None", "ConditionalCheckFailed", "None")), gateway.ErrMessageIDTaken, ""},
+		{"message in the way unreadable", idTaken, awstest.AnyOf(awstest.FailFirst[tx](1, nil, transactionCancelled("None", "ConditionalCheckFailed", "None")), awstest.FailCalls(1, getOf(pfxMessage), errInjected)), errInjected, "read stored message"},
+		{"another reason", fresh, awstest.FailFirst[tx](1, nil, transactionCancelled("None", "None", "ConditionalCheckFailed")), nil, "transaction cancelled: None, None, ConditionalCheckFailed"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -282,7 +283,7 @@ func TestWorkflowRetryTakesOverADeadKey(t *testing.T) {
 	}{
 		{"stored", nil, ""},
 		// The transaction after the take-over finds the key taken again.
-		{"key taken again", failCalls[*dynamodb.TransactWriteItemsInput](2, nil, transactionCancelled("ConditionalCheckFailed", "None", "None")), "took the key over"},
+		{"key taken again", awstest.FailCalls[*dynamodb.TransactWriteItemsInput](2, nil, transactionCancelled("ConditionalCheckFailed", "None", "None")), "took the key over"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/agentry/agentry/internal/kit/awstest"
 	"github.com/agentry/agentry/internal/usecase/gateway"
 )
 
@@ -235,11 +236,11 @@ func TestAgentWritesGiveUpOnEndlessChanges(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			a := newAgent("busy")
 			require.NoError(t, good.PutAgent(ctx(t), a))
-			calls := &counted[*dynamodb.TransactWriteItemsInput]{rule: failCalls[*dynamodb.TransactWriteItemsInput](1, nil, transactionCancelled("ConditionalCheckFailed", "None", "None"))}
-			s := e.faultyStore(t, faults{fail: calls.fail})
+			calls := &awstest.Counted[*dynamodb.TransactWriteItemsInput]{Rule: awstest.FailCalls[*dynamodb.TransactWriteItemsInput](1, nil, transactionCancelled("ConditionalCheckFailed", "None", "None"))}
+			s := e.faultyStore(t, faults{fail: calls.Fail})
 			err := tc.call(t, s, a)
 			require.ErrorContains(t, err, "changed concurrently 5 times")
-			assert.Equal(t, int64(agentWriteAttempts), calls.n.Load())
+			assert.Equal(t, int64(agentWriteAttempts), calls.Calls())
 			got, err := good.GetAgent(ctx(t), a.Address)
 			require.NoError(t, err)
 			assert.Equal(t, a.APIKeyHash, got.APIKeyHash, "the agent is as it was")

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/agentry/agentry/internal/kit/awstest"
 	"github.com/agentry/agentry/internal/usecase/gateway"
 )
 
@@ -83,19 +84,19 @@ func TestTransactRetries(t *testing.T) {
 		stored   bool
 		err      string
 	}{
-		{"conflicts, then through", failFirst[*dynamodb.TransactWriteItemsInput](2, transactionCancelled("TransactionConflict", "None")), 3, true, ""},
-		{"throttled, then through", failFirst[*dynamodb.TransactWriteItemsInput](1, transactionCancelled("None", "ThrottlingError")), 2, true, ""},
-		{"over capacity, then through", failFirst[*dynamodb.TransactWriteItemsInput](1, transactionCancelled("ProvisionedThroughputExceeded")), 2, true, ""},
+		{"conflicts, then through", awstest.FailFirst[*dynamodb.TransactWriteItemsInput](2, nil, transactionCancelled("TransactionConflict", "None")), 3, true, ""},
+		{"throttled, then through", awstest.FailFirst[*dynamodb.TransactWriteItemsInput](1, nil, transactionCancelled("None", "ThrottlingError")), 2, true, ""},
+		{"over capacity, then through", awstest.FailFirst[*dynamodb.TransactWriteItemsInput](1, nil, transactionCancelled("ProvisionedThroughputExceeded")), 2, true, ""},
 		{"a failure that is no cancellation", failAll[*dynamodb.TransactWriteItemsInput](), 1, false, "injected"},
-		{"conflict every time", failCalls[*dynamodb.TransactWriteItemsInput](1, nil, transactionCancelled("TransactionConflict", "None")), transactAttempts, false, "TransactionConflict"},
-		{"another reason", failFirst[*dynamodb.TransactWriteItemsInput](1, transactionCancelled("ValidationError", "None")), 1, false, "ValidationError"},
+		{"conflict every time", awstest.FailCalls[*dynamodb.TransactWriteItemsInput](1, nil, transactionCancelled("TransactionConflict", "None")), transactAttempts, false, "TransactionConflict"},
+		{"another reason", awstest.FailFirst[*dynamodb.TransactWriteItemsInput](1, nil, transactionCancelled("ValidationError", "None")), 1, false, "ValidationError"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			calls := &counted[*dynamodb.TransactWriteItemsInput]{rule: tc.fail}
-			s := e.faultyStore(t, faults{fail: calls.fail})
+			calls := &awstest.Counted[*dynamodb.TransactWriteItemsInput]{Rule: tc.fail}
+			s := e.faultyStore(t, faults{fail: calls.Fail})
 			a := newAgent("tx")
 			err := s.PutAgent(ctx(t), a)
-			assert.Equal(t, tc.attempts, calls.n.Load(), "transactions sent")
+			assert.Equal(t, tc.attempts, calls.Calls(), "transactions sent")
 			_, getErr := e.store(t).GetAgent(ctx(t), a.Address)
 			if tc.stored {
 				require.NoError(t, err)
@@ -165,10 +166,10 @@ func TestBatchGetUnprocessedKeys(t *testing.T) {
 	}
 
 	t.Run("read again", func(t *testing.T) {
-		calls := &counted[*dynamodb.BatchGetItemInput]{}
+		calls := &awstest.Counted[*dynamodb.BatchGetItemInput]{}
 		var edits atomic.Int32
 		edit := unprocess(1)
-		s := e.faultyStore(t, faults{fail: calls.fail, edit: func(in, out any) {
+		s := e.faultyStore(t, faults{fail: calls.Fail, edit: func(in, out any) {
 			if edits.Add(1) <= 2 {
 				edit(in, out)
 			}
@@ -179,15 +180,15 @@ func TestBatchGetUnprocessedKeys(t *testing.T) {
 		for _, k := range keys {
 			assert.Contains(t, got, itemID(k))
 		}
-		assert.Equal(t, int64(3), calls.n.Load(), "one read per item, two left unprocessed in turn")
+		assert.Equal(t, int64(3), calls.Calls(), "one read per item, two left unprocessed in turn")
 	})
 
 	t.Run("given up", func(t *testing.T) {
-		calls := &counted[*dynamodb.BatchGetItemInput]{}
-		s := e.faultyStore(t, faults{fail: calls.fail, edit: unprocess(0)})
+		calls := &awstest.Counted[*dynamodb.BatchGetItemInput]{}
+		s := e.faultyStore(t, faults{fail: calls.Fail, edit: unprocess(0)})
 		_, err := s.batchGet(ctx(t), keys, true, nil)
 		require.ErrorContains(t, err, "3 keys still unprocessed")
-		assert.Equal(t, int64(batchGetAttempts), calls.n.Load())
+		assert.Equal(t, int64(batchGetAttempts), calls.Calls())
 	})
 
 	t.Run("cancelled while waiting", func(t *testing.T) {

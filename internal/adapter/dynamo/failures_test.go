@@ -11,6 +11,7 @@ import (
 
 	"github.com/agentry/agentry/internal/core/policy"
 	"github.com/agentry/agentry/internal/core/schema"
+	"github.com/agentry/agentry/internal/kit/awstest"
 	"github.com/agentry/agentry/internal/usecase/gateway"
 	"github.com/agentry/agentry/internal/usecase/gateway/gatewaytest"
 )
@@ -52,13 +53,13 @@ func TestDynamoFailuresReachTheCaller(t *testing.T) {
 		run  func(t *testing.T, s *Store) error
 		want string // what the error says the operation was doing
 	}{
-		{"PutAgent/read", failCalls(1, getOf(pfxAgent), errInjected), func(t *testing.T, s *Store) error {
+		{"PutAgent/read", awstest.FailCalls(1, getOf(pfxAgent), errInjected), func(t *testing.T, s *Store) error {
 			return s.PutAgent(ctx(t), newAgent("put"))
 		}, "put agent"},
 		{"PutAgent/write", failAll[*dynamodb.TransactWriteItemsInput](), func(t *testing.T, s *Store) error {
 			return s.PutAgent(ctx(t), newAgent("put"))
 		}, "put agent"},
-		{"ReplaceAgentKey/read", failCalls(1, getOf(pfxAgent), errInjected), func(t *testing.T, s *Store) error {
+		{"ReplaceAgentKey/read", awstest.FailCalls(1, getOf(pfxAgent), errInjected), func(t *testing.T, s *Store) error {
 			a := agent(t)
 			_, err := s.ReplaceAgentKey(ctx(t), a.Address, a.APIKeyHash, "new")
 			return err
@@ -68,22 +69,22 @@ func TestDynamoFailuresReachTheCaller(t *testing.T) {
 			_, err := s.ReplaceAgentKey(ctx(t), a.Address, a.APIKeyHash, "new")
 			return err
 		}, "replace agent key"},
-		{"GetAgent", failCalls(1, getOf(pfxAgent), errInjected), func(t *testing.T, s *Store) error {
+		{"GetAgent", awstest.FailCalls(1, getOf(pfxAgent), errInjected), func(t *testing.T, s *Store) error {
 			_, err := s.GetAgent(ctx(t), agent(t).Address)
 			return err
 		}, "get agent"},
-		{"AgentByKeyHash", failCalls(1, getOf(pfxAPIKey), errInjected), func(t *testing.T, s *Store) error {
+		{"AgentByKeyHash", awstest.FailCalls(1, getOf(pfxAPIKey), errInjected), func(t *testing.T, s *Store) error {
 			_, err := s.AgentByKeyHash(ctx(t), agent(t).APIKeyHash)
 			return err
 		}, "agent by key hash"},
 		{"DeleteAgent/purge query", failAll[*dynamodb.QueryInput](), func(t *testing.T, s *Store) error {
 			return s.DeleteAgent(ctx(t), agent(t).Address)
 		}, "purge its inbox"},
-		{"DeleteAgent/purge unfile", failCalls(1, updateOf(pfxMessage), errInjected), func(t *testing.T, s *Store) error {
+		{"DeleteAgent/purge unfile", awstest.FailCalls(1, updateOf(pfxMessage), errInjected), func(t *testing.T, s *Store) error {
 			addr, _ := inbox(t)
 			return s.DeleteAgent(ctx(t), addr)
 		}, "purge its inbox"},
-		{"DeleteAgent/read", failCalls(1, getOf(pfxAgent), errInjected), func(t *testing.T, s *Store) error {
+		{"DeleteAgent/read", awstest.FailCalls(1, getOf(pfxAgent), errInjected), func(t *testing.T, s *Store) error {
 			return s.DeleteAgent(ctx(t), agent(t).Address)
 		}, "delete agent"},
 		{"DeleteAgent/write", failAll[*dynamodb.TransactWriteItemsInput](), func(t *testing.T, s *Store) error {
@@ -117,14 +118,14 @@ func TestDynamoFailuresReachTheCaller(t *testing.T) {
 			require.NoError(t, err)
 			return s.DeliverToInbox(ctx(t), "bob@b.example", a.Message.ID, status("bob@b.example")[0])
 		}, "deliver"},
-		{"UpdateStatuses/read message", failCalls(1, getOf(pfxMessage), errInjected), func(t *testing.T, s *Store) error {
+		{"UpdateStatuses/read message", awstest.FailCalls(1, getOf(pfxMessage), errInjected), func(t *testing.T, s *Store) error {
 			a := newAcceptance("alice@a.example", "bob@b.example")
 			_, err := good.Accept(ctx(t), a)
 			require.NoError(t, err)
 			// A recipient without an item: its status needs the message.
 			return s.UpdateStatuses(ctx(t), a.Message.ID, status("zed@z.example"))
 		}, "read message"},
-		{"UpdateStatuses/create item", failCalls(1, putOf(pfxMessage, pfxRecipient), errInjected), func(t *testing.T, s *Store) error {
+		{"UpdateStatuses/create item", awstest.FailCalls(1, putOf(pfxMessage, pfxRecipient), errInjected), func(t *testing.T, s *Store) error {
 			a := newAcceptance("alice@a.example", "bob@b.example")
 			_, err := good.Accept(ctx(t), a)
 			require.NoError(t, err)
@@ -134,7 +135,7 @@ func TestDynamoFailuresReachTheCaller(t *testing.T) {
 			_, err := s.GetStatuses(ctx(t), "any")
 			return err
 		}, "get statuses"},
-		{"GetStatuses/read message", failCalls(1, getOf(pfxMessage), errInjected), func(t *testing.T, s *Store) error {
+		{"GetStatuses/read message", awstest.FailCalls(1, getOf(pfxMessage), errInjected), func(t *testing.T, s *Store) error {
 			_, err := s.GetStatuses(ctx(t), gatewaytest.NewID("none"))
 			return err
 		}, "get statuses"},
@@ -142,7 +143,7 @@ func TestDynamoFailuresReachTheCaller(t *testing.T) {
 			_, _, err := s.ListMessages(ctx(t), gateway.MessageQuery{Sender: "alice@a.example"})
 			return err
 		}, "list messages"},
-		{"ListMessages/head", failCalls(1, func(in *dynamodb.QueryInput) bool { return in.IndexName == nil }, errInjected), func(t *testing.T, s *Store) error {
+		{"ListMessages/head", awstest.FailCalls(1, func(in *dynamodb.QueryInput) bool { return in.IndexName == nil }, errInjected), func(t *testing.T, s *Store) error {
 			sender := strings.ToLower(gatewaytest.NewID("lister")) + "@a.example"
 			_, err := good.Accept(ctx(t), newAcceptance(sender, "bob@b.example"))
 			require.NoError(t, err)
@@ -192,15 +193,15 @@ func TestDynamoFailuresReachTheCaller(t *testing.T) {
 			next.Version += 5
 			return s.UpdateWorkflow(ctx(t), next, st.Version+3)
 		}, "read version after a failed condition"},
-		{"Accept/claim", failCalls(1, putOf(pfxIdem, ""), errInjected), func(t *testing.T, s *Store) error {
+		{"Accept/claim", awstest.FailCalls(1, putOf(pfxIdem, ""), errInjected), func(t *testing.T, s *Store) error {
 			_, err := s.Accept(ctx(t), newAcceptance("alice@a.example", "bob@b.example"))
 			return err
 		}, "claim idempotency key"},
-		{"Accept/message", failCalls(1, putOf(pfxMessage, skMessage), errInjected), func(t *testing.T, s *Store) error {
+		{"Accept/message", awstest.FailCalls(1, putOf(pfxMessage, skMessage), errInjected), func(t *testing.T, s *Store) error {
 			_, err := s.Accept(ctx(t), newAcceptance("alice@a.example", "bob@b.example"))
 			return err
 		}, "write message"},
-		{"Accept/recipients", failCalls(1, putOf(pfxMessage, pfxRecipient), errInjected), func(t *testing.T, s *Store) error {
+		{"Accept/recipients", awstest.FailCalls(1, putOf(pfxMessage, pfxRecipient), errInjected), func(t *testing.T, s *Store) error {
 			_, err := s.Accept(ctx(t), newAcceptance("alice@a.example", "bob@b.example"))
 			return err
 		}, "write recipient bob@b.example"},

@@ -1,9 +1,7 @@
 package dynamo
 
 import (
-	"context"
 	"errors"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -11,7 +9,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/aws/smithy-go/middleware"
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentry/agentry/internal/adapter/awsres"
@@ -37,21 +34,7 @@ type faults struct {
 // faultyStore is a store on e's table whose DynamoDB calls go through f.
 func (e *env) faultyStore(t *testing.T, f faults, mod ...func(*Config)) *Store {
 	t.Helper()
-	cfg := awstest.Config(t)
-	cfg.APIOptions = append(slices.Clone(cfg.APIOptions), func(st *middleware.Stack) error {
-		return st.Initialize.Add(middleware.InitializeMiddlewareFunc("testFaults", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-			if f.fail != nil {
-				if err := f.fail(in.Parameters); err != nil {
-					return middleware.InitializeOutput{}, middleware.Metadata{}, err
-				}
-			}
-			out, md, err := next.HandleInitialize(ctx, in)
-			if err == nil && f.edit != nil {
-				f.edit(in.Parameters, out.Result)
-			}
-			return out, md, err
-		}), middleware.Before)
-	})
+	cfg := awstest.WithFaults(awstest.Config(t), awstest.Faults{Fail: f.fail, Edit: f.edit})
 	c := Config{Table: e.names.Table, Blobs: e.blobs, Queue: e.queue, Now: e.clock.Now}
 	for _, m := range mod {
 		m(&c)
@@ -61,36 +44,8 @@ func (e *env) faultyStore(t *testing.T, f faults, mod ...func(*Config)) *Store {
 	return s
 }
 
-// failCalls fails every call of type T (an input type) that match
-// accepts, from the from-th such match on (1 for all of them), with err.
-func failCalls[T any](from int, match func(T) bool, err error) func(any) error {
-	var seen atomic.Int64
-	return func(in any) error {
-		v, ok := in.(T)
-		if !ok || (match != nil && !match(v)) {
-			return nil
-		}
-		if seen.Add(1) < int64(from) {
-			return nil
-		}
-		return err
-	}
-}
-
-// failAll fails every call of type T.
-func failAll[T any]() func(any) error { return failCalls[T](1, nil, errInjected) }
-
-// anyOf fails a call when one of rules does, first rule first.
-func anyOf(rules ...func(any) error) func(any) error {
-	return func(in any) error {
-		for _, r := range rules {
-			if err := r(in); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-}
+// failAll fails every call of type T with errInjected.
+func failAll[T any]() func(any) error { return awstest.FailCalls[T](1, nil, errInjected) }
 
 // pkHas reports whether key k's partition key starts with prefix.
 func pkHas(k item, prefix string) bool { return strings.HasPrefix(getStr(k, aPK), prefix) }
@@ -116,38 +71,6 @@ func (e *env) putRaw(t *testing.T, it item) {
 	t.Helper()
 	_, err := e.client.PutItem(ctx(t), &dynamodb.PutItemInput{TableName: &e.names.Table, Item: it})
 	require.NoError(t, err)
-}
-
-// counted counts the calls of type T that reach rule, and passes each on
-// to it (nil: none fails).
-type counted[T any] struct {
-	n    atomic.Int64
-	rule func(any) error
-}
-
-func (c *counted[T]) fail(in any) error {
-	if _, ok := in.(T); ok {
-		c.n.Add(1)
-	}
-	if c.rule == nil {
-		return nil
-	}
-	return c.rule(in)
-}
-
-// failFirst fails the first n calls of type T, and no later one.
-func failFirst[T any](n int, err error) func(any) error { return failFirstOf[T](n, nil, err) }
-
-// failFirstOf fails the first n calls of type T that match accepts.
-func failFirstOf[T any](n int, match func(T) bool, err error) func(any) error {
-	var seen atomic.Int64
-	return func(in any) error {
-		v, ok := in.(T)
-		if ok && (match == nil || match(v)) && seen.Add(1) <= int64(n) {
-			return err
-		}
-		return nil
-	}
 }
 
 // conditionFailed is DynamoDB's answer to a write whose condition failed,

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentry/agentry/internal/core/policy"
+	"github.com/agentry/agentry/internal/kit/awstest"
 	"github.com/agentry/agentry/internal/usecase/gateway/gatewaytest"
 )
 
@@ -20,15 +21,15 @@ import (
 func TestRateLimitUnderEndlessContention(t *testing.T) {
 	e := newEnv(t)
 	limit := policy.Limit{Rate: 10, Per: time.Hour}
-	lost := func(in any) error { return failCalls(1, putOf(pfxRate, ""), conditionFailed())(in) }
+	lost := func(in any) error { return awstest.FailCalls(1, putOf(pfxRate, ""), conditionFailed())(in) }
 
 	t.Run("gives up", func(t *testing.T) {
-		puts := &counted[*dynamodb.PutItemInput]{rule: lost}
-		s := e.faultyStore(t, faults{fail: puts.fail})
+		puts := &awstest.Counted[*dynamodb.PutItemInput]{Rule: lost}
+		s := e.faultyStore(t, faults{fail: puts.Fail})
 		ok, _, err := s.Allow(ctx(t), gatewaytest.NewID("rl"), limit, time.Now())
 		require.ErrorContains(t, err, "lost races in a row")
 		assert.False(t, ok)
-		assert.Equal(t, int64(maxRateAttempts), puts.n.Load())
+		assert.Equal(t, int64(maxRateAttempts), puts.Calls())
 	})
 
 	t.Run("caller gives up", func(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/agentry/agentry/internal/kit/awstest"
 	"github.com/agentry/agentry/internal/usecase/gateway"
 )
 
@@ -112,12 +113,12 @@ func TestSettlingADuplicateFails(t *testing.T) {
 		err              string
 		injected         bool
 	}{
-		{"record unreadable after a wait", false, live, failCalls(1, getOf(pfxIdem), errInjected), "read idempotency record", true},
+		{"record unreadable after a wait", false, live, awstest.FailCalls(1, getOf(pfxIdem), errInjected), "read idempotency record", true},
 		{"message unreadable", false, live, failAll[*dynamodb.QueryInput](), "read message", true},
 		{"record corrupt", false, func(t *testing.T, a *gateway.Acceptance) {
 			e.mutate(t, recordOf(a), func(it item) { it[aCreated] = str("yesterday") })
 		}, nil, "idempotency record: attribute cat", false},
-		{"marker claim fails", true, dead, failCalls(1, record, errInjected), "claim enqueue marker", true},
+		{"marker claim fails", true, dead, awstest.FailCalls(1, record, errInjected), "claim enqueue marker", true},
 		{"stored tasks corrupt", true, func(t *testing.T, a *gateway.Acceptance) {
 			dead(t, a)
 			e.mutate(t, recordOf(a), func(it item) { it[aTasks] = str("[{") })
@@ -133,9 +134,9 @@ func TestSettlingADuplicateFails(t *testing.T) {
 				it[aSpecs] = &types.AttributeValueMemberL{Value: []types.AttributeValue{str("not a map")}}
 			})
 		}, nil, "finish the recipients", false},
-		{"void fails", false, dead, failCalls(1, updateOf(pfxMessage), errInjected), "void message", true},
+		{"void fails", false, dead, awstest.FailCalls(1, updateOf(pfxMessage), errInjected), "void message", true},
 		// The first put of the record is the claim, which finds the key held.
-		{"record replace fails", false, dead, failCalls(2, putOf(pfxIdem, ""), errInjected), "replace idempotency record", true},
+		{"record replace fails", false, dead, awstest.FailCalls(2, putOf(pfxIdem, ""), errInjected), "replace idempotency record", true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -167,7 +168,7 @@ func TestTakeOverRaces(t *testing.T) {
 		a := newAcceptance("alice@a.example", "bob@b.example")
 		crashed(t, e, a, true)
 		e.mutate(t, recordOf(a), func(it item) { it[aPending] = num(1) })
-		s := e.faultyStore(t, faults{fail: failFirstOf(1, updateOf(pfxIdem), conditionFailed())})
+		s := e.faultyStore(t, faults{fail: awstest.FailFirst(1, updateOf(pfxIdem), conditionFailed())})
 		dup, err := s.Accept(ctx(t), retryOf(a))
 		require.ErrorIs(t, err, gateway.ErrDuplicate)
 		assert.Equal(t, a.Message.ID, dup.MessageID)

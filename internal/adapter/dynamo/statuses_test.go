@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/agentry/agentry/internal/kit/awstest"
 	"github.com/agentry/agentry/internal/usecase/gateway"
 	"github.com/agentry/agentry/internal/usecase/gateway/gatewaytest"
 )
@@ -34,11 +35,11 @@ func TestStatusItemThatKeepsVanishing(t *testing.T) {
 	a := newAcceptance("alice@a.example", "bob@b.example")
 	_, err := e.store(t).Accept(ctx(t), a)
 	require.NoError(t, err)
-	updates := &counted[*dynamodb.UpdateItemInput]{rule: failCalls(1, updateOf(pfxMessage), conditionFailed())}
-	s := e.faultyStore(t, faults{fail: anyOf(updates.fail, failCalls(1, putOf(pfxMessage, pfxRecipient), conditionFailed()))})
+	updates := &awstest.Counted[*dynamodb.UpdateItemInput]{Rule: awstest.FailCalls(1, updateOf(pfxMessage), conditionFailed())}
+	s := e.faultyStore(t, faults{fail: awstest.AnyOf(updates.Fail, awstest.FailCalls(1, putOf(pfxMessage, pfxRecipient), conditionFailed()))})
 	err = s.UpdateStatuses(ctx(t), a.Message.ID, []gateway.RecipientStatus{{Address: "bob@b.example", Status: gateway.StateDelivered, UpdatedAt: gatewaytest.Now()}})
 	require.ErrorContains(t, err, "kept appearing and disappearing")
-	assert.Equal(t, int64(3), updates.n.Load())
+	assert.Equal(t, int64(3), updates.Calls())
 }
 
 // TestStatusesOfRecipientsAddedTogether: recipients added in the same

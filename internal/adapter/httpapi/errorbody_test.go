@@ -1,44 +1,15 @@
 package httpapi_test
 
 import (
-	"bytes"
-	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/agentry/agentry/internal/adapter/httpapi/httpapitest"
 )
-
-// strictErrorBody is the AMTP error body of shared/PROTOCOL.md, "Errors",
-// and nothing else: decoded with unknown members refused.
-type strictErrorBody struct {
-	Error struct {
-		Code      string         `json:"code"`
-		Message   string         `json:"message"`
-		Details   map[string]any `json:"details"`
-		Timestamp string         `json:"timestamp"`
-		RequestID string         `json:"request_id"`
-	} `json:"error"`
-}
-
-// requireErrorBody checks that raw is exactly the AMTP error body with
-// code want, a timestamp and a request id, and returns it.
-func requireErrorBody(t *testing.T, raw []byte, want, context string) strictErrorBody {
-	t.Helper()
-	var body strictErrorBody
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	require.NoError(t, dec.Decode(&body), "%s: not the AMTP error body: %q", context, raw)
-	assert.Equal(t, want, body.Error.Code, context)
-	assert.NotEmpty(t, body.Error.Message, context)
-	_, err := time.Parse(time.RFC3339Nano, body.Error.Timestamp)
-	assert.NoError(t, err, "%s: timestamp %q", context, body.Error.Timestamp)
-	assert.NotEmpty(t, body.Error.RequestID, context)
-	return body
-}
 
 // TestEveryErrorIsTheAMTPBody: unclean paths, unknown paths with or
 // without a trailing slash, and methods a path does not take are all
@@ -101,7 +72,7 @@ func TestEveryErrorIsTheAMTPBody(t *testing.T) {
 			assert.Empty(t, rec.Header().Get("Location"), "no redirect, ever")
 			assert.Equal(t, "application/json", rec.Header().Get("Content-Type"))
 			assert.Equal(t, c.allow, rec.Header().Get("Allow"))
-			body := requireErrorBody(t, rec.Body.Bytes(), c.code, name)
+			body := httpapitest.RequireErrorBody(t, rec.Body.Bytes(), c.code, name)
 			assert.Equal(t, rec.Header().Get("X-Request-Id"), body.Error.RequestID)
 		})
 	}
@@ -125,6 +96,6 @@ func TestOversizedBodyIsTheAMTPBody(t *testing.T) {
 	for _, c := range cases {
 		rec := a.do(c.method, c.path, bearer(testAdminKey), big)
 		require.Equal(t, c.status, rec.Code, "%s %s: %s", c.method, c.path, rec.Body)
-		requireErrorBody(t, rec.Body.Bytes(), c.code, c.path)
+		httpapitest.RequireErrorBody(t, rec.Body.Bytes(), c.code, c.path)
 	}
 }

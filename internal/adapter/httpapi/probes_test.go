@@ -15,6 +15,8 @@ import (
 	"github.com/agentry/agentry/internal/adapter/embedded"
 	"github.com/agentry/agentry/internal/adapter/httpapi"
 	"github.com/agentry/agentry/internal/usecase/gateway"
+
+	"github.com/agentry/agentry/internal/adapter/httpapi/httpapitest"
 )
 
 // TestProbesReflectTheStore: liveness fails only when the runtime says
@@ -53,7 +55,7 @@ func TestProbesReflectTheStore(t *testing.T) {
 				h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
 				require.Equal(t, want, rec.Code, path)
 				if want != http.StatusOK {
-					body := requireErrorBody(t, rec.Body.Bytes(), "TEMPORARY_FAILURE", path)
+					body := httpapitest.RequireErrorBody(t, rec.Body.Bytes(), "TEMPORARY_FAILURE", path)
 					assert.NotContains(t, body.Error.Message, "agentry.wal", path)
 				}
 			}

@@ -86,8 +86,8 @@ func TestSendBatchPartialFailures(t *testing.T) {
 			env := newEnv(t, 0)
 			c, cancel := context.WithCancel(ctx(t))
 			defer cancel()
-			calls := &counted[*sqs.SendMessageBatchInput]{}
-			f := faults{fail: calls.fail, batch: tc.batch}
+			calls := &awstest.Counted[*sqs.SendMessageBatchInput]{}
+			f := faults{fail: calls.Fail, batch: tc.batch}
 			if tc.cancel {
 				f.after = func(in any) {
 					if _, ok := in.(*sqs.SendMessageBatchInput); ok {
@@ -105,7 +105,7 @@ func TestSendBatchPartialFailures(t *testing.T) {
 					assert.ErrorContains(t, err, failing, "the task not queued is named")
 				}
 			}
-			assert.Equal(t, tc.calls, calls.n.Load(), "batches sent")
+			assert.Equal(t, tc.calls, calls.Calls(), "batches sent")
 			assert.Equal(t, tc.queued, env.count(t, env.url), "tasks queued")
 		})
 	}
@@ -132,7 +132,7 @@ func TestEnqueueFailures(t *testing.T) {
 		{"task that does not encode", append(newTasks(2), bad), nil, 0, "encode task"},
 		{"task over the SQS limit", append(newTasks(2), huge), nil, 0, "over the SQS limit"},
 		{"a full batch fails", newTasks(12), failAll[*sqs.SendMessageBatchInput](), 0, "send 10 tasks"},
-		{"the last batch fails", newTasks(12), failCalls[*sqs.SendMessageBatchInput](2, nil, errInjected), 10, "send 2 tasks"},
+		{"the last batch fails", newTasks(12), awstest.FailCalls[*sqs.SendMessageBatchInput](2, nil, errInjected), 10, "send 2 tasks"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -156,12 +156,12 @@ func TestReceiveEdges(t *testing.T) {
 	t.Run("nothing asked for", func(t *testing.T) {
 		t.Parallel()
 		env := newEnv(t, 0)
-		calls := &counted[*sqs.ReceiveMessageInput]{}
-		q := env.faultyQueue(t, faults{fail: calls.fail}, nil)
+		calls := &awstest.Counted[*sqs.ReceiveMessageInput]{}
+		q := env.faultyQueue(t, faults{fail: calls.Fail}, nil)
 		got, err := q.Receive(ctx(t), 0, time.Second)
 		require.NoError(t, err)
 		assert.Empty(t, got)
-		assert.Zero(t, calls.n.Load(), "SQS is not asked")
+		assert.Zero(t, calls.Calls(), "SQS is not asked")
 	})
 
 	t.Run("receive fails", func(t *testing.T) {
@@ -195,7 +195,7 @@ func TestReceiveEdges(t *testing.T) {
 		env := newEnv(t, 0)
 		logs := &logBuffer{}
 		clock := &fakeClock{}
-		q := env.faultyQueue(t, faults{fail: anyOf(failAll[*sqs.ChangeMessageVisibilityInput](), failAll[*sqs.SendMessageInput]())},
+		q := env.faultyQueue(t, faults{fail: awstest.AnyOf(failAll[*sqs.ChangeMessageVisibilityInput](), failAll[*sqs.SendMessageInput]())},
 			func(c *Config) { c.Now, c.Logger = clock.Now, logs.logger() })
 		task := newTask("bob@a.example")
 		task.NotBefore = gatewaytest.Now().Add(20 * time.Minute)
@@ -257,8 +257,8 @@ func TestHoldBackFailures(t *testing.T) {
 	}{
 		{"replaced when it cannot be hidden", visibility, false, 1, "", "sending a fresh copy"},
 		{"caller gives up", visibility, true, 1, "change visibility", ""},
-		{"fresh copy not sent", anyOf(visibility, failAll[*sqs.SendMessageInput]()), false, 1, "send task", "sending a fresh copy"},
-		{"replaced copy not deleted", anyOf(visibility, failAll[*sqs.DeleteMessageInput]()), false, 2, "delete the copy replaced", "sending a fresh copy"},
+		{"fresh copy not sent", awstest.AnyOf(visibility, failAll[*sqs.SendMessageInput]()), false, 1, "send task", "sending a fresh copy"},
+		{"replaced copy not deleted", awstest.AnyOf(visibility, failAll[*sqs.DeleteMessageInput]()), false, 2, "delete the copy replaced", "sending a fresh copy"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -487,7 +487,7 @@ func TestReceiptGone(t *testing.T) {
 
 	t.Run("ack", func(t *testing.T) {
 		env := newEnv(t, 0)
-		q := env.faultyQueue(t, faults{fail: failCalls[*sqs.DeleteMessageInput](1, nil, expired)}, nil)
+		q := env.faultyQueue(t, faults{fail: awstest.FailCalls[*sqs.DeleteMessageInput](1, nil, expired)}, nil)
 		require.NoError(t, q.Enqueue(ctx(t), newTask("bob@a.example")))
 		task := receiveN(t, q, 1, 10*time.Second)[0]
 		assert.NoError(t, q.Ack(ctx(t), task), "an expired receipt: the task is out with another worker")

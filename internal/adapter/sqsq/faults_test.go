@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -40,31 +39,12 @@ type faults struct {
 // faultyQueue is a Queue on e's queues whose SQS calls go through f.
 func (e *env) faultyQueue(t *testing.T, f faults, mod func(*Config)) *Queue {
 	t.Helper()
-	cfg := awstest.Config(t)
-	cfg.APIOptions = append(slices.Clone(cfg.APIOptions), func(st *middleware.Stack) error {
-		return st.Initialize.Add(middleware.InitializeMiddlewareFunc("testFaults", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-			if f.fail != nil {
-				if err := f.fail(in.Parameters); err != nil {
-					return middleware.InitializeOutput{}, middleware.Metadata{}, err
-				}
-			}
-			var failed []types.BatchResultErrorEntry
-			if b, ok := in.Parameters.(*sqs.SendMessageBatchInput); ok && f.batch != nil {
-				if failed = f.batch(b); len(b.Entries) == 0 {
-					// SQS refuses an empty batch: every entry "failed".
-					return middleware.InitializeOutput{Result: &sqs.SendMessageBatchOutput{Failed: failed}}, middleware.Metadata{}, nil
-				}
-			}
-			out, md, err := next.HandleInitialize(ctx, in)
-			if res, ok := out.Result.(*sqs.SendMessageBatchOutput); ok && err == nil {
-				res.Failed = append(res.Failed, failed...)
-			}
-			if f.after != nil {
-				f.after(in.Parameters)
-			}
-			return out, md, err
-		}), middleware.Before)
-	})
+	cfg := awstest.WithFaults(awstest.Config(t), awstest.Faults{Fail: f.fail, After: f.after})
+	if f.batch != nil {
+		cfg.APIOptions = append(slices.Clone(cfg.APIOptions), func(st *middleware.Stack) error {
+			return st.Initialize.Add(middleware.InitializeMiddlewareFunc("testBatchFaults", f.takeFromBatch), middleware.After)
+		})
+	}
 	c := Config{QueueURL: e.url, DeadLetterURL: e.dlq, VisibilityTimeout: testLease}
 	if mod != nil {
 		mod(&c)
@@ -74,43 +54,28 @@ func (e *env) faultyQueue(t *testing.T, f faults, mod func(*Config)) *Queue {
 	return q
 }
 
-// failCalls fails every call of type T that match accepts (nil: all),
-// from the from-th such call on, with err.
-func failCalls[T any](from int, match func(T) bool, err error) func(any) error {
-	var seen atomic.Int64
-	return func(in any) error {
-		v, ok := in.(T)
-		if !ok || (match != nil && !match(v)) || seen.Add(1) < int64(from) {
-			return nil
-		}
-		return err
+// takeFromBatch lets f.batch take entries out of a SendMessageBatch before
+// it is sent and adds them to the answer's failures, as SQS reports
+// entries it did not take.
+func (f faults) takeFromBatch(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+	b, ok := in.Parameters.(*sqs.SendMessageBatchInput)
+	if !ok {
+		return next.HandleInitialize(ctx, in)
 	}
+	failed := f.batch(b)
+	if len(b.Entries) == 0 {
+		// SQS refuses an empty batch: every entry "failed".
+		return middleware.InitializeOutput{Result: &sqs.SendMessageBatchOutput{Failed: failed}}, middleware.Metadata{}, nil
+	}
+	out, md, err := next.HandleInitialize(ctx, in)
+	if res, ok := out.Result.(*sqs.SendMessageBatchOutput); ok && err == nil {
+		res.Failed = append(res.Failed, failed...)
+	}
+	return out, md, err
 }
 
 // failAll fails every call of type T with errInjected.
-func failAll[T any]() func(any) error { return failCalls[T](1, nil, errInjected) }
-
-// anyOf fails a call when one of rules does.
-func anyOf(rules ...func(any) error) func(any) error {
-	return func(in any) error {
-		for _, r := range rules {
-			if err := r(in); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-}
-
-// counted counts the calls of type T.
-type counted[T any] struct{ n atomic.Int64 }
-
-func (c *counted[T]) fail(in any) error {
-	if _, ok := in.(T); ok {
-		c.n.Add(1)
-	}
-	return nil
-}
+func failAll[T any]() func(any) error { return awstest.FailCalls[T](1, nil, errInjected) }
 
 // logBuffer is a logger whose records the test reads back.
 type logBuffer struct {

@@ -2,9 +2,7 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +16,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentry/agentry/internal/adapter/discovery/dnstest"
+
+	"github.com/agentry/agentry/internal/adapter/httpapi/httpapitest"
 )
 
 // apiEventHandler is the api Lambda function's entry point: an API
@@ -61,7 +61,7 @@ func testUncleanPathsGetTheErrorBody(t *testing.T, onAWS bool) {
 			require.Equal(t, c.status, a.status, "%s: %s", name, a.body)
 			assert.Empty(t, a.header.Get("Location"), name)
 			assert.Equal(t, c.allow, a.header.Get("Allow"), name)
-			requireAMTPErrorBody(t, a.body, c.code, name)
+			httpapitest.RequireErrorBody(t, a.body, c.code, name)
 		}
 		t.Run("raw "+name, func(t *testing.T) { check(t, rawRequest(t, x.url, c.method, c.target)) })
 		if onAWS {
@@ -108,27 +108,4 @@ func eventRequest(t *testing.T, serve apiEventHandler, method, target string) ra
 		h.Set(k, v)
 	}
 	return rawAnswer{status: resp.StatusCode, header: h, body: []byte(resp.Body)}
-}
-
-// requireAMTPErrorBody checks that raw is the AMTP error body of
-// shared/PROTOCOL.md with code want, and nothing else.
-func requireAMTPErrorBody(t *testing.T, raw []byte, want, context string) {
-	t.Helper()
-	var body struct {
-		Error struct {
-			Code      string         `json:"code"`
-			Message   string         `json:"message"`
-			Details   map[string]any `json:"details"`
-			Timestamp string         `json:"timestamp"`
-			RequestID string         `json:"request_id"`
-		} `json:"error"`
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	require.NoError(t, dec.Decode(&body), "%s: not the AMTP error body: %q", context, raw)
-	assert.Equal(t, want, body.Error.Code, context)
-	assert.NotEmpty(t, body.Error.Message, context)
-	assert.NotEmpty(t, body.Error.RequestID, context)
-	_, err := time.Parse(time.RFC3339Nano, body.Error.Timestamp)
-	assert.NoError(t, err, "%s: timestamp", context)
 }

@@ -1,12 +1,9 @@
 package awsgw
 
 import (
-	"bytes"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/stretchr/testify/assert"
@@ -14,6 +11,7 @@ import (
 
 	"github.com/agentry/agentry/internal/adapter/embedded"
 	"github.com/agentry/agentry/internal/adapter/httpapi"
+	"github.com/agentry/agentry/internal/adapter/httpapi/httpapitest"
 	"github.com/agentry/agentry/internal/usecase/gateway"
 )
 
@@ -62,23 +60,8 @@ func TestAPIGatewayEventsGetTheAMTPErrorBody(t *testing.T) {
 			assert.Empty(t, resp.Headers["Location"])
 			assert.Equal(t, c.allow, resp.Headers["Allow"])
 			assert.Equal(t, "application/json", resp.Headers["Content-Type"])
-			var body struct {
-				Error struct {
-					Code      string         `json:"code"`
-					Message   string         `json:"message"`
-					Details   map[string]any `json:"details"`
-					Timestamp string         `json:"timestamp"`
-					RequestID string         `json:"request_id"`
-				} `json:"error"`
-			}
-			dec := json.NewDecoder(bytes.NewReader([]byte(resp.Body)))
-			dec.DisallowUnknownFields()
-			require.NoError(t, dec.Decode(&body), "%s", resp.Body)
-			assert.Equal(t, c.code, body.Error.Code)
-			assert.NotEmpty(t, body.Error.Message)
+			body := httpapitest.RequireErrorBody(t, []byte(resp.Body), c.code, name)
 			assert.Equal(t, "evt-1", body.Error.RequestID)
-			_, err = time.Parse(time.RFC3339Nano, body.Error.Timestamp)
-			assert.NoError(t, err)
 		})
 	}
 }
