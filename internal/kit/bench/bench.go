@@ -13,7 +13,10 @@
 //	push        end to end: sender → gateway → a push agent's webhook on
 //	            loopback; time from the POST to the webhook receiving it
 //	federation  the same across two gateways, a.test → b.test, found through
-//	            a loopback DNS server, messages signed and verified
+//	            a loopback DNS server, messages signed and verified; its
+//	            ratio is to its own floor measured just before it (the
+//	            federation-floor rows): a bare two-hop relay that signs and
+//	            verifies ES256 and forwards synchronously (floor.StartRelay)
 //	flood       anonymous 10 MiB POSTs at a gateway in a child process: its
 //	            peak RSS and /healthz latency; and an agent's 10 MiB
 //	            messages: the heap each costs
@@ -49,6 +52,10 @@ const (
 	Accept     = "accept"
 	Push       = "push"
 	Federation = "federation"
+	// FederationFloor is the federation scenario's own floor: a bare
+	// two-hop relay that signs and verifies (floor.StartRelay), measured
+	// first in the same run; federation's ratio is to it.
+	FederationFloor = "federation-floor"
 	// FederationPair is the federation scenario's second section: each
 	// message to two recipients at b.test.
 	FederationPair = "federation-2rcpt"
@@ -270,15 +277,21 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 
 // addLatency adds the throughput, p50 and p99 rows of a load result.
 func (r *run) addLatency(section, what, unit string, res load.Result, ratio, p99 *report.Target) {
+	baseline := Floor + "/throughput"
+	if section == Floor {
+		baseline = ""
+	}
+	r.addLatencyAgainst(section, what, unit, baseline, res, ratio, p99)
+}
+
+// addLatencyAgainst is addLatency with the throughput's ratio taken to
+// the row named baseline ("" for none).
+func (r *run) addLatencyAgainst(section, what, unit, baseline string, res load.Result, ratio, p99 *report.Target) {
 	note := fmt.Sprintf("%d ops, %d errors", res.Requests, res.Errors)
 	if res.Errors > 0 {
 		note += " (first: " + truncate(res.FirstError, 120) + ")"
 	}
-	row := report.Row{Section: section, Name: what, Value: res.Throughput, Unit: unit, Note: note, Target: ratio}
-	if section != Floor {
-		row.Baseline = Floor + "/throughput"
-	}
-	r.rep.Add(row)
+	r.rep.Add(report.Row{Section: section, Name: what, Value: res.Throughput, Unit: unit, Note: note, Target: ratio, Baseline: baseline})
 	r.rep.Add(report.Row{Section: section, Name: "p50", Value: ms(res.P50), Unit: "ms"})
 	r.rep.Add(report.Row{Section: section, Name: "p99", Value: ms(res.P99), Unit: "ms", Target: p99, Note: fmt.Sprintf("max %.1f ms", ms(res.Max))})
 }

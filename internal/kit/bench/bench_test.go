@@ -47,6 +47,7 @@ func TestEveryScenarioTiny(t *testing.T) {
 		"floor/throughput", "floor/p50", "floor/p99",
 		"accept/throughput", "accept/p50", "accept/p99",
 		"push/delivered", "push/p50", "push/p99",
+		"federation-floor/delivered", "federation-floor/p50", "federation-floor/p99",
 		"federation/delivered", "federation/p50", "federation/p99",
 		"federation-2rcpt/delivered to both", "federation-2rcpt/p50", "federation-2rcpt/p99",
 		"flood/peak rss", "flood/healthz idle p99", "flood/healthz p50", "flood/healthz p99", "flood/anonymous posts",
