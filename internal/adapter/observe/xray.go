@@ -23,8 +23,9 @@ import (
 )
 
 // This file is the only user of aws-xray-sdk-go (maintenance mode since
-// 2026-02-25, unsupported after 2027-02-25). Its three functions are the
-// whole tracing API of Agentry; an OpenTelemetry implementation of them
+// 2026-02-25, unsupported after 2027-02-25). Its four functions
+// (TracingEnabled, InstrumentAWS, WrapHTTP, TraceServer) are the whole
+// tracing API of Agentry; an OpenTelemetry implementation of them
 // replaces this file alone.
 //
 // The SDK's recorder does the work: its awsv2 instrumentor records AWS
@@ -135,6 +136,23 @@ func (awsThrottle) HandleInitialize(ctx context.Context, in middleware.Initializ
 		seg.Unlock()
 	}
 	return out, md, err
+}
+
+// TraceServer returns h recording each request it serves as an X-Ray
+// segment named name, for a long-running server (`agentry serve` on either
+// backend), where no Lambda facade segment exists for the AWS calls and
+// outbound HTTP of a request to belong to. An incoming X-Amzn-Trace-Id
+// (from a load balancer) is continued; the SDK's sampling rules decide
+// otherwise. It is h itself unless TracingEnabled, and in Lambda, whose
+// invocations are already segments.
+func TraceServer(name string, h http.Handler) http.Handler {
+	if !TracingEnabled() || os.Getenv("AWS_LAMBDA_FUNCTION_NAME") != "" {
+		return h
+	}
+	configureRecorder()
+	// The SDK records scheme, host and path only: a query (a cursor)
+	// never reaches the trace.
+	return xray.Handler(xray.NewFixedSegmentNamer(name), h)
 }
 
 // WrapHTTP returns rt recording each request as an X-Ray subsegment and

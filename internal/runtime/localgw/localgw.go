@@ -199,7 +199,10 @@ func (g *Gateway) Serve(ctx context.Context) error {
 // in-flight work before returning), all within 30 seconds.
 func RunServer(ctx context.Context, cfg config.Config, l net.Listener, h http.Handler, log *slog.Logger, background ...func(context.Context)) error {
 	server := &http.Server{
-		Handler:           h,
+		// A segment per request when tracing is on (AGENTRY_XRAY=1 next
+		// to an X-Ray daemon), so that the AWS calls and webhooks a
+		// request makes are traced as they are in Lambda.
+		Handler:           observe.TraceServer(cfg.Domain, h),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,
