@@ -199,7 +199,7 @@ func tooLarge(max int64) error {
 func (h *Handler) readMessage(w http.ResponseWriter, r *http.Request, p gateway.Principal, g *grant) ([]byte, error) {
 	br := &bodyReader{w: w, r: r, g: g, max: h.max}
 	end, err := br.judgeEnvelope(func(sender string, recipients []string) error {
-		return h.svc.CheckEnvelope(p, sender, recipients)
+		return h.submit.CheckEnvelope(p, sender, recipients)
 	})
 	if err != nil {
 		return nil, err

@@ -60,17 +60,25 @@ const OAuthPrefix = "/oauth"
 
 // Handler serves the REST API.
 type Handler struct {
-	svc    *gateway.Service
-	opt    Options
-	log    *slog.Logger
-	mux    *http.ServeMux
-	max    int64
-	budget *bodyBudget
-	root   http.Handler
+	auth      Authenticator
+	submit    Submitter
+	read      Reader
+	inbox     Mailbox
+	agents    AgentAdmin
+	schemas   SchemaAdmin
+	workflows WorkflowReader
+	dir       Directory
+	domain    string
+	opt       Options
+	log       *slog.Logger
+	mux       *http.ServeMux
+	max       int64
+	budget    *bodyBudget
+	root      http.Handler
 }
 
 // New builds the handler.
-func New(svc *gateway.Service, opt Options) *Handler {
+func New(g Gateway, opt Options) *Handler {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
@@ -80,7 +88,9 @@ func New(svc *gateway.Service, opt Options) *Handler {
 	if opt.Version == "" {
 		opt.Version = "dev"
 	}
-	h := &Handler{svc: svc, opt: opt, log: opt.Logger, mux: http.NewServeMux(), max: svc.Config().MaxMessageBytes}
+	cfg := g.Config()
+	h := &Handler{auth: g, submit: g, read: g, inbox: g, agents: g, schemas: g, workflows: g, dir: g, domain: cfg.Domain,
+		opt: opt, log: opt.Logger, mux: http.NewServeMux(), max: cfg.MaxMessageBytes}
 	if opt.BodyBudget <= 0 {
 		opt.BodyBudget = DefaultBodyBudget
 	}
@@ -245,9 +255,9 @@ func (h *Handler) principal(r *http.Request) (gateway.Principal, error) {
 		if err != nil {
 			return gateway.Principal{}, err
 		}
-		return h.svc.AuthenticateClaims(r.Context(), c)
+		return h.auth.AuthenticateClaims(r.Context(), c)
 	}
-	return h.svc.Authenticate(r.Context(), token)
+	return h.auth.Authenticate(r.Context(), token)
 }
 
 // adminByHeader authenticates X-Admin-Key, where the reference gateway's
@@ -265,7 +275,7 @@ func (h *Handler) adminByHeader(r *http.Request, key, auth string) (gateway.Prin
 			return gateway.Principal{}, amtp.Errorf(amtp.CodeAuthenticationRequired, "X-Admin-Key and Authorization carry different credentials; give one")
 		}
 	}
-	return h.svc.AuthenticateAdmin(r.Context(), key)
+	return h.auth.AuthenticateAdmin(r.Context(), key)
 }
 
 // readBody reads a request body of at most max bytes within the body
@@ -325,7 +335,7 @@ func (h *Handler) postMessage(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	res, err := h.svc.Accept(r.Context(), p, body)
+	res, err := h.submit.Accept(r.Context(), p, body)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -344,7 +354,7 @@ func (h *Handler) getMessage(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	raw, err := h.svc.GetMessage(r.Context(), p, r.PathValue("id"))
+	raw, err := h.read.GetMessage(r.Context(), p, r.PathValue("id"))
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -358,7 +368,7 @@ func (h *Handler) getStatus(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	v, err := h.svc.Status(r.Context(), p, r.PathValue("id"))
+	v, err := h.read.Status(r.Context(), p, r.PathValue("id"))
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -372,7 +382,7 @@ func (h *Handler) getWorkflow(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	v, err := h.svc.WorkflowView(r.Context(), p, r.PathValue("id"))
+	v, err := h.workflows.WorkflowView(r.Context(), p, r.PathValue("id"))
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -397,7 +407,7 @@ func (h *Handler) addressFilter(field, v string) (string, error) {
 		return "", nil
 	}
 	if !strings.Contains(v, "@") {
-		v += "@" + h.svc.Domain()
+		v += "@" + h.domain
 	}
 	a, err := amtp.ParseAddress(v)
 	if err != nil {
@@ -444,7 +454,7 @@ func (h *Handler) listMessages(w http.ResponseWriter, r *http.Request) {
 		mq.Since = t.UTC()
 	}
 	mq.Cursor = q.Get("cursor")
-	list, next, err := h.svc.ListMessages(r.Context(), p, mq)
+	list, next, err := h.read.ListMessages(r.Context(), p, mq)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -475,7 +485,7 @@ func (h *Handler) getInbox(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	msgs, next, err := h.svc.Inbox(r.Context(), p, r.PathValue("recipient"), limit, r.URL.Query().Get("cursor"))
+	msgs, next, err := h.inbox.Inbox(r.Context(), p, r.PathValue("recipient"), limit, r.URL.Query().Get("cursor"))
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -493,7 +503,7 @@ func (h *Handler) ackInbox(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	if err := h.svc.Ack(r.Context(), p, r.PathValue("recipient"), id); err != nil {
+	if err := h.inbox.Ack(r.Context(), p, r.PathValue("recipient"), id); err != nil {
 		h.writeError(w, r, err)
 		return
 	}
@@ -512,16 +522,16 @@ func (h *Handler) discoverAgents(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, amtp.FieldError("delivery_mode", "delivery_mode must be push or pull"))
 		return
 	}
-	agents, err := h.svc.DiscoverAgents(r.Context(), f)
+	agents, err := h.agents.DiscoverAgents(r.Context(), f)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
-	h.writeJSON(w, r, http.StatusOK, map[string]any{"domain": h.svc.Domain(), "agents": agents, "count": len(agents)})
+	h.writeJSON(w, r, http.StatusOK, map[string]any{"domain": h.domain, "agents": agents, "count": len(agents)})
 }
 
 func (h *Handler) capabilities(w http.ResponseWriter, r *http.Request) {
-	route, err := h.svc.Capabilities(r.Context(), r.PathValue("domain"))
+	route, err := h.dir.Capabilities(r.Context(), r.PathValue("domain"))
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -534,7 +544,7 @@ func (h *Handler) capabilities(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) wellKnown(w http.ResponseWriter, r *http.Request) {
-	own := h.svc.OwnRoute()
+	own := h.dir.OwnRoute()
 	h.writeJSON(w, r, http.StatusOK, map[string]any{
 		"gateway": own.Gateway, "versions": []string{amtp.Version}, "max_size": own.MaxSize, "auth": own.Auth,
 	})
@@ -563,7 +573,7 @@ func (h *Handler) registerAgent(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, amtp.FieldError("requires_schema", "requires_schema is not supported; supported_schemas says what the agent takes"))
 		return
 	}
-	reg, err := h.svc.RegisterAgent(r.Context(), p, req.RegisterRequest)
+	reg, err := h.agents.RegisterAgent(r.Context(), p, req.RegisterRequest)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -589,7 +599,7 @@ func (h *Handler) rotateAgentKey(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	reg, err := h.svc.RotateAgentKey(r.Context(), p, r.PathValue("address"))
+	reg, err := h.agents.RotateAgentKey(r.Context(), p, r.PathValue("address"))
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -604,7 +614,7 @@ func (h *Handler) listAgents(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	list, err := h.svc.ListAgents(r.Context(), p)
+	list, err := h.agents.ListAgents(r.Context(), p)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -618,7 +628,7 @@ func (h *Handler) getAgent(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	a, err := h.svc.GetAgent(r.Context(), p, r.PathValue("address"))
+	a, err := h.agents.GetAgent(r.Context(), p, r.PathValue("address"))
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -632,7 +642,7 @@ func (h *Handler) deleteAgent(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	if err := h.svc.DeleteAgent(r.Context(), p, r.PathValue("address")); err != nil {
+	if err := h.agents.DeleteAgent(r.Context(), p, r.PathValue("address")); err != nil {
 		h.writeError(w, r, err)
 		return
 	}
@@ -654,7 +664,7 @@ func (h *Handler) health(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	h.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ok", "version": h.opt.Version, "domain": h.svc.Domain()})
+	h.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ok", "version": h.opt.Version, "domain": h.domain})
 }
 
 func (h *Handler) ready(w http.ResponseWriter, r *http.Request) {

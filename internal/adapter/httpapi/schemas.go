@@ -112,7 +112,7 @@ func (h *Handler) replaceSchema(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) putSchema(w http.ResponseWriter, r *http.Request, p gateway.Principal, id string, doc json.RawMessage) {
-	rec, created, err := h.svc.PutSchema(r.Context(), p, id, doc)
+	rec, created, err := h.schemas.PutSchema(r.Context(), p, id, doc)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -130,7 +130,7 @@ func (h *Handler) listSchemas(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	list, err := h.svc.ListSchemas(r.Context(), p)
+	list, err := h.schemas.ListSchemas(r.Context(), p)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -144,7 +144,7 @@ func (h *Handler) getSchema(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	rec, err := h.svc.GetSchema(r.Context(), p, r.PathValue("id"))
+	rec, err := h.schemas.GetSchema(r.Context(), p, r.PathValue("id"))
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -158,7 +158,7 @@ func (h *Handler) deleteSchema(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	if err := h.svc.DeleteSchema(r.Context(), p, r.PathValue("id")); err != nil {
+	if err := h.schemas.DeleteSchema(r.Context(), p, r.PathValue("id")); err != nil {
 		h.writeError(w, r, err)
 		return
 	}
@@ -173,7 +173,7 @@ func (h *Handler) validateSchema(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	res, err := h.svc.ValidateAgainst(r.Context(), p, r.PathValue("id"), body)
+	res, err := h.schemas.ValidateAgainst(r.Context(), p, r.PathValue("id"), body)
 	if err != nil {
 		h.writeError(w, r, err)
 		return

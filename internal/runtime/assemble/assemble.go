@@ -83,7 +83,8 @@ type Assembled struct {
 
 // Gateway builds the service and its worker. Each is complete when it is
 // constructed: the worker first, reporting failures and driving workflows
-// through a service of its own, then the service that accepts messages,
+// through a service of its own (its Submission and its Workflows: the
+// worker takes only those two concerns), then the service that accepts messages,
 // with the worker as its Immediate Path. The worker's service submits
 // only system mail, which never takes the Immediate Path and is not
 // subject to the access policy, so it needs neither.
@@ -104,7 +105,7 @@ func Gateway(cfg config.Config, b Backend) (*Assembled, error) {
 		return nil, err
 	}
 	w, err := delivery.New(workerConfig(cfg, b), delivery.Deps{Messages: b.Messages, Inbox: b.Inbox, Agents: b.Agents,
-		Queue: b.Queue, Discover: ports.Discover, Reporter: system, Client: client, Signer: b.Signer, Workflows: system})
+		Queue: b.Queue, Discover: ports.Discover, Reporter: system.Submission, Client: client, Signer: b.Signer, Workflows: system.Workflows})
 	if err != nil {
 		return nil, fmt.Errorf("delivery worker: %w", err)
 	}

@@ -16,7 +16,6 @@ import (
 // definition, hex SHA-256 of the canonical content, whatever scratch
 // buffer it is computed in: stored digests must keep matching.
 func TestContentDigestDefinition(t *testing.T) {
-	s := &Service{}
 	for _, body := range []string{
 		`{"sender":"a@x.example","recipients":["b@x.example"],"payload":{"z":1,"a":[1E2,"\u00e9"]}}`,
 		`{"message_id":"0194f3c8-7a2b-7cde-8f01-23456789abcd","sender":"A@X.example","recipients":["b@x.example","c@y.example"],"subject":"s","headers":{"k":"v"},"payload":"x"}`,
@@ -28,14 +27,14 @@ func TestContentDigestDefinition(t *testing.T) {
 		sum := sha256.Sum256(canon)
 		want := hex.EncodeToString(sum[:])
 		for _, scratch := range [][]byte{nil, make([]byte, 0, 8), make([]byte, 100, 4096)} {
-			got, err := s.contentDigest(m, scratch)
+			got, err := contentDigest(m, scratch)
 			require.NoError(t, err)
 			assert.Equal(t, want, got)
 		}
 	}
 	m, err := amtp.Parse([]byte(`{"sender":"a@x.example","recipients":["b@x.example"],"payload":{"a":1,"a":2}}`), amtp.Limits{})
 	require.NoError(t, err)
-	_, err = s.contentDigest(m, nil)
+	_, err = contentDigest(m, nil)
 	require.True(t, amtp.IsCode(err, amtp.CodeInvalidMessageFormat), "%v", err)
 }
 

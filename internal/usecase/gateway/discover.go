@@ -27,14 +27,21 @@ type Discoverer interface {
 	Discover(ctx context.Context, domain string) (Route, error)
 }
 
-// OwnRoute is how this gateway advertises itself.
-func (s *Service) OwnRoute() Route {
-	return Route{Domain: s.cfg.Domain, Found: true, Gateway: s.cfg.PublicURL, Auth: s.cfg.AuthMethods, MaxSize: s.cfg.MaxMessageBytes}
+// Directory owns what domains say about themselves: the route this
+// gateway advertises (its `_amtp` TXT record, /.well-known/amtp) and what
+// discovery finds for other domains. Its only port is the Discoverer.
+type Directory struct {
+	own      Route
+	discover Discoverer // nil: capabilities of other domains unavailable
+	log      opsLog
 }
 
+// OwnRoute is how this gateway advertises itself.
+func (s *Directory) OwnRoute() Route { return s.own }
+
 // TXTRecord is the `_amtp` TXT record value this gateway should publish.
-func (s *Service) TXTRecord() string {
-	return TXTRecord(s.cfg.PublicURL, s.cfg.AuthMethods, s.cfg.MaxMessageBytes)
+func (s *Directory) TXTRecord() string {
+	return TXTRecord(s.own.Gateway, s.own.Auth, s.own.MaxSize)
 }
 
 // TXTRecord formats an `_amtp` TXT record value.
@@ -53,12 +60,12 @@ func TXTRecord(publicURL string, auth []string, maxSize int64) string {
 
 // Capabilities answers what a domain supports: ours from configuration,
 // others from DNS.
-func (s *Service) Capabilities(ctx context.Context, domain string) (Route, error) {
+func (s *Directory) Capabilities(ctx context.Context, domain string) (Route, error) {
 	d, err := amtp.NormalizeDomain(domain)
 	if err != nil {
 		return Route{}, amtp.Errorf(amtp.CodeInvalidRecipient, "%q is not a domain: %s", domain, err.Error()).WithDetail("field", "domain")
 	}
-	if d == s.cfg.Domain {
+	if d == s.own.Domain {
 		return s.OwnRoute(), nil
 	}
 	if s.discover == nil {

@@ -7,6 +7,18 @@ import (
 	"github.com/agentry/agentry/internal/core/policy"
 )
 
+// accessPolicy applies the access policy (draft §9.4) to submissions. Its
+// port is the policy.Limiter that holds the rate-limit buckets.
+type accessPolicy struct {
+	rules   *policy.Policy // nil allows everything
+	limiter policy.Limiter
+	clock   clock
+	log     opsLog
+}
+
+// active reports whether there is a policy to apply.
+func (s *accessPolicy) active() bool { return s.rules != nil }
+
 // policyOutcome is what the access policy says about one message: the
 // recipients it refuses (by position) and whether any was refused.
 type policyOutcome struct {
@@ -17,7 +29,7 @@ type policyOutcome struct {
 
 func (o policyOutcome) refuses(i int) bool { return o.denied != nil && o.denied[i] }
 
-// applyPolicy decides every (sender, recipient) pair of m and charges one
+// apply decides every (sender, recipient) pair of m and charges one
 // token to each distinct bucket the allowing rules name. It runs before the
 // payload is validated or anything is looked up, so that a refused or
 // throttled sender costs us as little as possible and learns nothing about
@@ -29,9 +41,9 @@ func (o policyOutcome) refuses(i int) bool { return o.denied != nil && o.denied[
 // message is charged again (the idempotency record is only read by the
 // store's write); the worst that does is answer a retry 429, and the
 // message it repeats is already safe.
-func (s *Service) applyPolicy(ctx context.Context, m *amtp.Message, encrypted bool) (policyOutcome, error) {
+func (s *accessPolicy) apply(ctx context.Context, m *amtp.Message, encrypted bool) (policyOutcome, error) {
 	var out policyOutcome
-	if s.policy == nil {
+	if s.rules == nil {
 		return out, nil
 	}
 	sender := m.SenderAddress().Key()
@@ -41,7 +53,7 @@ func (s *Service) applyPolicy(ctx context.Context, m *amtp.Message, encrypted bo
 	)
 	for i, r := range m.RecipientAddresses() {
 		req := policy.Request{Sender: sender, Recipient: r.Key(), Schema: m.Schema, Encrypted: encrypted}
-		d := s.policy.Decide(req)
+		d := s.rules.Decide(req)
 		if !d.Allow {
 			if out.denied == nil {
 				out.denied = make([]bool, len(m.Recipients))
@@ -64,11 +76,11 @@ func (s *Service) applyPolicy(ctx context.Context, m *amtp.Message, encrypted bo
 	if out.count == len(m.Recipients) {
 		return out, policy.DeniedError(out.first)
 	}
-	now := s.cfg.Now()
+	now := s.clock()
 	for _, d := range limits {
 		ok, retryAfter, err := s.limiter.Allow(ctx, d.LimitKey, *d.Limit, now)
 		if err != nil {
-			return out, s.unavailable("rate limit", err)
+			return out, s.log.unavailable("rate limit", err)
 		}
 		if !ok {
 			s.log.InfoContext(ctx, "rate limit reached", "sender", m.Sender, "bucket", d.LimitKey, "limit", d.Limit.String(), "retry_after", retryAfter)

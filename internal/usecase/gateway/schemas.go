@@ -9,57 +9,24 @@ import (
 	"github.com/agentry/agentry/internal/core/schema"
 )
 
-// checkSchema validates the payload of a message that names a schema
-// against the registry: 400 SCHEMA_VALIDATION_FAILED with the draft's
-// validation_errors when it does not match, or when this gateway does not
-// know the schema (it cannot vouch for what it cannot check).
-// encrypted is amtp.EncryptedPayload(m.Payload), taken by the caller.
-func (s *Service) checkSchema(ctx context.Context, m *amtp.Message, encrypted bool) error {
-	if s.schemas == nil || m.Schema == "" || encrypted {
-		return nil
-	}
-	res, err := s.schemas.Validate(ctx, m.Schema, m.Payload)
-	switch {
-	case errors.Is(err, schema.ErrUnknownSchema):
-		return amtp.Errorf(amtp.CodeSchemaValidationFailed, "schema %s is not registered at this gateway", m.Schema).
-			WithDetail("schema", m.Schema).WithDetail("field", "schema")
-	case errors.Is(err, schema.ErrInvalidID):
-		return amtp.FieldError("schema", "schema %q is not a schema id like agntcy:<domain>.<entity>.v<N>", m.Schema)
-	case err != nil:
-		return s.unavailable("validate schema", err)
-	}
-	if ae := res.AMTPError(); ae != nil {
-		return ae
-	}
-	return nil
+// Schemas owns the admin API of the schema registry (/v1/admin/schemas):
+// register, read, list, delete, and validate a payload without sending
+// it. Its port is the SchemaRegistry; checking submitted payloads against
+// it is the Submission's.
+type Schemas struct {
+	registry SchemaRegistry // nil: no registry (validation off)
+	log      opsLog
 }
-
-// agentRefuses reports why a local agent that declares supported_schemas
-// cannot take m ("" when it can).
-func agentRefuses(ag *Agent, m *amtp.Message) string {
-	if len(ag.SupportedSchemas) == 0 {
-		return ""
-	}
-	if m.Schema == "" {
-		return "agent " + ag.Address + " accepts only messages that name one of its supported schemas"
-	}
-	if !schema.Supports(ag.SupportedSchemas, m.Schema) {
-		return "agent " + ag.Address + " does not support schema " + m.Schema
-	}
-	return ""
-}
-
-// ---- admin API: /v1/admin/schemas ----
 
 // PutSchema registers (create) or replaces a schema document.
-func (s *Service) PutSchema(ctx context.Context, p Principal, id string, doc json.RawMessage) (schema.Record, bool, error) {
+func (s *Schemas) PutSchema(ctx context.Context, p Principal, id string, doc json.RawMessage) (schema.Record, bool, error) {
 	if err := RequireAdmin(p); err != nil {
 		return schema.Record{}, false, err
 	}
-	if s.schemas == nil {
+	if s.registry == nil {
 		return schema.Record{}, false, amtp.Errorf(amtp.CodeNotFound, "this gateway has no schema registry")
 	}
-	rec, created, err := s.schemas.Put(ctx, id, doc)
+	rec, created, err := s.registry.Put(ctx, id, doc)
 	switch {
 	case errors.Is(err, schema.ErrInvalidID):
 		return rec, false, amtp.FieldError("id", "%s", err.Error())
@@ -68,58 +35,58 @@ func (s *Service) PutSchema(ctx context.Context, p Principal, id string, doc jso
 	case errors.Is(err, schema.ErrInvalidSchema):
 		return rec, false, amtp.FieldError("schema", "%s", err.Error())
 	case err != nil:
-		return rec, false, s.unavailable("put schema", err)
+		return rec, false, s.log.unavailable("put schema", err)
 	}
 	s.log.InfoContext(ctx, "audit: schema registered", "schema", id, "version", rec.Version, "created", created)
 	return rec, created, nil
 }
 
 // GetSchema returns one registered schema.
-func (s *Service) GetSchema(ctx context.Context, p Principal, id string) (schema.Record, error) {
+func (s *Schemas) GetSchema(ctx context.Context, p Principal, id string) (schema.Record, error) {
 	if err := RequireAdmin(p); err != nil {
 		return schema.Record{}, err
 	}
-	if s.schemas == nil {
+	if s.registry == nil {
 		return schema.Record{}, amtp.Errorf(amtp.CodeNotFound, "no schema %s", id)
 	}
-	rec, err := s.schemas.Get(ctx, id)
+	rec, err := s.registry.Get(ctx, id)
 	if notFoundSchema(err) {
 		return rec, amtp.Errorf(amtp.CodeNotFound, "no schema %s", id)
 	}
 	if err != nil {
-		return rec, s.unavailable("get schema", err)
+		return rec, s.log.unavailable("get schema", err)
 	}
 	return rec, nil
 }
 
 // ListSchemas lists the registry.
-func (s *Service) ListSchemas(ctx context.Context, p Principal) ([]schema.Record, error) {
+func (s *Schemas) ListSchemas(ctx context.Context, p Principal) ([]schema.Record, error) {
 	if err := RequireAdmin(p); err != nil {
 		return nil, err
 	}
-	if s.schemas == nil {
+	if s.registry == nil {
 		return []schema.Record{}, nil
 	}
-	out, err := s.schemas.List(ctx)
+	out, err := s.registry.List(ctx)
 	if err != nil {
-		return nil, s.unavailable("list schemas", err)
+		return nil, s.log.unavailable("list schemas", err)
 	}
 	return out, nil
 }
 
 // DeleteSchema removes a schema; messages naming it are refused afterwards.
-func (s *Service) DeleteSchema(ctx context.Context, p Principal, id string) error {
+func (s *Schemas) DeleteSchema(ctx context.Context, p Principal, id string) error {
 	if err := RequireAdmin(p); err != nil {
 		return err
 	}
-	if s.schemas == nil {
+	if s.registry == nil {
 		return amtp.Errorf(amtp.CodeNotFound, "no schema %s", id)
 	}
-	if err := s.schemas.Delete(ctx, id); err != nil {
+	if err := s.registry.Delete(ctx, id); err != nil {
 		if notFoundSchema(err) {
 			return amtp.Errorf(amtp.CodeNotFound, "no schema %s", id)
 		}
-		return s.unavailable("delete schema", err)
+		return s.log.unavailable("delete schema", err)
 	}
 	s.log.InfoContext(ctx, "audit: schema deleted", "schema", id)
 	return nil
@@ -127,19 +94,19 @@ func (s *Service) DeleteSchema(ctx context.Context, p Principal, id string) erro
 
 // ValidateAgainst checks a payload against a registered schema without
 // sending anything (POST /v1/admin/schemas/{id}/validate).
-func (s *Service) ValidateAgainst(ctx context.Context, p Principal, id string, payload json.RawMessage) (*schema.Result, error) {
+func (s *Schemas) ValidateAgainst(ctx context.Context, p Principal, id string, payload json.RawMessage) (*schema.Result, error) {
 	if err := RequireAdmin(p); err != nil {
 		return nil, err
 	}
-	if s.schemas == nil {
+	if s.registry == nil {
 		return nil, amtp.Errorf(amtp.CodeNotFound, "no schema %s", id)
 	}
-	res, err := s.schemas.Validate(ctx, id, payload)
+	res, err := s.registry.Validate(ctx, id, payload)
 	if notFoundSchema(err) {
 		return nil, amtp.Errorf(amtp.CodeNotFound, "no schema %s", id)
 	}
 	if err != nil {
-		return nil, s.unavailable("validate", err)
+		return nil, s.log.unavailable("validate", err)
 	}
 	return res, nil
 }

@@ -1,7 +1,13 @@
-// Package gateway holds Agentry's use cases — accept a message, report its
-// status, serve inboxes, manage agents — and the ports (small interfaces)
-// through which they reach storage and queues. It knows nothing of AWS,
-// bbolt or HTTP handlers; adapters implement the ports.
+// Package gateway holds Agentry's use cases, one service per concern:
+// Authenticator (who is calling), Submission (accepting messages, with
+// its intake writing them), Reading (messages and their status), Mailbox
+// (pull agents' inboxes), Agents (the registry of local agents), Schemas
+// (the schema registry's admin API), Workflows (coordinated workflows)
+// and Directory (what domains advertise). Each declares beside it the
+// narrow ports it uses; ports.go declares the store ports as adapters
+// implement them, the union of those. Service composes the concerns for
+// callers that serve them all. The package knows nothing of AWS, bbolt or
+// HTTP handlers.
 package gateway
 
 import (
