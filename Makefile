@@ -5,7 +5,7 @@ GO    ?= go
 PKG   := ./...
 # Packages whose tests run under the race detector (the core and everything
 # that runs it in-process); the rest run without it.
-RACE_RE := /internal/(core/[a-z0-9]+|usecase/[a-z0-9]+|adapter/(discovery|embedded|httpapi|netguard|observe|attach|sfn|jwtauth|authn)|runtime/(localgw|config)|kit/(e2e|bench))(/|$$)
+RACE_RE := /internal/(core/[a-z0-9]+|usecase/[a-z0-9]+|adapter/(discovery|embedded|httpapi|netguard|observe|attach|sfn|jwtauth|authn|smtp|outbox)|runtime/(localgw|config)|kit/(e2e|bench))(/|$$)
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/agentry/agentry/internal/runtime/localgw.Version=$(VERSION)
 BIN     := bin
@@ -101,6 +101,9 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParseID$$' -fuzztime=$(FUZZTIME) ./internal/core/schema
 	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./internal/adapter/jwtauth
 	$(GO) test -run='^$$' -fuzz='^FuzzParseJWKS$$' -fuzztime=$(FUZZTIME) ./internal/adapter/jwtauth
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/core/email
+	$(GO) test -run='^$$' -fuzz='^FuzzRender$$' -fuzztime=$(FUZZTIME) ./internal/core/email
+	$(GO) test -run='^$$' -fuzz='^FuzzParseNotification$$' -fuzztime=$(FUZZTIME) ./internal/adapter/ses
 
 clean:
 	rm -rf $(BIN)

@@ -16,6 +16,7 @@ var (
 	core = []string{
 		"internal/core/amtp", "internal/core/workflow", "internal/core/policy",
 		"internal/core/schema", "internal/core/signature", "internal/core/ipclass",
+		"internal/core/email",
 	}
 	useCases = []string{"internal/usecase/gateway", "internal/usecase/delivery"}
 	// neutral leaves the use cases may import: logctx carries correlation
