@@ -57,7 +57,7 @@ func bootstrap(t *testing.T, name string) string {
 		if buildErr != nil {
 			return
 		}
-		for _, fn := range []string{"api", "deliver", "deadletter"} {
+		for _, fn := range []string{"api", "deliver", "deadletter", "inbound-email", "email-events"} {
 			args := append(append([]string{"build", "-tags", "lambda.norpc"}, coverbin.BuildFlags()...), "-o", filepath.Join(binDir, fn, "bootstrap"), "./functions/"+fn)
 			cmd := exec.Command("go", args...)
 			cmd.Dir = awstest.RepoRoot()

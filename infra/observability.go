@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
@@ -56,6 +57,15 @@ const (
 	// in 5 minutes.
 	AlarmThrottles = 0
 )
+
+// functionNames lists the functions, comma-separated.
+func functionNames() string {
+	names := make([]string, 0, len(functionSpecs))
+	for _, f := range functionSpecs {
+		names = append(names, f.Name)
+	}
+	return strings.Join(names, ",")
+}
 
 func newObservability(stack awscdk.Stack, r *resources) {
 	s := r.settings
@@ -172,7 +182,7 @@ func newObservability(stack awscdk.Stack, r *resources) {
 		{
 			awscloudwatch.NewTextWidget(&awscloudwatch.TextWidgetProps{Width: jsii.Number(24), Height: jsii.Number(2), Markdown: jsii.String(
 				"# Agentry " + s.Stage + " — " + s.Domain + "\nMetrics: namespace `Agentry`, dimension `Deployment=" + r.names.Prefix +
-					"` (docs/metrics.md). Logs: `/aws/lambda/" + r.names.Prefix + "-{api,deliver,deadletter}`.")}),
+					"` (docs/metrics.md). Logs: `/aws/lambda/" + r.names.Prefix + "-{" + functionNames() + "}`.")}),
 		},
 		{
 			graph("Accepted messages and API requests / min", 8,

@@ -82,6 +82,13 @@ func TestSAMTemplateMatchesStack(t *testing.T) {
 
 		// Event sources.
 		events, _ := p["Events"].(map[string]any)
+		if f.Name == "inbound-email" {
+			// The SES receipt rule invokes it: no event source.
+			if len(events) != 0 {
+				t.Errorf("%s: want no event (the receipt rule invokes it), got %s", samID, mustJSON(events))
+			}
+			continue
+		}
 		if len(events) != 1 {
 			t.Errorf("%s: want one event, got %d", samID, len(events))
 			continue
@@ -95,6 +102,10 @@ func TestSAMTemplateMatchesStack(t *testing.T) {
 		case "api":
 			if ev["Type"] != "HttpApi" || dig(ev, "Properties", "Path") != nil || dig(ev, "Properties", "PayloadFormatVersion") != "2.0" {
 				t.Errorf("Api event: want a catch-all HttpApi event with payload 2.0, got %s", mustJSON(ev))
+			}
+		case "email-events":
+			if ev["Type"] != "SNS" || !jsonEq(dig(ev, "Properties", "Topic"), map[string]any{"Ref": "EmailEventsTopic"}) {
+				t.Errorf("%s event: want SNS on EmailEventsTopic, got %s", samID, mustJSON(ev))
 			}
 		default:
 			queueRole := cfntemplate.RoleDeliveryQueue

@@ -64,6 +64,8 @@ var functionSpecs = []functionSpec{
 	{"api", cfntemplate.RoleAPIFunction, 512, APITimeoutSeconds, "Agentry REST API (API Gateway HTTP API, payload v2)"},
 	{"deliver", cfntemplate.RoleDeliverFunction, 512, awsres.DeliverTimeoutSeconds, "Agentry delivery worker (SQS delivery queue)"},
 	{"deadletter", cfntemplate.RoleDeadletterFn, 256, DeadletterTimeoutSeconds, "Agentry dead-letter handler (SQS delivery DLQ)"},
+	{"inbound-email", RoleInboundEmailFn, 512, InboundEmailTimeoutSeconds, "Agentry inbound email (SES receipt rule)"},
+	{"email-events", RoleEmailEventsFn, 256, EmailEventsTimeoutSeconds, "Agentry SES bounces and complaints (SNS)"},
 }
 
 // AgentryStackProps configure NewAgentryStack.
@@ -132,10 +134,7 @@ func NewAgentryStack(scope constructs.Construct, id string, props *AgentryStackP
 	newCoordination(stack, r)
 	newFunctions(stack, r)
 	newAPI(stack, r)
-	// Extension point, for a later issue:
-	//   - the email bridge: SES identity, receipt rule set writing to
-	//     r.bucket under an inbound/ prefix and an inbound-email function
-	//     added to functionSpecs, in a newEmail(stack, r).
+	newEmail(stack, r)
 	newObservability(stack, r)
 	newOutputs(stack, r)
 	quietRedundantDependsOn(stack)
@@ -302,7 +301,10 @@ func EnvVars(function string) []string {
 			// peers' client certificates ("" / "0" when off).
 			"AGENTRY_OAUTH_ISSUER", "AGENTRY_OAUTH_AUDIENCE", "AGENTRY_REQUIRE_PEER_MTLS")
 	case "deliver":
-		v = append(v, "AGENTRY_SIGNING_KEY_SECRET_ARN") // only the worker forwards (and signs)
+		v = append(v, "AGENTRY_SIGNING_KEY_SECRET_ARN", // only the worker forwards (and signs)
+			"AGENTRY_SES_CONFIGURATION_SET") // and sends bridged email through SES
+	case "inbound-email":
+		v = append(v, "AGENTRY_SES_INBOUND_PREFIX")
 	}
 	return v
 }
@@ -390,6 +392,9 @@ func newFunctions(stack awscdk.Stack, r *resources) {
 			env["AGENTRY_REQUIRE_PEER_MTLS"] = jsii.String(map[bool]string{true: "1", false: "0"}[s.MTLS()])
 		case "deliver":
 			env["AGENTRY_SIGNING_KEY_SECRET_ARN"] = r.signKey.SecretArn()
+			env["AGENTRY_SES_CONFIGURATION_SET"] = jsii.String(configurationSetName(r))
+		case "inbound-email":
+			env["AGENTRY_SES_INBOUND_PREFIX"] = jsii.String(InboundEmailPrefix)
 		}
 		// An explicit log group: retention and removal follow the stage
 		// instead of Lambda's never-expiring default group.
@@ -443,6 +448,7 @@ func grant(r *resources) {
 		r.machine.GrantStartExecution(fn)
 		r.machine.GrantTaskResponse(fn)
 	}
+	emailFunctionsGrant(r, s3rw)
 	// The worker moves tasks it gives up on to the DLQ itself.
 	r.dlq.GrantSendMessages(deliver)
 	r.adminKey.GrantRead(api, nil)

@@ -268,9 +268,12 @@ func TestIAMLeastPrivilege(t *testing.T) {
 		want, absent []string
 		receiveFrom  string // the only queue it may receive from ("" = none)
 	}{
-		{"api", cfntemplate.RoleAPIFunction, []string{"secretsmanager:GetSecretValue", secretID, "sqs:SendMessage", "s3:PutObject", "dynamodb:PutItem", "states:StartExecution", "states:SendTaskSuccess", machineID}, []string{dlqID, signID}, ""},
+		{"api", cfntemplate.RoleAPIFunction, []string{"secretsmanager:GetSecretValue", secretID, "sqs:SendMessage", "s3:PutObject", "dynamodb:PutItem", "states:StartExecution", "states:SendTaskSuccess", machineID}, []string{dlqID, signID, "ses:"}, ""},
 		{"deliver", cfntemplate.RoleDeliverFunction, []string{"sqs:ChangeMessageVisibility", qID, dlqID, "s3:GetObject", "secretsmanager:GetSecretValue", signID, "states:StartExecution", "states:SendTaskSuccess", machineID}, []string{secretID}, qID},
-		{"deadletter", cfntemplate.RoleDeadletterFn, []string{dlqID, "dynamodb:UpdateItem", "sqs:SendMessage", "states:SendTaskSuccess", machineID}, []string{"secretsmanager:", secretID, signID}, dlqID},
+		{"deadletter", cfntemplate.RoleDeadletterFn, []string{dlqID, "dynamodb:UpdateItem", "sqs:SendMessage", "states:SendTaskSuccess", machineID}, []string{"secretsmanager:", secretID, signID, "ses:"}, dlqID},
+		{"deliver sends email", cfntemplate.RoleDeliverFunction, []string{"ses:SendRawEmail", "ses:SendEmail", ":identity/", ":configuration-set/" + dev.settings.Prefix + "-email"}, nil, qID},
+		{"inbound-email", RoleInboundEmailFn, []string{"s3:GetObject", InboundEmailPrefix + "*", "dynamodb:PutItem", "sqs:SendMessage", "states:SendTaskSuccess", machineID}, []string{"secretsmanager:", secretID, signID, "ses:", dlqID}, ""},
+		{"email-events", RoleEmailEventsFn, []string{"dynamodb:UpdateItem", "sqs:SendMessage", machineID}, []string{"secretsmanager:", secretID, signID, "ses:", dlqID}, ""},
 	} {
 		stmts := statementsOf(c.role)
 		doc := mustJSON(stmts)
@@ -322,9 +325,11 @@ func TestAlarms(t *testing.T) {
 				"Expression": "IF(requests > 0, 100 * errors / requests, 0)",
 			})}),
 		},
-		"api-throttles":        {"MetricName": "Throttles", "Namespace": "AWS/Lambda", "Threshold": AlarmThrottles},
-		"deliver-throttles":    {"MetricName": "Throttles", "Namespace": "AWS/Lambda", "Threshold": AlarmThrottles},
-		"deadletter-throttles": {"MetricName": "Throttles", "Namespace": "AWS/Lambda", "Threshold": AlarmThrottles},
+		"api-throttles":           {"MetricName": "Throttles", "Namespace": "AWS/Lambda", "Threshold": AlarmThrottles},
+		"deliver-throttles":       {"MetricName": "Throttles", "Namespace": "AWS/Lambda", "Threshold": AlarmThrottles},
+		"deadletter-throttles":    {"MetricName": "Throttles", "Namespace": "AWS/Lambda", "Threshold": AlarmThrottles},
+		"inbound-email-throttles": {"MetricName": "Throttles", "Namespace": "AWS/Lambda", "Threshold": AlarmThrottles},
+		"email-events-throttles":  {"MetricName": "Throttles", "Namespace": "AWS/Lambda", "Threshold": AlarmThrottles},
 		"dynamodb-throttles": {
 			"Threshold": AlarmThrottles,
 			"Metrics": assertions.Match_ArrayWith(&[]any{assertions.Match_ObjectLike(&map[string]any{
@@ -338,11 +343,17 @@ func TestAlarms(t *testing.T) {
 			dev.tmpl.HasResourceProperties(jsii.String("AWS::CloudWatch::Alarm"), &want)
 		})
 	}
-	must(t, "alarm count", func() { dev.tmpl.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(7)) })
+	must(t, "alarm count", func() { dev.tmpl.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(9)) })
 	must(t, "prod alarm e-mail", func() {
 		prod.tmpl.HasResourceProperties(jsii.String("AWS::SNS::Subscription"), &map[string]any{"Protocol": "email", "Endpoint": "ops@example.org"})
 	})
-	must(t, "dev has no subscription", func() { dev.tmpl.ResourceCountIs(jsii.String("AWS::SNS::Subscription"), jsii.Number(0)) })
+	// The only subscription of dev is the email-events function's, to
+	// SES's bounces and complaints: no alarm e-mail.
+	for _, sub := range dev.resources("AWS::SNS::Subscription") {
+		if p := dig(sub, "Properties", "Protocol"); p != "lambda" {
+			t.Errorf("dev has a %v subscription", p)
+		}
+	}
 }
 
 func TestDashboard(t *testing.T) {

@@ -8,7 +8,7 @@
 #   make synth            # offline, no credentials: cdk.out/agentry-dev.template.json
 
 STAGE      ?= dev
-LAMBDAS    := api deliver deadletter
+LAMBDAS    := api deliver deadletter inbound-email email-events
 LAMBDA_DIR ?= bin/lambda
 CDK        := node_modules/.bin/cdk
 # Stand-in function code for commands that synthesize but deploy no code

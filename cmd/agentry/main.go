@@ -35,6 +35,9 @@ usage:
   agentry status <message-id>       show a message's delivery status
   agentry inbox <recipient> [-ack]  list (and acknowledge) a pull agent's inbox
   agentry ack <recipient> <id>      acknowledge one inbox message
+  agentry ingest-email [-to addr] < message.eml
+                                    hand one received email to the email bridge (exit 0 accepted,
+                                    1 refused, 75 try again later)
   agentry version
 
 client commands talk to AGENTRY_URL (default http://127.0.0.1:8080) with the
@@ -66,6 +69,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = clientInbox(args[1:], stdout, stderr)
 	case "ack":
 		err = clientAck(args[1:], stdout)
+	case "ingest-email":
+		return ingestEmail(args[1:], os.Stdin, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "agentry", localgw.Version)
 	case "help", "-h", "--help":

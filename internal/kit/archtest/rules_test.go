@@ -18,7 +18,7 @@ var (
 		"internal/core/schema", "internal/core/signature", "internal/core/ipclass",
 		"internal/core/email",
 	}
-	useCases = []string{"internal/usecase/gateway", "internal/usecase/delivery"}
+	useCases = []string{"internal/usecase/gateway", "internal/usecase/delivery", "internal/usecase/bridge"}
 	// neutral leaves the use cases may import: logctx carries correlation
 	// ids in a context and imports only the standard library.
 	neutral = []string{"internal/adapter/observe/logctx"}

@@ -48,6 +48,10 @@ type gw struct {
 	// lambda is the api function's handler of API Gateway events when the
 	// gateway runs on the AWS adapters, nil otherwise.
 	lambda apiEventHandler
+	// local and aws are the gateway itself, for what only the runtime
+	// offers (the email bridge's inbound side); one of them is nil.
+	local *localgw.Gateway
+	aws   *awsgw.Gateway
 }
 
 type gwOpts struct {
@@ -138,6 +142,8 @@ func startGateway(t *testing.T, dns *dnstest.Server, domain string, o gwOpts) *g
 	done := make(chan error, 1)
 	var machine string
 	var lambda apiEventHandler
+	var localG *localgw.Gateway
+	var awsG *awsgw.Gateway
 	if o.aws {
 		names, ep := awstest.Resources(t)
 		machine = ep.StateMachineARN
@@ -153,6 +159,7 @@ func startGateway(t *testing.T, dns *dnstest.Server, domain string, o gwOpts) *g
 		g, err := awsgw.New(ctx, cfg, awsCfg, log, o.awsOptions...)
 		require.NoError(t, err)
 		lambda = g.ServeAPIGateway
+		awsG = g
 		deliver := func(ctx context.Context) { _ = g.Worker.Run(ctx) }
 		if o.awsDeliver != nil {
 			deliver = func(ctx context.Context) { o.awsDeliver(ctx, g) }
@@ -163,10 +170,13 @@ func startGateway(t *testing.T, dns *dnstest.Server, domain string, o gwOpts) *g
 	} else {
 		g, err := localgw.New(cfg, localgw.Options{Listener: l, Logger: log})
 		require.NoError(t, err)
+		// Bound before the test goes on, so that its addresses are known.
+		require.NoError(t, g.Listen())
+		localG = g
 		go func() { done <- g.Serve(ctx) }()
 	}
 	dns.SetTXT("_amtp."+domain, 60, "v=amtp1;gateway="+base+";auth=apikey;max-size=10485760")
-	x := &gw{t: t, domain: domain, url: base, cancel: cancel, done: done, signer: signer, key: key, machine: machine, lambda: lambda}
+	x := &gw{t: t, domain: domain, url: base, cancel: cancel, done: done, signer: signer, key: key, machine: machine, lambda: lambda, local: localG, aws: awsG}
 	t.Cleanup(x.stop)
 	return x
 }

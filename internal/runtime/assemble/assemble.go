@@ -23,6 +23,7 @@ import (
 	"github.com/agentry/agentry/internal/adapter/signing"
 	"github.com/agentry/agentry/internal/core/policy"
 	"github.com/agentry/agentry/internal/runtime/config"
+	"github.com/agentry/agentry/internal/usecase/bridge"
 	"github.com/agentry/agentry/internal/usecase/delivery"
 	"github.com/agentry/agentry/internal/usecase/gateway"
 )
@@ -70,6 +71,11 @@ type Backend struct {
 	AttemptTimeout time.Duration
 	// Version names the gateway in the outbound User-Agent.
 	Version string
+	// Email sends bridged email (the outbox or a relay locally, SES on
+	// AWS); nil bridges nothing. DKIM verifies inbound email locally; nil
+	// where SES's verdicts are the proof.
+	Email delivery.EmailTransport
+	DKIM  bridge.DKIMVerifier
 }
 
 // Assembled is the gateway Gateway builds.
@@ -79,6 +85,8 @@ type Assembled struct {
 	// Client is the outbound HTTP client (SSRF-guarded), for the callers'
 	// own outbound needs (fetching an OAuth issuer's keys).
 	Client *http.Client
+	// Bridge turns received email into AMTP mail (bridge.go).
+	Bridge *bridge.Bridge
 }
 
 // Gateway builds the service and its worker. Each is complete when it is
@@ -105,7 +113,8 @@ func Gateway(cfg config.Config, b Backend) (*Assembled, error) {
 		return nil, err
 	}
 	w, err := delivery.New(workerConfig(cfg, b), delivery.Deps{Messages: b.Messages, Inbox: b.Inbox, Agents: b.Agents,
-		Queue: b.Queue, Discover: ports.Discover, Reporter: system.Submission, Client: client, Signer: b.Signer, Workflows: system.Workflows})
+		Queue: b.Queue, Discover: ports.Discover, Reporter: system.Submission, Client: client, Signer: b.Signer, Workflows: system.Workflows,
+		Email: b.Email, MX: mailExchangers(cfg)})
 	if err != nil {
 		return nil, fmt.Errorf("delivery worker: %w", err)
 	}
@@ -114,7 +123,11 @@ func Gateway(cfg config.Config, b Backend) (*Assembled, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Assembled{Service: svc, Worker: w, Client: client}, nil
+	br, err := inboundBridge(cfg, b, svc)
+	if err != nil {
+		return nil, err
+	}
+	return &Assembled{Service: svc, Worker: w, Client: client, Bridge: br}, nil
 }
 
 // outboundClient is the client for webhooks, peers and attachments, with
@@ -147,6 +160,7 @@ func serviceConfig(cfg config.Config, b Backend, res *discovery.Resolver, client
 func workerConfig(cfg config.Config, b Backend) delivery.Config {
 	return delivery.Config{
 		Domain: cfg.Domain, Concurrency: cfg.Workers, Logger: b.Logger, Metrics: b.Metrics, AttemptTimeout: b.AttemptTimeout,
-		Retry: delivery.RetryPolicy{Base: cfg.RetryBase, Max: cfg.RetryMax, Window: cfg.RetryWindow, Jitter: 0.25},
+		Retry:  delivery.RetryPolicy{Base: cfg.RetryBase, Max: cfg.RetryMax, Window: cfg.RetryWindow, Jitter: 0.25},
+		Bridge: delivery.BridgeConfig{Address: cfg.Email.BridgeAddress, Fallback: cfg.Email.Fallback},
 	}
 }

@@ -18,7 +18,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 	awssfn "github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
@@ -28,6 +30,7 @@ import (
 	"github.com/agentry/agentry/internal/adapter/httpapi"
 	"github.com/agentry/agentry/internal/adapter/observe"
 	"github.com/agentry/agentry/internal/adapter/s3blob"
+	"github.com/agentry/agentry/internal/adapter/ses"
 	"github.com/agentry/agentry/internal/adapter/sfn"
 	"github.com/agentry/agentry/internal/adapter/signing"
 	"github.com/agentry/agentry/internal/adapter/sqsq"
@@ -35,6 +38,7 @@ import (
 	"github.com/agentry/agentry/internal/core/signature"
 	"github.com/agentry/agentry/internal/runtime/assemble"
 	"github.com/agentry/agentry/internal/runtime/config"
+	"github.com/agentry/agentry/internal/usecase/bridge"
 	"github.com/agentry/agentry/internal/usecase/delivery"
 	"github.com/agentry/agentry/internal/usecase/gateway"
 )
@@ -54,9 +58,12 @@ type Gateway struct {
 	// Metrics publishes the gateway's metrics as EMF lines on stdout
 	// (docs/metrics.md); the functions also report their cold start here.
 	Metrics *observe.EMF
-	log     *slog.Logger
-	client  *http.Client // outbound HTTP, SSRF-guarded
-	dlq     dlqCalls     // what PollDeadLetters calls
+	// Bridge turns received email into AMTP mail (ReceiveEmail).
+	Bridge *bridge.Bridge
+	log    *slog.Logger
+	client *http.Client // outbound HTTP, SSRF-guarded
+	dlq    dlqCalls     // what PollDeadLetters calls
+	mail   mailCalls    // what ReceiveEmail calls
 }
 
 // dlqCalls are the SQS operations PollDeadLetters makes, as method values
@@ -201,6 +208,11 @@ func build(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.
 	if schemas != nil {
 		b.Schemas = schemas(g.Store)
 	}
+	if cfg.Email.SESConfigurationSet != "" {
+		// The bridge sends through SES from our domain's identity, with
+		// the configuration set that reports bounces and complaints.
+		b.Email = ses.NewTransport(sesv2.NewFromConfig(awsCfg), cfg.Email.SESConfigurationSet)
+	}
 	if cfg.StateMachineARN != "" {
 		if b.Runner, err = sfn.New(newSFNCalls(awssfn.NewFromConfig(awsCfg)), cfg.StateMachineARN); err != nil {
 			return nil, err
@@ -210,7 +222,8 @@ func build(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.
 	if err != nil {
 		return nil, err
 	}
-	g.Service, g.Worker, g.client = a.Service, a.Worker, a.Client
+	g.Service, g.Worker, g.client, g.Bridge = a.Service, a.Worker, a.Client, a.Bridge
+	g.mail = mailCalls{get: s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = o.BaseEndpoint != nil }).GetObject}
 	return g, nil
 }
 

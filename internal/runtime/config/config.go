@@ -106,6 +106,9 @@ type Config struct {
 	// TLSRootCA (AGENTRY_TLS_ROOT_CA, a PEM bundle) adds trust roots for
 	// outbound TLS: partners on a private PKI, and tests.
 	TLSRootCA string
+
+	// Email is the SMTP bridge (email.go).
+	Email Email
 }
 
 // OAuth reports whether OAuth bearer tokens are accepted.
@@ -274,6 +277,9 @@ func FromEnv(getenv Getenv) (Config, error) {
 	if _, err := signature.ParseSelector(c.SigningSelector); err != nil {
 		errs = append(errs, fmt.Errorf("AGENTRY_SIGNING_SELECTOR %q: %w", c.SigningSelector, err))
 	}
+	email, emailErrs := emailFromEnv(getenv, c.DataDir, c.Domain)
+	c.Email = email
+	errs = append(errs, emailErrs...)
 	c.PolicyFile = get("AGENTRY_POLICY_FILE", "")
 	if c.Policy, err = loadPolicy(c.PolicyFile, getenv("AGENTRY_POLICY")); err != nil {
 		errs = append(errs, err)

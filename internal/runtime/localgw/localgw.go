@@ -30,6 +30,7 @@ import (
 	"github.com/agentry/agentry/internal/core/signature"
 	"github.com/agentry/agentry/internal/runtime/assemble"
 	"github.com/agentry/agentry/internal/runtime/config"
+	"github.com/agentry/agentry/internal/usecase/bridge"
 	"github.com/agentry/agentry/internal/usecase/delivery"
 	"github.com/agentry/agentry/internal/usecase/gateway"
 )
@@ -39,8 +40,11 @@ var Version = "dev"
 
 // Gateway is a running local gateway.
 type Gateway struct {
-	Config  config.Config
-	DB      *embedded.DB
+	Config config.Config
+	DB     *embedded.DB
+	// Bridge turns received email into AMTP mail (`agentry ingest-email`,
+	// the SMTP listener).
+	Bridge  *bridge.Bridge
 	Service *gateway.Service
 	Worker  *delivery.Worker
 	Handler http.Handler
@@ -57,6 +61,7 @@ type Gateway struct {
 
 	log      *slog.Logger
 	listener net.Listener
+	smtpLn   net.Listener // the inbound SMTP listener's (email.go)
 	closeDB  sync.Once
 }
 
@@ -92,10 +97,15 @@ func New(cfg config.Config, o Options) (*Gateway, error) {
 		return nil, fmt.Errorf("open data dir %s: %w", cfg.DataDir, err)
 	}
 	g.DB = db
+	mail, err := emailTransport(cfg)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	a, err := assemble.Gateway(cfg, assemble.Backend{Messages: db, Inbox: db, Agents: db, Queue: db, Workflows: db,
 		Schemas: schemas(cfg, db), Signer: signing.Signer{S: signer}, Logger: log, Version: Version,
 		// One process: its memory is where every bucket lives.
-		Limiter: policy.NewMemoryLimiter()})
+		Limiter: policy.NewMemoryLimiter(), Email: mail, DKIM: dkimVerifier(cfg)})
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -105,7 +115,7 @@ func New(cfg config.Config, o Options) (*Gateway, error) {
 		db.Close()
 		return nil, err
 	}
-	g.Service, g.Worker = a.Service, a.Worker
+	g.Service, g.Worker, g.Bridge = a.Service, a.Worker, a.Bridge
 	g.Handler = httpapi.New(g.Service, httpapi.Options{Version: Version, Logger: log, BodyBudget: cfg.MaxInflightBytes, Ready: db.Ping, Live: db.Live, Identity: ident})
 	return g, nil
 }
@@ -157,6 +167,9 @@ func (g *Gateway) loadAdminKey() error {
 
 // Listen binds the API address (unless a listener was given).
 func (g *Gateway) Listen() error {
+	if err := g.listenSMTP(); err != nil {
+		return err
+	}
 	if g.listener != nil {
 		return nil
 	}
@@ -185,7 +198,7 @@ func (g *Gateway) Serve(ctx context.Context) error {
 		// that leaves that to Serve must not be left holding the lock.
 		return errors.Join(err, g.Close())
 	}
-	err := RunServer(ctx, g.Config, g.listener, g.Handler, g.log, func(ctx context.Context) { _ = g.Worker.Run(ctx) })
+	err := RunServer(ctx, g.Config, g.listener, g.Handler, g.log, func(ctx context.Context) { _ = g.Worker.Run(ctx) }, g.serveSMTP)
 	if cerr := g.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
@@ -259,6 +272,12 @@ func RunServer(ctx context.Context, cfg config.Config, l net.Listener, h http.Ha
 // Close closes the store (Serve does it on shutdown).
 func (g *Gateway) Close() error {
 	var err error
-	g.closeDB.Do(func() { err = g.DB.Close() })
+	g.closeDB.Do(func() {
+		err = g.DB.Close()
+		if g.smtpLn != nil {
+			// Serving closes it too; a second close only says so.
+			_ = g.smtpLn.Close()
+		}
+	})
 	return err
 }

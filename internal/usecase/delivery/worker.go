@@ -47,6 +47,8 @@ type Config struct {
 	// Metrics receives delivery events (docs/metrics.md); nil means none
 	// are published.
 	Metrics Metrics
+	// Bridge configures the SMTP bridge (with Deps.Email).
+	Bridge BridgeConfig
 }
 
 // Metrics receives the worker's delivery events, named after the metrics
@@ -58,7 +60,7 @@ type Config struct {
 // implementations must be safe for concurrent use and must not block.
 type Metrics interface {
 	// MessageDelivered: one recipient's delivery completed (via "inbox",
-	// "webhook" or "amtp"); latency is the delivery time minus the
+	// "webhook", "amtp" or "smtp"); latency is the delivery time minus the
 	// message's acceptance time, negative when unknown.
 	MessageDelivered(ctx context.Context, messageID, recipient, via string, latency time.Duration)
 	// DeliveryRetried: a transient failure and the next attempt of the
@@ -94,6 +96,13 @@ type Deps struct {
 	// cannot be delivered to; nil drops workflow tasks as dead letters.
 	// gateway.Service implements it.
 	Workflows Workflows
+	// Email is the outbound leg of the SMTP bridge: a recipient whose
+	// domain has no AMTP record but mail exchangers is sent an email
+	// through it. nil bridges nothing: such recipients fail.
+	Email EmailTransport
+	// MX answers whether a domain with an AMTP record also receives
+	// email, for Config.Bridge.Fallback; nil makes no fallback.
+	MX MailExchangers
 }
 
 // Workflows is the workflow driver as the worker sees it.
@@ -456,7 +465,7 @@ func (w *Worker) finish(ctx context.Context, j job, o outcome, h holder) (gatewa
 		if t := j.task; t.CreatedAt.IsZero() || next.Sub(t.CreatedAt) <= w.cfg.Retry.Window {
 			return w.retryLater(ctx, j, o, now, next, h)
 		}
-		o = giveUp(j, o)
+		o = w.fallBack(ctx, j, o)
 	}
 	s, err := w.recordSettled(ctx, j, o, now)
 	if err != nil {
@@ -867,28 +876,22 @@ func (w *Worker) deliverRemote(ctx context.Context, m *amtp.Message, domain stri
 		return outcome{transient: amtp.Errorf(amtp.CodeTemporaryFailure, "the recipient's domain %s could not be looked up in DNS", domain),
 			detail: "discover " + domain + ": " + err.Error()}
 	}
-	if !route.Found {
+	if !route.Found && !w.bridges(route) {
 		return noRoute(rcpts, domain, route)
 	}
-	// We never relay, so every message we forward was written in our
-	// domain and is ours to sign. Anything else means a bug upstream: fail
-	// it rather than sign another domain's mail or send it unsigned.
+	// We never relay, so every message we forward (or bridge to email) was
+	// written in our domain and is ours to sign. Anything else means a bug
+	// upstream: fail it rather than sign another domain's mail or send it
+	// unsigned.
 	if sd := m.SenderAddress().Domain; sd != w.cfg.Domain {
 		return settledAll(rcpts, amtp.CodeForbidden, fmt.Sprintf("refusing to forward a message from %s: this gateway only forwards mail of %s", sd, w.cfg.Domain))
 	}
-	// One POST per domain carries just that domain's recipients.
-	fwd := *m
-	fwd.Recipients = rcpts
-	body := fwd.AppendJSON(make([]byte, 0, 512+len(m.Payload)))
-	if w.d.Signer != nil {
-		// Signed last, over exactly the bytes that go on the wire.
-		signed, err := w.d.Signer.SignMessage(ctx, body)
-		if err != nil {
-			// Logged here, at error level, as the operator has to act.
-			w.log.ErrorContext(ctx, "cannot sign outbound message", "domain", domain, "err", err)
-			return outcome{transient: amtp.Errorf(amtp.CodeTemporaryFailure, "this gateway could not sign the message")}
-		}
-		body = signed
+	fwd, body, failed := w.outboundBody(ctx, m, domain, rcpts)
+	if failed != nil {
+		return *failed
+	}
+	if !route.Found {
+		return w.bridge(ctx, fwd, body, domain, rcpts)
 	}
 	if route.MaxSize > 0 && int64(len(body)) > route.MaxSize {
 		return settledAll(rcpts, amtp.CodeMessageTooLarge, fmt.Sprintf("message is %d bytes; %s accepts at most %d", len(body), domain, route.MaxSize))
@@ -938,6 +941,26 @@ func (w *Worker) deliverRemote(ctx context.Context, m *amtp.Message, domain stri
 	return o
 }
 
+// outboundBody is the message for rcpts as it leaves this gateway: one
+// POST (or email) per domain carries just that domain's recipients, signed
+// last, over exactly the bytes that go on the wire. A failure to sign is
+// the outcome instead.
+func (w *Worker) outboundBody(ctx context.Context, m *amtp.Message, domain string, rcpts []string) (*amtp.Message, []byte, *outcome) {
+	fwd := *m
+	fwd.Recipients = rcpts
+	body := fwd.AppendJSON(make([]byte, 0, 512+len(m.Payload)))
+	if w.d.Signer == nil {
+		return &fwd, body, nil
+	}
+	signed, err := w.d.Signer.SignMessage(ctx, body)
+	if err != nil {
+		// Logged here, at error level, as the operator has to act.
+		w.log.ErrorContext(ctx, "cannot sign outbound message", "domain", domain, "err", err)
+		return nil, nil, &outcome{transient: amtp.Errorf(amtp.CodeTemporaryFailure, "this gateway could not sign the message")}
+	}
+	return &fwd, signed, nil
+}
+
 // noRoute fails the recipients of a domain without a usable AMTP record.
 // The record is public, but the reason the parser gave is ours (package
 // names, quoting): it goes to the log.
@@ -977,6 +1000,11 @@ func IsReport(m *amtp.Message) bool {
 
 func (w *Worker) report(ctx context.Context, orig *amtp.Message, t gateway.Task, failed []string, cause *amtp.Error, attempts int, at time.Time) {
 	if w.d.Reporter == nil || IsReport(orig) {
+		return
+	}
+	// Mail from a name the gateway itself sends as (the email bridge's
+	// address, for an unproven From) has no agent to tell.
+	if from := orig.SenderAddress(); from.Domain == w.cfg.Domain && amtp.IsReservedLocalPart(from.Local) {
 		return
 	}
 	payload, _ := json.Marshal(map[string]any{
