@@ -89,8 +89,21 @@ func appendOnce(list []string, s string) []string {
 	return append(list, s)
 }
 
-// VerifiedDomains returns the d= domains whose signatures on raw verify.
+// VerifiedDomains returns the d= domains whose signatures on raw verify,
+// or ErrTemporary when none did and one could not be checked now.
 func (v *Verifier) VerifiedDomains(ctx context.Context, raw []byte) ([]string, error) {
 	r, err := v.Verify(ctx, raw)
-	return r.Passed, err
+	if err != nil {
+		return nil, err
+	}
+	if len(r.Passed) == 0 && len(r.TempFailed) > 0 {
+		return nil, fmt.Errorf("dkim: keys of %s: %w", strings.Join(r.TempFailed, ", "), ErrTemporary)
+	}
+	return r.Passed, nil
 }
+
+// ErrTemporary: no signature verified and at least one could not be
+// checked now (its key's DNS lookup failed). Judging the mail unproven
+// would refuse it under a reject policy, or misattribute it under flag,
+// for an outage of ours or the signer's; the sending server retries it.
+var ErrTemporary = errors.New("a signature could not be checked now")

@@ -107,6 +107,12 @@ func TestVerify(t *testing.T) {
 			assert.ElementsMatch(t, c.want.TempFailed, got.TempFailed)
 			assert.Equal(t, c.aligned, got.Aligned("supplier.example"))
 			domains, err := verifier.VerifiedDomains(context.Background(), []byte(c.raw))
+			if len(c.want.TempFailed) > 0 && len(c.want.Passed) == 0 {
+				// Nothing proven, something not checkable now: the
+				// sending server is to try again, not the mail judged.
+				require.ErrorIs(t, err, dkim.ErrTemporary)
+				return
+			}
 			require.NoError(t, err)
 			assert.ElementsMatch(t, c.want.Passed, domains)
 		})
