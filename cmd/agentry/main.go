@@ -38,6 +38,8 @@ usage:
   agentry ingest-email [-to addr] < message.eml
                                     hand one received email to the email bridge (exit 0 accepted,
                                     1 refused, 75 try again later)
+  agentry store check|backup DIR|restore DIR
+                                    check, back up or restore the local gateway's store (agentry store -h)
   agentry version
 
 client commands talk to AGENTRY_URL (default http://127.0.0.1:8080) with the
@@ -71,6 +73,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = clientAck(args[1:], stdout)
 	case "ingest-email":
 		return ingestEmail(args[1:], os.Stdin, stdout, stderr)
+	case "store":
+		err = storeCommand(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "agentry", localgw.Version)
 	case "help", "-h", "--help":

@@ -1,4 +1,10 @@
-// Package embedded is Agentry's local default backend: one bbolt file that
+// Package embedded is the bbolt engine of the local store, still the
+// default (localgw.DefaultEngine) while pebblestore, its successor
+// (issue 22), accepts fewer messages per second in paired make bench runs.
+// pebblestore's importer reads a data directory of this format through
+// Export; once the default moves, only that use remains, for one release.
+//
+// It is Agentry's local default backend: one bbolt file that
 // implements gateway.MessageStore, InboxStore, AgentStore, TaskQueue and
 // WorkflowStore, so that a single process can run the gateway with nothing
 // else installed.

@@ -173,9 +173,10 @@ var lambdaRule = rule{
 	roots: fixed(functions),
 	forbid: anyOf(isTestKit, isBench,
 		func(p string) bool {
-			return within(p, "internal/kit/cfntemplate") || within(p, "internal/adapter/embedded")
+			return within(p, "internal/kit/cfntemplate") || within(p, "internal/adapter/embedded") ||
+				within(p, "internal/adapter/pebblestore")
 		},
-		isWithin("go.etcd.io/bbolt")),
+		isWithin("go.etcd.io/bbolt"), isWithin("github.com/cockroachdb/pebble/v2")),
 }
 
 // violations lists, for each root that breaks r, the offending chain.

@@ -8,7 +8,7 @@
 //
 //	floor       the bare JSON-over-HTTP handler, the baseline of every ratio
 //	accept      POST /v1/messages on the local gateway as `make run` configures
-//	            it (durable bbolt store, schema validation and signatures on),
+//	            it (durable store, schema validation and signatures on),
 //	            a sender agent writing to a pull agent on the same domain
 //	push        end to end: sender → gateway → a push agent's webhook on
 //	            loopback; time from the POST to the webhook receiving it
@@ -44,6 +44,7 @@ import (
 
 	"github.com/agentry/agentry/internal/kit/bench/load"
 	"github.com/agentry/agentry/internal/kit/bench/report"
+	"github.com/agentry/agentry/internal/runtime/localgw"
 )
 
 // Scenario names, in the order they run.
@@ -94,6 +95,10 @@ type Options struct {
 	ProfileDir string
 	// Progress receives one line per step; nil for none.
 	Progress io.Writer
+	// Engine is the local gateways' store engine (localgw.EngineBolt or
+	// localgw.EnginePebble; localgw.DefaultEngine when empty), so that
+	// paired runs measure both.
+	Engine string
 }
 
 func (o Options) withDefaults() Options {
@@ -120,6 +125,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Progress == nil {
 		o.Progress = io.Discard
+	}
+	if o.Engine == "" {
+		o.Engine = localgw.DefaultEngine
 	}
 	return o
 }
@@ -181,7 +189,9 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 		"payload_bytes":    strconv.Itoa(o.PayloadBytes),
 		"memory_messages":  strconv.Itoa(o.MemoryMessages),
 		"delivery_timeout": o.DeliveryTimeout.String(),
+		"store_engine":     o.Engine,
 	}
+	childEngine = o.Engine
 	dir, err := os.MkdirTemp(o.WorkDir, "agentry-bench-")
 	if err != nil {
 		return rep, err

@@ -9,6 +9,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/agentry/agentry/internal/runtime/localgw"
 )
 
 // The memory scenario re-executes this test binary as a gateway.
@@ -54,6 +59,7 @@ func TestEveryScenarioTiny(t *testing.T) {
 		"flood/large message live heap", "flood/large message allocated",
 		"memory/rss per 10k queued", "memory/rss per 10k, no forced GC", "memory/anon rss per 10k",
 		"memory/file rss per 10k", "memory/go heap per 10k", "memory/store per message", "memory/store beyond payload",
+		"memory/store fixed-size files",
 	}
 	// Growth of the heap and of anonymous memory over 200 messages is
 	// within the noise of the runtime (it can be zero or negative), so
@@ -92,6 +98,24 @@ func TestEveryScenarioTiny(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "results.json")
 	if err := rep.WriteJSON(path); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestMemoryOnEitherEngine: the memory scenario measures the store of the
+// engine it runs, each with its own reader.
+func TestMemoryOnEitherEngine(t *testing.T) {
+	for _, engine := range []string{localgw.EngineBolt, localgw.EnginePebble} {
+		t.Run(engine, func(t *testing.T) {
+			rep, err := Run(t.Context(), Options{Scenarios: []string{Memory}, MemoryMessages: 200, Concurrency: 4,
+				Engine: engine, Progress: testLog{t}, WorkDir: t.TempDir()})
+			require.NoError(t, err)
+			for _, key := range []string{"memory/store per message", "memory/store fixed-size files"} {
+				row := rep.Find(key)
+				require.NotNil(t, row, key)
+				assert.Positive(t, row.Value, key)
+			}
+			assert.Contains(t, rep.Find("memory/store per message").Note, engine+" engine")
+		})
 	}
 }
 

@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/agentry/agentry/internal/adapter/embedded"
+	"github.com/agentry/agentry/internal/adapter/pebblestore"
 	"github.com/agentry/agentry/internal/core/signature"
 	"github.com/agentry/agentry/internal/kit/bench/floor"
 	"github.com/agentry/agentry/internal/runtime/config"
@@ -129,6 +131,26 @@ func (h *liveHeapPeak) take() uint64 {
 	return p
 }
 
+// childEngineEnv tells a gateway child its store engine (Options.Engine);
+// childEngine is what Run sets it to.
+const childEngineEnv = "BENCH_STORE_ENGINE"
+
+var childEngine string
+
+// storeCommits reads the group-commit counters of either engine: for
+// Pebble, a group is one log sync, and there are no checkpoints.
+func storeCommits(db localgw.Store) commitStats {
+	switch db := db.(type) {
+	case *embedded.DB:
+		st := db.CommitStats()
+		return commitStats{Commits: st.Commits, Writes: st.Writes, Checkpoints: st.Checkpoints}
+	case *pebblestore.DB:
+		st := db.CommitStats()
+		return commitStats{Commits: st.Syncs, Writes: st.Writes}
+	}
+	return commitStats{}
+}
+
 // commitStats is a gateway child's answer to "commits".
 type commitStats struct {
 	Commits     int64 `json:"commits"`
@@ -218,14 +240,11 @@ func runChild(kind string) error {
 		var level slog.Level
 		_ = level.UnmarshalText([]byte(cfg.LogLevel))
 		log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-		g, err := localgw.New(cfg, localgw.Options{Listener: l, Logger: log})
+		g, err := localgw.New(cfg, localgw.Options{Listener: l, Logger: log, Engine: os.Getenv(childEngineEnv)})
 		if err != nil {
 			return err
 		}
-		answers["commits"] = func() (any, error) {
-			st := g.DB.CommitStats()
-			return commitStats{Commits: st.Commits, Writes: st.Writes, Checkpoints: st.Checkpoints}, nil
-		}
+		answers["commits"] = func() (any, error) { return storeCommits(g.DB), nil }
 		answers["records"] = func() (any, error) {
 			s := g.Signer
 			key, err := signature.PublicKeyTXT(s.Public())
@@ -350,7 +369,7 @@ func startChild(kind string, env map[string]string, avoid string, log *os.File) 
 	for k, v := range env {
 		c.cmd.Env = append(c.cmd.Env, k+"="+v)
 	}
-	c.cmd.Env = append(c.cmd.Env, childEnv+"="+kind, "AGENTRY_ADDR="+addr, "AGENTRY_PUBLIC_URL="+c.url)
+	c.cmd.Env = append(c.cmd.Env, childEnv+"="+kind, "AGENTRY_ADDR="+addr, "AGENTRY_PUBLIC_URL="+c.url, childEngineEnv+"="+childEngine)
 	c.cmd.ExtraFiles = []*os.File{lf}
 	if log != nil {
 		c.cmd.Stderr, c.stderr = log, logFile(log.Name())

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -198,6 +199,7 @@ type messages struct {
 	recipients string // the JSON array's elements
 	count      int
 	filler     string
+	random     bool // a fresh random filler per message (incompressible)
 }
 
 // payloadOverhead is the length of the payload around the filler:
@@ -219,6 +221,23 @@ func (m *messages) also(recipients ...string) *messages {
 	return m
 }
 
+// incompressible makes every message's filler fresh random bytes as
+// base64, of the same length: nothing for a store to compress.
+func (m *messages) incompressible() *messages {
+	m.random = true
+	return m
+}
+
+// fillerFor is the filler of one message.
+func (m *messages) fillerFor() string {
+	if !m.random {
+		return m.filler
+	}
+	raw := make([]byte, base64.RawStdEncoding.DecodedLen(len(m.filler))+1)
+	_, _ = rand.Read(raw)
+	return base64.RawStdEncoding.EncodeToString(raw)[:len(m.filler)]
+}
+
 // PayloadBytes is the exact size of every payload made.
 func (m *messages) PayloadBytes() int { return payloadOverhead + len(m.filler) }
 
@@ -228,7 +247,7 @@ func (m *messages) Make(seq int) (id string, body []byte) {
 	id = amtp.NewUUIDv7()
 	body = fmt.Appendf(make([]byte, 0, 320+len(m.filler)),
 		`{"version":"1.0","message_id":%q,"idempotency_key":%q,"timestamp":%q,"sender":%q,"recipients":[%s],"subject":"bench","payload":{"seq":"%010d","text":%q}}`,
-		id, amtp.NewUUIDv4(), amtp.FormatTime(time.Now()), m.sender, m.recipients, seq%10_000_000_000, m.filler)
+		id, amtp.NewUUIDv4(), amtp.FormatTime(time.Now()), m.sender, m.recipients, seq%10_000_000_000, m.fillerFor())
 	return id, body
 }
 

@@ -1,13 +1,17 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
-	"strconv"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,57 +19,69 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sys/unix"
 
 	"github.com/agentry/agentry/internal/adapter/discovery/dnstest"
 	"github.com/agentry/agentry/internal/runtime/config"
 	"github.com/agentry/agentry/internal/runtime/localgw"
 )
 
-// A full disk is produced without root through RLIMIT_FSIZE: the local
-// gateway runs in a child process (this test binary again, see
-// runLimitedGateway) whose soft file-size limit is lowered before it opens
-// its store, so that every write or truncate that would take one of its
-// files past the limit fails with EFBIG (Go ignores the SIGXFSZ that comes
-// with it), exactly where a write to a full disk fails with ENOSPC. The
-// parent then raises the child's soft limit with prlimit(2) — what an
-// operator freeing space does — without the gateway having any hook for it.
-// Only the local gateway has a disk; on AWS the tables and queues are the
-// storage, so this test has no AWS counterpart.
-
-// limitedGatewayEnv, when set, turns TestDiskFullRecovers into the child:
-// its value is the soft file-size limit in bytes.
-const limitedGatewayEnv = "AGENTRY_TEST_FSIZE_LIMIT"
+// A full disk is a real one, produced without root: a small tmpfs mounted
+// over the gateway's data directory in a user and mount namespace of its
+// own. This test binary runs again as a supervisor in that namespace
+// (diskFullRoleEnv): it mounts the tmpfs, fills part of it with a
+// ballast file, and runs the local gateway as its own child — the same
+// binary once more — on the data directory. The parent drives the
+// supervisor through its stdin: "free" deletes the ballast (what an
+// operator freeing space does, without the gateway having any hook for
+// it), "kill" kills the gateway with SIGKILL, "start" starts it again on
+// the same file system, which lives as long as the supervisor. Only the
+// local gateway has a disk; on AWS the tables and queues are the storage,
+// so this test has no AWS counterpart.
+const diskFullRoleEnv = "AGENTRY_TEST_DISKFULL_ROLE"
 
 const (
-	// fileSizeLimit leaves room for the database file as it is created
-	// (bbolt grows it in 16 MiB steps) and refuses its next growth, which
-	// a few dozen 1 MiB messages need.
-	fileSizeLimit = 24 << 20
+	// fsSize is the tmpfs; ballastSize of it is taken before the gateway
+	// starts, so that the store (which refuses writes with less than
+	// 64 MiB free) fills after a few dozen 1 MiB messages.
+	fsSize      = 192 << 20
+	ballastSize = 96 << 20
 	// bigPayload is the size of each message that fills the disk.
 	bigPayload = 1 << 20
-	// maxFillMessages bounds the filling: far more than fileSizeLimit
-	// holds.
-	maxFillMessages = 64
+	// maxFillMessages bounds the filling: far more than the room left.
+	maxFillMessages = 96
 )
 
 func TestDiskFullRecovers(t *testing.T) {
-	if limit := os.Getenv(limitedGatewayEnv); limit != "" {
-		runLimitedGateway(t, limit)
+	switch os.Getenv(diskFullRoleEnv) {
+	case "supervisor":
+		superviseFullDisk(t)
+		return
+	case "gateway":
+		runDiskFullGateway(t)
 		return
 	}
+	// Both store engines while the bbolt one is the default
+	// (localgw.DefaultEngine).
+	for _, engine := range []string{localgw.EngineBolt, localgw.EnginePebble} {
+		t.Run(engine, func(t *testing.T) { diskFullRecovers(t, engine) })
+	}
+}
+
+func diskFullRecovers(t *testing.T, engine string) {
 	dns := dnstest.Start(t)
 	addr := freePort(t)
-	env := limitedGatewayConfig(t, dns, addr)
-	child := startLimitedGateway(t, env, fileSizeLimit)
-	x := &gw{t: t, domain: "a.test", url: "http://" + addr}
+	env := append(diskFullConfig(t, dns, addr), "AGENTRY_STORE_ENGINE="+engine)
+	sup := startDiskFullSupervisor(t, env)
+	sup.waitReady(t)
+	x := &gw{t: t, domain: "a.test", url: sup.url}
 	alice, _ := x.register("alice", "pull", "")
 	x.register("bob", "pull", "")
-	big := strings.Repeat("x", bigPayload)
-
 	var accepted []string
 	send := func() (int, map[string]any) {
-		status, out := x.send(alice, msg("alice@a.test", []string{"bob@a.test"}, map[string]any{"fill": big}))
+		// Incompressible: the store compresses what it can.
+		big := make([]byte, bigPayload*3/4)
+		_, _ = rand.Read(big)
+		status, out := x.send(alice, msg("alice@a.test", []string{"bob@a.test"}, map[string]any{"fill": base64.StdEncoding.EncodeToString(big)}))
 		if status == http.StatusAccepted {
 			accepted = append(accepted, out["message_id"].(string))
 		}
@@ -85,13 +101,13 @@ func TestDiskFullRecovers(t *testing.T) {
 	require.Equal(t, http.StatusServiceUnavailable, status, "%v", out)
 	errBody, _ := out["error"].(map[string]any)
 	assert.Equal(t, "TEMPORARY_FAILURE", errBody["code"])
-	assert.NotContains(t, str(errBody["message"]), "agentry.", "no file names")
-	assert.NotContains(t, str(errBody["message"]), "too large", "no system errors")
+	assert.NotContains(t, str(errBody["message"]), "store", "no file names")
+	assert.NotContains(t, str(errBody["message"]), "bytes free", "no internals")
 	assert.Equal(t, http.StatusServiceUnavailable, probe(t, x.url+"/readyz"), "not ready while full")
 	assert.Equal(t, http.StatusOK, probe(t, x.url+"/healthz"), "alive: it recovers by itself")
 
 	// Space returns: the next calls succeed, without a restart.
-	raiseFileSizeLimit(t, child.cmd.Process.Pid)
+	sup.do(t, "free")
 	assert.Equal(t, http.StatusOK, probe(t, x.url+"/readyz"), "ready again")
 	for range 3 {
 		status, out = send()
@@ -99,73 +115,137 @@ func TestDiskFullRecovers(t *testing.T) {
 	}
 
 	// Nothing answered 202, before or after the full disk, is lost by a
-	// crash: recovery does not stop at what the failed writes left.
-	require.NoError(t, child.cmd.Process.Signal(syscall.SIGKILL))
-	_, _ = child.cmd.Process.Wait()
-	startLimitedGateway(t, env, 0)
+	// crash.
+	sup.do(t, "kill")
+	sup.do(t, "start")
+	sup.waitReady(t)
 	for _, id := range accepted {
 		status, out := call(t, "GET", x.url+"/v1/messages/"+id, alice, nil)
 		assert.Equal(t, http.StatusOK, status, "message %s: %v", id, out)
 	}
 }
 
-// limitedGatewayConfig is the child gateway's environment.
-func limitedGatewayConfig(t *testing.T, dns *dnstest.Server, addr string) []string {
+// diskFullConfig is the gateway's environment.
+func diskFullConfig(t *testing.T, dns *dnstest.Server, addr string) []string {
 	t.Helper()
 	key, _ := publishKey(t, dns, "a.test")
 	return []string{
-		"AGENTRY_DOMAIN=a.test", "AGENTRY_ADDR=" + addr, "AGENTRY_DATA_DIR=" + t.TempDir(),
+		"AGENTRY_DOMAIN=a.test", "AGENTRY_ADDR=" + addr, "AGENTRY_DATA_DIR=" + filepath.Join(t.TempDir(), "data"),
 		"AGENTRY_ADMIN_KEY=" + adminKey, "AGENTRY_SIGNING_KEY=" + key,
 		"AGENTRY_DNS_SERVER=" + dns.Addr(), "AGENTRY_ALLOW_INSECURE=1",
 		"AGENTRY_PUBLIC_URL=http://" + addr, "AGENTRY_LOG_LEVEL=warn",
 	}
 }
 
-// startLimitedGateway runs the gateway in a child process with a soft
-// file-size limit (0: none) and waits until it is ready. The child stops
-// when its stdin closes, so that it never outlives this test.
-func startLimitedGateway(t *testing.T, env []string, limit int) *proc {
+// supervisor is the parent's handle on the supervising child.
+type supervisor struct {
+	cmd   *exec.Cmd
+	url   string
+	in    io.WriteCloser
+	lines *bufio.Scanner
+}
+
+// startDiskFullSupervisor starts the supervisor in a user and mount
+// namespace of its own. It stops, with its gateway, when its stdin closes.
+func startDiskFullSupervisor(t *testing.T, env []string) *supervisor {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestDiskFullRecovers$")
-	cmd.Env = append(append(os.Environ(), env...), limitedGatewayEnv+"="+strconv.Itoa(limit))
-	cmd.Stdout, cmd.Stderr = testWriter{t}, testWriter{t}
-	stdin, err := cmd.StdinPipe()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestDiskFullRecovers$", "-test.count=1")
+	cmd.Env = append(append(os.Environ(), env...), diskFullRoleEnv+"=supervisor")
+	cmd.Stderr = testWriter{t}
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags:  syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS,
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}},
+	}
+	in, err := cmd.StdinPipe()
 	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start(), "this test needs unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1) to mount a small tmpfs")
 	t.Cleanup(func() {
-		_ = stdin.Close()
-		_ = cmd.Process.Kill()
-		_, _ = cmd.Process.Wait()
+		_ = in.Close()
+		_ = cmd.Wait()
 	})
-	var p *proc
+	s := &supervisor{cmd: cmd, in: in, lines: bufio.NewScanner(out)}
 	for _, kv := range env {
 		if addr, ok := strings.CutPrefix(kv, "AGENTRY_ADDR="); ok {
-			p = &proc{cmd: cmd, url: "http://" + addr}
+			s.url = "http://" + addr
 		}
 	}
+	s.expect(t, "started")
+	return s
+}
+
+// do sends a command and waits for its "ok".
+func (s *supervisor) do(t *testing.T, cmd string) {
+	t.Helper()
+	_, err := fmt.Fprintln(s.in, cmd)
+	require.NoError(t, err)
+	s.expect(t, "ok")
+}
+
+func (s *supervisor) expect(t *testing.T, want string) {
+	t.Helper()
+	require.True(t, s.lines.Scan(), "the supervisor ended before %q: %v", want, s.lines.Err())
+	require.Equal(t, want, s.lines.Text())
+}
+
+func (s *supervisor) waitReady(t *testing.T) {
+	t.Helper()
 	require.Eventually(t, func() bool {
-		resp, err := http.Get(p.url + "/readyz")
+		resp, err := http.Get(s.url + "/readyz")
 		if err != nil {
 			return false
 		}
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
-	}, 60*time.Second, 50*time.Millisecond, "limited gateway did not become ready")
-	return p
+	}, 60*time.Second, 50*time.Millisecond, "gateway on the small file system did not become ready")
 }
 
-// runLimitedGateway is the child: it lowers its own soft file-size limit
-// (the hard one stays, so that the parent can raise the soft one again)
-// and serves the local gateway until its stdin closes.
-func runLimitedGateway(t *testing.T, limit string) {
-	n, err := strconv.ParseUint(limit, 10, 64)
+// superviseFullDisk is the supervisor: it mounts the tmpfs over the data
+// directory, writes the ballast, starts the gateway and obeys the parent.
+func superviseFullDisk(t *testing.T) {
+	cfg, err := config.FromEnv(os.Getenv)
 	require.NoError(t, err)
-	if n > 0 {
-		var lim syscall.Rlimit
-		require.NoError(t, syscall.Getrlimit(syscall.RLIMIT_FSIZE, &lim))
-		lim.Cur = n
-		require.NoError(t, syscall.Setrlimit(syscall.RLIMIT_FSIZE, &lim))
+	require.NoError(t, os.MkdirAll(cfg.DataDir, 0o700))
+	require.NoError(t, syscall.Mount("tmpfs", cfg.DataDir, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, fmt.Sprintf("size=%d,mode=0700", fsSize)),
+		"mount a tmpfs in the test's own namespace")
+	ballast := filepath.Join(cfg.DataDir, "ballast")
+	require.NoError(t, os.WriteFile(ballast, make([]byte, ballastSize), 0o600))
+	start := func() *exec.Cmd {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestDiskFullRecovers$", "-test.count=1")
+		cmd.Env = append(os.Environ(), diskFullRoleEnv+"=gateway")
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		_, err := cmd.StdinPipe() // closed when this process ends
+		require.NoError(t, err)
+		require.NoError(t, cmd.Start())
+		return cmd
 	}
+	gateway := start()
+	defer func() {
+		_ = gateway.Process.Kill()
+		_ = gateway.Wait()
+	}()
+	fmt.Println("started")
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		switch in.Text() {
+		case "free":
+			require.NoError(t, os.Remove(ballast))
+		case "kill":
+			require.NoError(t, gateway.Process.Signal(syscall.SIGKILL))
+			_ = gateway.Wait()
+		case "start":
+			gateway = start()
+		default:
+			t.Fatalf("unknown command %q", in.Text())
+		}
+		fmt.Println("ok")
+	}
+}
+
+// runDiskFullGateway serves the local gateway until its stdin closes.
+func runDiskFullGateway(t *testing.T) {
 	cfg, err := config.FromEnv(os.Getenv)
 	require.NoError(t, err)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -177,16 +257,6 @@ func runLimitedGateway(t *testing.T, limit string) {
 		cancel()
 	}()
 	require.NoError(t, g.Serve(ctx))
-}
-
-// raiseFileSizeLimit lifts the child's soft file-size limit to its hard
-// one: the disk has room again.
-func raiseFileSizeLimit(t *testing.T, pid int) {
-	t.Helper()
-	var lim unix.Rlimit
-	require.NoError(t, unix.Prlimit(pid, unix.RLIMIT_FSIZE, nil, &lim))
-	lim.Cur = lim.Max
-	require.NoError(t, unix.Prlimit(pid, unix.RLIMIT_FSIZE, &lim, nil))
 }
 
 // probe answers the status of a GET.

@@ -37,6 +37,11 @@ type Config struct {
 	RetryMax         time.Duration // AGENTRY_RETRY_MAX, default 1h (cap)
 	RetryWindow      time.Duration // AGENTRY_RETRY_WINDOW, default 168h (give up after)
 
+	// StoreEngine is the embedded store's engine (AGENTRY_STORE_ENGINE):
+	// bbolt or pebble (issue 22); empty for the local gateway's default
+	// (localgw.DefaultEngine).
+	StoreEngine string
+
 	// Message signatures (shared/PROTOCOL.md "Signatures").
 	SigningKey      string // AGENTRY_SIGNING_KEY: PKCS#8 PEM text of the gateway's signing key
 	SigningKeyFile  string // AGENTRY_SIGNING_KEY_FILE: path of that PEM; local default <data dir>/signing.pem (generated)
@@ -230,6 +235,10 @@ func FromEnv(getenv Getenv) (Config, error) {
 	c.Backend = get("AGENTRY_BACKEND", "embedded")
 	if c.Backend != "embedded" && c.Backend != "aws" {
 		errs = append(errs, fmt.Errorf("AGENTRY_BACKEND %q: must be embedded or aws", c.Backend))
+	}
+	c.StoreEngine = get("AGENTRY_STORE_ENGINE", "")
+	if c.StoreEngine != "" && c.StoreEngine != "bbolt" && c.StoreEngine != "pebble" {
+		errs = append(errs, fmt.Errorf("AGENTRY_STORE_ENGINE %q: must be bbolt or pebble", c.StoreEngine))
 	}
 	c.AWSBootstrap, err = parseBool(get("AGENTRY_AWS_BOOTSTRAP", "0"))
 	if err != nil {

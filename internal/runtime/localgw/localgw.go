@@ -1,5 +1,5 @@
 // Package localgw assembles the local gateway: the embedded store and
-// queue, DNS discovery, the delivery worker and the HTTP API, in one
+// queue (store.go), DNS discovery, the delivery worker and the HTTP API, in one
 // process. `agentry serve` and the end-to-end tests both start it here, so
 // what is tested is what runs.
 package localgw
@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/agentry/agentry/internal/adapter/authn"
-	"github.com/agentry/agentry/internal/adapter/embedded"
 	"github.com/agentry/agentry/internal/adapter/httpapi"
 	"github.com/agentry/agentry/internal/adapter/observe"
 	"github.com/agentry/agentry/internal/adapter/signing"
@@ -40,14 +39,14 @@ var Version = "dev"
 
 // Gateway is a running local gateway.
 type Gateway struct {
-	Config config.Config
-	DB     *embedded.DB
-	// Bridge turns received email into AMTP mail (`agentry ingest-email`,
-	// the SMTP listener).
-	Bridge  *bridge.Bridge
+	Config  config.Config
+	DB      Store
 	Service *gateway.Service
 	Worker  *delivery.Worker
 	Handler http.Handler
+	// Bridge turns received email into AMTP mail (`agentry ingest-email`,
+	// the SMTP listener).
+	Bridge *bridge.Bridge
 
 	// AdminKeyGenerated is true when this start generated the admin key
 	// (it is then printed once by the caller).
@@ -69,6 +68,8 @@ type Gateway struct {
 type Options struct {
 	Listener net.Listener // use this instead of listening on Config.Addr
 	Logger   *slog.Logger
+	// Engine is the store engine (EnginePebble when empty).
+	Engine string
 }
 
 // New opens the store and builds every part, without serving yet.
@@ -92,7 +93,7 @@ func New(cfg config.Config, o Options) (*Gateway, error) {
 		return nil, err
 	}
 	g.Signer, g.SigningKeyNotice = signer, notice
-	db, err := embedded.Open(embedded.Options{Dir: cfg.DataDir})
+	db, err := openStore(cfg, o.Engine, log)
 	if err != nil {
 		return nil, fmt.Errorf("open data dir %s: %w", cfg.DataDir, err)
 	}
@@ -198,7 +199,7 @@ func (g *Gateway) Serve(ctx context.Context) error {
 		// that leaves that to Serve must not be left holding the lock.
 		return errors.Join(err, g.Close())
 	}
-	err := RunServer(ctx, g.Config, g.listener, g.Handler, g.log, func(ctx context.Context) { _ = g.Worker.Run(ctx) }, g.serveSMTP)
+	err := RunServer(ctx, g.Config, g.listener, g.Handler, g.log, func(ctx context.Context) { _ = g.Worker.Run(ctx) }, g.serveSMTP, g.serveControl)
 	if cerr := g.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
