@@ -44,8 +44,13 @@ const (
 	// DLQVisibilityTimeoutSeconds is SQS's default, which the DLQ keeps.
 	DLQVisibilityTimeoutSeconds = 30
 
-	DeliverBatchSize      = 10
-	DeliverMaxConcurrency = 50 // caps parallel outbound deliveries (and DynamoDB load) per stage
+	DeliverBatchSize = 10
+	// DeliverMaxConcurrency caps parallel deliveries and the DynamoDB load
+	// a drained backlog puts on the table: 100 invocations of 10 records
+	// at about 100 ms are the 10,000 deliveries a second docs/scaling.md
+	// sizes the stack for, about 3 RRU + 1 WRU each (make bench's heat
+	// scenario), under the table's 40,000-unit quotas by themselves.
+	DeliverMaxConcurrency = 100
 	DeadletterBatchSize   = 10
 	// Dead letters are rare; two pollers (the minimum) are plenty.
 	DeadletterMaxConcurrency = 2
@@ -136,6 +141,7 @@ func NewAgentryStack(scope constructs.Construct, id string, props *AgentryStackP
 	newAPI(stack, r)
 	newEmail(stack, r)
 	newObservability(stack, r)
+	newScale(stack, r)
 	newOutputs(stack, r)
 	quietRedundantDependsOn(stack)
 	return stack
@@ -189,6 +195,8 @@ func newData(stack awscdk.Stack, r *resources) {
 		SortKey:             &awsdynamodb.Attribute{Name: jsii.String(awsres.AttrSK), Type: str},
 		BillingMode:         awsdynamodb.BillingMode_PAY_PER_REQUEST,
 		TimeToLiveAttribute: jsii.String(awsres.AttrTTL),
+		// Names the keys DynamoDB throttles (scale.go).
+		ContributorInsightsSpecification: hotKeyInsights(),
 		PointInTimeRecoverySpecification: &awsdynamodb.PointInTimeRecoverySpecification{
 			PointInTimeRecoveryEnabled: jsii.Bool(true),
 		},
@@ -200,10 +208,11 @@ func newData(stack awscdk.Stack, r *resources) {
 	r.table = awsdynamodb.NewTable(stack, jsii.String("Table"), tp)
 	for _, g := range [][3]string{{awsres.GSI1, awsres.AttrGSI1PK, awsres.AttrGSI1SK}, {awsres.GSI2, awsres.AttrGSI2PK, awsres.AttrGSI2SK}} {
 		r.table.AddGlobalSecondaryIndex(&awsdynamodb.GlobalSecondaryIndexProps{
-			IndexName:      jsii.String(g[0]),
-			PartitionKey:   &awsdynamodb.Attribute{Name: jsii.String(g[1]), Type: str},
-			SortKey:        &awsdynamodb.Attribute{Name: jsii.String(g[2]), Type: str},
-			ProjectionType: awsdynamodb.ProjectionType(awsres.GSIProjection),
+			IndexName:                        jsii.String(g[0]),
+			PartitionKey:                     &awsdynamodb.Attribute{Name: jsii.String(g[1]), Type: str},
+			SortKey:                          &awsdynamodb.Attribute{Name: jsii.String(g[2]), Type: str},
+			ProjectionType:                   awsdynamodb.ProjectionType(awsres.GSIProjection),
+			ContributorInsightsSpecification: hotKeyInsights(),
 		})
 	}
 	tagRole(r.table, cfntemplate.RoleTable)

@@ -343,7 +343,8 @@ func TestAlarms(t *testing.T) {
 			dev.tmpl.HasResourceProperties(jsii.String("AWS::CloudWatch::Alarm"), &want)
 		})
 	}
-	must(t, "alarm count", func() { dev.tmpl.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(9)) })
+	// + the hot-partition alarm (scale_test.go).
+	must(t, "alarm count", func() { dev.tmpl.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(10)) })
 	must(t, "prod alarm e-mail", func() {
 		prod.tmpl.HasResourceProperties(jsii.String("AWS::SNS::Subscription"), &map[string]any{"Protocol": "email", "Endpoint": "ops@example.org"})
 	})
@@ -359,12 +360,15 @@ func TestAlarms(t *testing.T) {
 func TestDashboard(t *testing.T) {
 	dev, _ := stacks(t)
 	ds := dev.resources("AWS::CloudWatch::Dashboard")
-	if len(ds) != 1 {
+	// The main one and the scale one (scale_test.go).
+	if len(ds) != 2 {
 		t.Fatalf("dashboards: %d", len(ds))
 	}
 	var body string
 	for _, d := range ds {
-		body = strings.Join(literals(dig(d, "Properties", "DashboardBody")), "")
+		if dig(d, "Properties", "DashboardName") == dev.settings.Prefix {
+			body = strings.Join(literals(dig(d, "Properties", "DashboardBody")), "")
+		}
 	}
 	for _, want := range append([]string{
 		`"Agentry"`, DimDeployment, `"p50"`, `"p95"`, `"p99"`, `"4xx"`, `"5xx"`,

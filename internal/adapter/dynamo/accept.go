@@ -229,9 +229,9 @@ func (s *Store) messageItem(ctx context.Context, a *gateway.Acceptance, p *accep
 	it[aAt] = timeAttr(p.ref.at)
 	it[aRN] = num(p.ref.rn)
 	it[aTTL] = num(p.ref.expires)
-	it[aG1P] = str(pfxFrom + strings.ToLower(m.Sender))
+	it[aG1P] = str(s.shards.from(m.Sender, m.ID))
 	it[aG1S] = str(timeSK(p.ref.at, m.ID))
-	it[aG2P] = str(pfxDay + p.ref.at.UTC().Format(dayLayout))
+	it[aG2P] = str(s.shards.day(p.ref.at, m.ID))
 	it[aG2S] = str(timeSK(p.ref.at, m.ID))
 	it[aTok] = str(p.tok)
 	if len(p.specs) > 0 {
@@ -480,7 +480,7 @@ func (s *Store) writeRecipients(ctx context.Context, ref messageRef, specs []rec
 	return forEach(ctx, len(specs), func(ctx context.Context, i int) error {
 		_, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{
 			TableName:                aws.String(s.table),
-			Item:                     recipientItem(ref, specs[i]),
+			Item:                     s.shards.recipientItem(ref, specs[i]),
 			ConditionExpression:      aws.String("attribute_not_exists(#pk)"),
 			ExpressionAttributeNames: map[string]string{"#pk": aPK},
 		})

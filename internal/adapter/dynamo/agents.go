@@ -118,6 +118,7 @@ func (s *Store) PutAgent(ctx context.Context, a *gateway.Agent) error {
 	}
 	addr := strings.ToLower(a.Address)
 	newHash := strings.ToLower(a.APIKeyHash)
+	defer s.agents.drop(addr)
 	// A key-hash item now owned by another agent is not ours to delete;
 	// learning so costs one cancelled transaction.
 	keepOld := false
@@ -207,6 +208,7 @@ func (s *Store) withKeySwap(agentWrite types.TransactWriteItem, addr string, a *
 // starts, and an agent deleted or re-registered meanwhile is left alone.
 func (s *Store) ReplaceAgentKey(ctx context.Context, address, oldHash, newHash string) (*gateway.Agent, error) {
 	addr := strings.ToLower(address)
+	defer s.agents.drop(addr)
 	keepOld := false
 	for range agentWriteAttempts {
 		cur, err := s.getItem(ctx, agentKey(addr), true, nil)
@@ -268,13 +270,18 @@ func (s *Store) ReplaceAgentKey(ctx context.Context, address, oldHash, newHash s
 // GetAgent reads the agent item, strongly consistent: a registration is
 // followed at once by messages to and from the agent.
 func (s *Store) GetAgent(ctx context.Context, address string) (*gateway.Agent, error) {
-	it, err := s.getItem(ctx, agentKey(address), true, nil)
-	if err != nil {
-		return nil, fmt.Errorf("dynamo: get agent %s: %w", address, err)
-	}
+	it := s.agents.get(address)
 	if it == nil {
-		return nil, fmt.Errorf("dynamo: get agent %s: %w", address, gateway.ErrNotFound)
+		var err error
+		if it, err = s.getItem(ctx, agentKey(address), true, nil); err != nil {
+			return nil, fmt.Errorf("dynamo: get agent %s: %w", address, err)
+		}
+		if it == nil {
+			return nil, fmt.Errorf("dynamo: get agent %s: %w", address, gateway.ErrNotFound)
+		}
+		s.agents.put(address, it)
 	}
+	// Decoded for each caller: every one gets its own copy.
 	a, err := decodeAgent(it)
 	if err != nil {
 		return nil, fmt.Errorf("dynamo: get agent %s: %w", address, err)
@@ -310,6 +317,7 @@ func (s *Store) AgentByKeyHash(ctx context.Context, h string) (*gateway.Agent, e
 // and the delete asked again finishes it.
 func (s *Store) DeleteAgent(ctx context.Context, address string) error {
 	addr := strings.ToLower(address)
+	defer s.agents.drop(addr)
 	if err := s.purgeInbox(ctx, addr); err != nil {
 		return fmt.Errorf("dynamo: delete agent %s: purge its inbox: %w", address, err)
 	}

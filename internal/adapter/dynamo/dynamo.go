@@ -58,6 +58,14 @@ type Config struct {
 	// (sender, key) that finds the acceptance unfinished after this takes
 	// it over. Default DefaultEnqueueGrace.
 	EnqueueGrace time.Duration
+	// ListingShards is how many partitions each DAY#, FROM# and TO#
+	// listing is written to (shards.go), default DefaultListingShards;
+	// InboxShards the same for INBOX#, default DefaultInboxShards. Either
+	// may grow between deployments, never shrink.
+	ListingShards, InboxShards int
+	// AgentCacheTTL is how long GetAgent reuses an agent it read
+	// (agentcache.go), default DefaultAgentCacheTTL; negative: never.
+	AgentCacheTTL time.Duration
 }
 
 // Defaults of Config.
@@ -79,6 +87,8 @@ type Store struct {
 	now       func() time.Time
 	retention time.Duration
 	grace     time.Duration
+	shards    shards
+	agents    *agentCache
 
 	// afterClaim and afterCommit, when set (by tests), run in Accept
 	// between the claim of the idempotency key and the write of the
@@ -143,7 +153,16 @@ func New(client *dynamodb.Client, cfg Config) (*Store, error) {
 	if lifecycle := awsres.BodyLifecycleDays * 24 * time.Hour; cfg.Blobs != nil && cfg.Retention > lifecycle {
 		return nil, fmt.Errorf("dynamo: retention %v is longer than the body bucket's lifecycle of %d days", cfg.Retention, awsres.BodyLifecycleDays)
 	}
+	sh, err := newShards(cfg.ListingShards, cfg.InboxShards)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.AgentCacheTTL == 0 {
+		cfg.AgentCacheTTL = DefaultAgentCacheTTL
+	}
 	return &Store{
+		agents:    newAgentCache(cfg.AgentCacheTTL, cfg.Now),
+		shards:    sh,
 		db:        callsOf(client),
 		table:     cfg.Table,
 		blobs:     cfg.Blobs,

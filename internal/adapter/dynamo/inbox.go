@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"strings"
+	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -28,44 +28,26 @@ func (s *Store) DeliverToInbox(ctx context.Context, recipient, messageID string,
 	return nil
 }
 
-// ListInbox queries the recipient's gsi2 partition oldest first and reads
-// the bodies of the page in one BatchGetItem (plus S3 for claim-checked
-// ones). The cursor is the last entry's sort key, so acknowledging entries
-// between pages does not disturb the next one.
+// ListInbox queries the recipient's gsi2 partitions (one per shard)
+// oldest first, merges them by sort key, and reads the bodies of the page
+// in one BatchGetItem (plus S3 for claim-checked ones). The cursor is the
+// last entry's sort key, a position in the merged inbox rather than in a
+// shard, so acknowledging entries between pages does not disturb the next
+// one.
 func (s *Store) ListInbox(ctx context.Context, recipient string, limit int, cursor string) ([]gateway.InboxEntry, string, error) {
 	limit = pageLimit(limit)
-	in := &dynamodb.QueryInput{
-		TableName:                 aws.String(s.table),
-		IndexName:                 aws.String(gsiInbox),
-		KeyConditionExpression:    aws.String("#p = :p"),
-		ExpressionAttributeNames:  map[string]string{"#p": aG2P},
-		ExpressionAttributeValues: item{":p": str(pfxInbox + strings.ToLower(recipient))},
-		ScanIndexForward:          aws.Bool(true),
-		// One more than the page tells whether another page follows.
-		Limit: aws.Int32(int32(limit + 1)),
-	}
+	after := ""
 	if cursor != "" {
-		after, err := decodeCursor(cursorInbox, cursor)
-		if err != nil {
+		var err error
+		if after, err = decodeCursor(cursorInbox, cursor); err != nil {
 			return nil, "", fmt.Errorf("dynamo: list inbox %s: %w", recipient, err)
 		}
-		in.KeyConditionExpression = aws.String("#p = :p AND #s > :after")
-		in.ExpressionAttributeNames["#s"] = aG2S
-		in.ExpressionAttributeValues[":after"] = str(after)
 	}
-	res, err := s.db.Query(ctx, in)
+	sks, next, err := s.inboxPage(ctx, recipient, limit, after)
 	if err != nil {
 		return nil, "", fmt.Errorf("dynamo: list inbox %s: %w", recipient, err)
 	}
-	entries := res.Items
-	next := ""
-	if len(entries) > limit {
-		entries = entries[:limit]
-		next = encodeCursor(cursorInbox, getStr(entries[limit-1], aG2S))
-	} else if len(res.LastEvaluatedKey) > 0 && len(entries) > 0 {
-		next = encodeCursor(cursorInbox, getStr(entries[len(entries)-1], aG2S))
-	}
-	if len(entries) == 0 {
+	if len(sks) == 0 {
 		return nil, next, nil
 	}
 
@@ -73,10 +55,9 @@ func (s *Store) ListInbox(ctx context.Context, recipient string, limit int, curs
 		id string
 		at string
 	}
-	page := make([]filed, len(entries))
-	keys := make([]item, len(entries))
-	for i, e := range entries {
-		sk := getStr(e, aG2S)
+	page := make([]filed, len(sks))
+	keys := make([]item, len(sks))
+	for i, sk := range sks {
 		_, id, err := parseTimeSK(sk)
 		if err != nil {
 			return nil, "", fmt.Errorf("dynamo: list inbox %s: %w", recipient, err)
@@ -125,6 +106,71 @@ func (s *Store) ListInbox(ctx context.Context, recipient string, limit int, curs
 	return kept, next, nil
 }
 
+// inboxPage returns the sort keys of the inbox's first limit entries
+// after the position `after`, oldest first, and the cursor of the next
+// page ("" at the end). Each shard is asked for one more entry than the
+// page: the page is then exactly the merged shards' first entries, and an
+// entry left over in any shard means another page follows. A shard whose
+// query DynamoDB cut short (1 MB) bounds the page at its last entry, since
+// it may hold unfetched entries right after it.
+func (s *Store) inboxPage(ctx context.Context, recipient string, limit int, after string) ([]string, string, error) {
+	parts := all(inboxBase(recipient), s.shards.inbox)
+	type shardPage struct {
+		sks []string
+		cut bool
+	}
+	pages := make([]shardPage, len(parts))
+	err := forEach(ctx, len(parts), func(ctx context.Context, i int) error {
+		in := &dynamodb.QueryInput{
+			TableName:                 aws.String(s.table),
+			IndexName:                 aws.String(gsiInbox),
+			KeyConditionExpression:    aws.String("#p = :p"),
+			ExpressionAttributeNames:  map[string]string{"#p": aG2P},
+			ExpressionAttributeValues: item{":p": str(parts[i])},
+			ScanIndexForward:          aws.Bool(true),
+			Limit:                     aws.Int32(int32(limit + 1)),
+		}
+		if after != "" {
+			in.KeyConditionExpression = aws.String("#p = :p AND #s > :after")
+			in.ExpressionAttributeNames["#s"] = aG2S
+			in.ExpressionAttributeValues[":after"] = str(after)
+		}
+		res, err := s.db.Query(ctx, in)
+		if err != nil {
+			return fmt.Errorf("query %s: %w", parts[i], err)
+		}
+		for _, it := range res.Items {
+			pages[i].sks = append(pages[i].sks, getStr(it, aG2S))
+		}
+		pages[i].cut = len(res.LastEvaluatedKey) > 0 && len(res.Items) <= limit
+		return nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	var merged []string
+	bound := "" // the lowest last entry of a cut shard: nothing past it is certain
+	for _, p := range pages {
+		merged = append(merged, p.sks...)
+		if p.cut && len(p.sks) > 0 && (bound == "" || p.sks[len(p.sks)-1] < bound) {
+			bound = p.sks[len(p.sks)-1]
+		}
+	}
+	slices.Sort(merged)
+	more := false
+	if bound != "" {
+		i, _ := slices.BinarySearch(merged, bound)
+		more, merged = true, merged[:i+1]
+	}
+	if len(merged) > limit {
+		more, merged = true, merged[:limit]
+	}
+	if !more || len(merged) == 0 {
+		return merged, "", nil
+	}
+	return merged, encodeCursor(cursorInbox, merged[len(merged)-1]), nil
+}
+
 // AckInbox takes the entry out of the inbox by removing the recipient
 // item's gsi2 key; the status stays. The condition makes a second ack (or
 // an ack of a message never filed there) gateway.ErrNotFound.
@@ -156,7 +202,16 @@ const purgePage = 100
 // later agent at the address by the gateway (it compares acceptance and
 // registration times) and goes with its message's TTL.
 func (s *Store) purgeInbox(ctx context.Context, recipient string) error {
-	partition := pfxInbox + strings.ToLower(recipient)
+	for _, partition := range all(inboxBase(recipient), s.shards.inbox) {
+		if err := s.purgeShard(ctx, partition); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// purgeShard takes every entry out of one shard of an inbox.
+func (s *Store) purgeShard(ctx context.Context, partition string) error {
 	in := &dynamodb.QueryInput{
 		TableName:                 aws.String(s.table),
 		IndexName:                 aws.String(gsiInbox),

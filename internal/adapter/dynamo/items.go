@@ -458,7 +458,7 @@ type messageRef struct {
 	expires int64     // TTL
 }
 
-func recipientItem(m messageRef, r recipientSpec) item {
+func (sh shards) recipientItem(m messageRef, r recipientSpec) item {
 	it := recipientKey(m.id, r.Address)
 	it[aAddr] = str(r.Address)
 	it[aN] = num(r.N)
@@ -466,11 +466,11 @@ func recipientItem(m messageRef, r recipientSpec) item {
 	it[aStatus] = statusAttr(r.Status)
 	it[aTTL] = num(m.expires)
 	if r.Indexed {
-		it[aG1P] = str(pfxTo + strings.ToLower(r.Address))
+		it[aG1P] = str(sh.to(r.Address, m.id))
 		it[aG1S] = str(timeSK(m.at, m.id))
 	}
 	if r.Inbox != nil {
-		it[aG2P] = str(pfxInbox + strings.ToLower(r.Address))
+		it[aG2P] = str(sh.inboxOf(r.Address, m.id))
 		it[aG2S] = str(timeSK(*r.Inbox, m.id))
 	}
 	return it

@@ -53,22 +53,32 @@ func (s *Store) ListMessages(ctx context.Context, q gateway.MessageQuery) ([]gat
 	}
 	now := s.now().UTC()
 	l := &lister{queries: maxListQueries, chunk: int32(min(max(limit, 25), 1000))}
+	// Every listing is sharded (shards.go): each shard is a source, and
+	// the lister merges them by sort key.
+	n := s.shards.listings
 	switch {
 	case q.Sender != "":
-		l.add(gsiFrom, aG1P, aG1S, []string{pfxFrom + strings.ToLower(q.Sender)}, nil, upper, lower)
+		l.addEach(gsiFrom, aG1P, aG1S, all(fromBase(q.Sender), n), upper, lower)
 	case q.Recipient != "":
-		l.add(gsiTo, aG1P, aG1S, []string{pfxTo + strings.ToLower(q.Recipient)}, nil, upper, lower)
+		l.addEach(gsiTo, aG1P, aG1S, all(toBase(q.Recipient), n), upper, lower)
 	case q.Party != "":
 		// A message the party sent to itself is in both; the merge yields
 		// it once, since both index entries carry the same sort key.
-		l.add(gsiFrom, aG1P, aG1S, []string{pfxFrom + strings.ToLower(q.Party)}, nil, upper, lower)
-		l.add(gsiTo, aG1P, aG1S, []string{pfxTo + strings.ToLower(q.Party)}, nil, upper, lower)
+		l.addEach(gsiFrom, aG1P, aG1S, all(fromBase(q.Party), n), upper, lower)
+		l.addEach(gsiTo, aG1P, aG1S, all(toBase(q.Party), n), upper, lower)
 	default:
-		parts, floors := s.dayBuckets(now, upper, q.Since)
-		if len(parts) == 0 {
+		days, floors := s.dayBuckets(now, upper, q.Since)
+		if len(days) == 0 {
 			return nil, "", nil
 		}
-		l.add(gsiDay, aG2P, aG2S, parts, floors, upper, lower)
+		// One source per shard, each walking the days newest first.
+		for i := range max(n, 1) {
+			parts := make([]string, len(days))
+			for d, day := range days {
+				parts[d] = sharded(day, i)
+			}
+			l.add(gsiDay, aG2P, aG2S, parts, floors, upper, lower)
+		}
 	}
 	// Only filters the index cannot apply may reject candidates; without
 	// them each candidate read is (almost always) a row of the page.
@@ -132,8 +142,8 @@ func (s *Store) ListMessages(ctx context.Context, q gateway.MessageQuery) ([]gat
 	return out, "", nil
 }
 
-// dayBuckets lists the DAY# partitions to walk, newest first, with the
-// first sort key each can hold. The walk stops at the retention horizon:
+// dayBuckets lists the DAY# partitions to walk (shard 0 of each day),
+// newest first, with the first sort key each can hold. The walk stops at the retention horizon:
 // older messages are expired, whether or not TTL has deleted them yet.
 func (s *Store) dayBuckets(now time.Time, upper string, since time.Time) (parts, floors []string) {
 	// An hour of slack lets a message stamped by a clock slightly ahead
@@ -148,7 +158,7 @@ func (s *Store) dayBuckets(now time.Time, upper string, since time.Time) (parts,
 	}
 	floorDay := floor.UTC().Truncate(24 * time.Hour)
 	for d := start.UTC().Truncate(24 * time.Hour); !d.Before(floorDay); d = d.Add(-24 * time.Hour) {
-		parts = append(parts, pfxDay+d.Format(dayLayout))
+		parts = append(parts, dayBase(d))
 		floors = append(floors, formatKeyTime(d))
 	}
 	return parts, floors
@@ -215,7 +225,12 @@ func summarize(id string, msg item, recipients []item, q gateway.MessageQuery) (
 
 var errQueryBudget = errors.New("index query budget spent")
 
-// lister merges index sources, newest first.
+// lister merges index sources, newest first. It queries a source only
+// when the source could hold the next key: a source's unfetched keys are
+// all below its frontier, so a key at or above every other source's
+// frontier can be handed out without querying them. Sources therefore
+// walk down together, and a call that spends its query budget leaves a
+// cursor that neither skips nor repeats a key (see cursor).
 type lister struct {
 	sources []*source
 	queries int    // index queries left
@@ -233,27 +248,55 @@ type source struct {
 	esk                   item
 	buf                   []string // fetched sort keys not handed out yet
 	done                  bool
-	// frontier: every key at or above it has been fetched. It lets a
-	// walk over empty day buckets return a cursor that moves.
+	// frontier: every key at or above it has been fetched, so every key
+	// not fetched yet is below it; empty before the first query of a walk
+	// from the top. It lets a walk over empty day buckets return a cursor
+	// that moves.
 	frontier string
 }
 
 func (l *lister) add(index, pkAttr, skAttr string, parts, floors []string, upper, lower string) {
-	l.sources = append(l.sources, &source{index: index, pkAttr: pkAttr, skAttr: skAttr, parts: parts, floors: floors, upper: upper, lower: lower})
+	l.sources = append(l.sources, &source{index: index, pkAttr: pkAttr, skAttr: skAttr, parts: parts, floors: floors, upper: upper, lower: lower, frontier: upper})
 }
+
+// addEach adds one source per partition.
+func (l *lister) addEach(index, pkAttr, skAttr string, parts []string, upper, lower string) {
+	for _, p := range parts {
+		l.add(index, pkAttr, skAttr, []string{p}, nil, upper, lower)
+	}
+}
+
+// higher orders frontiers, where empty (nothing fetched, no upper bound)
+// is above every key.
+func higher(a, b string) bool { return a != b && (a == "" || b != "" && a > b) }
 
 // next hands out the newest sort key not handed out yet; ok is false at
 // the end of every source.
 func (l *lister) next(ctx context.Context, s *Store) (string, bool, error) {
-	for _, src := range l.sources {
-		for len(src.buf) == 0 && !src.done {
-			if l.queries == 0 {
-				return "", false, errQueryBudget
+	for {
+		best := ""
+		for _, src := range l.sources {
+			if len(src.buf) > 0 && src.buf[0] > best {
+				best = src.buf[0]
 			}
-			l.queries--
-			if err := src.fill(ctx, s, l.chunk); err != nil {
-				return "", false, err
+		}
+		// The empty source that may hold the highest unfetched key; it
+		// blocks best unless its frontier is at or below best.
+		var blocker *source
+		for _, src := range l.sources {
+			if len(src.buf) == 0 && !src.done && (blocker == nil || higher(src.frontier, blocker.frontier)) {
+				blocker = src
 			}
+		}
+		if blocker == nil || best != "" && !higher(blocker.frontier, best) {
+			break
+		}
+		if l.queries == 0 {
+			return "", false, errQueryBudget
+		}
+		l.queries--
+		if err := blocker.fill(ctx, s, l.chunk); err != nil {
+			return "", false, err
 		}
 	}
 	best := ""
@@ -274,19 +317,32 @@ func (l *lister) next(ctx context.Context, s *Store) (string, bool, error) {
 	return best, true, nil
 }
 
-// cursor is where the next page starts: below every key handed out, and
-// below every key examined in every source. Empty means the walk is over.
-// The query budget always allows one fill per source before the first key
-// is handed out, so a source holding keys implies l.last is set.
+// cursor is where the next page starts (keys below it): below every key
+// handed out, and at or above every key not handed out. Empty means the
+// walk is over.
+//
+// Once a key was handed out, every open source's frontier is at or below
+// it (next hands out no key above a frontier, and queries only lower
+// them), so when any source still holds fetched keys — all below the last
+// key handed out — that key is the cursor. Otherwise the highest frontier
+// of an open source is: nothing unfetched lies above it, and nothing
+// between it and the last key handed out exists. Sources that were never
+// queried have the highest frontier (empty, or the page's upper bound) and
+// are queried first, and the budget covers one query of each
+// (MaxShards), so the cursor is never the start of the walk again.
 func (l *lister) cursor() string {
-	pos := ""
+	pos, open, held := "", false, false
 	for _, src := range l.sources {
 		if len(src.buf) > 0 {
-			return l.last
+			held = true
+			continue
 		}
-		if !src.done && src.frontier > pos {
-			pos = src.frontier
+		if !src.done && (!open || higher(src.frontier, pos)) {
+			pos, open = src.frontier, true
 		}
+	}
+	if held && l.last != "" {
+		return l.last
 	}
 	return pos
 }

@@ -262,7 +262,7 @@ func (s *Store) updateRecipient(ctx context.Context, id string, st gateway.Recip
 		in.UpdateExpression = aws.String("SET #st = :st, #g2p = if_not_exists(#g2p, :g2p), #g2s = if_not_exists(#g2s, :g2s)")
 		in.ExpressionAttributeNames["#g2p"] = aG2P
 		in.ExpressionAttributeNames["#g2s"] = aG2S
-		in.ExpressionAttributeValues[":g2p"] = str(pfxInbox + strings.ToLower(st.Address))
+		in.ExpressionAttributeValues[":g2p"] = str(s.shards.inboxOf(st.Address, id))
 		in.ExpressionAttributeValues[":g2s"] = str(timeSK(*inbox, id))
 	}
 	_, err := s.db.UpdateItem(ctx, in)
@@ -307,7 +307,7 @@ func (s *Store) createRecipient(ctx context.Context, id string, st gateway.Recip
 	}
 	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:                aws.String(s.table),
-		Item:                     recipientItem(ref, spec),
+		Item:                     s.shards.recipientItem(ref, spec),
 		ConditionExpression:      aws.String("attribute_not_exists(#pk)"),
 		ExpressionAttributeNames: map[string]string{"#pk": aPK},
 	})

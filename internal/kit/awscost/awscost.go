@@ -188,6 +188,7 @@ type Counter struct {
 	usage   map[string]Usage // by actor
 	errs    []error
 	schemas map[string]*tableSchema
+	heat    Heat // nil unless TrackPartitions
 }
 
 // New returns a Counter, enabled, whose uncounted reads use cfg (which
@@ -290,9 +291,11 @@ func (m initialize) HandleInitialize(ctx context.Context, in middleware.Initiali
 	u := Usage{Calls: map[string]float64{serviceName(svc) + ":" + op: 1}}
 	switch svc {
 	case dynamodb.ServiceID:
-		if merr := c.meterDynamo(ctx, &u, op, in.Parameters, out.Result, err, plan); merr != nil {
+		h := c.tracking()
+		if merr := c.meterDynamo(ctx, &u, h, op, in.Parameters, out.Result, err, plan); merr != nil {
 			c.fail(fmt.Errorf("awscost: %s: %w", op, merr))
 		}
+		c.addHeat(h)
 	case sqs.ServiceID:
 		meterSQS(&u, in.Parameters, out.Result, err)
 	case serviceS3:

@@ -101,9 +101,9 @@ func (c *Counter) planWrites(ctx context.Context, params any) (*writePlan, error
 }
 
 // meterDynamo adds what a DynamoDB call cost to u.
-func (c *Counter) meterDynamo(ctx context.Context, u *Usage, op string, params, result any, callErr error, plan *writePlan) error {
+func (c *Counter) meterDynamo(ctx context.Context, u *Usage, h *heatOf, op string, params, result any, callErr error, plan *writePlan) error {
 	if plan != nil {
-		return c.meterWrites(ctx, u, result, callErr, plan)
+		return c.meterWrites(ctx, u, h, result, callErr, plan)
 	}
 	if callErr != nil {
 		// A read that failed read nothing.
@@ -123,7 +123,11 @@ func (c *Counter) meterDynamo(ctx context.Context, u *Usage, op string, params, 
 				return err
 			}
 		}
-		u.ReadUnits += ReadUnits(ItemSize(it), aws.ToBool(in.ConsistentRead))
+		units := ReadUnits(ItemSize(it), aws.ToBool(in.ConsistentRead))
+		u.ReadUnits += units
+		if err := c.readHeat(ctx, h, aws.ToString(in.TableName), in.Key, units); err != nil {
+			return err
+		}
 	case *dynamodb.BatchGetItemInput:
 		out, _ := result.(*dynamodb.BatchGetItemOutput)
 		for table, ka := range in.RequestItems {
@@ -139,7 +143,11 @@ func (c *Counter) meterDynamo(ctx context.Context, u *Usage, op string, params, 
 				if err != nil {
 					return err
 				}
-				u.ReadUnits += ReadUnits(ItemSize(it), aws.ToBool(ka.ConsistentRead))
+				units := ReadUnits(ItemSize(it), aws.ToBool(ka.ConsistentRead))
+				u.ReadUnits += units
+				if err := c.readHeat(ctx, h, table, k, units); err != nil {
+					return err
+				}
 			}
 		}
 	case *dynamodb.TransactGetItemsInput:
@@ -152,7 +160,11 @@ func (c *Counter) meterDynamo(ctx context.Context, u *Usage, op string, params, 
 				return err
 			}
 			// A transactional read costs two strongly consistent ones.
-			u.ReadUnits += 2 * ReadUnits(ItemSize(it), true)
+			units := 2 * ReadUnits(ItemSize(it), true)
+			u.ReadUnits += units
+			if err := c.readHeat(ctx, h, aws.ToString(g.Get.TableName), g.Get.Key, units); err != nil {
+				return err
+			}
 		}
 	case *dynamodb.QueryInput:
 		size, err := c.replayQuery(ctx, in)
@@ -160,7 +172,15 @@ func (c *Counter) meterDynamo(ctx context.Context, u *Usage, op string, params, 
 			return err
 		}
 		// Index reads are always eventually consistent.
-		u.ReadUnits += ReadUnits(size, aws.ToBool(in.ConsistentRead) && in.IndexName == nil)
+		units := ReadUnits(size, aws.ToBool(in.ConsistentRead) && in.IndexName == nil)
+		u.ReadUnits += units
+		if h != nil {
+			sch, err := c.schema(ctx, aws.ToString(in.TableName))
+			if err != nil {
+				return err
+			}
+			h.read(sch.queryPartition(in), units)
+		}
 	case *dynamodb.ScanInput:
 		size, err := c.replayScan(ctx, in)
 		if err != nil {
@@ -175,7 +195,7 @@ func (c *Counter) meterDynamo(ctx context.Context, u *Usage, op string, params, 
 
 // meterWrites prices a write call from the items before (read in
 // planWrites) and after it.
-func (c *Counter) meterWrites(ctx context.Context, u *Usage, result any, callErr error, plan *writePlan) error {
+func (c *Counter) meterWrites(ctx context.Context, u *Usage, h *heatOf, result any, callErr error, plan *writePlan) error {
 	failed := false
 	if callErr != nil {
 		var ccf *types.ConditionalCheckFailedException
@@ -215,6 +235,10 @@ func (c *Counter) meterWrites(ctx context.Context, u *Usage, result any, callErr
 		table, index := w.schema.writeCost(w.kind, w.before, after, plan.transactional, failed)
 		u.WriteUnits += table + index
 		u.IndexWriteUnits += index
+		h.write(w.schema.tablePartition(w.table, w.key), table)
+		if !failed && w.kind != writeCheck {
+			w.schema.indexWritesBy(w.table, w.before, after, h)
+		}
 	}
 	return nil
 }
@@ -248,6 +272,19 @@ func containsKey(keys []Item, k Item) bool {
 		}
 	}
 	return false
+}
+
+// readHeat books a read of the item with this key on its partition.
+func (c *Counter) readHeat(ctx context.Context, h *heatOf, table string, key Item, units float64) error {
+	if h == nil {
+		return nil
+	}
+	sch, err := c.schema(ctx, table)
+	if err != nil {
+		return err
+	}
+	h.read(sch.tablePartition(table, key), units)
+	return nil
 }
 
 // get reads an item in full, strongly consistent, uncounted; a missing

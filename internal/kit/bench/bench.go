@@ -26,6 +26,9 @@
 //	            Runtime API harness, warm api handler latency
 //	cost        AWS API calls and DynamoDB write units per message on the
 //	            AWS adapters (against moto) and the price per million
+//	heat        four mixes of traffic through the AWS adapters (against
+//	            moto): DynamoDB units per partition key, the message rate
+//	            before the hottest key or an account quota binds
 package bench
 
 import (
@@ -64,10 +67,11 @@ const (
 	Memory         = "memory"
 	Lambda         = "lambda"
 	Cost           = "cost"
+	Heat           = "heat"
 )
 
 // All is every scenario, in run order.
-var All = []string{Floor, Accept, Push, Federation, Flood, Memory, Lambda, Cost}
+var All = []string{Floor, Accept, Push, Federation, Flood, Memory, Lambda, Cost, Heat}
 
 // Options say what to run and how hard.
 type Options struct {
@@ -213,7 +217,7 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 
 	steps := map[string]func(context.Context) error{
 		Floor: r.floor, Accept: r.accept, Push: r.push, Federation: r.federation, Flood: r.flood, Memory: r.memory,
-		Lambda: r.lambda, Cost: r.cost,
+		Lambda: r.lambda, Cost: r.cost, Heat: r.heat,
 	}
 	for _, name := range All {
 		if !want[name] {

@@ -58,6 +58,7 @@ const (
 type stackSpec struct {
 	apiMB, deliverMB int
 	batchSize        int // records per deliver invocation, at most
+	maxConcurrency   int // deliver invocations at once, at most (the event source's)
 }
 
 // readStackSpec reads the functions' memory sizes and the deliver event
@@ -104,6 +105,10 @@ func readStackSpec() (stackSpec, error) {
 		if ref, _ := r.Properties["FunctionName"].(map[string]any); ref["Ref"] == byRole[cfntemplate.RoleDeliverFunction] {
 			n, _ := r.Properties["BatchSize"].(float64)
 			s.batchSize = int(n)
+			if sc, ok := r.Properties["ScalingConfig"].(map[string]any); ok {
+				c, _ := sc["MaximumConcurrency"].(float64)
+				s.maxConcurrency = int(c)
+			}
 		}
 	}
 	if s.batchSize <= 0 {
@@ -137,6 +142,13 @@ func startCostGateway(ctx context.Context, dir, dnsAddr string, awsCfg aws.Confi
 		"AGENTRY_DNS_SERVER": dnsAddr,
 		// Loopback webhooks, as in the push scenario.
 		"AGENTRY_ALLOW_INSECURE": "1",
+	}
+	// The table's sharding may be chosen for a run (the heat scenario's
+	// figures depend on it).
+	for _, k := range []string{"AGENTRY_DYNAMO_LISTING_SHARDS", "AGENTRY_DYNAMO_INBOX_SHARDS"} {
+		if v := os.Getenv(k); v != "" {
+			env[k] = v
+		}
 	}
 	cfg, err := config.FromEnv(func(k string) string { return env[k] })
 	if err != nil {

@@ -179,7 +179,7 @@ func build(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.
 	if err != nil {
 		return nil, err
 	}
-	g.Store, err = dynamo.New(dynamodb.NewFromConfig(awsCfg), dynamo.Config{Table: cfg.Table, Blobs: blobs, Queue: g.Queue})
+	g.Store, err = dynamo.New(dynamodb.NewFromConfig(awsCfg), dynamo.Config{Table: cfg.Table, Blobs: blobs, Queue: g.Queue, ListingShards: cfg.ListingShards, InboxShards: cfg.InboxShards})
 	if err != nil {
 		return nil, err
 	}

@@ -63,6 +63,10 @@ type Config struct {
 	DLQURL            string // AGENTRY_DLQ_URL, default looked up by name <prefix>-delivery-dlq
 	Bucket            string // AGENTRY_BUCKET, default <prefix>-bodies
 	AdminKeySecretARN string // AGENTRY_ADMIN_KEY_SECRET_ARN: admin key in Secrets Manager
+	// ListingShards (AGENTRY_DYNAMO_LISTING_SHARDS) and InboxShards
+	// (AGENTRY_DYNAMO_INBOX_SHARDS): partitions per DynamoDB listing and
+	// per inbox; 0 takes the dynamo adapter's defaults. Grow only.
+	ListingShards, InboxShards int
 	// AGENTRY_SIGNING_KEY_SECRET_ARN: the signing key's PEM in Secrets
 	// Manager, read on first use like the admin key.
 	SigningKeySecretARN string
@@ -252,6 +256,16 @@ func FromEnv(getenv Getenv) (Config, error) {
 		c.Bucket = get("AGENTRY_BUCKET", names.Bucket)
 	}
 	c.QueueURL = get("AGENTRY_QUEUE_URL", "")
+	for _, sh := range []struct {
+		name string
+		dst  *int
+	}{{"AGENTRY_DYNAMO_LISTING_SHARDS", &c.ListingShards}, {"AGENTRY_DYNAMO_INBOX_SHARDS", &c.InboxShards}} {
+		n, err := parseInt(get(sh.name, "0"), 0, 16)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", sh.name, err))
+		}
+		*sh.dst = int(n)
+	}
 	c.DLQURL = get("AGENTRY_DLQ_URL", "")
 	c.AdminKeySecretARN = get("AGENTRY_ADMIN_KEY_SECRET_ARN", "")
 	c.SigningKeySecretARN = get("AGENTRY_SIGNING_KEY_SECRET_ARN", "")

@@ -49,6 +49,9 @@ type Config struct {
 	Metrics Metrics
 	// Bridge configures the SMTP bridge (with Deps.Email).
 	Bridge BridgeConfig
+	// Domains bounds the deliveries in progress per destination domain
+	// (domains.go).
+	Domains DomainLimits
 }
 
 // Metrics receives the worker's delivery events, named after the metrics
@@ -134,6 +137,7 @@ type Worker struct {
 	// settler is d.Queue when it also stores d.Messages' statuses (see
 	// gateway.Settler); nil otherwise.
 	settler gateway.Settler
+	domains *domainSlots
 }
 
 // New builds a Worker.
@@ -163,7 +167,8 @@ func New(cfg Config, d Deps) (*Worker, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = noMetrics{}
 	}
-	wk := &Worker{cfg: cfg, d: d, log: cfg.Logger}
+	cfg.Domains = cfg.Domains.WithDefaults(cfg.Concurrency)
+	wk := &Worker{cfg: cfg, d: d, log: cfg.Logger, domains: newDomainSlots(cfg.Domains)}
 	if s, ok := d.Queue.(gateway.Settler); ok && any(d.Queue) == any(d.Messages) {
 		wk.settler = s
 	}
@@ -900,6 +905,11 @@ func (w *Worker) deliverRemote(ctx context.Context, m *amtp.Message, domain stri
 	if err != nil {
 		return settledAll(rcpts, amtp.CodeRecipientNotFound, "gateway URL of "+domain+" is unusable")
 	}
+	release, busy := w.domains.acquire(ctx, domain)
+	if busy != nil {
+		return *busy
+	}
+	defer release()
 	actx, cancel := context.WithTimeout(ctx, w.cfg.AttemptTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(actx, http.MethodPost, target, bytes.NewReader(body))
