@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -65,9 +66,13 @@ func TestDeliveriesPerDomainAreBounded(t *testing.T) {
 	for range tasks - perDomain {
 		turnedAway = append(turnedAway, <-done)
 	}
-	mu.Lock()
-	assert.Equal(t, perDomain, inflight, "deliveries at the peer while the rest were turned away")
-	mu.Unlock()
+	// The slot holders may still be on their way to the peer (a slot is
+	// taken before the request is made): wait for them to arrive.
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return inflight == perDomain
+	}, 10*time.Second, 5*time.Millisecond, "deliveries at the peer while the rest were turned away")
 	for _, id := range turnedAway {
 		st := w.status(t, id, "carol@remote.example")
 		assert.Equal(t, gateway.StateRetrying, st.Status)
