@@ -384,37 +384,12 @@ func measureFlows(ctx context.Context, counter *awscost.Counter, cg *costGateway
 // the pull recipient reading its messages — counting the AWS calls each
 // makes and pricing them per million messages.
 func (r *run) cost(ctx context.Context) (err error) {
-	dir, err := r.scenarioDir(Cost)
+	env, err := r.startAWSScenario(ctx, Cost)
 	if err != nil {
 		return err
 	}
-	spec, err := readStackSpec()
-	if err != nil {
-		return err
-	}
-	var (
-		awsCfg aws.Config
-		names  awsres.Names
-		ep     awsres.Endpoints
-	)
-	r.logf("cost: starting moto and creating the stack's resources…")
-	if err := withAWS(func(t awstest.TB) {
-		names, ep = awstest.Resources(t)
-		awsCfg = awstest.Config(t)
-	}); err != nil {
-		return err
-	}
-	counter := awscost.New(awsCfg)
-	hook, err := startWebhook()
-	if err != nil {
-		return err
-	}
-	defer func() { err = errors.Join(err, hook.Close()) }()
-	cg, err := startCostGateway(ctx, dir, r.dns.Addr(), awsCfg, counter, names, ep)
-	if err != nil {
-		return err
-	}
-	defer func() { err = errors.Join(err, cg.Close()) }()
+	defer func() { err = errors.Join(err, env.Close()) }()
+	spec, counter, hook, cg := env.spec, env.counter, env.hook, env.cg
 
 	alice, err := cg.register(ctx, "alice", "pull", "")
 	if err != nil {
@@ -674,3 +649,51 @@ func mean(ds []time.Duration) time.Duration {
 	}
 	return t / time.Duration(len(ds))
 }
+
+// awsScenario is what the AWS scenarios (cost, heat) run on: moto with the
+// stack's resources, the stack's settings, a webhook on loopback and a
+// gateway on the AWS adapters whose calls the counter meters.
+type awsScenario struct {
+	spec    stackSpec
+	counter *awscost.Counter
+	hook    *webhook
+	cg      *costGateway
+}
+
+// startAWSScenario starts moto (or finds it), creates the resources and
+// starts the webhook and the metered gateway.
+func (r *run) startAWSScenario(ctx context.Context, name string) (*awsScenario, error) {
+	dir, err := r.scenarioDir(name)
+	if err != nil {
+		return nil, err
+	}
+	spec, err := readStackSpec()
+	if err != nil {
+		return nil, err
+	}
+	var (
+		awsCfg aws.Config
+		names  awsres.Names
+		ep     awsres.Endpoints
+	)
+	r.logf("%s: starting moto and creating the stack's resources…", name)
+	if err := withAWS(func(t awstest.TB) {
+		names, ep = awstest.Resources(t)
+		awsCfg = awstest.Config(t)
+	}); err != nil {
+		return nil, err
+	}
+	counter := awscost.New(awsCfg)
+	hook, err := startWebhook()
+	if err != nil {
+		return nil, err
+	}
+	cg, err := startCostGateway(ctx, dir, r.dns.Addr(), awsCfg, counter, names, ep)
+	if err != nil {
+		return nil, errors.Join(err, hook.Close())
+	}
+	return &awsScenario{spec: spec, counter: counter, hook: hook, cg: cg}, nil
+}
+
+// Close stops the gateway, then the webhook.
+func (e *awsScenario) Close() error { return errors.Join(e.cg.Close(), e.hook.Close()) }

@@ -14,12 +14,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-
-	"github.com/agentry/agentry/internal/adapter/awsres"
 	"github.com/agentry/agentry/internal/adapter/dynamo"
 	"github.com/agentry/agentry/internal/kit/awscost"
-	"github.com/agentry/agentry/internal/kit/awstest"
 	"github.com/agentry/agentry/internal/kit/bench/report"
 )
 
@@ -151,37 +147,12 @@ type heatResult struct {
 
 // heat runs the mixes.
 func (r *run) heat(ctx context.Context) (err error) {
-	dir, err := r.scenarioDir(Heat)
+	env, err := r.startAWSScenario(ctx, Heat)
 	if err != nil {
 		return err
 	}
-	spec, err := readStackSpec()
-	if err != nil {
-		return err
-	}
-	var (
-		awsCfg aws.Config
-		names  awsres.Names
-		ep     awsres.Endpoints
-	)
-	r.logf("heat: starting moto and creating the stack's resources…")
-	if err := withAWS(func(t awstest.TB) {
-		names, ep = awstest.Resources(t)
-		awsCfg = awstest.Config(t)
-	}); err != nil {
-		return err
-	}
-	counter := awscost.New(awsCfg)
-	hook, err := startWebhook()
-	if err != nil {
-		return err
-	}
-	defer func() { err = errors.Join(err, hook.Close()) }()
-	cg, err := startCostGateway(ctx, dir, r.dns.Addr(), awsCfg, counter, names, ep)
-	if err != nil {
-		return err
-	}
-	defer func() { err = errors.Join(err, cg.Close()) }()
+	defer func() { err = errors.Join(err, env.Close()) }()
+	spec, counter, hook, cg := env.spec, env.counter, env.hook, env.cg
 
 	counter.SetEnabled(false)
 	keys, err := registerHeatAgents(ctx, cg, hook.URL)
