@@ -219,6 +219,32 @@ func (r *Resolver) LookupKey(ctx context.Context, domain, selector string) (KeyR
 	return kr, nil
 }
 
+// HasMailExchangers reports whether domain names a mail exchanger that
+// can be connected to (a null MX, RFC 7505, is none). Lookup reports MX
+// hosts only for a domain without an AMTP record; the email fallback
+// (AGENTRY_SMTP_FALLBACK) asks about a domain that has one, through the
+// same server and cache. DNS failures are transient (IsTransient).
+func (r *Resolver) HasMailExchangers(ctx context.Context, domain string) (bool, error) {
+	d, err := normalizeDomain(domain)
+	if err != nil {
+		return false, err
+	}
+	v, _, err := r.resolve(ctx, "mx:"+d, func(ctx context.Context) (any, time.Duration, error) {
+		a, err := r.query(ctx, d, dns.TypeMX)
+		if err != nil {
+			return nil, 0, err
+		}
+		if len(mxHosts(a.records)) == 0 {
+			return false, r.negativeTTL(a), nil
+		}
+		return true, r.clamp(a.minTTL), nil
+	})
+	if err != nil {
+		return false, err
+	}
+	return v.(bool), nil
+}
+
 // resolve serves key from the cache or joins/starts the single in-flight
 // fetch for it. The fetch runs detached from ctx so that one impatient
 // caller cannot fail the query for everyone else sharing it; each caller

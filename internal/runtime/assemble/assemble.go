@@ -114,7 +114,7 @@ func Gateway(cfg config.Config, b Backend) (*Assembled, error) {
 	}
 	w, err := delivery.New(workerConfig(cfg, b), delivery.Deps{Messages: b.Messages, Inbox: b.Inbox, Agents: b.Agents,
 		Queue: b.Queue, Discover: ports.Discover, Reporter: system.Submission, Client: client, Signer: b.Signer, Workflows: system.Workflows,
-		Email: b.Email, MX: mailExchangers(cfg)})
+		Email: b.Email, MX: res})
 	if err != nil {
 		return nil, fmt.Errorf("delivery worker: %w", err)
 	}
