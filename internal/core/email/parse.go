@@ -96,12 +96,15 @@ func (c *fieldCounter) Read(p []byte) (int, error) {
 
 // limitReader reads at most left bytes and then fails, remembering that
 // it did: go-message wraps some read errors with %v, so the verdict is
-// taken from here rather than from the error chain.
+// taken from here rather than from the error chain. It bounds the whole
+// message as received (and hashes it into sum) and each part's decoded
+// bytes (sum nil): reading stops one byte past the limit, however small
+// the encoded input that produced them.
 type limitReader struct {
 	r    io.Reader
 	left int64
 	over bool
-	sum  hash.Hash
+	sum  hash.Hash // nil: not hashed
 }
 
 func (l *limitReader) Read(p []byte) (int, error) {
@@ -118,7 +121,9 @@ func (l *limitReader) Read(p []byte) (int, error) {
 		l.over = true
 		return 0, ErrTooLarge
 	}
-	l.sum.Write(p[:n])
+	if l.sum != nil {
+		l.sum.Write(p[:n])
+	}
 	return n, err
 }
 
@@ -333,7 +338,7 @@ func (p *parser) leaf(ent *message.Entity) error {
 		filename = params["name"]
 	}
 	attached := strings.EqualFold(disp, "attachment") || filename != ""
-	body := &partReader{r: ent.Body, left: p.l.MaxPartBytes}
+	body := &limitReader{r: ent.Body, left: p.l.MaxPartBytes}
 
 	switch {
 	case !attached && (mediaType == "text/plain" || mediaType == "text/html"):
@@ -386,32 +391,8 @@ func (p *parser) attach(filename, mediaType string, size int64, sum hash.Hash) {
 	})
 }
 
-// partReader bounds one part's decoded bytes: reading stops one byte past
-// the limit, however small the encoded input that produced them.
-type partReader struct {
-	r    io.Reader
-	left int64
-	over bool
-}
-
-func (r *partReader) Read(b []byte) (int, error) {
-	if r.left < 0 {
-		r.over = true
-		return 0, ErrTooLarge
-	}
-	if int64(len(b)) > r.left+1 {
-		b = b[:r.left+1]
-	}
-	n, err := r.r.Read(b)
-	r.left -= int64(n)
-	if r.left < 0 {
-		r.over = true
-		return 0, ErrTooLarge
-	}
-	return n, err
-}
-
-func (r *partReader) verdict(err error, limit int64) error {
+// verdict is err, or the part's size refusal when the bound was passed.
+func (r *limitReader) verdict(err error, limit int64) error {
 	if r.over {
 		return fmt.Errorf("email: a part decodes to more than %d bytes: %w", limit, ErrTooLarge)
 	}
