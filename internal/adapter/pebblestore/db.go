@@ -37,18 +37,33 @@ type Options struct {
 	// meets a failed log write, which it cannot survive (doc.go). Default
 	// 64 MiB.
 	ReserveBytes uint64
-	// CacheBytes is Pebble's block cache. Default 1 MiB (the RSS target
-	// of ≤ 5 MB per 10,000 queued messages; 8 MiB with 4 MiB memtables
-	// bought about 12 % more accepts in a paired run, session 12).
+	// CacheBytes is Pebble's block cache, beyond the memtables: Pebble
+	// takes its memtables' memory out of the cache's budget, so the cache
+	// it is given is CacheBytes plus what the memtables can hold (with a
+	// cache no larger than the memtables, no block is cached at all and
+	// every lookup reads its index and filter blocks from the file).
+	// Default 8 MiB.
 	CacheBytes int64
 	// MemTableBytes is the size of one memtable (two at most are held).
-	// Default 1 MiB.
+	// Default 4 MiB. Both defaults are fixed amounts of memory, whatever
+	// the number of messages (docs/performance.md, "Memory").
 	MemTableBytes uint64
 	// Logger receives Pebble's messages. Default slog.Default().
 	Logger *slog.Logger
 	// Now replaces the clock in tests. Default time.Now.
 	Now func() time.Time
 }
+
+// The memory the store holds whatever the number of messages.
+const (
+	// DefaultCacheBytes is Options.CacheBytes's default.
+	DefaultCacheBytes = 8 << 20
+	// DefaultMemTableBytes is Options.MemTableBytes's default.
+	DefaultMemTableBytes = 4 << 20
+	// MaxMemTables is Pebble's MemTableStopWritesThreshold: writes wait
+	// while that many memtables are full or flushing.
+	MaxMemTables = 2
+)
 
 // StoreDir is the store's directory inside Options.Dir.
 const StoreDir = "store"
@@ -57,12 +72,14 @@ const (
 	defaultLeaseTimeout  = 5 * time.Minute
 	defaultSweepInterval = 5 * time.Minute
 	defaultReserve       = 64 << 20
-	defaultCache         = 1 << 20
-	defaultMemTable      = 1 << 20
 	// targetFileSize is the size of every table (sstable).
 	targetFileSize = 2 << 20
-	// lockStripes bounds the memory of the per-key write locks.
-	lockStripes = 512
+	// lockStripes bounds the memory of the per-key write locks (8 bytes
+	// each). A writer holds its stripes through its synced commit, so two
+	// writers that share one wait a whole commit: with 32 writers of two
+	// keys each, 512 stripes made about one write in four wait, 4096 make
+	// about one in thirty.
+	lockStripes = 4096
 )
 
 // ErrFull is returned (wrapped) for a write refused because the file
@@ -134,10 +151,10 @@ func Open(opts Options) (*DB, error) {
 		opts.ReserveBytes = defaultReserve
 	}
 	if opts.CacheBytes <= 0 {
-		opts.CacheBytes = defaultCache
+		opts.CacheBytes = DefaultCacheBytes
 	}
 	if opts.MemTableBytes == 0 {
-		opts.MemTableBytes = defaultMemTable
+		opts.MemTableBytes = DefaultMemTableBytes
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -210,8 +227,8 @@ func storePath(dataDir string) string { return dataDir + string(os.PathSeparator
 func (db *DB) pebbleOptions() *pebble.Options {
 	o := &pebble.Options{
 		MemTableSize:                db.opts.MemTableBytes,
-		MemTableStopWritesThreshold: 2,
-		CacheSize:                   db.opts.CacheBytes,
+		MemTableStopWritesThreshold: MaxMemTables,
+		CacheSize:                   db.opts.CacheBytes + MaxMemTables*int64(db.opts.MemTableBytes),
 		Logger:                      pebbleLogger{db: db},
 		FS:                          syncCountingFS{FS: vfs.Default, syncs: &db.syncs},
 		// Pebble's default (16 GiB) would make it delete obsolete files
