@@ -12,8 +12,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/agentry/agentry/internal/adapter/embedded"
 	"github.com/agentry/agentry/internal/adapter/httpapi"
+	"github.com/agentry/agentry/internal/adapter/pebblestore"
 	"github.com/agentry/agentry/internal/core/schema"
 	"github.com/agentry/agentry/internal/usecase/gateway"
 )
@@ -31,7 +31,7 @@ type api struct {
 
 func newAPI(t *testing.T) *api {
 	t.Helper()
-	db, err := embedded.Open(embedded.Options{Dir: t.TempDir()})
+	db, err := pebblestore.Open(pebblestore.Options{Dir: t.TempDir()})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = db.Close() })
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -418,7 +418,7 @@ func (anyToken) PeerNames(*http.Request) []string { return nil }
 // TestAdminKeyHeaderNotUnderOAuth: under /oauth the caller is who the
 // OAuth token says; X-Admin-Key is refused there, not ranked above it.
 func TestAdminKeyHeaderNotUnderOAuth(t *testing.T) {
-	db, err := embedded.Open(embedded.Options{Dir: t.TempDir()})
+	db, err := pebblestore.Open(pebblestore.Options{Dir: t.TempDir()})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = db.Close() })
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))

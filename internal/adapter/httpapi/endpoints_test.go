@@ -14,16 +14,16 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/agentry/agentry/internal/adapter/embedded"
 	"github.com/agentry/agentry/internal/adapter/httpapi"
+	"github.com/agentry/agentry/internal/adapter/pebblestore"
 	"github.com/agentry/agentry/internal/core/schema"
 	"github.com/agentry/agentry/internal/usecase/gateway"
 )
 
 // newStoreAPI is newAPI with its store at hand, on clock now.
-func newStoreAPI(t *testing.T, now func() time.Time) (*api, *embedded.DB) {
+func newStoreAPI(t *testing.T, now func() time.Time) (*api, *pebblestore.DB) {
 	t.Helper()
-	db, err := embedded.Open(embedded.Options{Dir: t.TempDir(), Now: now})
+	db, err := pebblestore.Open(pebblestore.Options{Dir: t.TempDir(), Now: now})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = db.Close() })
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))

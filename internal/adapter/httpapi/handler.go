@@ -25,7 +25,13 @@ type Options struct {
 	Version      string // reported by /healthz and in User-Agent
 	Logger       *slog.Logger
 	MaxAdminBody int64 // bound on admin request bodies, default 64 KiB
-	Ready        func(ctx context.Context) error
+	// Ready is /readyz's "store" check; ReadyChecks are its others
+	// (readiness.go).
+	Ready       func(ctx context.Context) error
+	ReadyChecks []ReadyCheck
+	// Refused hears of each message submission answered with an AMTP
+	// error, with its code (a metric); nil: nobody does.
+	Refused func(ctx context.Context, code amtp.Code)
 	// Live fails /healthz: for a process that cannot recover without a
 	// restart (nil: always live).
 	Live func(ctx context.Context) error
@@ -320,24 +326,24 @@ type acceptAnswer struct {
 
 func (h *Handler) postMessage(w http.ResponseWriter, r *http.Request) {
 	if r.ContentLength > h.max {
-		h.writeError(w, r, tooLarge(h.max))
+		h.refuse(w, r, tooLarge(h.max))
 		return
 	}
 	p, err := h.principal(r)
 	if err != nil {
-		h.writeError(w, r, err)
+		h.refuse(w, r, err)
 		return
 	}
 	g := h.budget.open(p)
 	defer g.release()
 	body, err := h.readMessage(w, r, p, g)
 	if err != nil {
-		h.writeError(w, r, err)
+		h.refuse(w, r, err)
 		return
 	}
 	res, err := h.submit.Accept(r.Context(), p, body)
 	if err != nil {
-		h.writeError(w, r, err)
+		h.refuse(w, r, err)
 		return
 	}
 	ans := acceptAnswer{MessageID: res.MessageID, Status: res.Status, Recipients: res.Recipients, Response: res.Reply}
@@ -665,17 +671,4 @@ func (h *Handler) health(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	h.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ok", "version": h.opt.Version, "domain": h.domain})
-}
-
-func (h *Handler) ready(w http.ResponseWriter, r *http.Request) {
-	if h.opt.Ready != nil {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if err := h.opt.Ready(ctx); err != nil {
-			h.log.Warn("not ready", "err", err)
-			h.writeError(w, r, amtp.Errorf(amtp.CodeTemporaryFailure, "not ready: storage unavailable"))
-			return
-		}
-	}
-	h.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ready"})
 }

@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentry/agentry/internal/adapter/embedded"
 	"github.com/agentry/agentry/internal/adapter/httpapi"
 	"github.com/agentry/agentry/internal/adapter/observe"
+	"github.com/agentry/agentry/internal/adapter/pebblestore"
 	"github.com/agentry/agentry/internal/core/amtp"
 	"github.com/agentry/agentry/internal/core/schema"
 	"github.com/agentry/agentry/internal/usecase/gateway"
@@ -41,8 +41,8 @@ func BenchmarkPostMessage(b *testing.B) {
 		st := &memStore{agents: map[string]*gateway.Agent{}}
 		benchPost(b, st, nil, false)
 	})
-	b.Run("embedded", func(b *testing.B) {
-		db, err := embedded.Open(embedded.Options{Dir: b.TempDir()})
+	b.Run("pebble", func(b *testing.B) {
+		db, err := pebblestore.Open(pebblestore.Options{Dir: b.TempDir()})
 		if err != nil {
 			b.Fatal(err)
 		}

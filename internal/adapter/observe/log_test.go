@@ -16,10 +16,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/agentry/agentry/internal/adapter/embedded"
 	"github.com/agentry/agentry/internal/adapter/httpapi"
 	"github.com/agentry/agentry/internal/adapter/observe"
 	"github.com/agentry/agentry/internal/adapter/observe/logctx"
+	"github.com/agentry/agentry/internal/adapter/pebblestore"
 	"github.com/agentry/agentry/internal/usecase/gateway"
 )
 
@@ -133,7 +133,7 @@ func TestCorrelateWrapsOnce(t *testing.T) {
 // knowing about this package.
 func TestRequestAndMessageCorrelatedThroughTheAPI(t *testing.T) {
 	ctx := context.Background()
-	db, err := embedded.Open(embedded.Options{Dir: t.TempDir()})
+	db, err := pebblestore.Open(pebblestore.Options{Dir: t.TempDir()})
 	require.NoError(t, err)
 	defer db.Close()
 	require.NoError(t, db.PutAgent(ctx, &gateway.Agent{Address: "bob@example.org", DeliveryMode: gateway.ModePull}))

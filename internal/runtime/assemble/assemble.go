@@ -63,6 +63,9 @@ type Backend struct {
 	// Flagged counts each message let through unverified under the
 	// "flag" signature policy; nil only logs it.
 	Flagged func(context.Context, gateway.VerificationResult)
+	// Outcomes hears signature checks and workflow ends (observed.go);
+	// nil: nobody does.
+	Outcomes Outcomes
 	// WrapHTTP wraps the outbound transport outermost (tracing); nil
 	// leaves it as it is.
 	WrapHTTP func(http.RoundTripper) http.RoundTripper
@@ -107,7 +110,7 @@ func Gateway(cfg config.Config, b Backend) (*Assembled, error) {
 	}
 	gcfg := serviceConfig(cfg, b, res, client)
 	ports := gateway.Ports{Messages: b.Messages, Inbox: b.Inbox, Agents: b.Agents, Queue: b.Queue,
-		Discover: discovery.Gateway{Resolver: res}, Workflows: b.Workflows, Runner: b.Runner, Schemas: b.Schemas}
+		Discover: discovery.Gateway{Resolver: res}, Workflows: observeWorkflows(b.Workflows, b.Outcomes), Runner: b.Runner, Schemas: b.Schemas}
 	system, err := gateway.NewService(gcfg, ports)
 	if err != nil {
 		return nil, err
@@ -149,7 +152,7 @@ func serviceConfig(cfg config.Config, b Backend, res *discovery.Resolver, client
 	return gateway.Config{
 		Domain: cfg.Domain, AdminKey: cfg.AdminKey, AdminKeyFunc: b.AdminKeyFunc, MaxRecipients: cfg.MaxRecipients,
 		MaxMessageBytes: cfg.MaxMessageBytes, PublicURL: cfg.PublicURL, AllowInsecure: cfg.AllowInsecure,
-		Logger: b.Logger, Inbound: inbound, Attachments: attach.FromConfig(cfg, client),
+		Logger: b.Logger, Inbound: observeVerifier(inbound, b.Outcomes), Attachments: attach.FromConfig(cfg, client),
 		AuthMethods:     gateway.AuthMethodsFor(cfg.OAuth(), cfg.RequirePeerMTLS),
 		OAuthAdminScope: cfg.OAuthAdminScope, RequirePeerMTLS: cfg.RequirePeerMTLS,
 		// A nil Metrics converts to a nil gateway.Metrics: none published.

@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/agentry/agentry/internal/adapter/embedded"
+	"github.com/agentry/agentry/internal/adapter/pebblestore"
 	"github.com/agentry/agentry/internal/core/policy"
 	"github.com/agentry/agentry/internal/runtime/config"
 	"github.com/agentry/agentry/internal/usecase/gateway"
@@ -31,10 +31,10 @@ func testConfig(t *testing.T) config.Config {
 	return cfg
 }
 
-// embeddedBackend is the local runtime's backend on a fresh store.
-func embeddedBackend(t *testing.T) (Backend, *embedded.DB) {
+// storeBackend is the local runtime's backend on a fresh store.
+func storeBackend(t *testing.T) (Backend, *pebblestore.DB) {
 	t.Helper()
-	db, err := embedded.Open(embedded.Options{Dir: t.TempDir()})
+	db, err := pebblestore.Open(pebblestore.Options{Dir: t.TempDir()})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = db.Close() })
 	return Backend{Messages: db, Inbox: db, Agents: db, Queue: db, Workflows: db,
@@ -59,7 +59,7 @@ func TestGatewayIsWired(t *testing.T) {
 			ctx := context.Background()
 			hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(tc.status) }))
 			t.Cleanup(hook.Close)
-			b, db := embeddedBackend(t)
+			b, db := storeBackend(t)
 			require.NoError(t, db.PutAgent(ctx, &gateway.Agent{Address: "alice@example.org", DeliveryMode: gateway.ModePull, APIKeyHash: gateway.HashAPIKey("key-alice")}))
 			require.NoError(t, db.PutAgent(ctx, &gateway.Agent{Address: "bob@example.org", DeliveryMode: gateway.ModePush,
 				WebhookURL: hook.URL, WebhookSecret: "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQ="}))
@@ -103,7 +103,7 @@ func TestGatewayFailures(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig(t)
-			b, _ := embeddedBackend(t)
+			b, _ := storeBackend(t)
 			tc.mutate(&cfg, &b)
 			a, err := Gateway(cfg, b)
 			require.Error(t, err)

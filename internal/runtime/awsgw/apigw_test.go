@@ -9,9 +9,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/agentry/agentry/internal/adapter/embedded"
 	"github.com/agentry/agentry/internal/adapter/httpapi"
 	"github.com/agentry/agentry/internal/adapter/httpapi/httpapitest"
+	"github.com/agentry/agentry/internal/adapter/pebblestore"
 	"github.com/agentry/agentry/internal/usecase/gateway"
 )
 
@@ -21,7 +21,7 @@ import (
 // AMTP error body, with no redirect and no Lambda error (which API
 // Gateway would turn into its own 500 body).
 func TestAPIGatewayEventsGetTheAMTPErrorBody(t *testing.T) {
-	db, err := embedded.Open(embedded.Options{Dir: t.TempDir()})
+	db, err := pebblestore.Open(pebblestore.Options{Dir: t.TempDir()})
 	require.NoError(t, err)
 	defer db.Close()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -14,8 +14,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/agentry/agentry/internal/adapter/embedded"
 	"github.com/agentry/agentry/internal/adapter/observe"
+	"github.com/agentry/agentry/internal/adapter/pebblestore"
 	"github.com/agentry/agentry/internal/adapter/sqsq"
 	"github.com/agentry/agentry/internal/usecase/delivery"
 	"github.com/agentry/agentry/internal/usecase/gateway"
@@ -28,7 +28,7 @@ import (
 // (the functions and e2e tests run it against moto).
 func TestHandleDeadLetterMetrics(t *testing.T) {
 	ctx := context.Background()
-	db, err := embedded.Open(embedded.Options{Dir: t.TempDir()})
+	db, err := pebblestore.Open(pebblestore.Options{Dir: t.TempDir()})
 	require.NoError(t, err)
 	defer db.Close()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))

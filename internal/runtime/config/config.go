@@ -21,6 +21,7 @@ import (
 type Config struct {
 	Domain           string        // AGENTRY_DOMAIN, default localhost
 	Addr             string        // AGENTRY_ADDR, default 127.0.0.1:8080
+	MetricsAddr      string        // AGENTRY_METRICS_ADDR: the Prometheus listener (GET /metrics); off when empty
 	DataDir          string        // AGENTRY_DATA_DIR, default ./.agentry
 	AdminKey         string        // AGENTRY_ADMIN_KEY; generated into the data dir when empty
 	DNSServer        string        // AGENTRY_DNS_SERVER host:port; default the system resolver
@@ -243,6 +244,9 @@ func FromEnv(getenv Getenv) (Config, error) {
 	c.StoreEngine = get("AGENTRY_STORE_ENGINE", "")
 	if c.StoreEngine != "" && c.StoreEngine != "bbolt" && c.StoreEngine != "pebble" {
 		errs = append(errs, fmt.Errorf("AGENTRY_STORE_ENGINE %q: must be bbolt or pebble", c.StoreEngine))
+	}
+	if c.MetricsAddr, err = loopbackByDefault(get("AGENTRY_METRICS_ADDR", "")); err != nil {
+		errs = append(errs, fmt.Errorf("AGENTRY_METRICS_ADDR: %w", err))
 	}
 	c.AWSBootstrap, err = parseBool(get("AGENTRY_AWS_BOOTSTRAP", "0"))
 	if err != nil {

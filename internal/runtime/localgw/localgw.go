@@ -23,6 +23,7 @@ import (
 	"github.com/agentry/agentry/internal/adapter/authn"
 	"github.com/agentry/agentry/internal/adapter/httpapi"
 	"github.com/agentry/agentry/internal/adapter/observe"
+	"github.com/agentry/agentry/internal/adapter/observe/prom"
 	"github.com/agentry/agentry/internal/adapter/signing"
 	"github.com/agentry/agentry/internal/core/policy"
 	"github.com/agentry/agentry/internal/core/schema"
@@ -61,13 +62,20 @@ type Gateway struct {
 	log      *slog.Logger
 	listener net.Listener
 	smtpLn   net.Listener // the inbound SMTP listener's (email.go)
-	closeDB  sync.Once
+	// metrics is nil unless AGENTRY_METRICS_ADDR (or
+	// Options.MetricsListener) asks for Prometheus metrics (metrics.go).
+	metrics   *prom.Metrics
+	metricsLn net.Listener
+	closeDB   sync.Once
 }
 
 // Options adjusts New for callers other than `agentry serve`.
 type Options struct {
 	Listener net.Listener // use this instead of listening on Config.Addr
-	Logger   *slog.Logger
+	// MetricsListener serves the Prometheus metrics instead of one on
+	// Config.MetricsAddr (and turns them on).
+	MetricsListener net.Listener
+	Logger          *slog.Logger
 	// Engine is the store engine (EnginePebble when empty).
 	Engine string
 }
@@ -76,10 +84,10 @@ type Options struct {
 func New(cfg config.Config, o Options) (*Gateway, error) {
 	// The correlating handler adds the request and message ids of the
 	// context to each line, so that the API's and the worker's lines about
-	// one message can be found together. Local runs publish no metrics:
-	// nothing would read them.
+	// one message can be found together. Metrics are kept only when
+	// AGENTRY_METRICS_ADDR asks for a Prometheus listener (metrics.go).
 	log := observe.Correlate(o.Logger)
-	g := &Gateway{Config: cfg, log: log, listener: o.Listener}
+	g := &Gateway{Config: cfg, log: log, listener: o.Listener, metricsLn: o.MetricsListener}
 	for _, d := range cfg.Deprecations {
 		log.Warn(d)
 	}
@@ -103,10 +111,15 @@ func New(cfg config.Config, o Options) (*Gateway, error) {
 		db.Close()
 		return nil, err
 	}
-	a, err := assemble.Gateway(cfg, assemble.Backend{Messages: db, Inbox: db, Agents: db, Queue: db, Workflows: db,
+	backend := assemble.Backend{Messages: db, Inbox: db, Agents: db, Queue: db, Workflows: db,
 		Schemas: schemas(cfg, db), Signer: signing.Signer{S: signer}, Logger: log, Version: Version,
 		// One process: its memory is where every bucket lives.
-		Limiter: policy.NewMemoryLimiter(), Email: mail, DKIM: dkimVerifier(cfg)})
+		Limiter: policy.NewMemoryLimiter(), Email: mail, DKIM: dkimVerifier(cfg)}
+	if cfg.MetricsAddr != "" || o.MetricsListener != nil {
+		g.metrics = newMetrics(db)
+		backend.Metrics, backend.Outcomes = g.metrics, g.metrics
+	}
+	a, err := assemble.Gateway(cfg, backend)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -117,7 +130,14 @@ func New(cfg config.Config, o Options) (*Gateway, error) {
 		return nil, err
 	}
 	g.Service, g.Worker, g.Bridge = a.Service, a.Worker, a.Bridge
-	g.Handler = httpapi.New(g.Service, httpapi.Options{Version: Version, Logger: log, BodyBudget: cfg.MaxInflightBytes, Ready: db.Ping, Live: db.Live, Identity: ident})
+	opt := httpapi.Options{Version: Version, Logger: log, BodyBudget: cfg.MaxInflightBytes, Ready: db.Ping, Live: db.Live, Identity: ident,
+		ReadyChecks: readyChecks(db)}
+	if g.metrics != nil {
+		opt.Refused = g.metrics.MessageRefused
+		g.Handler = g.metrics.InstrumentAPI(httpapi.New(g.Service, opt))
+		return g, nil
+	}
+	g.Handler = httpapi.New(g.Service, opt)
 	return g, nil
 }
 
@@ -171,6 +191,9 @@ func (g *Gateway) Listen() error {
 	if err := g.listenSMTP(); err != nil {
 		return err
 	}
+	if err := g.listenMetrics(); err != nil {
+		return err
+	}
 	if g.listener != nil {
 		return nil
 	}
@@ -199,7 +222,7 @@ func (g *Gateway) Serve(ctx context.Context) error {
 		// that leaves that to Serve must not be left holding the lock.
 		return errors.Join(err, g.Close())
 	}
-	err := RunServer(ctx, g.Config, g.listener, g.Handler, g.log, func(ctx context.Context) { _ = g.Worker.Run(ctx) }, g.serveSMTP, g.serveControl)
+	err := RunServer(ctx, g.Config, g.listener, g.Handler, g.log, func(ctx context.Context) { _ = g.Worker.Run(ctx) }, g.serveSMTP, g.serveControl, g.serveMetrics)
 	if cerr := g.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
@@ -275,9 +298,11 @@ func (g *Gateway) Close() error {
 	var err error
 	g.closeDB.Do(func() {
 		err = g.DB.Close()
-		if g.smtpLn != nil {
-			// Serving closes it too; a second close only says so.
-			_ = g.smtpLn.Close()
+		// Serving closes the listeners too; a second close only says so.
+		for _, ln := range []net.Listener{g.smtpLn, g.metricsLn} {
+			if ln != nil {
+				_ = ln.Close()
+			}
 		}
 	})
 	return err

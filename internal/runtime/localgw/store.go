@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/agentry/agentry/internal/adapter/embedded"
+	"github.com/agentry/agentry/internal/adapter/observe/prom"
 	"github.com/agentry/agentry/internal/adapter/pebblestore"
 	"github.com/agentry/agentry/internal/core/schema"
 	"github.com/agentry/agentry/internal/runtime/config"
@@ -21,6 +22,10 @@ type Store interface {
 	gateway.TaskQueue
 	gateway.WorkflowStore
 	schema.Store
+	// The queue's gauges and /readyz's queue check (queuestats.go of
+	// each engine).
+	prom.QueueStatter
+	CheckQueue(context.Context) error
 	Ping(context.Context) error
 	Live(context.Context) error
 	Close() error
@@ -28,17 +33,16 @@ type Store interface {
 
 // Store engines (AGENTRY_STORE_ENGINE, or Options.Engine).
 const (
-	// EnginePebble is the store on Pebble (pebblestore); a data directory
-	// of the earlier engine is imported into it at its first start.
+	// EnginePebble is the store on Pebble (pebblestore), the default; a
+	// data directory of the earlier engine is imported into it at its
+	// first start.
 	EnginePebble = "pebble"
 	// EngineBolt is the earlier engine (embedded: bbolt and its redo
-	// log), still the default in this release: in paired make bench runs
-	// the Pebble store accepts fewer messages per second (docs/performance.md,
-	// session 12), which the issue does not allow. DefaultEngine is the
-	// one line that moves the default.
+	// log), kept selectable for one release so that an operator can go
+	// back while the import is new, and for paired make bench runs.
 	EngineBolt = "bbolt"
 	// DefaultEngine is the engine of a configuration that names none.
-	DefaultEngine = EngineBolt
+	DefaultEngine = EnginePebble
 )
 
 // openStore opens the data directory's store with the engine named

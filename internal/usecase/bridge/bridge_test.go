@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/agentry/agentry/internal/adapter/embedded"
+	"github.com/agentry/agentry/internal/adapter/pebblestore"
 	"github.com/agentry/agentry/internal/core/amtp"
 	"github.com/agentry/agentry/internal/core/email"
 	"github.com/agentry/agentry/internal/core/schema"
@@ -26,7 +26,7 @@ import (
 // world is a gateway for example.org on the embedded store, with alice a
 // pull agent.
 type world struct {
-	db  *embedded.DB
+	db  *pebblestore.DB
 	svc *gateway.Service
 	now time.Time
 }
@@ -34,7 +34,7 @@ type world struct {
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	db, err := embedded.Open(embedded.Options{Dir: t.TempDir()})
+	db, err := pebblestore.Open(pebblestore.Options{Dir: t.TempDir()})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = db.Close() })
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -293,7 +293,7 @@ func TestWrappedSchemaRegistered(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			db, err := embedded.Open(embedded.Options{Dir: t.TempDir()})
+			db, err := pebblestore.Open(pebblestore.Options{Dir: t.TempDir()})
 			require.NoError(t, err)
 			t.Cleanup(func() { _ = db.Close() })
 			reg := schema.NewRegistry(db)

@@ -15,7 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/agentry/agentry/internal/adapter/embedded"
+	"github.com/agentry/agentry/internal/adapter/pebblestore"
 	"github.com/agentry/agentry/internal/core/amtp"
 	"github.com/agentry/agentry/internal/usecase/delivery"
 	"github.com/agentry/agentry/internal/usecase/gateway"
@@ -27,7 +27,7 @@ var errBackend = errors.New("dial tcp 10.1.2.3:8000: connection refused")
 // flakyStore is the embedded store with failures injected per method, as
 // an outage of the backend produces them; every other call goes through.
 type flakyStore struct {
-	*embedded.DB
+	*pebblestore.DB
 	mu   sync.Mutex
 	fail map[string]error
 }
@@ -178,7 +178,7 @@ func newWorld(t *testing.T) *world {
 		rw.WriteHeader(int(w.hookStatus.Load()))
 	}))
 	t.Cleanup(w.hook.Close)
-	edb, err := embedded.Open(embedded.Options{Dir: t.TempDir(), Now: w.clock.Now})
+	edb, err := pebblestore.Open(pebblestore.Options{Dir: t.TempDir(), Now: w.clock.Now})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = edb.Close() })
 	w.db = &flakyStore{DB: edb, fail: map[string]error{}}

@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/agentry/agentry/internal/adapter/embedded"
+	"github.com/agentry/agentry/internal/adapter/pebblestore"
 	"github.com/agentry/agentry/internal/core/amtp"
 	"github.com/agentry/agentry/internal/usecase/delivery"
 	"github.com/agentry/agentry/internal/usecase/gateway"
@@ -29,15 +29,15 @@ func TestQueuedMailForAReplacedAgent(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		// change happens to dave between the acceptance and the delivery.
-		change    func(t *testing.T, db *embedded.DB, hook string, at time.Time)
+		change    func(t *testing.T, db *pebblestore.DB, hook string, at time.Time)
 		wantState gateway.State
 		wantCalls int64
 	}{
-		{"unchanged", func(*testing.T, *embedded.DB, string, time.Time) {}, gateway.StateDelivered, 1},
-		{"deleted", func(t *testing.T, db *embedded.DB, _ string, _ time.Time) {
+		{"unchanged", func(*testing.T, *pebblestore.DB, string, time.Time) {}, gateway.StateDelivered, 1},
+		{"deleted", func(t *testing.T, db *pebblestore.DB, _ string, _ time.Time) {
 			require.NoError(t, db.DeleteAgent(context.Background(), "dave@example.org"))
 		}, gateway.StateFailed, 0},
-		{"deleted and registered again", func(t *testing.T, db *embedded.DB, hook string, at time.Time) {
+		{"deleted and registered again", func(t *testing.T, db *pebblestore.DB, hook string, at time.Time) {
 			require.NoError(t, db.DeleteAgent(context.Background(), "dave@example.org"))
 			require.NoError(t, db.PutAgent(context.Background(), pushAgent("dave@example.org", hook, at)))
 		}, gateway.StateFailed, 0},
@@ -50,7 +50,7 @@ func TestQueuedMailForAReplacedAgent(t *testing.T) {
 			var mu sync.Mutex
 			now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 			clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-			db, err := embedded.Open(embedded.Options{Dir: t.TempDir(), Now: clock})
+			db, err := pebblestore.Open(pebblestore.Options{Dir: t.TempDir(), Now: clock})
 			require.NoError(t, err)
 			defer db.Close()
 			quiet := slog.New(slog.NewTextHandler(io.Discard, nil))

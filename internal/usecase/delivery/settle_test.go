@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/agentry/agentry/internal/adapter/embedded"
+	"github.com/agentry/agentry/internal/adapter/pebblestore"
 	"github.com/agentry/agentry/internal/usecase/delivery"
 	"github.com/agentry/agentry/internal/usecase/gateway"
 )
@@ -38,7 +38,7 @@ func TestImmediateSuccessRemovesTheFallbackCopy(t *testing.T) {
 			var mu sync.Mutex
 			now := time.Now().UTC()
 			clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-			db, err := embedded.Open(embedded.Options{Dir: t.TempDir(), Now: clock})
+			db, err := pebblestore.Open(pebblestore.Options{Dir: t.TempDir(), Now: clock})
 			require.NoError(t, err)
 			defer db.Close()
 			quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -103,7 +103,7 @@ func TestImmediatePathReadsNothingBack(t *testing.T) {
 			ctx := context.Background()
 			hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(tc.status) }))
 			defer hook.Close()
-			db, err := embedded.Open(embedded.Options{Dir: t.TempDir()})
+			db, err := pebblestore.Open(pebblestore.Options{Dir: t.TempDir()})
 			require.NoError(t, err)
 			defer db.Close()
 			msgs := &countingMessages{MessageStore: db}

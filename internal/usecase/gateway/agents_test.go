@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/agentry/agentry/internal/adapter/embedded"
+	"github.com/agentry/agentry/internal/adapter/pebblestore"
 	"github.com/agentry/agentry/internal/core/amtp"
 	"github.com/agentry/agentry/internal/usecase/gateway"
 )
@@ -23,9 +23,9 @@ var admin = gateway.Principal{Kind: gateway.AdminCaller}
 
 // agentsService is a service on a fresh embedded store whose agent port
 // may be wrapped; log collects its lines.
-func agentsService(t *testing.T, wrap func(gateway.AgentStore) gateway.AgentStore) (*gateway.Service, *embedded.DB, *bytes.Buffer) {
+func agentsService(t *testing.T, wrap func(gateway.AgentStore) gateway.AgentStore) (*gateway.Service, *pebblestore.DB, *bytes.Buffer) {
 	t.Helper()
-	db, err := embedded.Open(embedded.Options{Dir: t.TempDir()})
+	db, err := pebblestore.Open(pebblestore.Options{Dir: t.TempDir()})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = db.Close() })
 	var agents gateway.AgentStore = db
@@ -374,7 +374,7 @@ func TestAuthenticateAdmin(t *testing.T) {
 	}
 
 	// No admin key configured: nothing is the admin key.
-	db, err := embedded.Open(embedded.Options{Dir: t.TempDir()})
+	db, err := pebblestore.Open(pebblestore.Options{Dir: t.TempDir()})
 	require.NoError(t, err)
 	defer db.Close()
 	none, err := gateway.NewService(gateway.Config{Domain: "example.org"}, gateway.Ports{Messages: db, Inbox: db, Agents: db, Queue: db})

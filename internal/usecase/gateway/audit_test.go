@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/agentry/agentry/internal/adapter/embedded"
+	"github.com/agentry/agentry/internal/adapter/pebblestore"
 	"github.com/agentry/agentry/internal/core/schema"
 	"github.com/agentry/agentry/internal/usecase/gateway"
 )
@@ -20,7 +20,7 @@ import (
 // "audit:" line naming what changed, and a refused attempt leaves none.
 func TestAdminActionsAreAudited(t *testing.T) {
 	ctx := context.Background()
-	db, err := embedded.Open(embedded.Options{Dir: t.TempDir()})
+	db, err := pebblestore.Open(pebblestore.Options{Dir: t.TempDir()})
 	require.NoError(t, err)
 	defer db.Close()
 	var buf bytes.Buffer

@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/agentry/agentry/internal/adapter/embedded"
+	"github.com/agentry/agentry/internal/adapter/pebblestore"
 	"github.com/agentry/agentry/internal/core/amtp"
 	"github.com/agentry/agentry/internal/core/policy"
 	"github.com/agentry/agentry/internal/usecase/gateway"
@@ -37,7 +37,7 @@ func newFlakyWorld(t *testing.T, mutate func(*gateway.Config, *gateway.Ports)) *
 func newFlakyWorldOn(t *testing.T, now func() time.Time, mutate func(*gateway.Config, *gateway.Ports)) *flakyWorld {
 	t.Helper()
 	ctx := context.Background()
-	edb, err := embedded.Open(embedded.Options{Dir: t.TempDir(), Now: now})
+	edb, err := pebblestore.Open(pebblestore.Options{Dir: t.TempDir(), Now: now})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = edb.Close() })
 	for _, name := range []string{"alice", "bob"} {
@@ -444,7 +444,7 @@ func TestAdminKeyFromFunc(t *testing.T) {
 }
 
 func TestNewServiceRefusesBadConfig(t *testing.T) {
-	db, err := embedded.Open(embedded.Options{Dir: t.TempDir()})
+	db, err := pebblestore.Open(pebblestore.Options{Dir: t.TempDir()})
 	require.NoError(t, err)
 	defer db.Close()
 	_, err = gateway.NewService(gateway.Config{Domain: "not a domain"}, gateway.Ports{Messages: db, Inbox: db, Agents: db, Queue: db})

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"sync"
 
-	"github.com/agentry/agentry/internal/adapter/embedded"
+	"github.com/agentry/agentry/internal/adapter/pebblestore"
 	"github.com/agentry/agentry/internal/core/workflow"
 	"github.com/agentry/agentry/internal/usecase/gateway"
 )
@@ -18,7 +18,7 @@ var errBackend = errors.New("dial tcp 10.1.2.3:8000: connection refused")
 // as an outage of the backend produces them; every other call goes
 // through. It also remembers the page sizes the service asked for.
 type flakyDB struct {
-	*embedded.DB
+	*pebblestore.DB
 	mu   sync.Mutex
 	fail map[string]error
 	pass map[string]int // calls let through before the failure starts
@@ -27,7 +27,7 @@ type flakyDB struct {
 	inboxLimit int
 }
 
-func newFlakyDB(db *embedded.DB) *flakyDB {
+func newFlakyDB(db *pebblestore.DB) *flakyDB {
 	return &flakyDB{DB: db, fail: map[string]error{}, pass: map[string]int{}}
 }
 

@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/agentry/agentry/internal/adapter/embedded"
+	"github.com/agentry/agentry/internal/adapter/pebblestore"
 	"github.com/agentry/agentry/internal/core/amtp"
 	"github.com/agentry/agentry/internal/core/workflow"
 	"github.com/agentry/agentry/internal/usecase/gateway"
@@ -23,7 +23,7 @@ import (
 // the test sets, as the clocks of different hosts would be.
 type genWorld struct {
 	svc  *gateway.Service
-	db   *embedded.DB
+	db   *pebblestore.DB
 	logs *bytes.Buffer
 	mu   sync.Mutex
 	now  time.Time
@@ -32,7 +32,7 @@ type genWorld struct {
 func newGenWorld(t *testing.T) *genWorld {
 	t.Helper()
 	w := &genWorld{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), logs: &bytes.Buffer{}}
-	db, err := embedded.Open(embedded.Options{Dir: t.TempDir(), Now: w.clock})
+	db, err := pebblestore.Open(pebblestore.Options{Dir: t.TempDir(), Now: w.clock})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = db.Close() })
 	svc, err := gateway.NewService(gateway.Config{Domain: "example.org", Now: w.clock, Logger: slog.New(slog.NewJSONHandler(w.logs, nil))},

@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/agentry/agentry/internal/adapter/embedded"
+	"github.com/agentry/agentry/internal/adapter/pebblestore"
 	"github.com/agentry/agentry/internal/usecase/gateway"
 )
 
@@ -20,7 +20,7 @@ import (
 // service's clock, as a store does when its backend is slow or a retry
 // waits out an earlier acceptance of the same key.
 type slowAccept struct {
-	*embedded.DB
+	*pebblestore.DB
 	clock *atomic.Int64 // offset of the service's clock, ns
 	took  time.Duration
 }
@@ -70,7 +70,7 @@ func TestImmediatePathEndsBeforeTheQueueCopyIsDue(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			db, err := embedded.Open(embedded.Options{Dir: t.TempDir()})
+			db, err := pebblestore.Open(pebblestore.Options{Dir: t.TempDir()})
 			require.NoError(t, err)
 			t.Cleanup(func() { db.Close() })
 			require.NoError(t, db.PutAgent(ctx, &gateway.Agent{Address: "alice@example.org", DeliveryMode: gateway.ModePull, APIKeyHash: gateway.HashAPIKey("key-alice")}))

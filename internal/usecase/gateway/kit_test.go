@@ -8,7 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/agentry/agentry/internal/adapter/embedded"
+	"github.com/agentry/agentry/internal/adapter/pebblestore"
 	"github.com/agentry/agentry/internal/core/policy"
 	"github.com/agentry/agentry/internal/usecase/gateway"
 )
@@ -19,7 +19,7 @@ import (
 func localService(t *testing.T, pol *policy.Policy, names ...string) (svc *gateway.Service, as func(name string) gateway.Principal) {
 	t.Helper()
 	ctx := context.Background()
-	db, err := embedded.Open(embedded.Options{Dir: t.TempDir()})
+	db, err := pebblestore.Open(pebblestore.Options{Dir: t.TempDir()})
 	require.NoError(t, err)
 	t.Cleanup(func() { db.Close() })
 	for _, name := range names {

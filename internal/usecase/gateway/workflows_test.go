@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/agentry/agentry/internal/adapter/embedded"
+	"github.com/agentry/agentry/internal/adapter/pebblestore"
 	"github.com/agentry/agentry/internal/core/workflow"
 	"github.com/agentry/agentry/internal/usecase/gateway"
 )
@@ -60,14 +60,14 @@ func (r *runner) decisions(token string) []gateway.Decision {
 
 type runnerWorld struct {
 	svc *gateway.Service
-	db  *embedded.DB
+	db  *pebblestore.DB
 	run *runner
 }
 
 func newRunnerWorld(t *testing.T) runnerWorld {
 	t.Helper()
 	ctx := context.Background()
-	db, err := embedded.Open(embedded.Options{Dir: t.TempDir()})
+	db, err := pebblestore.Open(pebblestore.Options{Dir: t.TempDir()})
 	require.NoError(t, err)
 	t.Cleanup(func() { db.Close() })
 	for _, name := range []string{"boss", "a", "b"} {
