@@ -81,6 +81,7 @@ type Handler struct {
 	max       int64
 	budget    *bodyBudget
 	root      http.Handler
+	routes    []Route // what route registered, for Routes
 }
 
 // New builds the handler.
@@ -120,6 +121,7 @@ func New(g Gateway, opt Options) *Handler {
 	h.route("/v1/admin/schemas/{id}", methods{"GET": h.getSchema, "PUT": h.replaceSchema, "DELETE": h.deleteSchema})
 	h.route("/v1/admin/schemas/{id}/validate", methods{"POST": h.validateSchema})
 	h.route("/.well-known/amtp", methods{"GET": h.wellKnown})
+	h.route("/v1/openapi.json", methods{"GET": h.serveAPIDocument(loadAPIDocument())})
 	for _, p := range []string{"/healthz", "/health"} {
 		h.route(p, methods{"GET": h.health})
 	}
@@ -153,6 +155,7 @@ func (h *Handler) route(pattern string, m methods) {
 	// Sorted: the same Allow header on every call (map order is random).
 	slices.Sort(allowed)
 	allow := strings.Join(allowed, ", ")
+	h.routes = append(h.routes, Route{Pattern: pattern, Methods: slices.DeleteFunc(slices.Clone(allowed), isHead)})
 	h.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		method := r.Method
 		if method == http.MethodHead {

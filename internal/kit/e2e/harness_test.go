@@ -243,7 +243,7 @@ func do(t *testing.T, client *http.Client, method, url, key string, body any) (i
 		req.Header.Set("Authorization", "Bearer "+key)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
+	resp, err := checked(client).Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
@@ -253,12 +253,13 @@ func do(t *testing.T, client *http.Client, method, url, key string, body any) (i
 
 // clientFor is the test's HTTP client: for https, one trusting the test
 // CA that TLS gateways' certificates come from (and presenting no client
-// certificate, like an agent).
+// certificate, like an agent). Either checks every answer against
+// docs/openapi.yaml (openapi_test.go).
 func clientFor(url string) *http.Client {
 	if strings.HasPrefix(url, "https://") {
-		return testPKI().client(nil)
+		return checked(testPKI().client(nil))
 	}
-	return http.DefaultClient
+	return checked(http.DefaultClient)
 }
 
 // register registers an agent and returns its API key and webhook secret.
