@@ -47,6 +47,13 @@ func Canonicalize(data []byte) ([]byte, error) {
 // digest of every accepted message).
 func CanonicalSHA256(data []byte) ([sha256.Size]byte, error) {
 	p := jcsParserPool.Get().(*jcsParser)
+	if cap(p.scratch) < len(data) {
+		// The canonical form is about the input's size: one buffer of
+		// that size, where growing by appends would allocate up to twice
+		// the input on the way (a large message's digest held about two
+		// copies of its payload at once).
+		p.scratch = make([]byte, 0, len(data))
+	}
 	out, err := p.run(p.scratch[:0], data)
 	var sum [sha256.Size]byte
 	if err == nil {

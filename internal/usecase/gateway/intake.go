@@ -126,6 +126,12 @@ func (k *intake) prepare(in submission) (*draft, error) {
 	}
 	d.now = k.clock.stamp() // AMTP times are UTC milliseconds
 	d.complete = m.MessageID != "" && m.IdempotencyKey != "" && !m.Timestamp.IsZero()
+	if d.complete && in.received != nil {
+		// The bytes stored are the ones received: the scratch is not
+		// needed again, and for a large message it would otherwise stay
+		// live beside the store's copy until the accept ends.
+		d.buf = nil
+	}
 	m.Complete(d.now)
 	d.acceptedAt = atOrAfter(d.now, in.senderSince)
 	// The id the message is stored under, and the scope of its key:
