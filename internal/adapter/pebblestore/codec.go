@@ -341,10 +341,16 @@ func encodeMeta(m *gateway.StoredMessage, acceptedAt time.Time, extra int) []byt
 	return e.b
 }
 
-// decodeMessage splits a message value; raw aliases v.
-func decodeMessage(v []byte) (m messageMeta, raw []byte, err error) {
+// decodeMessage splits a message value; an inline body aliases v, a body
+// in a file (codecBodyFile, bodies.go) is its reference.
+func decodeMessage(v []byte) (m messageMeta, body storedBody, err error) {
 	d := decoder{b: v}
-	d.version()
+	inFile := len(v) > 0 && v[0] == codecBodyFile
+	if inFile {
+		d.b = v[1:]
+	} else {
+		d.version()
+	}
 	m.Sender = d.str()
 	m.Recipients = make([]string, d.count())
 	for i := range m.Recipients {
@@ -355,10 +361,14 @@ func decodeMessage(v []byte) (m messageMeta, raw []byte, err error) {
 	m.AcceptedAt = d.time()
 	sv := gateway.SenderVerification{Result: gateway.VerificationResult(d.str()), Method: d.str(), Domain: d.str(), KeyID: d.str(), Algorithm: d.str()}
 	if d.err != nil {
-		return m, nil, d.err
+		return m, body, d.err
 	}
 	if sv.Result != "" {
 		m.Verification = &sv
 	}
-	return m, d.b, nil
+	if !inFile {
+		return m, storedBody{inline: d.b}, nil
+	}
+	body.file, err = decodeBodyRef(d.b)
+	return m, body, err
 }

@@ -196,6 +196,10 @@ func Open(opts Options) (*DB, error) {
 				"count", rep.DamagedCount, "first", rep.Damaged)
 		}
 	}
+	if err := db.sweepBodies(); err != nil {
+		_ = pdb.Close()
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
 	db.sweeping.Add(1)
 	go db.sweepLoop()
 	return db, nil

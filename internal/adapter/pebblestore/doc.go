@@ -62,8 +62,9 @@
 //
 // Backup takes a Pebble checkpoint of the open store (hard links to the
 // immutable tables, the log synced and copied) while it serves;
-// restoring is putting the checkpoint in place of the store directory
-// with the gateway stopped (`agentry store backup DIR`, `agentry store
+// the body files of large messages are hard-linked beside it (they never
+// change once written); restoring is putting the checkpoint in place of
+// the store directory with the gateway stopped (`agentry store backup DIR`, `agentry store
 // restore DIR`).
 //
 // # Key layout
@@ -77,7 +78,10 @@
 // encodings of codec.go; agents, schemas, workflows and dead letters are
 // JSON (rare writes). No value repeats what its key holds.
 //
-//	M id                      → message meta + raw message bytes
+//	M id                      → message meta + raw message bytes, or, for a
+//	                            body of 128 KiB or more, its size and
+//	                            SHA-256: the body is the file
+//	                            bodies/<key id in hex> (bodies.go)
 //	S id                      → recipient statuses
 //	T time(accepted) id       → (empty) ListMessages walks it backwards
 //	I sender 0x00 key         → idempotency record (message id, digest,

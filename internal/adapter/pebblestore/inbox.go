@@ -108,7 +108,11 @@ func (db *DB) ListInbox(ctx context.Context, recipient string, limit int, cursor
 		if gerr != nil {
 			return nil, "", fmt.Errorf("list inbox %s: message %s: %w", recipient, id, gerr)
 		}
-		meta, raw, derr := decodeMessage(v)
+		meta, body, derr := decodeMessage(v)
+		var raw []byte
+		if derr == nil {
+			raw, derr = db.readBody(messageKey(id), body)
+		}
 		if derr != nil {
 			db.corrupt("message "+id, nil, derr)
 			continue

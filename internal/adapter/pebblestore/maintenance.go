@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -19,7 +20,8 @@ import (
 // Backup writes a consistent copy of the open store to dest, which must not
 // exist yet: a Pebble checkpoint (hard links to the immutable tables, a
 // copy of the log, synced first), taken while the store keeps serving.
-// Every write answered before Backup was called is in it. To restore, stop
+// Every write answered before Backup was called is in it, and the body
+// files of large messages (bodies.go) beside it. To restore, stop
 // the gateway and put dest in place of <data dir>/store (StoreDir).
 func (db *DB) Backup(ctx context.Context, dest string) error {
 	release, err := db.enter(ctx)
@@ -29,6 +31,9 @@ func (db *DB) Backup(ctx context.Context, dest string) error {
 	defer release()
 	if err := db.pdb.Checkpoint(dest, pebble.WithFlushedWAL()); err != nil {
 		return fmt.Errorf("backup to %s: %w", dest, err)
+	}
+	if err := db.backupBodies(dest); err != nil {
+		return fmt.Errorf("backup to %s: message bodies: %w", dest, err)
 	}
 	return nil
 }
@@ -90,7 +95,11 @@ func Check(dataDir string) (*CheckReport, error) {
 			return rep, fmt.Errorf("check %s: damaged files %v: key %x: %w", dir, damaged, it.Key(), err)
 		}
 		name := tableNames[it.Key()[0]]
-		if err := checkRecord(it.Key(), v); err != nil {
+		err = checkRecord(it.Key(), v)
+		if err == nil && it.Key()[0] == tMessage {
+			err = checkBodyFile(dir, it.Key(), v)
+		}
+		if err != nil {
 			rep.DamagedCount++
 			if len(rep.Damaged) < maxDamagedListed {
 				rep.Damaged = append(rep.Damaged, fmt.Sprintf("%s %x: %v", name, it.Key(), err))
@@ -106,6 +115,17 @@ func Check(dataDir string) (*CheckReport, error) {
 		return rep, fmt.Errorf("check %s: %d records: %w", dir, rep.DamagedCount, ErrDamaged)
 	}
 	return rep, nil
+}
+
+// checkBodyFile reads the body file a message value refers to, if any,
+// as GetMessage would.
+func checkBodyFile(dir string, k, v []byte) error {
+	_, body, err := decodeMessage(v)
+	if err != nil || body.file == nil {
+		return err
+	}
+	_, err = readBodyFile(filepath.Join(dir, bodiesDir, bodyFileName(k)), body.file)
+	return err
 }
 
 // checkRecord decodes one record as its table's reader would.
@@ -213,6 +233,17 @@ func Measure(ctx context.Context, dataDir string) (Footprint, error) {
 		if err != nil {
 			return fp, fmt.Errorf("measure: %w", err)
 		}
+		if e.Name() == bodiesDir {
+			n, err := dirBytes(filepath.Join(storePath(dataDir), bodiesDir))
+			if err != nil {
+				return fp, fmt.Errorf("measure: %w", err)
+			}
+			fp.Tables += n
+			if n > 0 {
+				fp.ByTable["message bodies"] = n
+			}
+			continue
+		}
 		if strings.HasSuffix(e.Name(), ".sst") || strings.HasSuffix(e.Name(), ".blob") {
 			fp.Tables += info.Size()
 		} else {
@@ -220,4 +251,21 @@ func Measure(ctx context.Context, dataDir string) (Footprint, error) {
 		}
 	}
 	return fp, nil
+}
+
+// dirBytes is the size of the files in dir.
+func dirBytes(dir string) (int64, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil {
+			return 0, err
+		}
+		n += info.Size()
+	}
+	return n, nil
 }

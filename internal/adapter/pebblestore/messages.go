@@ -74,8 +74,14 @@ func (db *DB) Accept(ctx context.Context, a *gateway.Acceptance) (*gateway.Idemp
 		// Nothing of that message is answered: it may be another sender's.
 		return nil, fmt.Errorf("accept %s: %w", id, gateway.ErrMessageIDTaken)
 	}
-	b := db.pdb.NewBatch(pebble.WithInitialSizeBytes(batchSizeFor(a)))
-	putMessage(b, mk, m, acceptedAt)
+	var body *bodyRef
+	if len(m.Raw) >= largeBody {
+		if body, err = db.writeBody(mk, m.Raw); err != nil {
+			return nil, fmt.Errorf("accept %s: %w", id, err)
+		}
+	}
+	b := db.pdb.NewBatch(pebble.WithInitialSizeBytes(batchSizeFor(a, body)))
+	putMessage(b, mk, m, acceptedAt, body)
 	_ = b.Set(statusKey(id), encodeStatuses(a.Statuses), nil)
 	_ = b.Set(msgTimeKey(acceptedAt, id), nil, nil)
 	if idem != nil {
@@ -112,6 +118,9 @@ func (db *DB) Accept(ctx context.Context, a *gateway.Acceptance) (*gateway.Idemp
 		putInbox(b, r, id, received)
 	}
 	if err := db.commit(b); err != nil {
+		if body != nil {
+			db.removeBody(mk)
+		}
 		return nil, fmt.Errorf("accept %s: %w", id, err)
 	}
 	if added {
@@ -122,8 +131,13 @@ func (db *DB) Accept(ctx context.Context, a *gateway.Acceptance) (*gateway.Idemp
 
 // putMessage writes the message value straight into the batch: a large
 // message is copied once, from the request's bytes into the batch, not
-// first into a value of its own.
-func putMessage(b *pebble.Batch, k []byte, m *gateway.StoredMessage, acceptedAt time.Time) {
+// first into a value of its own. A body kept in a file (bodies.go) leaves
+// only its reference.
+func putMessage(b *pebble.Batch, k []byte, m *gateway.StoredMessage, acceptedAt time.Time, body *bodyRef) {
+	if body != nil {
+		_ = b.Set(k, appendBodyRef(encodeMeta(m, acceptedAt, 48), body), nil)
+		return
+	}
 	meta := encodeMeta(m, acceptedAt, 0)
 	op := b.SetDeferred(len(k), len(meta)+len(m.Raw))
 	copy(op.Key, k)
@@ -136,8 +150,12 @@ func putMessage(b *pebble.Batch, k []byte, m *gateway.StoredMessage, acceptedAt 
 // batch is allocated once, at that size. (NewBatchWithSize would not do:
 // the batch's first record sizes it again, to the next power of two, so a
 // 10 MiB message took a 10 MiB and then a 16 MiB buffer.)
-func batchSizeFor(a *gateway.Acceptance) int {
-	return len(a.Message.Raw) + 512 + 256*(len(a.Tasks)+len(a.Inbox)+len(a.Statuses))
+func batchSizeFor(a *gateway.Acceptance, body *bodyRef) int {
+	n := 512 + 256*(len(a.Tasks)+len(a.Inbox)+len(a.Statuses))
+	if body == nil {
+		n += len(a.Message.Raw)
+	}
+	return n
 }
 
 // GetMessage returns gateway.ErrNotFound for an unknown id.
@@ -151,7 +169,11 @@ func (db *DB) GetMessage(ctx context.Context, id string) (*gateway.StoredMessage
 	if err != nil {
 		return nil, fmt.Errorf("get message %s: %w", id, err)
 	}
-	meta, raw, err := decodeMessage(v)
+	meta, body, err := decodeMessage(v)
+	if err != nil {
+		return nil, fmt.Errorf("get message %s: %w", id, err)
+	}
+	raw, err := db.readBody(messageKey(id), body)
 	if err != nil {
 		return nil, fmt.Errorf("get message %s: %w", id, err)
 	}

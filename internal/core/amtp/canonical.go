@@ -3,6 +3,8 @@ package amtp
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
+	"errors"
 	"math"
 	"slices"
 	"strconv"
@@ -998,4 +1000,46 @@ func jcsAppendDecimal(b []byte, neg bool, ds []byte, n int) []byte {
 		b = strconv.AppendInt(b, int64(n-1), 10)
 	}
 	return b
+}
+
+// ContentSHA256 is CanonicalSHA256(m.AppendContentDigestInput(nil)) —
+// the same digest, byte for byte — computed without a copy of the
+// payload in the digest input: the envelope is canonicalized with a
+// placeholder for the payload, and the canonical payload is hashed in its
+// place. Member order does not depend on values, so the two forms agree.
+//
+// The canonical payload is written into scratch when it has room, and the
+// buffer used is returned for the caller to reuse once the digest is
+// taken: a large message's digest and its stored JSON then share one
+// buffer, and the message is held twice (as received, and that buffer)
+// instead of four times.
+func (m *Message) ContentSHA256(scratch []byte) (sum [sha256.Size]byte, buf []byte, err error) {
+	payload := m.Payload
+	if len(payload) == 0 {
+		payload = json.RawMessage("null")
+	}
+	c := *m
+	c.Payload = json.RawMessage("0")
+	envelope, spans, err := CanonicalizeObject(c.AppendContentDigestInput(nil), []string{"payload"})
+	if err != nil {
+		return sum, scratch, err
+	}
+	if !spans[0].Found {
+		return sum, scratch, errors.New("amtp: content digest: no payload member")
+	}
+	if cap(scratch) < len(payload) {
+		scratch = make([]byte, 0, len(payload))
+	}
+	p := jcsParserPool.Get().(*jcsParser)
+	canon, err := p.run(scratch[:0], payload)
+	p.release()
+	if err != nil {
+		return sum, scratch, err
+	}
+	h := sha256.New()
+	h.Write(envelope[:spans[0].Canon.Value])
+	h.Write(canon)
+	h.Write(envelope[spans[0].Canon.End:])
+	h.Sum(sum[:0])
+	return sum, canon[:0], nil
 }

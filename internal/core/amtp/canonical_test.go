@@ -923,3 +923,48 @@ func BenchmarkAppendCanonical(b *testing.B) {
 		}
 	}
 }
+
+// TestContentSHA256IsTheDigestOfTheWholeInput: the digest computed with
+// the payload canonicalized on its own is the one of the whole digest
+// input, for payloads whose members, escapes and numbers canonicalize
+// differently from how they are written, and an absent payload; a
+// payload that is not I-JSON is refused as before.
+func TestContentSHA256IsTheDigestOfTheWholeInput(t *testing.T) {
+	for name, payload := range map[string]string{
+		"unordered object":  `{"z":1,"a":{"y":[3,2,1],"b":"x"},"m":null}`,
+		"escapes":           `{"text":"\u00e9\ud83d\ude00 \/ \"q\" \t","\u0041":true}`,
+		"numbers":           `{"n":[1.0,1e2,-0,0.000001,9007199254740992,1E-7]}`,
+		"string":            `"just a string"`,
+		"array":             `[{"b":1,"a":2},[],{}]`,
+		"spaces":            " { \"a\" : [ 1 , 2 ] , \"A\" : { } } ",
+		"keys sorting past": `{"payload":1,"recipients":2,"aaa":3,"zzz":4}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			m, err := Parse([]byte(msgWith("payload", payload, "subject", `"Grüße"`, "headers", `{"x":"y"}`)), Limits{})
+			require.NoError(t, err)
+			requireContentSHA256(t, m)
+			whole, err := CanonicalSHA256(m.AppendContentDigestInput(nil))
+			require.NoError(t, err)
+			for _, scratch := range [][]byte{nil, make([]byte, 0, 4), make([]byte, 10, 4096)} {
+				got, buf, err := m.ContentSHA256(scratch)
+				require.NoError(t, err)
+				require.Equal(t, whole, got)
+				require.Empty(t, buf, "the buffer comes back empty, for reuse")
+			}
+		})
+	}
+	t.Run("no payload", func(t *testing.T) {
+		m, err := Parse([]byte(msgWith()), Limits{})
+		require.NoError(t, err)
+		m.Payload = nil
+		requireContentSHA256(t, m)
+	})
+	t.Run("duplicate keys in the payload", func(t *testing.T) {
+		m, err := Parse([]byte(msgWith()), Limits{})
+		require.NoError(t, err)
+		m.Payload = []byte(`{"a":1,"a":2}`)
+		_, _, err = m.ContentSHA256(nil)
+		require.Error(t, err)
+		requireContentSHA256(t, m)
+	})
+}

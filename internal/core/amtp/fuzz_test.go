@@ -70,7 +70,22 @@ func FuzzParse(f *testing.F) {
 
 		require.True(t, json.Valid(m.AppendContentDigestInput(nil)))
 		require.True(t, json.Valid(m.AppendUnsignedJSON(nil)))
+		requireContentSHA256(t, m)
 	})
+}
+
+// requireContentSHA256 asserts that ContentSHA256 gives what the digest
+// of the whole digest input gives: the same value, or an error for both.
+func requireContentSHA256(t *testing.T, m *Message) {
+	t.Helper()
+	want, wantErr := CanonicalSHA256(m.AppendContentDigestInput(nil))
+	got, _, err := m.ContentSHA256(nil)
+	if wantErr != nil {
+		require.Error(t, err, "the whole input is refused: %v", wantErr)
+		return
+	}
+	require.NoError(t, err)
+	require.Equal(t, want, got)
 }
 
 // checkAccepted asserts what every message Parse lets through must satisfy.

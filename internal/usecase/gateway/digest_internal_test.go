@@ -13,8 +13,9 @@ import (
 )
 
 // TestContentDigestDefinition pins the idempotency digest to its
-// definition, hex SHA-256 of the canonical content, whatever scratch
-// buffer it is computed in: stored digests must keep matching.
+// definition, hex SHA-256 of the canonical content, however it is
+// computed (amtp.Message.ContentSHA256 hashes the payload apart) and
+// whatever scratch buffer it is given: stored digests must keep matching.
 func TestContentDigestDefinition(t *testing.T) {
 	for _, body := range []string{
 		`{"sender":"a@x.example","recipients":["b@x.example"],"payload":{"z":1,"a":[1E2,"\u00e9"]}}`,
@@ -27,14 +28,14 @@ func TestContentDigestDefinition(t *testing.T) {
 		sum := sha256.Sum256(canon)
 		want := hex.EncodeToString(sum[:])
 		for _, scratch := range [][]byte{nil, make([]byte, 0, 8), make([]byte, 100, 4096)} {
-			got, err := contentDigest(m, scratch)
+			got, _, err := contentDigest(m, scratch)
 			require.NoError(t, err)
 			assert.Equal(t, want, got)
 		}
 	}
 	m, err := amtp.Parse([]byte(`{"sender":"a@x.example","recipients":["b@x.example"],"payload":{"a":1,"a":2}}`), amtp.Limits{})
 	require.NoError(t, err)
-	_, err = contentDigest(m, nil)
+	_, _, err = contentDigest(m, nil)
 	require.True(t, amtp.IsCode(err, amtp.CodeInvalidMessageFormat), "%v", err)
 }
 

@@ -71,18 +71,18 @@ type intake struct {
 // write decided about it.
 type draft struct {
 	submission
-	digest string
-	// buf first held the digest's input and later holds the stored JSON:
-	// one buffer, sized for the JSON, as the input is dead once hashed.
-	buf        []byte
+	digest     string
 	now        time.Time
 	complete   bool      // the message came with its id, key and timestamp
 	acceptedAt time.Time // now, raised to the registration of every local agent involved (atOrAfter)
 	id         string    // StorageID
 	idemKey    string    // the scope of the idempotency key
 	pol        policyOutcome
-	wf         *workflow.State // the workflow the message starts, or nil
-	start      Task            // the workflow_start task when wf is set
+	// buf held the canonical payload for the digest and holds the stored
+	// JSON after it: one buffer for both (amtp.Message.ContentSHA256).
+	buf   []byte
+	wf    *workflow.State // the workflow the message starts, or nil
+	start Task            // the workflow_start task when wf is set
 }
 
 // routing is where each recipient of a draft goes.
@@ -117,21 +117,15 @@ func (k *intake) SubmitSystem(ctx context.Context, m *amtp.Message) (*AcceptResu
 // timestamp) and decides the ids it is stored under.
 func (k *intake) prepare(in submission) (*draft, error) {
 	m := in.m
-	d := &draft{submission: in, buf: make([]byte, 0, 512+len(m.Payload))}
+	d := &draft{submission: in}
 	// The digest is taken before Complete fills generated fields, so that a
 	// retry of a submission without message_id compares equal.
 	var err error
-	if d.digest, err = contentDigest(m, d.buf); err != nil {
+	if d.digest, d.buf, err = contentDigest(m, make([]byte, 0, 512+len(m.Payload))); err != nil {
 		return nil, err
 	}
 	d.now = k.clock.stamp() // AMTP times are UTC milliseconds
 	d.complete = m.MessageID != "" && m.IdempotencyKey != "" && !m.Timestamp.IsZero()
-	if d.complete && in.received != nil {
-		// The bytes stored are the ones received: the scratch is not
-		// needed again, and for a large message it would otherwise stay
-		// live beside the store's copy until the accept ends.
-		d.buf = nil
-	}
 	m.Complete(d.now)
 	d.acceptedAt = atOrAfter(d.now, in.senderSince)
 	// The id the message is stored under, and the scope of its key:
@@ -386,14 +380,14 @@ func (k *intake) replay(ctx context.Context, prev *IdempotencyRecord, digest str
 }
 
 // contentDigest is the hex SHA-256 of m's canonical content. scratch
-// holds the content on its way to canonicalisation; the caller may reuse
-// it once this returns.
-func contentDigest(m *amtp.Message, scratch []byte) (string, error) {
-	h, err := amtp.CanonicalSHA256(m.AppendContentDigestInput(scratch[:0]))
+// holds the canonical payload on its way to the hash; it comes back (or
+// a larger one) for the caller to reuse.
+func contentDigest(m *amtp.Message, scratch []byte) (string, []byte, error) {
+	h, buf, err := m.ContentSHA256(scratch)
 	if err != nil {
-		return "", amtp.Errorf(amtp.CodeInvalidMessageFormat, "message content is not I-JSON (duplicate keys, lone surrogates or out-of-range numbers): %s", err.Error()).WithDetail("field", "payload")
+		return "", nil, amtp.Errorf(amtp.CodeInvalidMessageFormat, "message content is not I-JSON (duplicate keys, lone surrogates or out-of-range numbers): %s", err.Error()).WithDetail("field", "payload")
 	}
-	return hexDigest(h), nil
+	return hexDigest(h), buf, nil
 }
 
 // messageIDInUse answers a submission whose message_id another
