@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -70,6 +71,11 @@ func (s *Store) Accept(ctx context.Context, a *gateway.Acceptance) (*gateway.Ide
 var errRecordGone = errors.New("idempotency record gone")
 
 func (s *Store) acceptOnce(ctx context.Context, p *acceptPlan) (*gateway.IdempotencyRecord, error) {
+	if p.idem != nil && !p.claimed {
+		if dup, done, err := s.settleOld(ctx, p); done {
+			return dup, err
+		}
+	}
 	if p.workflow != nil {
 		return s.acceptTransaction(ctx, p)
 	}
@@ -103,6 +109,7 @@ func (s *Store) acceptOnce(ctx context.Context, p *acceptPlan) (*gateway.Idempot
 	if old != nil {
 		return s.messageTaken(work, p, old)
 	}
+	s.refs.put(p.ref, s.now())
 	return nil, s.finish(work, p)
 }
 
@@ -143,7 +150,15 @@ func (s *Store) plan(ctx context.Context, a *gateway.Acceptance, now time.Time) 
 		specs[i].Inbox = &received
 	}
 	p.specs = specs
-	p.ref = messageRef{id: m.ID, at: at, rn: int64(len(specs)), expires: ttl(at.Add(s.retention))}
+	p.ref = messageRef{id: m.ID, at: at, rn: int64(len(specs)), expires: ttl(at.Add(s.retention)), to: slices.Clone(m.Recipients)}
+	if len(m.Recipients) == 1 {
+		// Its recipient item is its TO# entry, which saves the gsi1 entry.
+		// Not for more: the items are then in as many partitions, and a
+		// status read takes a unit for each where one Query read them all
+		// under MSG#<id>; every delivery reads its message's statuses, so
+		// a message to n recipients would buy n write units with n² reads.
+		p.ref.shards = s.shards.listings
+	}
 
 	if a.Idempotency.Key != "" {
 		rec := a.Idempotency.Filled(m, now)
@@ -155,14 +170,9 @@ func (s *Store) plan(ctx context.Context, a *gateway.Acceptance, now time.Time) 
 		p.idem[aCreated] = timeAttr(rec.CreatedAt)
 		p.idem[aTTL] = num(ttl(rec.CreatedAt.Add(gateway.IdempotencyWindow)))
 		p.idem[aTok] = str(p.tok)
-		if len(a.Tasks) > 0 {
-			// Without a key a retry cannot find this acceptance again, so
-			// only keyed acceptances carry their tasks for a take-over.
-			tasks, err := json.Marshal(a.Tasks)
-			if err != nil {
-				return nil, fmt.Errorf("encode tasks: %w", err)
-			}
-			p.idem[aTasks] = str(string(tasks))
+		if len(a.Tasks) > 0 && len(specs) == 0 {
+			// No recipient item will tell that the tasks are queued.
+			p.idem[aMarked] = num(1)
 		}
 		p.renew("", now.Add(s.grace))
 	}
@@ -234,8 +244,20 @@ func (s *Store) messageItem(ctx context.Context, a *gateway.Acceptance, p *accep
 	it[aG2P] = str(s.shards.day(p.ref.at, m.ID))
 	it[aG2S] = str(timeSK(p.ref.at, m.ID))
 	it[aTok] = str(p.tok)
+	if p.ref.shards > 0 {
+		it[aShards] = num(int64(p.ref.shards))
+	}
 	if len(p.specs) > 0 {
 		it[aSpecs] = specsAttr(p.specs, m.Recipients, p.ref.at)
+	}
+	if p.idem != nil && len(p.tasks) > 0 {
+		// Without a key a retry cannot find this acceptance again, so
+		// only keyed acceptances keep their tasks for a take-over.
+		tasks, err := tasksAttr(p.tasks, m.ID, m.Recipients, p.ref.at)
+		if err != nil {
+			return nil, err
+		}
+		it[aMsgTasks] = str(tasks)
 	}
 	if len(m.Raw) <= awsres.MaxItemBytes {
 		if z := deflated(m.Raw); z != nil {
@@ -464,8 +486,9 @@ func (s *Store) settleMarker(ctx context.Context, idem item, tok string, mine in
 		in.UpdateExpression = aws.String("SET #pend = :zero")
 		in.ExpressionAttributeValues[":zero"] = num(0)
 	} else {
-		in.UpdateExpression = aws.String("REMOVE #pend, #tasks")
+		in.UpdateExpression = aws.String("REMOVE #pend, #tasks, #tq")
 		in.ExpressionAttributeNames["#tasks"] = aTasks
+		in.ExpressionAttributeNames["#tq"] = aMarked
 	}
 	_, _ = s.db.UpdateItem(ctx, in)
 }
@@ -539,6 +562,7 @@ func (s *Store) acceptTransaction(ctx context.Context, p *acceptPlan) (*gateway.
 		}
 		if reasons == nil {
 			p.claimed = p.idem != nil
+			s.refs.put(p.ref, s.now())
 			return nil, s.finish(ctx, p)
 		}
 		switch {

@@ -136,7 +136,7 @@ func TestCorruptItemsAreErrors(t *testing.T) {
 		}, "no blob store is configured"},
 		{"GetStatuses/status not a map", func(t *testing.T) error {
 			a := accepted(t, s)
-			e.mutate(t, recipientKey(a.Message.ID, a.Message.Recipients[0]), func(it item) { it[aStatus] = str("delivered") })
+			e.mutate(t, e.recipientItemKey(t, a.Message.ID, a.Message.Recipients[0]), func(it item) { it[aStatus] = str("delivered") })
 			_, err := s.GetStatuses(ctx(t), a.Message.ID)
 			return err
 		}, "is not a map"},
@@ -171,7 +171,7 @@ func TestCorruptItemsAreErrors(t *testing.T) {
 		}, "read body"},
 		{"ListInbox/entry sort key", func(t *testing.T) error {
 			a := accepted(t, s)
-			e.mutate(t, recipientKey(a.Message.ID, a.Message.Recipients[0]), func(it item) { it[aG2S] = str("not a time#" + a.Message.ID) })
+			e.mutate(t, e.recipientItemKey(t, a.Message.ID, a.Message.Recipients[0]), func(it item) { it[aG2S] = str("not a time#" + a.Message.ID) })
 			_, _, err := s.ListInbox(ctx(t), a.Message.Recipients[0], 10, "")
 			return err
 		}, "sort key"},
@@ -183,7 +183,7 @@ func TestCorruptItemsAreErrors(t *testing.T) {
 		}, "attribute at"},
 		{"ListMessages/status", func(t *testing.T) error {
 			a := accepted(t, s)
-			e.mutate(t, recipientKey(a.Message.ID, a.Message.Recipients[0]), func(it item) { it[aStatus] = str("delivered") })
+			e.mutate(t, e.recipientItemKey(t, a.Message.ID, a.Message.Recipients[0]), func(it item) { it[aStatus] = str("delivered") })
 			_, _, err := s.ListMessages(ctx(t), gateway.MessageQuery{Sender: a.Message.Sender})
 			return err
 		}, "is not a map"},

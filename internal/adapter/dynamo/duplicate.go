@@ -53,6 +53,9 @@ func (s *Store) settleDuplicate(ctx context.Context, p *acceptPlan, rec item) (_
 		pend, marked := getNum(rec, aPending)
 		live := marked && pend > now.UnixMilli()
 		_, hasTasks := rec[aTasks]
+		if _, marked := rec[aMarked]; marked {
+			hasTasks = true
+		}
 
 		switch {
 		case msg != nil && !isVoid(msg) && getStr(msg, aTok) == tok:
@@ -131,8 +134,60 @@ func (s *Store) head(ctx context.Context, id string) (msg item, recipients []ite
 			recipients = append(recipients, it)
 		}
 	}
-	return msg, recipients, nil
+	if msg == nil || isVoid(msg) {
+		return msg, recipients, nil
+	}
+	listed, err := s.listedRecipients(ctx, id, msg)
+	if err != nil || len(listed) == 0 {
+		return msg, recipients, err
+	}
+	// An item under MSG#<id> for an address whose item is its TO# entry
+	// can only be a stray (code from before wrote it during a deploy): the
+	// TO# item is the status.
+	own := make(map[string]bool, len(listed))
+	for _, it := range listed {
+		own[strings.ToLower(getStr(it, aAddr))] = true
+	}
+	kept := recipients[:0]
+	for _, it := range recipients {
+		if !own[strings.ToLower(getStr(it, aAddr))] {
+			kept = append(kept, it)
+		}
+	}
+	return msg, append(kept, listed...), nil
 }
+
+// listedRecipients reads the items of msg's recipients that are their own
+// TO# entries (messageRef.recipientKey), in one strongly consistent
+// BatchGetItem per 100; absent ones (not written yet) are left out.
+func (s *Store) listedRecipients(ctx context.Context, id string, msg item) ([]item, error) {
+	ref, err := refOf(id, msg)
+	if err != nil || ref.shards == 0 {
+		return nil, err
+	}
+	seen := make(map[string]bool, len(ref.to))
+	keys := make([]item, 0, len(ref.to))
+	for _, r := range ref.to {
+		if k := strings.ToLower(r); !seen[k] {
+			seen[k] = true
+			keys = append(keys, ref.recipientKey(r))
+		}
+	}
+	got, err := s.batchGet(ctx, keys, true, recipientAttrs)
+	if err != nil {
+		return nil, fmt.Errorf("read recipients: %w", err)
+	}
+	out := make([]item, 0, len(got))
+	for _, k := range keys {
+		if it, ok := got[itemID(k)]; ok {
+			out = append(out, it)
+		}
+	}
+	return out, nil
+}
+
+// recipientAttrs is what status reads need of a recipient item.
+var recipientAttrs = project(aPK, aSK, aAddr, aN, aRN, aStatus, aTTL)
 
 // completed reports whether the acceptance whose record has token tok
 // and whose message is stored is complete: every recipient item written
@@ -172,11 +227,11 @@ func missingRecipients(id string, msg item, recipients []item) (messageRef, []re
 	}
 	have := make(map[string]bool, len(recipients))
 	for _, it := range recipients {
-		have[getStr(it, aSK)] = true
+		have[strings.ToLower(getStr(it, aAddr))] = true
 	}
 	missing := specs[:0:0]
 	for _, r := range specs {
-		if !have[pfxRecipient+strings.ToLower(r.Address)] {
+		if !have[strings.ToLower(r.Address)] {
 			missing = append(missing, r)
 		}
 	}
@@ -222,18 +277,21 @@ func (s *Store) takeOver(ctx context.Context, rec, msg item, recipients []item, 
 // already: the worker skips recipients whose status is settled), then
 // writes the missing recipient items, in Accept's order.
 func (s *Store) redo(ctx context.Context, rec, msg item, recipients []item) error {
+	id := getStr(rec, aMsgID)
+	tasks, err := decodeTasks(id, msg)
 	if raw := getStr(rec, aTasks); raw != "" {
-		var tasks []gateway.Task
-		if err := json.Unmarshal([]byte(raw), &tasks); err != nil {
-			return fmt.Errorf("stored tasks: %w", err)
-		}
-		if len(tasks) > 0 {
-			if err := s.queue.Enqueue(ctx, tasks...); err != nil {
-				return fmt.Errorf("enqueue %d tasks: %w", len(tasks), err)
-			}
+		// A record of the old layout carries them itself.
+		err = json.Unmarshal([]byte(raw), &tasks)
+	}
+	if err != nil {
+		return fmt.Errorf("stored tasks: %w", err)
+	}
+	if len(tasks) > 0 {
+		if err := s.queue.Enqueue(ctx, tasks...); err != nil {
+			return fmt.Errorf("enqueue %d tasks: %w", len(tasks), err)
 		}
 	}
-	ref, missing, err := missingRecipients(getStr(rec, aMsgID), msg, recipients)
+	ref, missing, err := missingRecipients(id, msg, recipients)
 	if err != nil {
 		return err
 	}
@@ -257,6 +315,13 @@ func (s *Store) takeKey(ctx context.Context, p *acceptPlan, rec, msg item, now t
 		}
 	}
 	p.renew(newToken(), now.Add(s.grace))
+	if isOldRecord(rec) {
+		cur, err := s.moveKey(ctx, p, rec)
+		if err != nil && !errors.Is(err, errRecordGone) {
+			return nil, fmt.Errorf("move the idempotency record: %w", err)
+		}
+		return cur, err
+	}
 	cond, names, values := ownerCondition(tok)
 	cur, err := s.putRecord(ctx, p, cond, names, values)
 	if err != nil && !errors.Is(err, errRecordGone) {
@@ -299,7 +364,14 @@ func refOf(id string, msg item) (messageRef, error) {
 	}
 	rn, _ := getNum(msg, aRN)
 	exp, _ := getNum(msg, aTTL)
-	return messageRef{id: id, at: at, rn: rn, expires: exp}, nil
+	ref := messageRef{id: id, at: at, rn: rn, expires: exp, to: getStrList(msg, aTo)}
+	if n, ok := getNum(msg, aShards); ok {
+		if n < 1 || n > MaxShards {
+			return messageRef{}, fmt.Errorf("message %s: %d TO# shards", id, n)
+		}
+		ref.shards = int(n)
+	}
+	return ref, nil
 }
 
 func decodeIdem(it item) (*gateway.IdempotencyRecord, error) {

@@ -7,13 +7,15 @@
 // reads and writes which items, what each costs in write units, and the
 // TTLs. The short version:
 //
-//	IDEM#<sender>        KEY#<key>         idempotency record (+ owner's deadline, tasks)
-//	MSG#<id>             MSG               message: body or S3 ref, meta, initial statuses; gsi1 FROM#, gsi2 DAY#
+//	IDK#<key>            FROM#<sender>     idempotency record (+ owner's deadline); IDEM#<sender>/KEY#<key> before (legacy.go)
+//	MSG#<id>             MSG               message: body or S3 ref, meta, initial statuses, tasks; gsi1 FROM#, gsi2 DAY#
 //	MSG#<id>             MSG               or a void: the id of an acceptance a retry took over
-//	MSG#<id>             RCPT#<recipient>  one recipient's status; gsi1 TO#, gsi2 INBOX# while filed
+//	TO#<recipient>[#<s>] <t>#<id>          the status of a message to one recipient, its own TO# entry; gsi2 INBOX# while filed
+//	MSG#<id>             RCPT#<address>    the same for messages to several (+ gsi1 TO#), and for any other address
 //	AGENT#<address>      AGENT             agent; gsi1 AGENTS
 //	APIKEY#<hash>        APIKEY            key-hash lookup (a copy of the agent)
 //	WF#<id>              WF                workflow state JSON or S3 ref, ver
+//	LAYOUT               IDK               since when idempotency records are spread (legacy.go)
 package dynamo
 
 import (
@@ -89,6 +91,8 @@ type Store struct {
 	grace     time.Duration
 	shards    shards
 	agents    *agentCache
+	legacy    legacyWindow
+	refs      refCache
 
 	// afterClaim and afterCommit, when set (by tests), run in Accept
 	// between the claim of the idempotency key and the write of the

@@ -80,7 +80,7 @@ func TestDynamoFailuresReachTheCaller(t *testing.T) {
 		{"DeleteAgent/purge query", failAll[*dynamodb.QueryInput](), func(t *testing.T, s *Store) error {
 			return s.DeleteAgent(ctx(t), agent(t).Address)
 		}, "purge its inbox"},
-		{"DeleteAgent/purge unfile", awstest.FailCalls(1, updateOf(pfxMessage), errInjected), func(t *testing.T, s *Store) error {
+		{"DeleteAgent/purge unfile", awstest.FailCalls(1, updateOf(pfxTo), errInjected), func(t *testing.T, s *Store) error {
 			addr, _ := inbox(t)
 			return s.DeleteAgent(ctx(t), addr)
 		}, "purge its inbox"},
@@ -135,10 +135,13 @@ func TestDynamoFailuresReachTheCaller(t *testing.T) {
 			_, err := s.GetStatuses(ctx(t), "any")
 			return err
 		}, "get statuses"},
-		{"GetStatuses/read message", awstest.FailCalls(1, getOf(pfxMessage), errInjected), func(t *testing.T, s *Store) error {
-			_, err := s.GetStatuses(ctx(t), gatewaytest.NewID("none"))
+		{"GetStatuses/read recipients", failAll[*dynamodb.BatchGetItemInput](), func(t *testing.T, s *Store) error {
+			a := newAcceptance("alice@a.example", "bob@b.example")
+			_, err := good.Accept(ctx(t), a)
+			require.NoError(t, err)
+			_, err = s.GetStatuses(ctx(t), a.Message.ID)
 			return err
-		}, "get statuses"},
+		}, "read recipients"},
 		{"ListMessages/index", failAll[*dynamodb.QueryInput](), func(t *testing.T, s *Store) error {
 			_, _, err := s.ListMessages(ctx(t), gateway.MessageQuery{Sender: "alice@a.example"})
 			return err
@@ -201,7 +204,7 @@ func TestDynamoFailuresReachTheCaller(t *testing.T) {
 			_, err := s.Accept(ctx(t), newAcceptance("alice@a.example", "bob@b.example"))
 			return err
 		}, "write message"},
-		{"Accept/recipients", awstest.FailCalls(1, putOf(pfxMessage, pfxRecipient), errInjected), func(t *testing.T, s *Store) error {
+		{"Accept/recipients", awstest.FailCalls(1, putOf(pfxTo, ""), errInjected), func(t *testing.T, s *Store) error {
 			_, err := s.Accept(ctx(t), newAcceptance("alice@a.example", "bob@b.example"))
 			return err
 		}, "write recipient bob@b.example"},

@@ -22,7 +22,11 @@ func (s *Store) DeliverToInbox(ctx context.Context, recipient, messageID string,
 	// recipient's by construction: the one named by recipient.
 	status.Address = recipient
 	received := s.now().UTC()
-	if err := s.setStatus(ctx, messageID, status, &received); err != nil {
+	ref, err := s.messageRef(ctx, messageID)
+	if err == nil {
+		err = s.setStatus(ctx, ref, status, &received)
+	}
+	if err != nil {
 		return fmt.Errorf("dynamo: deliver %s to %s: %w", messageID, recipient, err)
 	}
 	return nil
@@ -81,6 +85,8 @@ func (s *Store) ListInbox(ctx context.Context, recipient string, limit int, curs
 			// independently) has nothing to show.
 			return nil
 		}
+		// The owner acknowledges what it read next.
+		s.remember(page[i].id, msg)
 		raw, err := s.body(ctx, msg)
 		if err != nil {
 			return fmt.Errorf("message %s: %w", page[i].id, err)
@@ -175,9 +181,13 @@ func (s *Store) inboxPage(ctx context.Context, recipient string, limit int, afte
 // item's gsi2 key; the status stays. The condition makes a second ack (or
 // an ack of a message never filed there) gateway.ErrNotFound.
 func (s *Store) AckInbox(ctx context.Context, recipient, messageID string) error {
-	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+	ref, err := s.messageRef(ctx, messageID)
+	if err != nil {
+		return fmt.Errorf("dynamo: ack %s in %s: %w", messageID, recipient, err)
+	}
+	_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                aws.String(s.table),
-		Key:                      recipientKey(messageID, recipient),
+		Key:                      ref.recipientKey(recipient),
 		UpdateExpression:         aws.String("REMOVE #g2p, #g2s"),
 		ConditionExpression:      aws.String("attribute_exists(#g2p)"),
 		ExpressionAttributeNames: map[string]string{"#g2p": aG2P, "#g2s": aG2S},

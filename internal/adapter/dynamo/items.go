@@ -23,8 +23,10 @@ const (
 	pfxMessage   = "MSG#"
 	skMessage    = "MSG"
 	pfxRecipient = "RCPT#"
-	pfxIdem      = "IDEM#"
-	pfxIdemKey   = "KEY#"
+	pfxIdem      = "IDK#"  // idempotency record: the key's partition …
+	pfxIdemFrom  = "FROM#" // … and the sender as its sort key
+	pfxIdemOld   = "IDEM#" // the sender's partition, before records were spread (legacy.go)
+	pfxIdemKey   = "KEY#"  // … with the key as its sort key
 	pfxAgent     = "AGENT#"
 	skAgent      = "AGENT"
 	pfxAPIKey    = "APIKEY#"
@@ -73,6 +75,7 @@ const (
 	aSpecs  = "rs"   // L of M: every recipient item as Accept writes it (specAttr)
 	aOver   = "over" // S: JSON of recipient items, written before "rs" existed; read only
 	aTok    = "tok"  // S: the acceptance's token, on its idempotency record too
+	aShards = "ts"   // N: the TO# shards its recipient's item was keyed with; absent: items under MSG#<id> (messageRef.recipientKey)
 	aVoided = "vt"   // SS: on a void message item, the tokens of the acceptances it stops
 
 	// recipient
@@ -86,7 +89,12 @@ const (
 	aDigest  = "dig"
 	aCreated = "cat"
 	aPending = "pend"  // N: the owner's deadline, epoch ms after which a retry takes over
-	aTasks   = "tasks" // S: JSON []gateway.Task, for a take-over to enqueue
+	aTasks   = "tasks" // S: JSON []gateway.Task, for a take-over to enqueue; records of the old layout only (legacy.go)
+	aMarked  = "tq"    // N: the tasks are not known to be queued, where no recipient item can tell (completed)
+	aSince   = "since" // N: on the layout marker, epoch seconds (legacy.go)
+
+	// message
+	aMsgTasks = "tk" // S: the acceptance's tasks (tasks.go), for a take-over to enqueue
 )
 
 // keyTime is the time in sort keys: fixed width and UTC, so that byte
@@ -125,8 +133,18 @@ func recipientKey(id, addr string) item {
 	return key(pfxMessage+id, pfxRecipient+strings.ToLower(addr))
 }
 
+// idemKey is the key of the idempotency record of (sender, k): in the
+// partition of the key, so that a sender's records are spread over as many
+// partitions as it uses keys, rather than every submission of a busy
+// sender writing one.
 func idemKey(sender, k string) item {
-	return key(pfxIdem+strings.ToLower(sender), pfxIdemKey+k)
+	return key(pfxIdem+k, pfxIdemFrom+strings.ToLower(sender))
+}
+
+// oldIdemKey is where the same record was kept before: the sender's
+// partition (legacy.go).
+func oldIdemKey(sender, k string) item {
+	return key(pfxIdemOld+strings.ToLower(sender), pfxIdemKey+k)
 }
 
 func agentKey(addr string) item { return key(pfxAgent+strings.ToLower(addr), skAgent) }
@@ -450,22 +468,43 @@ func voids(msg item, tok string) bool {
 	return ok && slices.Contains(v.Value, tok)
 }
 
-// messageRef is what every recipient item repeats of its message.
+// messageRef is what every recipient item repeats of its message, and
+// what finds the items.
 type messageRef struct {
 	id      string
 	at      time.Time // accepted_at
 	rn      int64     // recipients with a status at accept
 	expires int64     // TTL
+	to      []string  // the message's recipients
+	// shards is the number of TO# shards its recipient's item is keyed
+	// with; 0 when its items are all under MSG#<id> (a message to several
+	// recipients, or stored before recipient items were TO# entries).
+	shards int
+}
+
+// recipientKey is the key of the item of the message's recipient addr.
+// The recipient of a message to one recipient has its item in its TO#
+// listing: the item is its own listing entry, which saves the gsi1 entry
+// (a write unit) it needs under MSG#<id>. Other addresses (statuses added
+// later for someone the message was not sent to), the recipients of
+// messages to several (see Accept's plan) and every recipient of a message
+// stored before have it under MSG#<id>.
+func (m messageRef) recipientKey(addr string) item {
+	if m.shards > 0 && containsFold(m.to, addr) {
+		return key(sharded(toBase(addr), shardOf(m.id, m.shards)), timeSK(m.at, m.id))
+	}
+	return recipientKey(m.id, addr)
 }
 
 func (sh shards) recipientItem(m messageRef, r recipientSpec) item {
-	it := recipientKey(m.id, r.Address)
+	it := m.recipientKey(r.Address)
 	it[aAddr] = str(r.Address)
 	it[aN] = num(r.N)
 	it[aRN] = num(m.rn)
 	it[aStatus] = statusAttr(r.Status)
 	it[aTTL] = num(m.expires)
-	if r.Indexed {
+	if r.Indexed && m.shards == 0 {
+		// Its message's recipients are listed by gsi1 entries.
 		it[aG1P] = str(sh.to(r.Address, m.id))
 		it[aG1S] = str(timeSK(m.at, m.id))
 	}
@@ -510,7 +549,7 @@ func (p *projection) alias(attr string) string {
 
 // headAttrs is a message without its body, plus its recipient items: what
 // listings and status reads need.
-var headAttrs = project(aPK, aSK, aFrom, aTo, aSubj, aOrigin, aVerif, aAt, aRN, aSpecs, aOver, aTok, aVoided, aTTL, aAddr, aN, aStatus)
+var headAttrs = project(aPK, aSK, aFrom, aTo, aSubj, aOrigin, aVerif, aAt, aRN, aSpecs, aOver, aTok, aVoided, aTTL, aAddr, aN, aStatus, aMsgTasks, aShards)
 
 // itemSize is an item's size as DynamoDB meters it (attribute names plus
 // values); accept uses it to decide whether a body still fits inline.

@@ -1,6 +1,7 @@
 package dynamo
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -60,12 +61,12 @@ func (s *Store) ListMessages(ctx context.Context, q gateway.MessageQuery) ([]gat
 	case q.Sender != "":
 		l.addEach(gsiFrom, aG1P, aG1S, all(fromBase(q.Sender), n), upper, lower)
 	case q.Recipient != "":
-		l.addEach(gsiTo, aG1P, aG1S, all(toBase(q.Recipient), n), upper, lower)
+		l.addRecipient(q.Recipient, n, upper, lower)
 	case q.Party != "":
 		// A message the party sent to itself is in both; the merge yields
-		// it once, since both index entries carry the same sort key.
+		// it once, since both entries carry the same sort key.
 		l.addEach(gsiFrom, aG1P, aG1S, all(fromBase(q.Party), n), upper, lower)
-		l.addEach(gsiTo, aG1P, aG1S, all(toBase(q.Party), n), upper, lower)
+		l.addRecipient(q.Party, n, upper, lower)
 	default:
 		days, floors := s.dayBuckets(now, upper, q.Since)
 		if len(days) == 0 {
@@ -140,6 +141,16 @@ func (s *Store) ListMessages(ctx context.Context, q gateway.MessageQuery) ([]gat
 		return out, encodeCursor(cursorMessages, c), nil
 	}
 	return out, "", nil
+}
+
+// addRecipient adds the walks of a recipient's TO# listing: the base
+// table's TO# partitions, where the recipient items of messages to one
+// recipient are their own entries, and the gsi1 TO# partitions, where the
+// items of the others (and of messages stored before) are listed.
+func (l *lister) addRecipient(recipient string, n int, upper, lower string) {
+	parts := all(toBase(recipient), n)
+	l.addEach("", aPK, aSK, parts, upper, lower)
+	l.addEach(gsiTo, aG1P, aG1S, parts, upper, lower)
 }
 
 // dayBuckets lists the DAY# partitions to walk (shard 0 of each day),
@@ -350,13 +361,19 @@ func (l *lister) cursor() string {
 func (src *source) fill(ctx context.Context, s *Store, limit int32) error {
 	in := &dynamodb.QueryInput{
 		TableName:                 aws.String(s.table),
-		IndexName:                 aws.String(src.index),
 		KeyConditionExpression:    aws.String("#p = :p"),
 		ExpressionAttributeNames:  map[string]string{"#p": src.pkAttr},
 		ExpressionAttributeValues: item{":p": str(src.parts[src.part])},
 		ScanIndexForward:          aws.Bool(false),
 		Limit:                     aws.Int32(limit),
 		ExclusiveStartKey:         src.esk,
+	}
+	if src.index != "" {
+		in.IndexName = aws.String(src.index)
+	} else {
+		// The base table's items are whole recipient items: only the
+		// sort key is wanted.
+		in.ProjectionExpression = aws.String("#s")
 	}
 	switch {
 	case src.upper != "" && src.lower != "":
@@ -367,7 +384,7 @@ func (src *source) fill(ctx context.Context, s *Store, limit int32) error {
 	case src.lower != "":
 		in.KeyConditionExpression = aws.String("#p = :p AND #s >= :lo")
 	}
-	if src.upper != "" || src.lower != "" {
+	if src.upper != "" || src.lower != "" || src.index == "" {
 		in.ExpressionAttributeNames["#s"] = src.skAttr
 	}
 	if src.upper != "" {
@@ -378,7 +395,7 @@ func (src *source) fill(ctx context.Context, s *Store, limit int32) error {
 	}
 	res, err := s.db.Query(ctx, in)
 	if err != nil {
-		return fmt.Errorf("query %s %s: %w", src.index, src.parts[src.part], err)
+		return fmt.Errorf("query %s %s: %w", cmp.Or(src.index, "table"), src.parts[src.part], err)
 	}
 	for _, it := range res.Items {
 		if sk := getStr(it, src.skAttr); sk != "" && sk != src.upper {

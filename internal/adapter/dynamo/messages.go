@@ -30,6 +30,9 @@ func (s *Store) GetMessage(ctx context.Context, id string) (*gateway.StoredMessa
 	if err != nil {
 		return nil, fmt.Errorf("dynamo: get message %s: %w", id, err)
 	}
+	// A worker records the delivery next: that needs what the item says
+	// about where the recipient items are.
+	s.remember(id, it)
 	if m.Raw, err = s.body(ctx, it); err != nil {
 		return nil, fmt.Errorf("dynamo: get message %s: %w", id, err)
 	}
@@ -79,52 +82,23 @@ func decodeMessage(id string, it item) (*gateway.StoredMessage, error) {
 	return m, nil
 }
 
-// GetStatuses queries the message's recipient items, in the order of the
-// message's recipients (recipients added later follow, oldest first).
+// GetStatuses reads the message item and its recipient items (head), in
+// the order of the message's recipients (recipients added later follow,
+// oldest first); statuses whose items Accept has not written yet come
+// from the message item.
 func (s *Store) GetStatuses(ctx context.Context, id string) ([]gateway.RecipientStatus, error) {
-	items, err := s.queryAll(ctx, &dynamodb.QueryInput{
-		TableName:                 aws.String(s.table),
-		KeyConditionExpression:    aws.String("#pk = :pk AND begins_with(#sk, :r)"),
-		ExpressionAttributeNames:  map[string]string{"#pk": aPK, "#sk": aSK},
-		ExpressionAttributeValues: item{":pk": str(pfxMessage + id), ":r": str(pfxRecipient)},
-		ConsistentRead:            aws.Bool(true),
-	})
+	msg, items, err := s.head(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("dynamo: get statuses %s: %w", id, err)
 	}
-	now := s.now()
-	if len(items) > 0 && expired(items[0], now) {
+	if msg == nil || expired(msg, s.now()) || isVoid(msg) {
 		return nil, fmt.Errorf("dynamo: get statuses %s: %w", id, gateway.ErrNotFound)
-	}
-	var msg item
-	if len(items) == 0 || missingInitial(items) {
-		// A message whose recipient items are not all written yet (Accept
-		// writes them after the message item): the message item decides.
-		if msg, err = s.getItem(ctx, messageKey(id), true, project(aTo, aAt, aRN, aTTL, aSpecs, aOver, aVoided)); err != nil {
-			return nil, fmt.Errorf("dynamo: get statuses %s: %w", id, err)
-		}
-		if msg == nil || expired(msg, now) || isVoid(msg) {
-			return nil, fmt.Errorf("dynamo: get statuses %s: %w", id, gateway.ErrNotFound)
-		}
 	}
 	out, err := assembleStatuses(id, msg, items)
 	if err != nil {
 		return nil, fmt.Errorf("dynamo: get statuses %s: %w", id, err)
 	}
 	return out, nil
-}
-
-// missingInitial reports whether fewer recipient items exist than the
-// message had recipients at accept.
-func missingInitial(recipients []item) bool {
-	rn, _ := getNum(recipients[0], aRN)
-	var initial int64
-	for _, it := range recipients {
-		if n, _ := getNum(it, aN); n < rn {
-			initial++
-		}
-	}
-	return initial < rn
 }
 
 // assembleStatuses orders recipient items by position and fills in, from
@@ -144,7 +118,7 @@ func assembleStatuses(id string, msg item, recipients []item) ([]gateway.Recipie
 			return nil, err
 		}
 		n, _ := getNum(it, aN)
-		sk := getStr(it, aSK)
+		sk := strings.ToLower(addr)
 		have[sk] = true
 		list = append(list, positioned{n: n, sk: sk, st: st})
 	}
@@ -154,7 +128,7 @@ func assembleStatuses(id string, msg item, recipients []item) ([]gateway.Recipie
 			return nil, fmt.Errorf("message %s: %w", id, err)
 		}
 		for _, r := range specs {
-			if sk := pfxRecipient + strings.ToLower(r.Address); !have[sk] {
+			if sk := strings.ToLower(r.Address); !have[sk] {
 				st := r.Status
 				st.Address = r.Address
 				list = append(list, positioned{n: r.N, sk: sk, st: st})
@@ -209,8 +183,12 @@ func (s *Store) UpdateStatuses(ctx context.Context, id string, updates []gateway
 		}
 		last[k] = i
 	}
-	err := forEach(ctx, len(order), func(ctx context.Context, i int) error {
-		return s.setStatus(ctx, id, updates[last[order[i]]], nil)
+	ref, err := s.messageRef(ctx, id)
+	if err != nil {
+		return fmt.Errorf("dynamo: update statuses %s: %w", id, err)
+	}
+	err = forEach(ctx, len(order), func(ctx context.Context, i int) error {
+		return s.setStatus(ctx, ref, updates[last[order[i]]], nil)
 	})
 	if err != nil {
 		return fmt.Errorf("dynamo: update statuses %s: %w", id, err)
@@ -223,12 +201,13 @@ func (s *Store) UpdateStatuses(ctx context.Context, id string, updates []gateway
 // The common case is one conditional UpdateItem; only a recipient without
 // an item yet (one the message does not have, or one whose item Accept
 // has not written yet) takes a read and a put.
-func (s *Store) setStatus(ctx context.Context, id string, st gateway.RecipientStatus, inbox *time.Time) error {
+func (s *Store) setStatus(ctx context.Context, ref messageRef, st gateway.RecipientStatus, inbox *time.Time) error {
 	if st.Address == "" {
 		return errors.New("status without an address")
 	}
+	id := ref.id
 	for range 3 {
-		err := s.updateRecipient(ctx, id, st, inbox)
+		err := s.updateRecipient(ctx, ref, st, inbox)
 		if !isConditionFailed(err) {
 			if err != nil {
 				return fmt.Errorf("recipient %s: %w", st.Address, err)
@@ -247,10 +226,11 @@ func (s *Store) setStatus(ctx context.Context, id string, st gateway.RecipientSt
 	return fmt.Errorf("recipient %s: item kept appearing and disappearing", st.Address)
 }
 
-func (s *Store) updateRecipient(ctx context.Context, id string, st gateway.RecipientStatus, inbox *time.Time) error {
+func (s *Store) updateRecipient(ctx context.Context, ref messageRef, st gateway.RecipientStatus, inbox *time.Time) error {
+	id := ref.id
 	in := &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(s.table),
-		Key:                       recipientKey(id, st.Address),
+		Key:                       ref.recipientKey(st.Address),
 		UpdateExpression:          aws.String("SET #st = :st"),
 		ConditionExpression:       aws.String("attribute_exists(#pk)"),
 		ExpressionAttributeNames:  map[string]string{"#pk": aPK, "#st": aStatus},
@@ -272,7 +252,7 @@ func (s *Store) updateRecipient(ctx context.Context, id string, st gateway.Recip
 // createRecipient writes the item of a recipient that has none, if the
 // message exists. It reports false when the item appeared meanwhile.
 func (s *Store) createRecipient(ctx context.Context, id string, st gateway.RecipientStatus, inbox *time.Time) (bool, error) {
-	msg, err := s.getItem(ctx, messageKey(id), true, project(aTo, aAt, aRN, aTTL, aSpecs, aOver, aVoided))
+	msg, err := s.getItem(ctx, messageKey(id), true, project(aTo, aAt, aRN, aTTL, aSpecs, aOver, aVoided, aShards))
 	if err != nil {
 		return false, fmt.Errorf("read message: %w", err)
 	}

@@ -123,10 +123,14 @@ func TestSettlingADuplicateFails(t *testing.T) {
 			dead(t, a)
 			e.mutate(t, recordOf(a), func(it item) { it[aTasks] = str("[{") })
 		}, nil, "stored tasks", false},
+		{"message's tasks corrupt", true, func(t *testing.T, a *gateway.Acceptance) {
+			dead(t, a)
+			e.mutate(t, messageKey(a.Message.ID), func(it item) { it[aMsgTasks] = str("[{") })
+		}, nil, "stored tasks", false},
 		{"message corrupt", true, func(t *testing.T, a *gateway.Acceptance) {
 			dead(t, a)
 			e.mutate(t, messageKey(a.Message.ID), func(it item) { it[aAt] = str("yesterday") })
-		}, nil, "finish the acceptance", false},
+		}, nil, "attribute at", false},
 		{"older message's specs corrupt", true, func(t *testing.T, a *gateway.Acceptance) {
 			e.mutate(t, recordOf(a), func(it item) { delete(it, aTok); delete(it, aPending) })
 			e.mutate(t, messageKey(a.Message.ID), func(it item) {

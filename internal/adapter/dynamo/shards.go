@@ -34,8 +34,9 @@ const (
 	// second into one inbox at half their limit, and reading a page costs
 	// 4 queries.
 	DefaultInboxShards = 4
-	// MaxShards bounds N: a Party listing walks 2N partitions, each at
-	// least one query, within one call's query budget (maxListQueries).
+	// MaxShards bounds N: a Party listing walks 3N partitions (FROM#, and
+	// TO# in the base table and in gsi1), each at least one query, within
+	// one call's query budget (maxListQueries).
 	MaxShards = maxListQueries / 4
 )
 

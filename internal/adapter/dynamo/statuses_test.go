@@ -35,8 +35,8 @@ func TestStatusItemThatKeepsVanishing(t *testing.T) {
 	a := newAcceptance("alice@a.example", "bob@b.example")
 	_, err := e.store(t).Accept(ctx(t), a)
 	require.NoError(t, err)
-	updates := &awstest.Counted[*dynamodb.UpdateItemInput]{Rule: awstest.FailCalls(1, updateOf(pfxMessage), conditionFailed())}
-	s := e.faultyStore(t, faults{fail: awstest.AnyOf(updates.Fail, awstest.FailCalls(1, putOf(pfxMessage, pfxRecipient), conditionFailed()))})
+	updates := &awstest.Counted[*dynamodb.UpdateItemInput]{Rule: awstest.FailCalls(1, updateOf(pfxTo), conditionFailed())}
+	s := e.faultyStore(t, faults{fail: awstest.AnyOf(updates.Fail, awstest.FailCalls(1, putOf(pfxTo, ""), conditionFailed()))})
 	err = s.UpdateStatuses(ctx(t), a.Message.ID, []gateway.RecipientStatus{{Address: "bob@b.example", Status: gateway.StateDelivered, UpdatedAt: gatewaytest.Now()}})
 	require.ErrorContains(t, err, "kept appearing and disappearing")
 	assert.Equal(t, int64(3), updates.Calls())

@@ -18,10 +18,12 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/agentry/agentry/internal/adapter/awsres"
+	"github.com/agentry/agentry/internal/adapter/dynamo"
 	"github.com/agentry/agentry/internal/adapter/observe"
 	"github.com/agentry/agentry/internal/kit/awscost"
 	"github.com/agentry/agentry/internal/kit/awstest"
@@ -681,6 +683,13 @@ func (r *run) startAWSScenario(ctx context.Context, name string) (*awsScenario, 
 		names, ep = awstest.Resources(t)
 		awsCfg = awstest.Config(t)
 	}); err != nil {
+		return nil, err
+	}
+	// The stack's table is new: no idempotency record of the layout before
+	// records were spread can be in it, and telling it so measures the
+	// steady state (a table that changed layout reads the old place too
+	// for a week; docs/dynamodb.md).
+	if err := dynamo.MarkTableNew(ctx, dynamodb.NewFromConfig(awsCfg), names.Table); err != nil {
 		return nil, err
 	}
 	counter := awscost.New(awsCfg)

@@ -40,8 +40,8 @@ var (
 // calls per item written), does not finish within the store's 5-second
 // work budget, and at 50 a metered deliver batch outlasts the function's
 // timeout, so the mix is measured at 20. The per-key loads of FROM#, DAY#
-// and each recipient's keys do not depend on the width; the idempotency
-// record (its tasks) and the message item grow with it.
+// and each recipient's keys do not depend on the width; the message item
+// (its recipients' statuses and tasks) grows with it.
 const heatFanWidth = 20
 
 // DynamoDB's limits per partition key (developer guide, "Partitions and
@@ -403,8 +403,15 @@ func classifySharded(h awscost.Heat, n int, shards func(class string) int) []key
 		if i := strings.Index(class, "MSG#"); i >= 0 {
 			class, perMessage = class[:i]+"MSG#<id>", true
 		}
+		// An idempotency record is in its key's partition, which only
+		// that submission (and its retries) writes.
+		if i := strings.Index(class, "IDK#"); i >= 0 {
+			class, perMessage = class[:i]+"IDK#<key>", true
+		}
 		shard := ""
-		if p.Index != "" && shardSuffix.MatchString(class) {
+		// Listings are sharded: index partitions, and the base table's TO#
+		// partitions (a recipient's items are its TO# entries).
+		if (p.Index != "" || strings.HasPrefix(class, "TO#")) && shardSuffix.MatchString(class) {
 			shard = shardSuffix.FindString(class)
 			class = shardSuffix.ReplaceAllString(class, "#<shard>")
 		}
@@ -599,7 +606,7 @@ func membersNote(k keyLoad) string {
 
 func (r *run) heatNotes() {
 	r.rep.Note("heat: every DynamoDB unit of the AWS gateway (api handler, deliver batches, inbox reads) is booked on its partition key: the base table's pk, and each index entry's index pk; a key naming a member of a pool (%d senders s*, %d recipients r*, %d fan-out recipients f*) or a shard (#<n>) stands for each member, the mixes spreading evenly over them", heatPools[0].size, heatPools[1].size, heatPools[2].size)
-	r.rep.Note("heat: per-partition limits %d WRU/s and %d RRU/s (a partition key whose sort keys grow in time is never split for heat); MSG#<id> partitions take one message's units and are not throughput-bound", partitionWriteUnits, partitionReadUnits)
+	r.rep.Note("heat: per-partition limits %d WRU/s and %d RRU/s (a partition key whose sort keys grow in time is never split for heat); MSG#<id> and IDK#<key> (idempotency record) partitions take one message's units and are not throughput-bound", partitionWriteUnits, partitionReadUnits)
 	shards := func(env string, def int) string {
 		if v := os.Getenv(env); v != "" {
 			return v

@@ -26,6 +26,10 @@ func TestClassify(t *testing.T) {
 		{Key: "AGENT#hotpush@localhost"}:          {ReadUnits: 20},
 		{Key: "MSG#0190-abc"}:                     {WriteUnits: 7},
 		{Key: "MSG#0190-abd"}:                     {WriteUnits: 13},
+		{Key: "IDK#5f0c-key"}:                     {WriteUnits: 1},
+		{Key: "IDK#77aa-key"}:                     {WriteUnits: 1},
+		{Key: "TO#hotpush@localhost"}:             {WriteUnits: 4},
+		{Key: "TO#hotpush@localhost#3"}:           {WriteUnits: 4},
 	}
 	got := map[string]keyLoad{}
 	for _, k := range classify(h, 10) {
@@ -40,6 +44,8 @@ func TestClassify(t *testing.T) {
 		{"gsi1 TO#<recipient>@localhost", 4.0 / 1000 / 10, 0, 1000},
 		{"AGENT#hotpush@localhost", 0, 2, 1},
 		{"MSG#<id>", 10, 0, 2},
+		{"IDK#<key>", 1, 0, 2},                      // an idempotency record's partition is its submission's
+		{"TO#hotpush@localhost#<shard>", 0.4, 0, 2}, // recipient items are their TO# entries, sharded
 	} {
 		t.Run(tc.class, func(t *testing.T) {
 			k, ok := got[tc.class]
@@ -49,7 +55,7 @@ func TestClassify(t *testing.T) {
 			assert.Equal(t, tc.members, k.members)
 		})
 	}
-	assert.Len(t, got, 4)
+	assert.Len(t, got, 6)
 	// Shards the sample did not reach still share the load.
 	for _, k := range classifySharded(h, 10, func(string) int { return 6 }) {
 		if k.class == "gsi2 DAY#2026-12-07#<shard>" {

@@ -10,9 +10,10 @@ import (
 )
 
 // DomainLimits bound the deliveries in progress to one destination
-// domain's gateway, so that one slow peer cannot take every delivery slot
-// (Config.Concurrency) and a burst to one domain does not flood it into
-// answering 429. A delivery that finds its domain's slots taken waits up
+// domain, to its gateway or bridged to its mail exchangers alike, so that
+// one slow peer cannot take every delivery slot (Config.Concurrency) and a
+// burst to one domain does not flood it into answering 429 (or its mail
+// servers into deferring). A delivery that finds its domain's slots taken waits up
 // to Wait for one, then is retried later like any transient failure,
 // without having contacted the peer.
 //

@@ -895,6 +895,13 @@ func (w *Worker) deliverRemote(ctx context.Context, m *amtp.Message, domain stri
 	if failed != nil {
 		return *failed
 	}
+	// A domain's deliveries share its slots however they reach it: a burst
+	// bridged to its mail exchangers floods them as one to its gateway would.
+	release, busy := w.domains.acquire(ctx, domain)
+	if busy != nil {
+		return *busy
+	}
+	defer release()
 	if !route.Found {
 		return w.bridge(ctx, fwd, body, domain, rcpts)
 	}
@@ -905,11 +912,6 @@ func (w *Worker) deliverRemote(ctx context.Context, m *amtp.Message, domain stri
 	if err != nil {
 		return settledAll(rcpts, amtp.CodeRecipientNotFound, "gateway URL of "+domain+" is unusable")
 	}
-	release, busy := w.domains.acquire(ctx, domain)
-	if busy != nil {
-		return *busy
-	}
-	defer release()
 	actx, cancel := context.WithTimeout(ctx, w.cfg.AttemptTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(actx, http.MethodPost, target, bytes.NewReader(body))
