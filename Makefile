@@ -5,7 +5,7 @@ GO    ?= go
 PKG   := ./...
 # Packages whose tests run under the race detector (the core and everything
 # that runs it in-process); the rest run without it.
-RACE_RE := /internal/(core/[a-z0-9]+|usecase/[a-z0-9]+|adapter/(discovery|embedded|httpapi|netguard|observe|attach|sfn|jwtauth|authn|smtp|outbox)|runtime/(localgw|config)|kit/(e2e|bench))(/|$$)
+RACE_RE := /internal/(core/[a-z0-9]+|usecase/[a-z0-9]+|adapter/(discovery|pebblestore|boltimport|httpapi|netguard|observe|attach|sfn|jwtauth|authn|smtp|outbox)|runtime/(localgw|config)|kit/(e2e|bench))(/|$$)
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/agentry/agentry/internal/runtime/localgw.Version=$(VERSION)
 BIN     := bin
@@ -73,12 +73,8 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParseAddress$$' -fuzztime=$(FUZZTIME) ./internal/core/amtp
 	$(GO) test -run='^$$' -fuzz='^FuzzScanJSON$$' -fuzztime=$(FUZZTIME) ./internal/core/amtp
 	$(GO) test -run='^$$' -fuzz='^FuzzAcceptAnswer$$' -fuzztime=$(FUZZTIME) ./internal/adapter/httpapi
-	$(GO) test -run='^$$' -fuzz='^FuzzReplay$$' -fuzztime=$(FUZZTIME) ./internal/adapter/embedded
-	$(GO) test -run='^$$' -fuzz='^FuzzCursor$$' -fuzztime=$(FUZZTIME) ./internal/adapter/embedded
-	$(GO) test -run='^$$' -fuzz='^FuzzTaskCodec$$' -fuzztime=$(FUZZTIME) ./internal/adapter/embedded
-	$(GO) test -run='^$$' -fuzz='^FuzzIdemCodec$$' -fuzztime=$(FUZZTIME) ./internal/adapter/embedded
-	$(GO) test -run='^$$' -fuzz='^FuzzStatusesCodec$$' -fuzztime=$(FUZZTIME) ./internal/adapter/embedded
-	$(GO) test -run='^$$' -fuzz='^FuzzMessageCodec$$' -fuzztime=$(FUZZTIME) ./internal/adapter/embedded
+	$(GO) test -run='^$$' -fuzz='^FuzzReplay$$' -fuzztime=$(FUZZTIME) ./internal/adapter/boltimport
+	$(GO) test -run='^$$' -fuzz='^FuzzDecoders$$' -fuzztime=$(FUZZTIME) ./internal/adapter/boltimport
 	$(GO) test -run='^$$' -fuzz='^FuzzCursor$$' -fuzztime=$(FUZZTIME) ./internal/adapter/dynamo
 	$(GO) test -run='^$$' -fuzz='^FuzzStatusItem$$' -fuzztime=$(FUZZTIME) ./internal/adapter/dynamo
 	$(GO) test -run='^$$' -fuzz='^FuzzAgentItem$$' -fuzztime=$(FUZZTIME) ./internal/adapter/dynamo

@@ -458,8 +458,10 @@ func grant(r *resources) {
 		r.machine.GrantTaskResponse(fn)
 	}
 	emailFunctionsGrant(r, s3rw)
-	// The worker moves tasks it gives up on to the DLQ itself.
+	// The worker moves tasks it gives up on to the DLQ itself, and so
+	// does api when the Immediate Path's attempt fails for good.
 	r.dlq.GrantSendMessages(deliver)
+	r.dlq.GrantSendMessages(api)
 	r.adminKey.GrantRead(api, nil)
 	r.signKey.GrantRead(deliver, nil)
 

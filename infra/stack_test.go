@@ -268,7 +268,9 @@ func TestIAMLeastPrivilege(t *testing.T) {
 		want, absent []string
 		receiveFrom  string // the only queue it may receive from ("" = none)
 	}{
-		{"api", cfntemplate.RoleAPIFunction, []string{"secretsmanager:GetSecretValue", secretID, "sqs:SendMessage", "s3:PutObject", "dynamodb:PutItem", "states:StartExecution", "states:SendTaskSuccess", machineID}, []string{dlqID, signID, "ses:"}, ""},
+		// api runs the Immediate Path's attempt, whose permanent failure
+		// is dead-lettered like the worker's.
+		{"api", cfntemplate.RoleAPIFunction, []string{"secretsmanager:GetSecretValue", secretID, "sqs:SendMessage", "s3:PutObject", "dynamodb:PutItem", "states:StartExecution", "states:SendTaskSuccess", machineID, dlqID}, []string{signID, "ses:"}, ""},
 		{"deliver", cfntemplate.RoleDeliverFunction, []string{"sqs:ChangeMessageVisibility", qID, dlqID, "s3:GetObject", "secretsmanager:GetSecretValue", signID, "states:StartExecution", "states:SendTaskSuccess", machineID}, []string{secretID}, qID},
 		{"deadletter", cfntemplate.RoleDeadletterFn, []string{dlqID, "dynamodb:UpdateItem", "sqs:SendMessage", "states:SendTaskSuccess", machineID}, []string{"secretsmanager:", secretID, signID, "ses:"}, dlqID},
 		{"deliver sends email", cfntemplate.RoleDeliverFunction, []string{"ses:SendRawEmail", "ses:SendEmail", ":identity/", ":configuration-set/" + dev.settings.Prefix + "-email"}, nil, qID},

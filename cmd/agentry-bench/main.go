@@ -37,7 +37,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	workdir := fs.String("workdir", "", "`dir` for the temporary data directories (default the system temp dir)")
 	profiles := fs.String("pprof", "", "write a CPU profile of each load scenario into `dir`")
 	quiet := fs.Bool("q", false, "no progress lines on stderr")
-	engine := fs.String("engine", "", "store `engine` of the local gateways: bbolt or pebble (default: the local gateway's default)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -52,7 +51,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	o := bench.Options{
 		Scenarios: scenarios, Duration: *duration, Warmup: *warmup, Concurrency: *concurrency,
-		MemoryMessages: *messages, PayloadBytes: *payload, WorkDir: *workdir, ProfileDir: *profiles, Engine: *engine,
+		MemoryMessages: *messages, PayloadBytes: *payload, WorkDir: *workdir, ProfileDir: *profiles,
 	}
 	if !*quiet {
 		o.Progress = stderr

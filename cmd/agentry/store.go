@@ -9,13 +9,13 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/agentry/agentry/internal/adapter/embedded"
+	"github.com/agentry/agentry/internal/adapter/boltimport"
 	"github.com/agentry/agentry/internal/adapter/pebblestore"
 	"github.com/agentry/agentry/internal/runtime/config"
 	"github.com/agentry/agentry/internal/runtime/localgw"
 )
 
-const storeUsage = `usage (the Pebble store, AGENTRY_STORE_ENGINE=pebble):
+const storeUsage = `usage:
   agentry store check          read every record of the stopped gateway's store; exit 1 naming
                                what is damaged
   agentry store backup DIR     write a consistent copy of the store to DIR (which must not
@@ -36,14 +36,14 @@ func storeCommand(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	// Opening the data directory with the Pebble store would import an
-	// earlier engine's files and set them aside, under a gateway that
-	// still runs on them.
-	if old, err := embedded.Exists(cfg.DataDir); err != nil {
+	// Opening the data directory with the Pebble store would import the
+	// earlier engine's files and set them aside, possibly under an earlier
+	// gateway that still runs on them; the import is the gateway's start.
+	if old, err := boltimport.Exists(cfg.DataDir); err != nil {
 		return err
 	} else if old {
-		return fmt.Errorf("store: %s holds the bbolt engine's files; these commands are for the Pebble store "+
-			"(start the gateway once with AGENTRY_STORE_ENGINE=pebble to import them)", cfg.DataDir)
+		return fmt.Errorf("store: %s holds the earlier bbolt engine's files, not imported yet; these commands are for "+
+			"the Pebble store (start the gateway once, agentry serve, to import them)", cfg.DataDir)
 	}
 	switch {
 	case args[0] == "check" && len(args) == 1:

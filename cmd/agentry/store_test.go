@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/agentry/agentry/internal/adapter/boltimport"
 	"github.com/agentry/agentry/internal/runtime/config"
 	"github.com/agentry/agentry/internal/runtime/localgw"
 )
@@ -117,18 +119,36 @@ func TestStoreBackupOfARunningGatewayRestores(t *testing.T) {
 }
 
 // TestStoreCommandsLeaveABboltDataDirAlone: the store commands refuse a
-// data directory of the bbolt engine instead of importing it under the
-// gateway that runs on it.
+// data directory of the earlier bbolt engine that no gateway has imported
+// yet, instead of importing it (possibly under an earlier gateway still
+// running on it).
 func TestStoreCommandsLeaveABboltDataDirAlone(t *testing.T) {
 	dir := t.TempDir()
 	storeEnv(t, dir)
-	t.Setenv("AGENTRY_STORE_ENGINE", localgw.EngineBolt)
-	_, stop := serveOn(t)
-	stop()
+	// A data directory the earlier engine wrote (boltimport's fixture).
+	for _, name := range []string{boltimport.FileName, boltimport.WALFileName} {
+		b, err := os.ReadFile(filepath.Join("..", "..", "internal", "adapter", "boltimport", "testdata", "v1", name))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), b, 0o600))
+	}
 	for _, args := range [][]string{{"store", "check"}, {"store", "backup", filepath.Join(t.TempDir(), "b")}} {
 		code, _, errs := runCLI(t, args...)
 		assert.Equal(t, 1, code, "%v", args)
-		assert.Contains(t, errs, "bbolt engine's files", "%v", args)
+		assert.Contains(t, errs, "bbolt engine's files, not imported yet", "%v", args)
 	}
-	assert.FileExists(t, filepath.Join(dir, "agentry.db"), "left as it was")
+	assert.FileExists(t, filepath.Join(dir, boltimport.FileName), "left as it was")
+	assert.NoDirExists(t, filepath.Join(dir, "store"), "nothing imported")
+
+	// agentry serve imports it, the messages only the redo log held
+	// included, and the store commands then work on the Pebble store.
+	url, stop := serveOn(t)
+	for _, id := range []string{"019ad3c4-5e00-7000-8000-000000000001", "019ad3c4-5e00-7000-8000-000000000013"} {
+		status, out := apiCall(t, "GET", url+"/v1/messages/"+id, testAdmin, "")
+		assert.Equal(t, http.StatusOK, status, "message %s: %v", id, out)
+	}
+	stop()
+	assert.FileExists(t, filepath.Join(dir, boltimport.FileName+".pre-pebble"), "kept under another name")
+	code, out, errs := runCLI(t, "store", "check")
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, out, "no damage found")
 }

@@ -300,6 +300,7 @@ func statusAttr(r gateway.RecipientStatus) types.AttributeValue {
 	if len(r.Response) > 0 {
 		m[stResponse] = bin(r.Response)
 	}
+	putHistory(m, r.History)
 	return &types.AttributeValueMemberM{Value: m}
 }
 
@@ -336,6 +337,9 @@ func decodeStatus(addr string, av types.AttributeValue) (gateway.RecipientStatus
 	r.Via = getStr(m, stVia)
 	if b := getBin(m, stResponse); len(b) > 0 {
 		r.Response = json.RawMessage(b)
+	}
+	if r.History, err = getHistory(m); err != nil {
+		return r, fmt.Errorf("status of %s: %w", addr, err)
 	}
 	return r, nil
 }

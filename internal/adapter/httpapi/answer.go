@@ -88,6 +88,41 @@ func appendRecipientStatus(b []byte, r *gateway.RecipientStatus) (_ []byte, ok b
 			return b, false
 		}
 	}
+	if len(r.History) > 0 {
+		b = append(b, `,"history":[`...)
+		for i := range r.History {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			if b, ok = appendAttempt(b, &r.History[i]); !ok {
+				return b, false
+			}
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}'), true
+}
+
+// appendAttempt writes h as encoding/json does (gateway.AttemptRecord).
+func appendAttempt(b []byte, h *gateway.AttemptRecord) (_ []byte, ok bool) {
+	b = append(b, `{"at":`...)
+	if b, ok = appendTime(b, h.At); !ok {
+		return b, false
+	}
+	b = append(b, `,"outcome":`...)
+	if b, ok = appendPlainString(b, h.Outcome); !ok {
+		return b, false
+	}
+	if h.Attempt != 0 {
+		b = append(b, `,"attempt":`...)
+		b = strconv.AppendInt(b, int64(h.Attempt), 10)
+	}
+	if h.ErrorCode != "" {
+		b = append(b, `,"error_code":`...)
+		if b, ok = appendPlainString(b, h.ErrorCode); !ok {
+			return b, false
+		}
+	}
 	return append(b, '}'), true
 }
 

@@ -37,11 +37,14 @@ func TestAcceptAnswerMatchesEncodingJSON(t *testing.T) {
 	failed := gateway.RecipientStatus{Address: "dave@example.org", Status: gateway.StateFailed, UpdatedAt: now,
 		ErrorCode: "AGENT_UNKNOWN", ErrorMessage: "no agent dave@example.org is registered at this gateway"}
 	retrying := gateway.RecipientStatus{Address: "erin@remote.example", Status: gateway.StateRetrying, Attempts: 3, UpdatedAt: nanos, NextRetry: &later}
+	tried := gateway.RecipientStatus{Address: "fay@example.org", Status: gateway.StateDelivered, Attempts: 2, UpdatedAt: later, DeliveredAt: &later, Via: "webhook",
+		History: []gateway.AttemptRecord{{At: now, Outcome: "retrying", Attempt: 1, ErrorCode: "RECIPIENT_UNAVAILABLE"}, {At: nanos, Outcome: "redriven"}, {At: later, Outcome: "delivered", Attempt: 2}}}
 
 	taken := []acceptAnswer{
 		{MessageID: id, Status: gateway.MessageDelivered, Recipients: []gateway.RecipientStatus{pull}},
 		{MessageID: id, Status: gateway.MessageAccepted, Recipients: []gateway.RecipientStatus{queued, pull, failed, retrying}},
 		{MessageID: id, Status: gateway.MessageAccepted, Recipients: []gateway.RecipientStatus{}},
+		{MessageID: id, Status: gateway.MessageDelivered, Recipients: []gateway.RecipientStatus{tried, pull}},
 		{MessageID: id, Status: gateway.MessageAccepted},
 		{},
 		{MessageID: "01ARZ3NDEKTSV4RRFFQ69G5FAV", Status: gateway.MessageFailed, Recipients: []gateway.RecipientStatus{
@@ -63,6 +66,8 @@ func TestAcceptAnswerMatchesEncodingJSON(t *testing.T) {
 			acceptAnswer{MessageID: id, Recipients: []gateway.RecipientStatus{{Address: "a@b.c", ErrorCode: s}}},
 			acceptAnswer{MessageID: id, Recipients: []gateway.RecipientStatus{{Address: "a@b.c", Via: s}}},
 			acceptAnswer{MessageID: id, Recipients: []gateway.RecipientStatus{{Address: "a@b.c", Status: gateway.State(s)}}},
+			acceptAnswer{MessageID: id, Recipients: []gateway.RecipientStatus{{Address: "a@b.c", History: []gateway.AttemptRecord{{At: now, Outcome: s}}}}},
+			acceptAnswer{MessageID: id, Recipients: []gateway.RecipientStatus{{Address: "a@b.c", History: []gateway.AttemptRecord{{At: now, Outcome: "failed", ErrorCode: s}}}}},
 		)
 	}
 	reply := json.RawMessage(`{"ok": true, "html": "<b>"}`)
@@ -123,6 +128,6 @@ func TestAcceptAnswerKnowsEveryField(t *testing.T) {
 	}
 	assert.Equal(t, []string{"message_id", "status", "recipients", "response"}, names(acceptAnswer{}),
 		"acceptAnswer's fields: teach appendAcceptAnswer the new one")
-	assert.Equal(t, []string{"address", "status", "attempts", "updated_at", "next_retry", "delivered_at", "error_code", "error_message", "via", "response"},
+	assert.Equal(t, []string{"address", "status", "attempts", "updated_at", "next_retry", "delivered_at", "error_code", "error_message", "via", "response", "history"},
 		names(gateway.RecipientStatus{}), "gateway.RecipientStatus's fields: teach appendRecipientStatus the new one")
 }

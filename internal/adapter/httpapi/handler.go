@@ -74,6 +74,7 @@ type Handler struct {
 	schemas   SchemaAdmin
 	workflows WorkflowReader
 	dir       Directory
+	dead      DeadLetterAdmin
 	domain    string
 	opt       Options
 	log       *slog.Logger
@@ -96,7 +97,7 @@ func New(g Gateway, opt Options) *Handler {
 		opt.Version = "dev"
 	}
 	cfg := g.Config()
-	h := &Handler{auth: g, submit: g, read: g, inbox: g, agents: g, schemas: g, workflows: g, dir: g, domain: cfg.Domain,
+	h := &Handler{auth: g, submit: g, read: g, inbox: g, agents: g, schemas: g, workflows: g, dir: g, dead: g, domain: cfg.Domain,
 		opt: opt, log: opt.Logger, mux: http.NewServeMux(), max: cfg.MaxMessageBytes}
 	if opt.BodyBudget <= 0 {
 		opt.BodyBudget = DefaultBodyBudget
@@ -120,6 +121,10 @@ func New(g Gateway, opt Options) *Handler {
 	h.route("/v1/admin/schemas", methods{"POST": h.createSchema, "GET": h.listSchemas})
 	h.route("/v1/admin/schemas/{id}", methods{"GET": h.getSchema, "PUT": h.replaceSchema, "DELETE": h.deleteSchema})
 	h.route("/v1/admin/schemas/{id}/validate", methods{"POST": h.validateSchema})
+	h.route("/v1/admin/dead-letters", methods{"GET": h.listDeadLetters})
+	h.route("/v1/admin/dead-letters/redrive", methods{"POST": h.redriveDeadLetters})
+	h.route("/v1/admin/dead-letters/{id}", methods{"GET": h.getDeadLetter})
+	h.route("/v1/admin/dead-letters/{id}/redrive", methods{"POST": h.redriveDeadLetter})
 	h.route("/.well-known/amtp", methods{"GET": h.wellKnown})
 	h.route("/v1/openapi.json", methods{"GET": h.serveAPIDocument(loadAPIDocument())})
 	for _, p := range []string{"/healthz", "/health"} {

@@ -16,15 +16,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	apidocs "github.com/agentry/agentry/docs"
-	"github.com/agentry/agentry/internal/adapter/embedded"
 	"github.com/agentry/agentry/internal/adapter/httpapi"
 	"github.com/agentry/agentry/internal/adapter/httpapi/httpapitest"
+	"github.com/agentry/agentry/internal/adapter/pebblestore"
 	"github.com/agentry/agentry/internal/usecase/gateway"
 )
 
 func newDocHandler(t *testing.T) *httpapi.Handler {
 	t.Helper()
-	db, err := embedded.Open(embedded.Options{Dir: t.TempDir()})
+	db, err := pebblestore.Open(pebblestore.Options{Dir: t.TempDir()})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = db.Close() })
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))

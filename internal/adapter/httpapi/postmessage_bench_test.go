@@ -30,7 +30,7 @@ import (
 //
 //   - memory: a store that keeps nothing (agents in a map, Accept a
 //     no-op), so that what is measured is the HTTP and accept path alone.
-//   - embedded: the local gateway's bbolt store in a temporary directory,
+//   - pebble: the local gateway's Pebble store in a temporary directory,
 //     with concurrent clients so that group commit amortises fsync as it
 //     does under load; its wall time is mostly the disk's.
 //

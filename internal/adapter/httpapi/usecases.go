@@ -83,6 +83,7 @@ type Gateway interface {
 	SchemaAdmin
 	WorkflowReader
 	Directory
+	DeadLetterAdmin
 	Config() gateway.Config
 }
 

@@ -270,6 +270,7 @@ func encodeStatuses(rs []gateway.RecipientStatus) []byte {
 		e.str(r.Via)
 		e.bytes(r.Response)
 	}
+	encodeHistories(&e, rs)
 	return e.b
 }
 
@@ -292,6 +293,7 @@ func decodeStatuses(v []byte) ([]gateway.RecipientStatus, error) {
 			r.Response = json.RawMessage(bytes.Clone(p))
 		}
 	}
+	decodeHistories(&d, rs)
 	if err := d.done(); err != nil {
 		return nil, err
 	}

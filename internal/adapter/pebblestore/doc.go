@@ -50,13 +50,13 @@
 //
 // # Upgrade
 //
-// A data directory of the earlier engine (internal/adapter/embedded:
-// agentry.db and its redo log) is imported at the first Open (upgrade.go)
-// and its files are then renamed with the suffix ".pre-pebble", never
-// deleted. Records the import cannot read stop the start until an
-// operator acknowledges them (ImportAck). Reading the old files needs that
-// engine's code (embedded.Export); once Pebble is the default engine,
-// that is the only use of bbolt left, for one release.
+// A data directory of the earlier bbolt engine (agentry.db and its redo
+// log) is imported at the first Open (upgrade.go) and its files are then
+// renamed with the suffix ".pre-pebble", never deleted. Records the import
+// cannot read stop the start until an operator acknowledges them
+// (ImportAck). The old files are read by internal/adapter/boltimport,
+// read-only: bbolt's reader and the redo log's replay are all that is left
+// of that engine.
 //
 // # Backup
 //

@@ -311,6 +311,9 @@ func (db *DB) DeadLetter(ctx context.Context, t gateway.Task, d gateway.DeadLett
 	if d.Recipients == nil {
 		d.Recipients = t.Recipients
 	}
+	if d.Kind == "" {
+		d.Kind, d.Domain = t.Kind, t.Domain
+	}
 	if d.Attempts == 0 {
 		d.Attempts = t.Attempt
 	}

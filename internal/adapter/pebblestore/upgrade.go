@@ -11,21 +11,23 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
-	"github.com/agentry/agentry/internal/adapter/embedded"
+	"github.com/agentry/agentry/internal/adapter/boltimport"
 	"github.com/agentry/agentry/internal/core/schema"
 	"github.com/agentry/agentry/internal/core/workflow"
 	"github.com/agentry/agentry/internal/usecase/gateway"
 )
 
-// A data directory written by earlier versions (embedded: agentry.db and
-// its redo log agentry.wal) is imported once, at the first start, before
-// the store serves anything. The import writes unsynced batches and then
-// one synced marker (metaImported): the log is sequential, so the
-// marker's sync makes everything before it durable, and a start that
-// finds no marker imports again from the start (every write of the
-// import is a put of the same value). Only then are the old files
-// renamed, with legacySuffix, never deleted: they stay for an operator
-// to go back to, or to look for what the import reported damaged.
+// A data directory written by earlier versions (the bbolt engine:
+// agentry.db and its redo log agentry.wal, read by boltimport) is
+// imported once, at the first start, before the store serves anything.
+// The import writes unsynced batches and then one synced marker
+// (metaImported): the log is sequential, so the marker's sync makes
+// everything before it durable, and a start that finds no marker imports
+// again from the start (every write of the import is a put of the same
+// value). Only then are the old files renamed, with legacySuffix, never
+// deleted nor renamed over: they stay for an operator to go back to, or
+// to look for what the import reported damaged. Legacy files found
+// after the marker must be the ones imported (legacyStamp).
 const legacySuffix = ".pre-pebble"
 
 var metaImported = []byte{tMeta, 'i', 'm', 'p', 'o', 'r', 't', 'e', 'd'}
@@ -48,8 +50,12 @@ const maxDamagedListed = 100
 // upgrade imports the legacy files of dataDir, if any, and renames them.
 // It returns nil when there was nothing to import.
 func (db *DB) upgrade(dataDir string) (*UpgradeReport, error) {
-	present, err := embedded.Exists(dataDir)
+	present, err := boltimport.Exists(dataDir)
 	if err != nil || !present {
+		return nil, err
+	}
+	stamp, err := stampLegacy(dataDir)
+	if err != nil {
 		return nil, err
 	}
 	done, err := db.has(metaImported)
@@ -57,31 +63,96 @@ func (db *DB) upgrade(dataDir string) (*UpgradeReport, error) {
 		return nil, err
 	}
 	var rep *UpgradeReport
-	if !done {
-		im := &importer{db: db, b: db.pdb.NewBatch(), rep: &UpgradeReport{Imported: map[string]int{}}}
-		if err := embedded.Export(dataDir, im); err != nil {
-			im.b.Close()
-			return nil, fmt.Errorf("import %s: %w", filepath.Join(dataDir, embedded.FileName), err)
-		}
-		if err := im.b.Commit(pebble.NoSync); err != nil {
-			return nil, fmt.Errorf("import: %w", err)
-		}
-		if err := acknowledged(dataDir, im.rep); err != nil {
-			return im.rep, err
-		}
-		marker, _ := json.Marshal(im.rep)
-		if err := db.pdb.Set(metaImported, marker, pebble.Sync); err != nil {
-			return nil, fmt.Errorf("import: %w", err)
-		}
-		rep = im.rep
+	if done {
+		err = db.sameAsImported(dataDir, stamp)
+	} else {
+		rep, err = db.importLegacy(dataDir, stamp)
 	}
-	for _, name := range []string{embedded.FileName, embedded.WALFileName} {
+	if err != nil {
+		return rep, err
+	}
+	return rep, keepAside(dataDir)
+}
+
+func (db *DB) importLegacy(dataDir string, stamp legacyStamp) (*UpgradeReport, error) {
+	im := &importer{db: db, b: db.pdb.NewBatch(), rep: &UpgradeReport{Imported: map[string]int{}}}
+	if err := boltimport.Export(dataDir, im); err != nil {
+		im.b.Close()
+		return nil, fmt.Errorf("import %s: %w", filepath.Join(dataDir, boltimport.FileName), err)
+	}
+	if err := im.b.Commit(pebble.NoSync); err != nil {
+		return nil, fmt.Errorf("import: %w", err)
+	}
+	if err := acknowledged(dataDir, im.rep); err != nil {
+		return im.rep, err
+	}
+	marker, _ := json.Marshal(importMarker{UpgradeReport: im.rep, Source: &stamp})
+	if err := db.pdb.Set(metaImported, marker, pebble.Sync); err != nil {
+		return nil, fmt.Errorf("import: %w", err)
+	}
+	return im.rep, nil
+}
+
+// importMarker is metaImported's value: the report, and the database
+// file that was imported (absent in markers of the first release).
+type importMarker struct {
+	*UpgradeReport
+	Source *legacyStamp `json:"source,omitempty"`
+}
+
+// legacyStamp identifies the earlier engine's database file, so that a
+// start that finds one after the import can tell the file imported (a
+// start that stopped before renaming it) from one written since (that
+// engine run again on the directory), whose writes the store lacks.
+type legacyStamp struct {
+	Size    int64     `json:"size"`
+	ModTime time.Time `json:"mod_time"`
+}
+
+func stampLegacy(dataDir string) (legacyStamp, error) {
+	info, err := os.Stat(filepath.Join(dataDir, boltimport.FileName))
+	if err != nil {
+		return legacyStamp{}, fmt.Errorf("import: %w", err)
+	}
+	return legacyStamp{Size: info.Size(), ModTime: info.ModTime().UTC()}, nil
+}
+
+// sameAsImported refuses legacy files found after the import that are
+// not the ones imported: renaming them aside would leave their writes
+// out in silence.
+func (db *DB) sameAsImported(dataDir string, stamp legacyStamp) error {
+	v, closer, err := db.pdb.Get(metaImported)
+	if err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
+	var m importMarker
+	err = json.Unmarshal(v, &m)
+	_ = closer.Close()
+	if err == nil && (m.Source == nil || (m.Source.Size == stamp.Size && m.Source.ModTime.Equal(stamp.ModTime))) {
+		return nil
+	}
+	return fmt.Errorf("import: %s was written after this data directory was imported (the bbolt engine ran on it again?): "+
+		"its writes are not in the store; move %s and %s out of the data directory to start without them",
+		filepath.Join(dataDir, boltimport.FileName), boltimport.FileName, boltimport.WALFileName)
+}
+
+// keepAside renames the legacy files with legacySuffix, never over files
+// kept by an earlier import.
+func keepAside(dataDir string) error {
+	for _, name := range []string{boltimport.FileName, boltimport.WALFileName} {
 		from := filepath.Join(dataDir, name)
-		if err := os.Rename(from, from+legacySuffix); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return rep, fmt.Errorf("import: keep %s aside: %w", from, err)
+		if _, err := os.Stat(from); errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if _, err := os.Lstat(from + legacySuffix); err == nil {
+			return fmt.Errorf("import: keep %s aside: %s exists already (kept by an earlier import); %s was written after it",
+				from, from+legacySuffix, name)
+		}
+		if err := os.Rename(from, from+legacySuffix); err != nil {
+			return fmt.Errorf("import: keep %s aside: %w", from, err)
 		}
 	}
-	return rep, nil
+	return nil
 }
 
 // ImportAck is the file an operator creates in the data directory to
@@ -114,7 +185,7 @@ func acknowledged(dataDir string, rep *UpgradeReport) error {
 		"unchanged): to start without them, create %s", rep.DamagedCount, reportPath, filepath.Join(dataDir, ImportAck))
 }
 
-// importer is embedded.Records writing into the store.
+// importer is boltimport.Records writing into the store.
 type importer struct {
 	db  *DB
 	b   *pebble.Batch

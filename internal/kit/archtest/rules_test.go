@@ -169,11 +169,11 @@ var assemblyRule = rule{
 }
 
 var lambdaRule = rule{
-	name:  "the Lambda functions link no bench, test kit, template converter, cost meter or embedded store",
+	name:  "the Lambda functions link no bench, test kit, template converter, cost meter, embedded store or its importer",
 	roots: fixed(functions),
 	forbid: anyOf(isTestKit, isBench,
 		func(p string) bool {
-			return within(p, "internal/kit/cfntemplate") || within(p, "internal/adapter/embedded") ||
+			return within(p, "internal/kit/cfntemplate") || within(p, "internal/adapter/boltimport") ||
 				within(p, "internal/adapter/pebblestore")
 		},
 		isWithin("go.etcd.io/bbolt"), isWithin("github.com/cockroachdb/pebble/v2")),

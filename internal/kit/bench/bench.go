@@ -99,10 +99,6 @@ type Options struct {
 	ProfileDir string
 	// Progress receives one line per step; nil for none.
 	Progress io.Writer
-	// Engine is the local gateways' store engine (localgw.EngineBolt or
-	// localgw.EnginePebble; localgw.DefaultEngine when empty), so that
-	// paired runs measure both.
-	Engine string
 }
 
 func (o Options) withDefaults() Options {
@@ -129,9 +125,6 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Progress == nil {
 		o.Progress = io.Discard
-	}
-	if o.Engine == "" {
-		o.Engine = localgw.DefaultEngine
 	}
 	return o
 }
@@ -193,9 +186,10 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 		"payload_bytes":    strconv.Itoa(o.PayloadBytes),
 		"memory_messages":  strconv.Itoa(o.MemoryMessages),
 		"delivery_timeout": o.DeliveryTimeout.String(),
-		"store_engine":     o.Engine,
+		// Paired runs against the earlier bbolt engine use a binary
+		// built from an earlier commit; this names the engine measured.
+		"store_engine": localgw.DefaultEngine,
 	}
-	childEngine = o.Engine
 	dir, err := os.MkdirTemp(o.WorkDir, "agentry-bench-")
 	if err != nil {
 		return rep, err

@@ -21,7 +21,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/agentry/agentry/internal/adapter/embedded"
 	"github.com/agentry/agentry/internal/adapter/pebblestore"
 	"github.com/agentry/agentry/internal/core/signature"
 	"github.com/agentry/agentry/internal/kit/bench/floor"
@@ -131,20 +130,10 @@ func (h *liveHeapPeak) take() uint64 {
 	return p
 }
 
-// childEngineEnv tells a gateway child its store engine (Options.Engine);
-// childEngine is what Run sets it to.
-const childEngineEnv = "BENCH_STORE_ENGINE"
-
-var childEngine string
-
-// storeCommits reads the group-commit counters of either engine: for
-// Pebble, a group is one log sync, and there are no checkpoints.
+// storeCommits reads the store's group-commit counters: a group is one
+// log sync.
 func storeCommits(db localgw.Store) commitStats {
-	switch db := db.(type) {
-	case *embedded.DB:
-		st := db.CommitStats()
-		return commitStats{Commits: st.Commits, Writes: st.Writes, Checkpoints: st.Checkpoints}
-	case *pebblestore.DB:
+	if db, ok := db.(*pebblestore.DB); ok {
 		st := db.CommitStats()
 		return commitStats{Commits: st.Syncs, Writes: st.Writes}
 	}
@@ -153,9 +142,8 @@ func storeCommits(db localgw.Store) commitStats {
 
 // commitStats is a gateway child's answer to "commits".
 type commitStats struct {
-	Commits     int64 `json:"commits"`
-	Writes      int64 `json:"writes"`
-	Checkpoints int64 `json:"checkpoints"`
+	Commits int64 `json:"commits"`
+	Writes  int64 `json:"writes"`
 }
 
 // txtRecord is one record of a gateway child's answer to "records".
@@ -240,7 +228,7 @@ func runChild(kind string) error {
 		var level slog.Level
 		_ = level.UnmarshalText([]byte(cfg.LogLevel))
 		log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-		g, err := localgw.New(cfg, localgw.Options{Listener: l, Logger: log, Engine: os.Getenv(childEngineEnv)})
+		g, err := localgw.New(cfg, localgw.Options{Listener: l, Logger: log})
 		if err != nil {
 			return err
 		}
@@ -369,7 +357,7 @@ func startChild(kind string, env map[string]string, avoid string, log *os.File) 
 	for k, v := range env {
 		c.cmd.Env = append(c.cmd.Env, k+"="+v)
 	}
-	c.cmd.Env = append(c.cmd.Env, childEnv+"="+kind, "AGENTRY_ADDR="+addr, "AGENTRY_PUBLIC_URL="+c.url, childEngineEnv+"="+childEngine)
+	c.cmd.Env = append(c.cmd.Env, childEnv+"="+kind, "AGENTRY_ADDR="+addr, "AGENTRY_PUBLIC_URL="+c.url)
 	c.cmd.ExtraFiles = []*os.File{lf}
 	if log != nil {
 		c.cmd.Stderr, c.stderr = log, logFile(log.Name())

@@ -16,9 +16,6 @@ import (
 	"strings"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
-	"github.com/agentry/agentry/internal/adapter/embedded"
 	"github.com/agentry/agentry/internal/adapter/pebblestore"
 	"github.com/agentry/agentry/internal/kit/bench/load"
 	"github.com/agentry/agentry/internal/kit/bench/report"
@@ -57,45 +54,14 @@ func readProcMemory(pid int) (procMemory, error) {
 	return m, nil
 }
 
-// storeStats measures a closed bbolt file: the bytes of the pages its
-// B+trees occupy (what the data costs, independent of how far ahead the
-// file was grown), the bytes those pages actually use, and the file size.
+// storeStats measures a closed store: the bytes of its tables after a
+// full compaction, by table.
 type storeStats struct {
-	Alloc, Inuse, FileSize int64
-	Keys                   int
-	Buckets                map[string]int64 // page bytes by top-level bucket
-	// Fixed is the bytes of files that do not grow with the data (the
-	// redo log; Pebble's log segments, manifest and options).
-	Fixed                    int64
-	how, fixedNote, partName string
-}
-
-func readStoreStats(path string) (storeStats, error) {
-	s := storeStats{Buckets: map[string]int64{}}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
-	if err != nil {
-		return s, err
-	}
-	defer db.Close()
-	err = db.View(func(tx *bolt.Tx) error {
-		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
-			bs := b.Stats()
-			s.Buckets[string(name)] = int64(bs.BranchAlloc + bs.LeafAlloc)
-			s.Alloc += int64(bs.BranchAlloc + bs.LeafAlloc)
-			s.Inuse += int64(bs.BranchInuse + bs.LeafInuse)
-			s.Keys += bs.KeyN
-			return nil
-		})
-	})
-	if err != nil {
-		return s, err
-	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		return s, err
-	}
-	s.FileSize = fi.Size()
-	return s, nil
+	Alloc   int64
+	Buckets map[string]int64 // bytes by table
+	// Fixed is the bytes of files that do not grow with the data
+	// (Pebble's log segments, manifest and options).
+	Fixed int64
 }
 
 // queueOp submits a message and insists that it ends up waiting for a
@@ -144,14 +110,13 @@ func queueOp(client *http.Client, url, key string, msgs *messages, seqBase int) 
 // debug.FreeOSMemory: growth then is memory the gateway holds because the
 // messages are queued, not garbage the collector has not returned yet
 // (that figure, without the forced collection, is reported beside it).
-// RssFile is the store's memory-mapped pages the process touched.
+// RssFile is the file pages the process has mapped and touched.
 //
-// The store is measured with the gateway stopped (the engine locks it),
-// before and after: for Pebble as its tables after a full compaction
-// (pebblestore.Measure), its log and manifest reported apart as fixed-size
-// files; for bbolt (-engine bbolt) as the pages its trees occupy, since
-// the file grows ahead of need in large steps. The payloads are random
-// bytes as base64, so that compression cannot hide the overhead.
+// The store is measured with the gateway stopped (the store locks its
+// directory), before and after, as its tables after a full compaction
+// (pebblestore.Measure), its log and manifest reported apart as
+// fixed-size files. The payloads are random bytes as base64, so that
+// compression cannot hide the overhead.
 func (r *run) memory(ctx context.Context) (err error) {
 	if runtime.GOOS != "linux" {
 		return errors.New("the memory scenario reads /proc/<pid>/status, so it runs on Linux only")
@@ -211,7 +176,7 @@ func (r *run) memory(ctx context.Context) (err error) {
 	if err = errors.Join(err, c.stop()); err != nil {
 		return err
 	}
-	s0, err := measureStore(ctx, r.o.Engine, dataDir)
+	s0, err := measureStore(ctx, dataDir)
 	if err != nil {
 		return err
 	}
@@ -273,7 +238,7 @@ func (r *run) memory(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	s1, err := measureStore(ctx, r.o.Engine, dataDir)
+	s1, err := measureStore(ctx, dataDir)
 	if err != nil {
 		return err
 	}
@@ -289,7 +254,7 @@ func (r *run) memory(ctx context.Context) (err error) {
 	r.rep.Add(report.Row{Section: Memory, Name: "rss per 10k queued", Value: per10k(mem1.RSS - mem0.RSS), Unit: "MB", Target: report.AtMost(rssPer10kTargetMB),
 		Note: note + " after a first batch; child process, after GC"})
 	r.rep.Add(report.Row{Section: Memory, Name: "rss over the first batch", Value: float64(mem0.RSS-memA.RSS) / (1 << 20), Unit: "MB",
-		Note: fmt.Sprintf("%d queued; includes filling the engine's fixed buffers (%s)", firstQueued, fixedBuffers(r.o.Engine))})
+		Note: fmt.Sprintf("%d queued; includes filling the engine's fixed buffers (%s)", firstQueued, fixedBuffers())})
 	r.rep.Add(report.Row{Section: Memory, Name: "rss per 10k, no forced GC", Value: per10k(raw1.RSS - raw0.RSS), Unit: "MB"})
 	r.rep.Add(report.Row{Section: Memory, Name: "anon rss per 10k", Value: per10k(mem1.Anon - mem0.Anon), Unit: "MB", Note: "heap, stacks"})
 	r.rep.Add(report.Row{Section: Memory, Name: "file rss per 10k", Value: per10k(mem1.File - mem0.File), Unit: "MB", Note: "mapped store pages"})
@@ -298,48 +263,30 @@ func (r *run) memory(ctx context.Context) (err error) {
 	perMsg := float64(s1.Alloc-s0.Alloc) / float64(stored)
 	payload := float64(msgs.PayloadBytes())
 	r.rep.Add(report.Row{Section: Memory, Name: "store per message", Value: perMsg, Unit: "B",
-		Note: fmt.Sprintf("%d messages, %s engine; %s", stored, r.o.Engine, s1.how)})
+		Note: fmt.Sprintf("%d messages, %s engine; tables after a full compaction", stored, localgw.DefaultEngine)})
 	r.rep.Add(report.Row{Section: Memory, Name: "store beyond payload", Value: perMsg - payload, Unit: "B", Target: report.AtMost(storeOverheadTarget),
 		Note: fmt.Sprintf("payload %.0f B, incompressible", payload)})
 	r.rep.Add(report.Row{Section: Memory, Name: "store fixed-size files", Value: float64(s1.Fixed) / (1 << 20), Unit: "MB",
-		Note: s1.fixedNote})
-	r.rep.Note("memory: store bytes per message by %s: %s", s1.partName, bucketGrowth(s0, s1, stored))
+		Note: "log segments, manifest, options"})
+	r.rep.Note("memory: store bytes per message by table: %s", bucketGrowth(s0, s1, stored))
 	return nil
 }
 
-// fixedBuffers names what an engine holds in memory whatever the number
+// fixedBuffers names what the store holds in memory whatever the number
 // of messages.
-func fixedBuffers(engine string) string {
-	if engine == localgw.EngineBolt {
-		return "bbolt maps its file: its pages count as they are touched"
-	}
+func fixedBuffers() string {
 	return fmt.Sprintf("Pebble: memtables ≤ %d × %d MiB, block cache ≤ %d MiB",
 		pebblestore.MaxMemTables, pebblestore.DefaultMemTableBytes>>20, pebblestore.DefaultCacheBytes>>20)
 }
 
-// measureStore measures the closed store of dataDir with the engine's own
-// reader: for bbolt the pages its trees occupy, for Pebble its tables
-// after a full compaction.
-func measureStore(ctx context.Context, engine, dataDir string) (storeStats, error) {
-	if engine == localgw.EngineBolt {
-		s, err := readStoreStats(filepath.Join(dataDir, embedded.FileName))
-		if err != nil {
-			return s, err
-		}
-		wal, err := os.Stat(filepath.Join(dataDir, embedded.WALFileName))
-		if err == nil {
-			s.Fixed = wal.Size()
-		}
-		s.how = fmt.Sprintf("B+tree pages (file %.1f MB, grown ahead of need in steps; %d keys)", float64(s.FileSize)/(1<<20), s.Keys)
-		s.fixedNote, s.partName = "redo log", "bucket"
-		return s, nil
-	}
+// measureStore measures the closed store of dataDir: its tables after a
+// full compaction (pebblestore.Measure).
+func measureStore(ctx context.Context, dataDir string) (storeStats, error) {
 	fp, err := pebblestore.Measure(ctx, dataDir)
 	if err != nil {
 		return storeStats{}, err
 	}
-	return storeStats{Alloc: fp.Tables, Fixed: fp.Fixed, Buckets: fp.ByTable,
-		how: "tables after a full compaction", fixedNote: "log segments, manifest, options", partName: "table"}, nil
+	return storeStats{Alloc: fp.Tables, Fixed: fp.Fixed, Buckets: fp.ByTable}, nil
 }
 
 // bucketGrowth lists the buckets that grew, largest first, in bytes per

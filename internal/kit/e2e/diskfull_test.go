@@ -60,18 +60,9 @@ func TestDiskFullRecovers(t *testing.T) {
 		runDiskFullGateway(t)
 		return
 	}
-	// Both store engines while the bbolt one is the default
-	// (localgw.DefaultEngine).
-	for _, engine := range []string{localgw.EngineBolt, localgw.EnginePebble} {
-		t.Run(engine, func(t *testing.T) { diskFullRecovers(t, engine) })
-	}
-}
-
-func diskFullRecovers(t *testing.T, engine string) {
 	dns := dnstest.Start(t)
 	addr := freePort(t)
-	env := append(diskFullConfig(t, dns, addr), "AGENTRY_STORE_ENGINE="+engine)
-	sup := startDiskFullSupervisor(t, env)
+	sup := startDiskFullSupervisor(t, diskFullConfig(t, dns, addr))
 	sup.waitReady(t)
 	x := &gw{t: t, domain: "a.test", url: sup.url}
 	alice, _ := x.register("alice", "pull", "")

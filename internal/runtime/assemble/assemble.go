@@ -43,6 +43,9 @@ type Backend struct {
 	Agents    gateway.AgentStore
 	Queue     gateway.TaskQueue
 	Workflows gateway.WorkflowStore
+	// DeadLetters keeps the records of deliveries given up, for the
+	// admin's dead-letter API.
+	DeadLetters gateway.DeadLetterStore
 	// Runner runs workflow steps outside the process; nil runs them in
 	// process.
 	Runner gateway.WorkflowRunner
@@ -110,7 +113,8 @@ func Gateway(cfg config.Config, b Backend) (*Assembled, error) {
 	}
 	gcfg := serviceConfig(cfg, b, res, client)
 	ports := gateway.Ports{Messages: b.Messages, Inbox: b.Inbox, Agents: b.Agents, Queue: b.Queue,
-		Discover: discovery.Gateway{Resolver: res}, Workflows: observeWorkflows(b.Workflows, b.Outcomes), Runner: b.Runner, Schemas: b.Schemas}
+		Discover: discovery.Gateway{Resolver: res}, Workflows: observeWorkflows(b.Workflows, b.Outcomes), Runner: b.Runner, Schemas: b.Schemas,
+		DeadLetters: b.DeadLetters}
 	system, err := gateway.NewService(gcfg, ports)
 	if err != nil {
 		return nil, err

@@ -64,6 +64,9 @@ type Gateway struct {
 	client *http.Client // outbound HTTP, SSRF-guarded
 	dlq    dlqCalls     // what PollDeadLetters calls
 	mail   mailCalls    // what ReceiveEmail calls
+	// keepDead stores a dead-letter record in the table, where the
+	// admin's dead-letter API reads it (HandleDeadLetter).
+	keepDead func(context.Context, gateway.Task, gateway.DeadLetter) error
 }
 
 // dlqCalls are the SQS operations PollDeadLetters makes, as method values
@@ -183,11 +186,12 @@ func build(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.
 	if err != nil {
 		return nil, err
 	}
+	g.keepDead = g.Store.KeepDeadLetter
 	signer, err := awsSigner(cfg, awsCfg)
 	if err != nil {
 		return nil, err
 	}
-	b := assemble.Backend{Messages: g.Store, Inbox: g.Store, Agents: g.Store, Queue: g.Queue, Workflows: g.Store,
+	b := assemble.Backend{Messages: g.Store, Inbox: g.Store, Agents: g.Store, Queue: g.Queue, Workflows: g.Store, DeadLetters: g.Store,
 		// Buckets live in the table: every Lambda instance draws on the
 		// same allowance.
 		Limiter: g.Store, Signer: signer, Logger: log, Metrics: metrics, Version: Version,

@@ -12,6 +12,7 @@ import (
 
 	"github.com/agentry/agentry/internal/adapter/observe"
 	"github.com/agentry/agentry/internal/adapter/sqsq"
+	"github.com/agentry/agentry/internal/core/amtp"
 	"github.com/agentry/agentry/internal/usecase/gateway"
 )
 
@@ -96,6 +97,11 @@ func (g *Gateway) HandleDeadLetter(ctx context.Context, body string) error {
 	if dl != nil {
 		ctx = observe.WithMessageID(ctx, dl.MessageID)
 		g.log.WarnContext(ctx, "dead letter", "message_id", dl.MessageID, "task", dl.TaskID, "failure_reason", dl.FailureReason, "attempts", dl.Attempts)
+		// The table is where operators see and redrive dead letters: once
+		// it holds the record, the queue's copy is deleted.
+		if err := g.keepDead(ctx, t, *dl); err != nil {
+			return fmt.Errorf("keep dead letter of %s: %w", t.ID, err)
+		}
 		g.Metrics.DeadLettered(ctx, dl.MessageID, dl.FailureReason)
 		return nil
 	}
@@ -104,6 +110,11 @@ func (g *Gateway) HandleDeadLetter(ctx context.Context, body string) error {
 	// FailPoison counts the recipients it fails (DeliveryFailures).
 	if err := g.Worker.FailPoison(ctx, t, poisonReason); err != nil {
 		return fmt.Errorf("settle poison task %s: %w", t.ID, err)
+	}
+	now := time.Now().UTC()
+	poison := gateway.DeadLetter{FailureReason: string(amtp.CodeTemporaryFailure), ErrorMessage: poisonReason, FirstAttempt: t.CreatedAt, LastAttempt: now, DLQTimestamp: now}
+	if err := g.keepDead(ctx, t, poison); err != nil {
+		return fmt.Errorf("keep dead letter of poison task %s: %w", t.ID, err)
 	}
 	g.Metrics.DeadLettered(ctx, t.MessageID, "poison")
 	return nil

@@ -80,7 +80,7 @@ func TestHandleDeadLetterMetrics(t *testing.T) {
 			w, err := delivery.New(delivery.Config{Domain: "example.org", Logger: quiet, Metrics: emf},
 				delivery.Deps{Messages: db, Inbox: db, Agents: db, Queue: db, Client: http.DefaultClient})
 			require.NoError(t, err)
-			g := &Gateway{Worker: w, Metrics: emf, log: quiet}
+			g := &Gateway{Worker: w, Metrics: emf, log: quiet, keepDead: db.DeadLetter}
 
 			require.NoError(t, g.HandleDeadLetter(ctx, tc.body))
 
@@ -106,4 +106,8 @@ func TestHandleDeadLetterMetrics(t *testing.T) {
 			assert.Equal(t, tc.metrics, got)
 		})
 	}
+	// Every readable record is kept for the admin's dead-letter API.
+	kept, _, err := db.ListDeadLetters(ctx, gateway.DeadLetterQuery{})
+	require.NoError(t, err)
+	assert.Len(t, kept, 3)
 }

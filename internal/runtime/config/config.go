@@ -39,7 +39,8 @@ type Config struct {
 	RetryWindow      time.Duration // AGENTRY_RETRY_WINDOW, default 168h (give up after)
 
 	// StoreEngine is the embedded store's engine (AGENTRY_STORE_ENGINE):
-	// bbolt or pebble (issue 22); empty for the local gateway's default
+	// pebble, the only one since the bbolt engine was cut down to an
+	// importer (issue 22); empty for the local gateway's default
 	// (localgw.DefaultEngine).
 	StoreEngine string
 
@@ -242,8 +243,13 @@ func FromEnv(getenv Getenv) (Config, error) {
 		errs = append(errs, fmt.Errorf("AGENTRY_BACKEND %q: must be embedded or aws", c.Backend))
 	}
 	c.StoreEngine = get("AGENTRY_STORE_ENGINE", "")
-	if c.StoreEngine != "" && c.StoreEngine != "bbolt" && c.StoreEngine != "pebble" {
-		errs = append(errs, fmt.Errorf("AGENTRY_STORE_ENGINE %q: must be bbolt or pebble", c.StoreEngine))
+	switch c.StoreEngine {
+	case "", "pebble":
+	case "bbolt":
+		errs = append(errs, errors.New("AGENTRY_STORE_ENGINE bbolt: that engine was removed; unset the variable "+
+			"(the Pebble store imports a bbolt data directory at its first start and keeps its files as *.pre-pebble)"))
+	default:
+		errs = append(errs, fmt.Errorf("AGENTRY_STORE_ENGINE %q: must be pebble", c.StoreEngine))
 	}
 	if c.MetricsAddr, err = loopbackByDefault(get("AGENTRY_METRICS_ADDR", "")); err != nil {
 		errs = append(errs, fmt.Errorf("AGENTRY_METRICS_ADDR: %w", err))

@@ -109,6 +109,27 @@ func TestAWSSettings(t *testing.T) {
 	assert.ErrorContains(t, err, "AGENTRY_RESOURCE_PREFIX")
 }
 
+// TestStoreEngine: pebble is the one engine; a configuration still naming
+// the removed bbolt engine is refused with the way on.
+func TestStoreEngine(t *testing.T) {
+	for _, tc := range []struct{ value, want string }{
+		{value: "", want: ""},
+		{value: "pebble", want: ""},
+		{value: "bbolt", want: "unset the variable"},
+		{value: "sqlite", want: "must be pebble"},
+	} {
+		t.Run(tc.value, func(t *testing.T) {
+			c, err := FromEnv(env(map[string]string{"AGENTRY_DOMAIN": "a.test", "AGENTRY_STORE_ENGINE": tc.value}))
+			if tc.want != "" {
+				assert.ErrorContains(t, err, tc.want)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.value, c.StoreEngine)
+		})
+	}
+}
+
 func TestPolicy(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, body string) string {

@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/agentry/agentry/internal/adapter/embedded"
+	"github.com/agentry/agentry/internal/adapter/pebblestore"
 	"github.com/agentry/agentry/internal/runtime/config"
 )
 
@@ -39,7 +39,7 @@ func testConfig(t *testing.T, env map[string]string) config.Config {
 // i.e. nothing in this process still holds it.
 func requireStoreReleased(t *testing.T, dir string) {
 	t.Helper()
-	db, err := embedded.Open(embedded.Options{Dir: dir})
+	db, err := pebblestore.Open(pebblestore.Options{Dir: dir})
 	require.NoError(t, err, "the store is released")
 	require.NoError(t, db.Close())
 }
@@ -74,7 +74,9 @@ func TestNewFailures(t *testing.T) {
 			}},
 		{name: "store cannot be opened", want: "open data dir",
 			prepare: func(t *testing.T, cfg *config.Config) {
-				require.NoError(t, os.MkdirAll(filepath.Join(cfg.DataDir, embedded.FileName), 0o700))
+				// A file where the store's directory goes.
+				require.NoError(t, os.MkdirAll(cfg.DataDir, 0o700))
+				require.NoError(t, os.WriteFile(filepath.Join(cfg.DataDir, pebblestore.StoreDir), nil, 0o600))
 			}},
 		{name: "DNS server without a port", env: map[string]string{"AGENTRY_DNS_SERVER": "127.0.0.1"},
 			want: "dns resolver", opened: true},

@@ -111,7 +111,7 @@ func New(cfg config.Config, o Options) (*Gateway, error) {
 		db.Close()
 		return nil, err
 	}
-	backend := assemble.Backend{Messages: db, Inbox: db, Agents: db, Queue: db, Workflows: db,
+	backend := assemble.Backend{Messages: db, Inbox: db, Agents: db, Queue: db, Workflows: db, DeadLetters: db,
 		Schemas: schemas(cfg, db), Signer: signing.Signer{S: signer}, Logger: log, Version: Version,
 		// One process: its memory is where every bucket lives.
 		Limiter: policy.NewMemoryLimiter(), Email: mail, DKIM: dkimVerifier(cfg)}

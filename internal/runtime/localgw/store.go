@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/agentry/agentry/internal/adapter/embedded"
 	"github.com/agentry/agentry/internal/adapter/observe/prom"
 	"github.com/agentry/agentry/internal/adapter/pebblestore"
 	"github.com/agentry/agentry/internal/core/schema"
@@ -21,6 +20,7 @@ type Store interface {
 	gateway.AgentStore
 	gateway.TaskQueue
 	gateway.WorkflowStore
+	gateway.DeadLetterStore
 	schema.Store
 	// The queue's gauges and /readyz's queue check (queuestats.go of
 	// each engine).
@@ -33,14 +33,11 @@ type Store interface {
 
 // Store engines (AGENTRY_STORE_ENGINE, or Options.Engine).
 const (
-	// EnginePebble is the store on Pebble (pebblestore), the default; a
-	// data directory of the earlier engine is imported into it at its
-	// first start.
+	// EnginePebble is the store on Pebble (pebblestore), the only one; a
+	// data directory of the earlier bbolt engine is imported into it at
+	// its first start (boltimport). Paired make bench runs against that
+	// engine use a binary built from an earlier commit.
 	EnginePebble = "pebble"
-	// EngineBolt is the earlier engine (embedded: bbolt and its redo
-	// log), kept selectable for one release so that an operator can go
-	// back while the import is new, and for paired make bench runs.
-	EngineBolt = "bbolt"
 	// DefaultEngine is the engine of a configuration that names none.
 	DefaultEngine = EnginePebble
 )
@@ -54,11 +51,8 @@ func openStore(cfg config.Config, engine string, log *slog.Logger) (Store, error
 	if engine == "" {
 		engine = DefaultEngine
 	}
-	switch engine {
-	case EnginePebble:
-		return pebblestore.Open(pebblestore.Options{Dir: cfg.DataDir, Logger: log})
-	case EngineBolt:
-		return embedded.Open(embedded.Options{Dir: cfg.DataDir})
+	if engine != EnginePebble {
+		return nil, fmt.Errorf("unknown store engine %q", engine)
 	}
-	return nil, fmt.Errorf("unknown store engine %q", engine)
+	return pebblestore.Open(pebblestore.Options{Dir: cfg.DataDir, Logger: log})
 }

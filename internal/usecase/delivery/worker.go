@@ -342,7 +342,7 @@ func (w *Worker) attempt(ctx context.Context, t gateway.Task, h holder, sm *gate
 	default:
 		o = settledAll(pending, amtp.CodeTemporaryFailure, "unknown task kind "+string(t.Kind))
 	}
-	return w.finish(ctx, job{task: t, msg: m, acceptedAt: sm.AcceptedAt, pending: pending, attempt: attempt}, o, h)
+	return w.finish(ctx, job{task: t, msg: m, acceptedAt: sm.AcceptedAt, pending: pending, attempt: attempt, prior: statuses}, o, h)
 }
 
 // workflowTask hands a workflow task to the driver and settles it with
@@ -405,7 +405,7 @@ func (w *Worker) FailPoison(ctx context.Context, t gateway.Task, reason string) 
 		return fmt.Errorf("stored message %s does not parse: %w", t.MessageID, err)
 	}
 	o := settledAll(pending, amtp.CodeTemporaryFailure, reason)
-	j := job{task: t, msg: m, acceptedAt: sm.AcceptedAt, pending: pending, attempt: max(t.Attempt, prevAttempts)}
+	j := job{task: t, msg: m, acceptedAt: sm.AcceptedAt, pending: pending, attempt: max(t.Attempt, prevAttempts), prior: statuses}
 	now := w.stamp()
 	s, err := w.recordSettled(ctx, j, o, now)
 	if err != nil {
@@ -425,6 +425,9 @@ type job struct {
 	acceptedAt time.Time // the message's acceptance, origin of the delivery latency
 	pending    []string
 	attempt    int
+	// prior are the statuses before the attempt: each recipient's
+	// history goes on with the attempt's outcome.
+	prior []gateway.RecipientStatus
 }
 
 // holder is who holds a task while it is attempted, which decides what a
@@ -512,7 +515,7 @@ func (w *Worker) retryLater(ctx context.Context, j job, o outcome, now, next tim
 	ups := make([]gateway.RecipientStatus, 0, len(j.pending))
 	for _, r := range j.pending {
 		n := next
-		ups = append(ups, gateway.RecipientStatus{Address: r, Status: gateway.StateRetrying, Attempts: j.attempt, UpdatedAt: now, NextRetry: &n, ErrorCode: string(o.transient.Code), ErrorMessage: o.transient.Message})
+		ups = append(ups, gateway.RecipientStatus{Address: r, Status: gateway.StateRetrying, Attempts: j.attempt, UpdatedAt: now, NextRetry: &n, ErrorCode: string(o.transient.Code), ErrorMessage: o.transient.Message}.After(j.prior))
 	}
 	t.Attempt = j.attempt
 	if err := w.scheduleRetry(ctx, t, ups, next, h); err != nil {
@@ -593,7 +596,7 @@ func (w *Worker) settledStatuses(j job, o outcome, now time.Time) settled {
 				s.first = res.err
 			}
 		}
-		s.ups = append(s.ups, st)
+		s.ups = append(s.ups, st.After(j.prior))
 	}
 	return s
 }

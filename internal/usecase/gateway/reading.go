@@ -153,7 +153,11 @@ func BuildStatusView(sm *StoredMessage, st []RecipientStatus) *StatusView {
 		SenderVerification: sm.Verification}
 	var lastDelivered time.Time
 	allDelivered := len(st) > 0
-	for _, r := range st {
+	if len(st) > 0 {
+		v.Recipients = make([]RecipientStatus, len(st))
+	}
+	for i, r := range st {
+		v.Recipients[i] = r.WithHistory()
 		v.Attempts += r.Attempts
 		if r.UpdatedAt.After(v.UpdatedAt) {
 			v.UpdatedAt = r.UpdatedAt

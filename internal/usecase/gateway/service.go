@@ -124,6 +124,9 @@ type Ports struct {
 	// workflows through the Workflows of a Service of its own, see
 	// internal/runtime/assemble).
 	Immediate ImmediateDeliverer
+	// DeadLetters keeps the records of deliveries given up, for the
+	// admin's dead-letter API; nil answers that API NOT_FOUND.
+	DeadLetters DeadLetterStore
 }
 
 // Service is the gateway's use cases together, for the callers that serve
@@ -140,6 +143,7 @@ type Service struct {
 	*Schemas
 	*Workflows
 	*Directory
+	*DeadLetters
 	cfg Config
 }
 
@@ -178,7 +182,8 @@ func NewService(cfg Config, p Ports) (*Service, error) {
 		Workflows:  wf,
 		Directory: &Directory{own: Route{Domain: cfg.Domain, Found: true, Gateway: cfg.PublicURL, Auth: cfg.AuthMethods, MaxSize: cfg.MaxMessageBytes},
 			discover: p.Discover, log: log},
-		cfg: cfg,
+		DeadLetters: &DeadLetters{letters: p.DeadLetters, messages: p.Messages, queue: p.Queue, site: here, clock: now, log: log},
+		cfg:         cfg,
 	}, nil
 }
 

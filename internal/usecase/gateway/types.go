@@ -68,6 +68,8 @@ type RecipientStatus struct {
 	ErrorMessage string          `json:"error_message,omitempty"`
 	Via          string          `json:"via,omitempty"`      // inbox, webhook, amtp, smtp
 	Response     json.RawMessage `json:"response,omitempty"` // a push agent's synchronous reply
+	// History is the last attempts and redrives, oldest first (history.go).
+	History []AttemptRecord `json:"history,omitempty"`
 }
 
 // MessageState is the state of a whole message, derived from its recipients.
@@ -293,8 +295,14 @@ type InboxEntry struct {
 // DeadLetter is the record kept for a delivery that will not be attempted
 // again (draft §8.2.1).
 type DeadLetter struct {
-	MessageID     string    `json:"message_id"`
-	TaskID        string    `json:"task_id"`
+	// ID names the record to operators (DeadLetterID of DLQTimestamp and
+	// TaskID); stores fill it when they read a record.
+	ID        string `json:"id,omitempty"`
+	MessageID string `json:"message_id"`
+	TaskID    string `json:"task_id"`
+	// Kind and Domain are the task's, so that a redrive can queue it again.
+	Kind          TaskKind  `json:"kind,omitempty"`
+	Domain        string    `json:"domain,omitempty"`
 	Recipients    []string  `json:"recipients"`
 	FailureReason string    `json:"failure_reason"` // an AMTP error code
 	ErrorMessage  string    `json:"error_message"`

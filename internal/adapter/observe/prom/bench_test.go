@@ -16,8 +16,8 @@ import (
 )
 
 // BenchmarkScrapeDeepQueue is one whole scrape (every collector, the
-// store's counts included) of a gateway holding 100 000 queued tasks, on
-// each engine: what a deep queue costs the scraper.
+// store's counts included) of a gateway holding 100 000 queued tasks:
+// what a deep queue costs the scraper.
 func BenchmarkScrapeDeepQueue(b *testing.B) {
 	const tasks, batch = 100_000, 1000
 	base := time.Now()

@@ -18,7 +18,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/agentry/agentry/internal/adapter/embedded"
 	"github.com/agentry/agentry/internal/adapter/observe/prom"
 	"github.com/agentry/agentry/internal/adapter/pebblestore"
 	"github.com/agentry/agentry/internal/core/amtp"
@@ -27,11 +26,10 @@ import (
 )
 
 // Metrics is what localgw hands to the core as both of its Metrics
-// ports, and both local stores are what it reads the queue of.
+// ports, and the local store is what it reads the queue of.
 var (
 	_ gateway.Metrics   = (*prom.Metrics)(nil)
 	_ delivery.Metrics  = (*prom.Metrics)(nil)
-	_ prom.QueueStatter = (*embedded.DB)(nil)
 	_ prom.QueueStatter = (*pebblestore.DB)(nil)
 )
 
@@ -282,7 +280,7 @@ func TestPrometheusReadiness(t *testing.T) {
 	assert.Equal(t, 0.0, value(t, fams, "agentry_ready", map[string]string{"check": "queue"}))
 }
 
-// queueStore is one local store engine as the queue gauges read it.
+// queueStore is the local store as the queue gauges read it.
 type queueStore interface {
 	prom.QueueStatter
 	CheckQueue(ctx context.Context) error
@@ -295,16 +293,14 @@ type queueStore interface {
 
 func localStores(t testing.TB, now func() time.Time) map[string]queueStore {
 	t.Helper()
-	bolt, err := embedded.Open(embedded.Options{Dir: t.TempDir(), Now: now})
-	require.NoError(t, err)
 	peb, err := pebblestore.Open(pebblestore.Options{Dir: t.TempDir(), Now: now})
 	require.NoError(t, err)
-	// Closing twice is harmless: TestQueueGauges closes them itself.
-	t.Cleanup(func() { _, _ = bolt.Close(), peb.Close() })
-	return map[string]queueStore{"bbolt": bolt, "pebble": peb}
+	// Closing twice is harmless: TestQueueGauges closes it itself.
+	t.Cleanup(func() { _ = peb.Close() })
+	return map[string]queueStore{"pebble": peb}
 }
 
-// TestQueueGauges: on both local engines the gauges follow the queue:
+// TestQueueGauges: on the local store the gauges follow the queue:
 // every stored task counts (leased ones too), the age is that of the
 // most overdue task, dead letters are counted, and a store that cannot be
 // read leaves the gauges out of the scrape instead of reporting zeros.

@@ -10,7 +10,7 @@ import (
 )
 
 // QueueStatter is what the Prometheus collector reads of a local store's
-// delivery queue at each scrape (the embedded and Pebble stores, in their
+// delivery queue at each scrape (the Pebble store, in its
 // queuestats.go). Both counts may stop at a bound the store documents, so
 // that a scrape of a huge queue stays cheap.
 type QueueStatter interface {
