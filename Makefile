@@ -10,7 +10,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/agentry/agentry/internal/runtime/localgw.Version=$(VERSION)
 BIN     := bin
 
-.PHONY: all run build test test-race lint fmt-check vet fuzz bench cover clean
+.PHONY: all run build test test-race lint fmt-check vet actionlint fuzz bench cover clean
 
 all: build
 
@@ -23,8 +23,8 @@ build:
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/agentry ./cmd/agentry
 
-## test: formatting, vet, cfn-lint of the stack and template.yaml, every test (race detector on the core packages)
-test: fmt-check vet cfn-lint
+## test: formatting, vet, actionlint, cfn-lint of the stack and template.yaml, every test (race detector on the core packages)
+test: fmt-check vet actionlint cfn-lint
 	$(GO) test -race -count=1 -timeout 15m $$($(GO) list ./... | grep -E '$(RACE_RE)')
 	$(GO) test -count=1 -timeout 15m $$($(GO) list ./... | grep -v -E '$(RACE_RE)')
 
@@ -48,8 +48,14 @@ cover:
 	@echo "coverage, all of internal/ cmd/ functions/ (tests and the binaries they run): $$($(GO) tool cover -func=cover.out | tail -1 | awk '{print $$NF}')"
 	@echo "coverage, the product (without the measuring tools and test kits):            $$($(GO) tool cover -func=cover-product.out | tail -1 | awk '{print $$NF}')"
 
-## lint: gofmt + go vet
-lint: fmt-check vet
+## lint: gofmt + go vet + actionlint
+lint: fmt-check vet actionlint
+
+# Pinned, and built from the Go module proxy: nothing to install first.
+ACTIONLINT := github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
+## actionlint: check the GitHub Actions workflows in .github/workflows
+actionlint:
+	$(GO) run $(ACTIONLINT)
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -4,33 +4,88 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
 
-// apiClient is the thin client behind send/status/inbox/ack.
+// Bounds of the client: one answer, one file sent.
+const (
+	maxAnswerBytes = 64 << 20
+	maxFileBytes   = 64 << 20
+	clientTimeout  = 60 * time.Second
+)
+
+// apiClient is the thin client of the gateway's REST API.
 type apiClient struct {
 	base string
 	key  string
 	http *http.Client
 }
 
+// newClient is an agent's client: AGENTRY_URL with AGENTRY_API_KEY.
 func newClient() *apiClient {
+	return clientWithKey(os.Getenv("AGENTRY_API_KEY"))
+}
+
+func clientWithKey(key string) *apiClient {
 	base := os.Getenv("AGENTRY_URL")
 	if base == "" {
 		base = "http://127.0.0.1:8080"
 	}
-	return &apiClient{base: strings.TrimSuffix(base, "/"), key: os.Getenv("AGENTRY_API_KEY"), http: &http.Client{Timeout: 60 * time.Second}}
+	return &apiClient{base: strings.TrimSuffix(base, "/"), key: key, http: &http.Client{Timeout: clientTimeout}}
+}
+
+// newAdminClient is the admin's client: AGENTRY_ADMIN_KEY (as for agentry
+// serve), else the key a local gateway generated into its data dir, else
+// AGENTRY_API_KEY (which may hold the admin key).
+func newAdminClient() (*apiClient, error) {
+	key := strings.TrimSpace(os.Getenv("AGENTRY_ADMIN_KEY"))
+	if key == "" {
+		dir := os.Getenv("AGENTRY_DATA_DIR")
+		if dir == "" {
+			dir = ".agentry"
+		}
+		if b, err := readBounded(filepath.Join(dir, "admin.key"), 4096); err == nil {
+			key = strings.TrimSpace(string(b))
+		}
+	}
+	if key == "" {
+		key = strings.TrimSpace(os.Getenv("AGENTRY_API_KEY"))
+	}
+	if key == "" {
+		return nil, errors.New("no admin key: set AGENTRY_ADMIN_KEY")
+	}
+	return clientWithKey(key), nil
+}
+
+// apiError is an error answer of the gateway: its AMTP code and message.
+type apiError struct {
+	status  int
+	code    string
+	message string
+	body    []byte
+}
+
+func (e *apiError) Error() string {
+	if e.code == "" {
+		return fmt.Sprintf("gateway answered %d", e.status)
+	}
+	return fmt.Sprintf("%s: %s (HTTP %d)", e.code, e.message, e.status)
 }
 
 func (c *apiClient) do(method, path string, body []byte) ([]byte, int, error) {
-	req, err := http.NewRequest(method, c.base+path, bytes.NewReader(body))
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, c.base+path, rd)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -43,24 +98,59 @@ func (c *apiClient) do(method, path string, body []byte) ([]byte, int, error) {
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
 	return data, resp.StatusCode, err
 }
 
-// printAnswer pretty-prints a JSON answer and turns an error status into an error.
-func printAnswer(w io.Writer, data []byte, status int) error {
-	var buf bytes.Buffer
-	if json.Indent(&buf, data, "", "  ") == nil {
-		data = buf.Bytes()
+// call is do with an error answer turned into an *apiError.
+func (c *apiClient) call(method, path string, body []byte) ([]byte, error) {
+	data, status, err := c.do(method, path, body)
+	if err != nil {
+		return nil, err
 	}
-	fmt.Fprintln(w, strings.TrimSpace(string(data)))
 	if status >= 400 {
-		return fmt.Errorf("gateway answered %d", status)
+		return data, answerError(status, data)
 	}
-	return nil
+	return data, nil
+}
+
+func answerError(status int, data []byte) error {
+	var e struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	_ = json.Unmarshal(data, &e)
+	return &apiError{status: status, code: e.Error.Code, message: e.Error.Message, body: data}
+}
+
+// readInput reads a file, or standard input for "-", bounded.
+func (inv *invocation) readInput(name string) ([]byte, error) {
+	if name == "-" {
+		b, err := io.ReadAll(io.LimitReader(inv.stdin, maxFileBytes+1))
+		if err == nil && len(b) > maxFileBytes {
+			err = fmt.Errorf("standard input is larger than %d bytes", maxFileBytes)
+		}
+		return b, err
+	}
+	return readBounded(name, maxFileBytes)
+}
+
+func readBounded(name string, limit int64) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err == nil && int64(len(b)) > limit {
+		err = fmt.Errorf("%s is larger than %d bytes", name, limit)
+	}
+	return b, err
 }
 
 type listFlag []string
@@ -68,9 +158,8 @@ type listFlag []string
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
-func clientSend(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("send", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func clientSend(inv *invocation, args []string) error {
+	fs := inv.flagSet()
 	var to listFlag
 	from := fs.String("from", "", "sender address (must be the agent whose key is in AGENTRY_API_KEY)")
 	fs.Var(&to, "to", "recipient address (repeatable)")
@@ -78,22 +167,21 @@ func clientSend(args []string, stdout, stderr io.Writer) error {
 	payload := fs.String("payload", "{}", "JSON payload")
 	file := fs.String("file", "", "send this whole AMTP message JSON file instead (- for stdin)")
 	key := fs.String("idempotency-key", "", "idempotency key (default: generated by the gateway)")
-	if err := fs.Parse(args); err != nil {
+	inv.jsonFlag(fs)
+	if _, err := inv.parse(fs, args, 0, 0); err != nil {
 		return err
 	}
 	var body []byte
 	var err error
 	switch {
-	case *file == "-":
-		body, err = io.ReadAll(os.Stdin)
 	case *file != "":
-		body, err = os.ReadFile(*file)
+		body, err = inv.readInput(*file)
 	default:
 		if *from == "" || len(to) == 0 {
-			return errors.New("send needs -from and at least one -to (or -file)")
+			return usagef("send needs -from and at least one -to (or -file)")
 		}
 		if !json.Valid([]byte(*payload)) {
-			return errors.New("-payload is not valid JSON")
+			return usagef("-payload is not valid JSON")
 		}
 		m := map[string]any{"version": "1.0", "sender": *from, "recipients": []string(to), "payload": json.RawMessage(*payload)}
 		if *subject != "" {
@@ -107,43 +195,68 @@ func clientSend(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	data, status, err := newClient().do(http.MethodPost, "/v1/messages", body)
+	data, err := newClient().call(http.MethodPost, "/v1/messages", body)
 	if err != nil {
 		return err
 	}
-	return printAnswer(stdout, data, status)
+	return printDelivery(inv, data, "message_id", "status", "response")
 }
 
-func clientStatus(args []string, stdout io.Writer) error {
-	if len(args) != 1 {
-		return errors.New("usage: agentry status <message-id>")
-	}
-	data, status, err := newClient().do(http.MethodGet, "/v1/messages/"+url.PathEscape(args[0])+"/status", nil)
+// printDelivery prints an answer about one message (send's, status's):
+// its fields, then a line per recipient.
+func printDelivery(inv *invocation, data []byte, fields ...string) error {
+	return inv.render(data, func(data []byte) error {
+		rcpts, m, err := list(data, "recipients")
+		if err != nil {
+			return err
+		}
+		printFields(inv.stdout, m, fields...)
+		fmt.Fprintln(inv.stdout)
+		printTable(inv.stdout, rcpts, []string{"RECIPIENT", "STATUS", "VIA", "ATTEMPTS", "ERROR", "NEXT RETRY"},
+			[]string{"address", "status", "via", "attempts", "error_code", "next_retry"})
+		return nil
+	})
+}
+
+func clientStatus(inv *invocation, args []string) error {
+	fs := inv.flagSet()
+	inv.jsonFlag(fs)
+	pos, err := inv.parse(fs, args, 1, 1)
 	if err != nil {
 		return err
 	}
-	return printAnswer(stdout, data, status)
+	data, err := newClient().call(http.MethodGet, "/v1/messages/"+url.PathEscape(pos[0])+"/status", nil)
+	if err != nil {
+		return err
+	}
+	return printDelivery(inv, data, "message_id", "status", "sender_verification")
 }
 
-func clientInbox(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("inbox", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func clientInbox(inv *invocation, args []string) error {
+	fs := inv.flagSet()
 	ack := fs.Bool("ack", false, "acknowledge every message listed")
-	limit := fs.Int("limit", 50, "messages per page")
-	if len(args) < 1 {
-		return errors.New("usage: agentry inbox <recipient> [-ack] [-limit n]")
-	}
-	rcpt := args[0]
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
-	}
-	c := newClient()
-	data, status, err := c.do(http.MethodGet, fmt.Sprintf("/v1/inbox/%s?limit=%d", url.PathEscape(rcpt), *limit), nil)
+	limit := fs.Int("limit", 50, "messages per page (1 to 1000)")
+	cursor := fs.String("cursor", "", "continue from this cursor (printed after a full page)")
+	inv.jsonFlag(fs)
+	pos, err := inv.parse(fs, args, 1, 1)
 	if err != nil {
 		return err
 	}
-	if err := printAnswer(stdout, data, status); err != nil || !*ack {
+	rcpt := pos[0]
+	c := newClient()
+	q := url.Values{"limit": {strconv.Itoa(*limit)}}
+	if *cursor != "" {
+		q.Set("cursor", *cursor)
+	}
+	data, err := c.call(http.MethodGet, "/v1/inbox/"+url.PathEscape(rcpt)+"?"+q.Encode(), nil)
+	if err != nil {
 		return err
+	}
+	if err := inv.render(data, func(data []byte) error { return printInbox(inv, rcpt, data) }); err != nil {
+		return err
+	}
+	if !*ack {
+		return nil
 	}
 	var page struct {
 		Messages []struct {
@@ -154,25 +267,35 @@ func clientInbox(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	for _, m := range page.Messages {
-		_, st, err := c.do(http.MethodDelete, "/v1/inbox/"+url.PathEscape(rcpt)+"/"+url.PathEscape(m.MessageID), nil)
-		if err != nil {
-			return err
+		if _, err := c.call(http.MethodDelete, "/v1/inbox/"+url.PathEscape(rcpt)+"/"+url.PathEscape(m.MessageID), nil); err != nil {
+			return fmt.Errorf("ack %s: %w", m.MessageID, err)
 		}
-		if st != http.StatusOK {
-			return fmt.Errorf("ack %s: gateway answered %d", m.MessageID, st)
-		}
-		fmt.Fprintln(stdout, "acknowledged", m.MessageID)
+		fmt.Fprintln(inv.stdout, "acknowledged", m.MessageID)
 	}
 	return nil
 }
 
-func clientAck(args []string, stdout io.Writer) error {
-	if len(args) != 2 {
-		return errors.New("usage: agentry ack <recipient> <message-id>")
-	}
-	data, status, err := newClient().do(http.MethodDelete, "/v1/inbox/"+url.PathEscape(args[0])+"/"+url.PathEscape(args[1]), nil)
+// printInbox prints a line per message; the payloads are for -json.
+func printInbox(inv *invocation, rcpt string, data []byte) error {
+	msgs, page, err := list(data, "messages")
 	if err != nil {
 		return err
 	}
-	return printAnswer(stdout, data, status)
+	printTable(inv.stdout, msgs, []string{"MESSAGE", "FROM", "SUBJECT", "SENT"}, []string{"message_id", "sender", "subject", "timestamp"})
+	if next, _ := page["next_cursor"].(string); next != "" {
+		fmt.Fprintf(inv.stderr, "more: agentry inbox %s -cursor %s\n", rcpt, next)
+	}
+	return nil
+}
+
+func clientAck(inv *invocation, args []string) error {
+	pos, err := inv.noFlags(args, 2, 2)
+	if err != nil {
+		return err
+	}
+	if _, err := newClient().call(http.MethodDelete, "/v1/inbox/"+url.PathEscape(pos[0])+"/"+url.PathEscape(pos[1]), nil); err != nil {
+		return err
+	}
+	fmt.Fprintln(inv.stdout, "acknowledged", pos[1])
+	return nil
 }

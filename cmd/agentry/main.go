@@ -1,11 +1,12 @@
 // Command agentry is the local AMTP gateway (`agentry serve`) and a thin
-// command-line client of its API (send, status, inbox, ack, dns-record).
+// command-line client of its API (send, status, inbox, ack; agents,
+// schemas, workflows and dead letters for the admin). commands.go runs the
+// command table of table.go.
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -25,69 +26,13 @@ import (
 	"github.com/agentry/agentry/internal/usecase/gateway"
 )
 
-const usage = `agentry — an AMTP gateway
-
-usage:
-  agentry serve                     run the gateway in the foreground (configured by AGENTRY_* variables)
-  agentry dns-record                print the _amtp TXT record (and the signing key record) to publish
-  agentry keygen [flags]            generate a signing key and print its key record (agentry keygen -h)
-  agentry send [flags]              send a message          (agentry send -h)
-  agentry status <message-id>       show a message's delivery status
-  agentry inbox <recipient> [-ack]  list (and acknowledge) a pull agent's inbox
-  agentry ack <recipient> <id>      acknowledge one inbox message
-  agentry ingest-email [-to addr] < message.eml
-                                    hand one received email to the email bridge (exit 0 accepted,
-                                    1 refused, 75 try again later)
-  agentry store check|backup DIR|restore DIR
-                                    check, back up or restore the local gateway's store (agentry store -h)
-  agentry version
-
-client commands talk to AGENTRY_URL (default http://127.0.0.1:8080) with the
-bearer key in AGENTRY_API_KEY (an agent's key, or the admin key).
-`
-
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
-	}
-	var err error
-	switch args[0] {
-	case "serve":
-		err = serve(stdout, stderr)
-	case "dns-record":
-		err = dnsRecord(stdout)
-	case "keygen":
-		err = keygen(args[1:], stdout, stderr)
-	case "send":
-		err = clientSend(args[1:], stdout, stderr)
-	case "status":
-		err = clientStatus(args[1:], stdout)
-	case "inbox":
-		err = clientInbox(args[1:], stdout, stderr)
-	case "ack":
-		err = clientAck(args[1:], stdout)
-	case "ingest-email":
-		return ingestEmail(args[1:], os.Stdin, stdout, stderr)
-	case "store":
-		err = storeCommand(args[1:], stdout, stderr)
-	case "version":
-		fmt.Fprintln(stdout, "agentry", localgw.Version)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-	default:
-		fmt.Fprintf(stderr, "agentry: unknown command %q\n\n%s", args[0], usage)
-		return 2
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "agentry:", err)
-		return 1
-	}
-	return 0
+func printVersion(w io.Writer) error {
+	_, err := fmt.Fprintln(w, "agentry", localgw.Version)
+	return err
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {
@@ -226,20 +171,16 @@ func dnsRecord(stdout io.Writer) error {
 	return nil
 }
 
-// keygen writes a new signing key as a PKCS#8 PEM file (0600, never over
+// runKeygen writes a new signing key as a PKCS#8 PEM file (0600, never over
 // an existing file) and prints the key record to publish for it.
-func keygen(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func runKeygen(inv *invocation, args []string) error {
+	fs := inv.flagSet()
 	alg := fs.String("alg", string(signature.ES256), "algorithm: ES256 or RS256 (2048 bits)")
 	selector := fs.String("selector", "", "selector the key is published under (default AGENTRY_SIGNING_SELECTOR or k1)")
 	domain := fs.String("domain", "", "domain the key signs for (default AGENTRY_DOMAIN)")
 	out := fs.String("out", "signing.pem", "file to write the private key to")
-	if err := fs.Parse(args); err != nil {
+	if _, err := inv.parse(fs, args, 0, 0); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("keygen: unexpected argument %q", fs.Arg(0))
 	}
 	cfg, err := config.FromEnv(nil)
 	if err != nil {
@@ -253,37 +194,37 @@ func keygen(args []string, stdout, stderr io.Writer) error {
 	}
 	a, err := signature.ParseAlgorithm(*alg)
 	if err != nil {
-		return fmt.Errorf("keygen: %w", err)
+		return err
 	}
 	key, err := signature.GenerateKey(a)
 	if err != nil {
-		return fmt.Errorf("keygen: %w", err)
+		return err
 	}
 	// NewSigner checks domain and selector before anything is written.
 	signer, err := signature.NewSigner(cfg.Domain, cfg.SigningSelector, key)
 	if err != nil {
-		return fmt.Errorf("keygen: %w", err)
+		return err
 	}
 	pemData, err := signature.EncodePrivateKeyPEM(key)
 	if err != nil {
-		return fmt.Errorf("keygen: %w", err)
+		return err
 	}
 	f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return fmt.Errorf("keygen: write key: %w", err)
+		return fmt.Errorf("write key: %w", err)
 	}
 	if _, err := f.Write(pemData); err != nil {
 		f.Close()
-		return fmt.Errorf("keygen: write key: %w", err)
+		return fmt.Errorf("write key: %w", err)
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("keygen: write key: %w", err)
+		return fmt.Errorf("write key: %w", err)
 	}
 	rec, err := signing.KeyRecord(signer)
 	if err != nil {
-		return fmt.Errorf("keygen: %w", err)
+		return err
 	}
-	fmt.Fprintf(stderr, "wrote %s %s key to %s; use it with AGENTRY_SIGNING_KEY_FILE=%s and publish:\n", a, cfg.Domain, *out, *out)
-	fmt.Fprintln(stdout, rec)
+	fmt.Fprintf(inv.stderr, "wrote %s %s key to %s; use it with AGENTRY_SIGNING_KEY_FILE=%s and publish:\n", a, cfg.Domain, *out, *out)
+	fmt.Fprintln(inv.stdout, rec)
 	return nil
 }

@@ -23,7 +23,9 @@ func startLocal(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	env := map[string]string{"AGENTRY_DOMAIN": "cli.test", "AGENTRY_DATA_DIR": t.TempDir(), "AGENTRY_ADMIN_KEY": testAdmin, "AGENTRY_DNS_SERVER": "127.0.0.1:1"}
+	env := map[string]string{"AGENTRY_DOMAIN": "cli.test", "AGENTRY_DATA_DIR": t.TempDir(), "AGENTRY_ADMIN_KEY": testAdmin, "AGENTRY_DNS_SERVER": "127.0.0.1:1",
+		// The push agents of the CLI tests are httptest servers on loopback.
+		"AGENTRY_ALLOW_INSECURE": "1"}
 	cfg, err := config.FromEnv(func(k string) string { return env[k] })
 	require.NoError(t, err)
 	g, err := localgw.New(cfg, localgw.Options{Listener: l})
@@ -63,26 +65,33 @@ func TestCLISendStatusInboxAck(t *testing.T) {
 	require.Equal(t, http.StatusCreated, resp.StatusCode)
 	t.Setenv("AGENTRY_API_KEY", reg["api_key"].(string))
 
-	code, out, errs := runCLI(t, "send", "-from", "ann@cli.test", "-to", "ann@cli.test", "-subject", "hi", "-payload", `{"n":1}`)
+	code, out, errs := runCLI(t, "send", "-from", "ann@cli.test", "-to", "ann@cli.test", "-subject", "hi", "-payload", `{"n":1}`, "--json")
 	require.Equal(t, 0, code, errs)
 	var sent map[string]any
 	require.NoError(t, json.Unmarshal([]byte(out), &sent), out)
 	id := sent["message_id"].(string)
 
 	require.Eventually(t, func() bool {
-		code, out, _ := runCLI(t, "status", id)
+		code, out, _ := runCLI(t, "status", id, "--json")
 		return code == 0 && strings.Contains(out, `"delivered"`)
 	}, 5*time.Second, 20*time.Millisecond)
+	runSteps(t, []step{
+		{args: []string{"status", id}, stdout: []string{"message_id:", id, "RECIPIENT", "ann@cli.test", "delivered"}},
+		{args: []string{"send", "-from", "ann@cli.test", "-to", "ann@cli.test", "-idempotency-key", "k1"}, stdout: []string{"message_id:", "RECIPIENT", "ann@cli.test"}},
+		{args: []string{"inbox", "ann", "-limit", "1"}, stdout: []string{"MESSAGE", "FROM", id, "hi"}, stderr: []string{"more: agentry inbox ann -cursor "}},
+		{args: []string{"inbox", "ann", "--json"}, jsonKey: "messages"},
+	})
 
 	code, out, errs = runCLI(t, "inbox", "ann", "-ack")
 	require.Equal(t, 0, code, errs)
 	assert.Contains(t, out, id)
 	assert.Contains(t, out, "acknowledged "+id)
-	code, _, _ = runCLI(t, "ack", "ann", id)
+	code, _, errs = runCLI(t, "ack", "ann", id)
 	assert.Equal(t, 1, code, "a second ack is an error (404)")
+	assert.Contains(t, errs, "NOT_FOUND")
 
 	code, _, errs = runCLI(t, "send", "-from", "ann@cli.test", "-to", "ann@cli.test", "-payload", `{bad`)
-	assert.Equal(t, 1, code)
+	assert.Equal(t, 2, code, "a bad command line is a usage error")
 	assert.Contains(t, errs, "not valid JSON")
 	code, _, _ = runCLI(t, "status", "0190f5d2-0000-7000-8000-000000000000")
 	assert.Equal(t, 1, code)

@@ -1,0 +1,40 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+)
+
+// workflowsShow reads a workflow as its initiator (AGENTRY_API_KEY) or,
+// without an agent key, as the admin.
+func workflowsShow(inv *invocation, args []string) error {
+	fs := inv.flagSet()
+	inv.jsonFlag(fs)
+	pos, err := inv.parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	c := newClient()
+	if os.Getenv("AGENTRY_API_KEY") == "" {
+		if c, err = newAdminClient(); err != nil {
+			return err
+		}
+	}
+	data, err := c.call(http.MethodGet, "/v1/workflows/"+url.PathEscape(pos[0]), nil)
+	if err != nil {
+		return err
+	}
+	return inv.render(data, func(data []byte) error {
+		parts, m, err := list(data, "participants")
+		if err != nil {
+			return err
+		}
+		printFields(inv.stdout, m, "workflow_id", "type", "initiator", "status", "created_at", "updated_at", "deadline", "branches")
+		fmt.Fprintln(inv.stdout)
+		printTable(inv.stdout, parts, []string{"PARTICIPANT", "STATUS", "REQUIRED", "RESPONDED", "RESPONSE", "ERROR"},
+			[]string{"address", "status", "required", "responded_at", "response", "error"})
+		return nil
+	})
+}
