@@ -53,7 +53,8 @@ func deadKey(id string) (item, error) {
 // dead-letter queue's consumer settles). Fields of d left empty are filled
 // from the task; keeping the same record again writes the same item.
 func (s *Store) KeepDeadLetter(ctx context.Context, t gateway.Task, d gateway.DeadLetter) error {
-	d = filledDeadLetter(t, d, s.now())
+	d = d.FilledFrom(t, s.now())
+	d.ID = ""
 	v, err := json.Marshal(d)
 	if err != nil {
 		return fmt.Errorf("dynamo: keep dead letter %s: %w", t.ID, err)
@@ -66,29 +67,6 @@ func (s *Store) KeepDeadLetter(ctx context.Context, t gateway.Task, d gateway.De
 		return fmt.Errorf("dynamo: keep dead letter %s: %w", t.ID, err)
 	}
 	return nil
-}
-
-func filledDeadLetter(t gateway.Task, d gateway.DeadLetter, now time.Time) gateway.DeadLetter {
-	if d.TaskID == "" {
-		d.TaskID = t.ID
-	}
-	if d.MessageID == "" {
-		d.MessageID = t.MessageID
-	}
-	if d.Recipients == nil {
-		d.Recipients = t.Recipients
-	}
-	if d.Kind == "" {
-		d.Kind, d.Domain = t.Kind, t.Domain
-	}
-	if d.Attempts == 0 {
-		d.Attempts = t.Attempt
-	}
-	if d.DLQTimestamp.IsZero() {
-		d.DLQTimestamp = now
-	}
-	d.ID = ""
-	return d
 }
 
 // ListDeadLetters pages through the dead letters, oldest first

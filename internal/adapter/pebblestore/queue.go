@@ -302,24 +302,7 @@ func (db *DB) DeadLetter(ctx context.Context, t gateway.Task, d gateway.DeadLett
 		return fmt.Errorf("dead-letter %s: %w", t.ID, err)
 	}
 	defer release()
-	if d.TaskID == "" {
-		d.TaskID = t.ID
-	}
-	if d.MessageID == "" {
-		d.MessageID = t.MessageID
-	}
-	if d.Recipients == nil {
-		d.Recipients = t.Recipients
-	}
-	if d.Kind == "" {
-		d.Kind, d.Domain = t.Kind, t.Domain
-	}
-	if d.Attempts == 0 {
-		d.Attempts = t.Attempt
-	}
-	if d.DLQTimestamp.IsZero() {
-		d.DLQTimestamp = db.now()
-	}
+	d = d.FilledFrom(t, db.now())
 	v, err := json.Marshal(d)
 	if err != nil {
 		return fmt.Errorf("dead-letter %s: %w", t.ID, err)

@@ -88,6 +88,31 @@ func (d DeadLetter) WithID() DeadLetter {
 	return d
 }
 
+// FilledFrom is d with what it leaves empty taken from the task it
+// records, and its time now when it has none: what every TaskQueue's
+// DeadLetter keeps.
+func (d DeadLetter) FilledFrom(t Task, now time.Time) DeadLetter {
+	if d.TaskID == "" {
+		d.TaskID = t.ID
+	}
+	if d.MessageID == "" {
+		d.MessageID = t.MessageID
+	}
+	if d.Recipients == nil {
+		d.Recipients = t.Recipients
+	}
+	if d.Kind == "" {
+		d.Kind, d.Domain = t.Kind, t.Domain
+	}
+	if d.Attempts == 0 {
+		d.Attempts = t.Attempt
+	}
+	if d.DLQTimestamp.IsZero() {
+		d.DLQTimestamp = now
+	}
+	return d
+}
+
 // Dead-letter pages are smaller than message pages: each carries the
 // original messages.
 const (
