@@ -10,7 +10,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/agentry/agentry/internal/runtime/localgw.Version=$(VERSION)
 BIN     := bin
 
-.PHONY: all run build test test-race lint fmt-check vet actionlint fuzz bench cover clean
+.PHONY: all run build test test-race lint lint-go fmt-check vet actionlint fuzz bench cover clean
 
 all: build
 
@@ -48,14 +48,21 @@ cover:
 	@echo "coverage, all of internal/ cmd/ functions/ (tests and the binaries they run): $$($(GO) tool cover -func=cover.out | tail -1 | awk '{print $$NF}')"
 	@echo "coverage, the product (without the measuring tools and test kits):            $$($(GO) tool cover -func=cover-product.out | tail -1 | awk '{print $$NF}')"
 
-## lint: gofmt + go vet + actionlint
-lint: fmt-check vet actionlint
+## lint: gofmt + go vet + actionlint + golangci-lint
+lint: fmt-check vet actionlint lint-go
 
 # Pinned, and built from the Go module proxy: nothing to install first.
 ACTIONLINT := github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 ## actionlint: check the GitHub Actions workflows in .github/workflows
 actionlint:
 	$(GO) run $(ACTIONLINT)
+
+# Not in `make test` yet: the findings left in internal/adapter/pebblestore
+# (and two lines of the webhook work) fail it until they are fixed.
+GOLANGCI_LINT := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
+## lint-go: golangci-lint with .golangci.yml (pinned, from the Go module proxy)
+lint-go:
+	$(GO) run $(GOLANGCI_LINT) run ./...
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

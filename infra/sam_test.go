@@ -133,10 +133,7 @@ func TestSAMTemplateMatchesStack(t *testing.T) {
 			}
 		}
 	}
-	var samFns []string
-	for _, id := range sam.LogicalIDs("AWS::Serverless::Function") {
-		samFns = append(samFns, id)
-	}
+	samFns := sam.LogicalIDs("AWS::Serverless::Function")
 	if len(samFns) != len(functionSpecs) {
 		t.Errorf("template.yaml functions %v, stack has %d", samFns, len(functionSpecs))
 	}

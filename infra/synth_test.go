@@ -24,7 +24,9 @@ func TestMain(m *testing.M) {
 	// jsii prints a large banner on Node majors it considers end-of-life
 	// unless they are listed here (a list of majors, not a boolean).
 	if os.Getenv("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION") == "" {
-		os.Setenv("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "14,16,18,19,20,21,23")
+		if err := os.Setenv("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "14,16,18,19,20,21,23"); err != nil {
+			panic(err)
+		}
 	}
 	code := m.Run()
 	jsii.Close()

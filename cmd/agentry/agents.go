@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 )
 
@@ -18,8 +17,12 @@ func agentsCommand() *command {
 	}}
 }
 
-// agentFields are what the human output of an agent shows, in order.
-var agentFields = []string{"address", "delivery_mode", "webhook_url", "supported_schemas", "created_at", "api_key", "webhook_secret"}
+// agentFields are what the human output of an agent shows, in order; the
+// answers about an existing agent add its status.
+var (
+	agentFields = []string{"address", "delivery_mode", "webhook_url", "supported_schemas", "created_at", "api_key", "webhook_secret"}
+	printAgent  = agentPrinter(append(agentFields, "status")...)
+)
 
 func agentsAdd(inv *invocation, args []string) error {
 	fs := inv.flagSet()
@@ -55,73 +58,32 @@ func agentsAdd(inv *invocation, args []string) error {
 	if err != nil {
 		return err
 	}
-	return adminShow(inv, http.MethodPost, "/v1/admin/agents", body, agentFields)
+	return inv.adminCall(http.MethodPost, agentsPath, body, agentPrinter(agentFields...))
 }
 
-func agentsList(inv *invocation, args []string) error {
-	fs := inv.flagSet()
-	inv.jsonFlag(fs)
-	if _, err := inv.parse(fs, args, 0, 0); err != nil {
-		return err
-	}
-	c, err := newAdminClient()
-	if err != nil {
-		return err
-	}
-	data, err := c.call(http.MethodGet, "/v1/admin/agents", nil)
-	if err != nil {
-		return err
-	}
-	return inv.render(data, func(data []byte) error {
-		rows, _, err := list(data, "agents")
-		if err != nil {
-			return err
-		}
-		printTable(inv.stdout, rows, []string{"ADDRESS", "MODE", "WEBHOOK", "SCHEMAS", "CREATED"},
-			[]string{"address", "delivery_mode", "webhook_url", "supported_schemas", "created_at"})
-		return nil
-	})
-}
-
-// agentAction is show, rm and rotate-key: one address, one call.
-func agentAction(method, suffix string) func(*invocation, []string) error {
-	return func(inv *invocation, args []string) error {
-		fs := inv.flagSet()
-		inv.jsonFlag(fs)
-		pos, err := inv.parse(fs, args, 1, 1)
-		if err != nil {
-			return err
-		}
-		return adminShow(inv, method, "/v1/admin/agents/"+url.PathEscape(pos[0])+suffix, nil, append(agentFields, "status"))
-	}
-}
+const agentsPath = "/v1/admin/agents"
 
 var (
-	agentsShow      = agentAction(http.MethodGet, "")
-	agentsRemove    = agentAction(http.MethodDelete, "")
-	agentsRotateKey = agentAction(http.MethodPost, "/rotate-key")
+	agentsList = adminList(agentsPath, listing{member: "agents",
+		header: []string{"ADDRESS", "MODE", "WEBHOOK", "SCHEMAS", "CREATED"},
+		keys:   []string{"address", "delivery_mode", "webhook_url", "supported_schemas", "created_at"}})
+	agentsShow      = adminAction(http.MethodGet, agentsPath, "", printAgent)
+	agentsRemove    = adminAction(http.MethodDelete, agentsPath, "", printAgent)
+	agentsRotateKey = adminAction(http.MethodPost, agentsPath, "/rotate-key", printAgent)
 )
 
-// adminShow makes one admin call and prints the object it answers: its
-// fields, or the JSON.
-func adminShow(inv *invocation, method, path string, body []byte, fields []string) error {
-	c, err := newAdminClient()
-	if err != nil {
-		return err
-	}
-	data, err := c.call(method, path, body)
-	if err != nil {
-		return err
-	}
-	return inv.render(data, func(data []byte) error {
+// agentPrinter prints the named members of an agent, and the warning that
+// goes with the credentials the gateway shows only once.
+func agentPrinter(names ...string) printer {
+	return func(inv *invocation, data []byte) error {
 		m, err := object(data)
 		if err != nil {
 			return err
 		}
-		printFields(inv.stdout, m, fields...)
+		printFields(inv.stdout, m, names...)
 		if _, ok := m["api_key"]; ok {
 			fmt.Fprintln(inv.stderr, "the api_key (and webhook_secret) are shown only now: keep them")
 		}
 		return nil
-	})
+	}
 }

@@ -145,7 +145,7 @@ func readBounded(name string, limit int64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	b, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err == nil && int64(len(b)) > limit {
 		err = fmt.Errorf("%s is larger than %d bytes", name, limit)
@@ -219,9 +219,7 @@ func printDelivery(inv *invocation, data []byte, fields ...string) error {
 }
 
 func clientStatus(inv *invocation, args []string) error {
-	fs := inv.flagSet()
-	inv.jsonFlag(fs)
-	pos, err := inv.parse(fs, args, 1, 1)
+	pos, err := inv.parseJSONOnly(args, 1, 1)
 	if err != nil {
 		return err
 	}
@@ -252,7 +250,7 @@ func clientInbox(inv *invocation, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := inv.render(data, func(data []byte) error { return printInbox(inv, rcpt, data) }); err != nil {
+	if err := inv.render(data, func(data []byte) error { return inboxListing(rcpt).print(inv, data) }); err != nil {
 		return err
 	}
 	if !*ack {
@@ -275,17 +273,10 @@ func clientInbox(inv *invocation, args []string) error {
 	return nil
 }
 
-// printInbox prints a line per message; the payloads are for -json.
-func printInbox(inv *invocation, rcpt string, data []byte) error {
-	msgs, page, err := list(data, "messages")
-	if err != nil {
-		return err
-	}
-	printTable(inv.stdout, msgs, []string{"MESSAGE", "FROM", "SUBJECT", "SENT"}, []string{"message_id", "sender", "subject", "timestamp"})
-	if next, _ := page["next_cursor"].(string); next != "" {
-		fmt.Fprintf(inv.stderr, "more: agentry inbox %s -cursor %s\n", rcpt, next)
-	}
-	return nil
+// inboxListing is a line per message; the payloads are for -json.
+func inboxListing(rcpt string) listing {
+	return listing{member: "messages", header: []string{"MESSAGE", "FROM", "SUBJECT", "SENT"},
+		keys: []string{"message_id", "sender", "subject", "timestamp"}, more: "agentry inbox " + rcpt}
 }
 
 func clientAck(inv *invocation, args []string) error {
@@ -293,9 +284,6 @@ func clientAck(inv *invocation, args []string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := newClient().call(http.MethodDelete, "/v1/inbox/"+url.PathEscape(pos[0])+"/"+url.PathEscape(pos[1]), nil); err != nil {
-		return err
-	}
-	fmt.Fprintln(inv.stdout, "acknowledged", pos[1])
-	return nil
+	return inv.callWith(newClient(), http.MethodDelete, "/v1/inbox/"+url.PathEscape(pos[0])+"/"+url.PathEscape(pos[1]), nil,
+		printLine("acknowledged", pos[1]))
 }

@@ -62,60 +62,33 @@ func deadLettersList(inv *invocation, args []string) error {
 	if _, err := inv.parse(fs, args, 0, 0); err != nil {
 		return err
 	}
-	c, err := newAdminClient()
-	if err != nil {
-		return err
-	}
-	data, err := c.call(http.MethodGet, "/v1/admin/dead-letters"+filters.query(*cursor), nil)
-	if err != nil {
-		return err
-	}
-	return inv.render(data, func(data []byte) error {
-		rows, page, err := list(data, "dead_letters")
-		if err != nil {
-			return err
-		}
-		printTable(inv.stdout, rows, []string{"ID", "DEAD-LETTERED", "MESSAGE", "RECIPIENTS", "REASON", "ATTEMPTS"},
-			[]string{"id", "dlq_timestamp", "message_id", "recipients", "failure_reason", "attempts"})
-		if next, _ := page["next_cursor"].(string); next != "" {
-			fmt.Fprintf(inv.stderr, "more: agentry dead-letters list -cursor %s\n", next)
-		}
-		return nil
-	})
+	return inv.adminCall(http.MethodGet, deadLettersPath+filters.query(*cursor), nil, listing{member: "dead_letters",
+		header: []string{"ID", "DEAD-LETTERED", "MESSAGE", "RECIPIENTS", "REASON", "ATTEMPTS"},
+		keys:   []string{"id", "dlq_timestamp", "message_id", "recipients", "failure_reason", "attempts"},
+		more:   "agentry dead-letters list"}.print)
 }
 
-func deadLettersShow(inv *invocation, args []string) error {
-	fs := inv.flagSet()
-	inv.jsonFlag(fs)
-	pos, err := inv.parse(fs, args, 1, 1)
+const deadLettersPath = "/v1/admin/dead-letters"
+
+var deadLettersShow = adminAction(http.MethodGet, deadLettersPath, "", printDeadLetter)
+
+// printDeadLetter prints a dead letter's fields, then its original message.
+func printDeadLetter(inv *invocation, data []byte) error {
+	m, err := object(data)
 	if err != nil {
 		return err
 	}
-	c, err := newAdminClient()
-	if err != nil {
-		return err
-	}
-	data, err := c.call(http.MethodGet, "/v1/admin/dead-letters/"+url.PathEscape(pos[0]), nil)
-	if err != nil {
-		return err
-	}
-	return inv.render(data, func(data []byte) error {
-		m, err := object(data)
+	printFields(inv.stdout, m, "id", "message_id", "task_id", "recipients", "failure_reason", "error_message",
+		"attempts", "first_attempt", "last_attempt", "dlq_timestamp")
+	if orig, ok := m["original_message"]; ok {
+		b, err := json.Marshal(orig)
 		if err != nil {
 			return err
 		}
-		printFields(inv.stdout, m, "id", "message_id", "task_id", "recipients", "failure_reason", "error_message",
-			"attempts", "first_attempt", "last_attempt", "dlq_timestamp")
-		if orig, ok := m["original_message"]; ok {
-			b, err := json.Marshal(orig)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintln(inv.stdout, "original_message:")
-			printJSON(inv.stdout, b)
-		}
-		return nil
-	})
+		fmt.Fprintln(inv.stdout, "original_message:")
+		printJSON(inv.stdout, b)
+	}
+	return nil
 }
 
 // maxRedrivePages bounds a bulk redrive (100 dead letters a page at most):
@@ -143,11 +116,8 @@ func deadLettersRedrive(inv *invocation, args []string) error {
 		return err
 	}
 	if !*all {
-		data, err := c.call(http.MethodPost, "/v1/admin/dead-letters/"+url.PathEscape(pos[0])+"/redrive", nil)
-		if err != nil {
-			return err
-		}
-		return printRedriven(inv, data)
+		return inv.callWith(c, http.MethodPost, deadLettersPath+"/"+url.PathEscape(pos[0])+"/redrive", nil,
+			fields("id", "message_id", "task_id", "recipients", "redriven_at"))
 	}
 	return redriveAll(inv, c, filters)
 }
@@ -156,7 +126,7 @@ func deadLettersRedrive(inv *invocation, args []string) error {
 func redriveAll(inv *invocation, c *apiClient, filters deadLetterFilters) error {
 	cursor, total := "", 0
 	for page := 1; page <= maxRedrivePages; page++ {
-		data, err := c.call(http.MethodPost, "/v1/admin/dead-letters/redrive"+filters.query(cursor), nil)
+		data, err := c.call(http.MethodPost, deadLettersPath+"/redrive"+filters.query(cursor), nil)
 		if err != nil {
 			return fmt.Errorf("after %d redriven: %w", total, err)
 		}
@@ -181,15 +151,4 @@ func redriveAll(inv *invocation, c *apiClient, filters deadLetterFilters) error 
 		fmt.Fprintf(inv.stderr, "redrive: page %d, %d redriven so far, going on\n", page, total)
 	}
 	return fmt.Errorf("stopped after %d pages (%d redriven); run it again to go on", maxRedrivePages, total)
-}
-
-func printRedriven(inv *invocation, data []byte) error {
-	return inv.render(data, func(data []byte) error {
-		m, err := object(data)
-		if err != nil {
-			return err
-		}
-		printFields(inv.stdout, m, "id", "message_id", "task_id", "recipients", "redriven_at")
-		return nil
-	})
 }

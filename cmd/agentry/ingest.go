@@ -77,7 +77,7 @@ func ingestDirect(ctx context.Context, cfg config.Config, to []string, raw []byt
 		fmt.Fprintln(stderr, "agentry: open the gateway (is it running? then set AGENTRY_SMTP_LISTEN and it takes the email):", err)
 		return exitTempFail
 	}
-	defer g.Close()
+	defer func() { _ = g.Close() }()
 	res, err := g.Bridge.Receive(ctx, bridge.Inbound{Raw: raw, Recipients: to})
 	var ae *amtp.Error
 	switch {
@@ -129,7 +129,7 @@ func smtpHandOver(ctx context.Context, addr string, to []string, raw []byte) err
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	if d, ok := ctx.Deadline(); ok {
 		c.CommandTimeout, c.SubmissionTimeout = time.Until(d), time.Until(d)
 	}

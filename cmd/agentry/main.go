@@ -67,7 +67,7 @@ func serveEmbedded(ctx context.Context, cfg config.Config, stdout io.Writer, log
 		return err
 	}
 	if err := g.Listen(); err != nil {
-		g.Close()
+		_ = g.Close()
 		return err
 	}
 	if g.AdminKeyGenerated {
@@ -82,7 +82,7 @@ func serveEmbedded(ctx context.Context, cfg config.Config, stdout io.Writer, log
 	// Other gateways refuse our mail until they can find this key.
 	rec, err := signing.KeyRecord(g.Signer)
 	if err != nil {
-		g.Close()
+		_ = g.Close()
 		return err
 	}
 	fmt.Fprintf(stdout, "publish: %s\n", rec)
@@ -128,7 +128,7 @@ func serveAWS(ctx context.Context, cfg config.Config, stdout io.Writer, log *slo
 		signer, err = awsgw.LoadSigner(ctx, cfg, awsCfg)
 	}
 	if err != nil {
-		l.Close()
+		_ = l.Close()
 		return err
 	}
 	if rec, err := signing.KeyRecord(signer); err == nil {
@@ -214,7 +214,7 @@ func runKeygen(inv *invocation, args []string) error {
 		return fmt.Errorf("write key: %w", err)
 	}
 	if _, err := f.Write(pemData); err != nil {
-		f.Close()
+		_ = f.Close()
 		return fmt.Errorf("write key: %w", err)
 	}
 	if err := f.Close(); err != nil {

@@ -36,7 +36,8 @@ func startLocal(t *testing.T) string {
 	t.Cleanup(func() {
 		cancel()
 		select {
-		case <-done:
+		case err := <-done:
+			assert.NoError(t, err, "the gateway's Serve")
 		case <-time.After(30 * time.Second):
 			t.Error("gateway did not stop")
 		}

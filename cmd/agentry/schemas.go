@@ -19,76 +19,38 @@ func schemasCommand() *command {
 }
 
 func schemasAdd(inv *invocation, args []string) error {
-	fs := inv.flagSet()
-	inv.jsonFlag(fs)
-	pos, err := inv.parse(fs, args, 2, 2)
-	if err != nil {
-		return err
-	}
-	doc, err := inv.readInput(pos[1])
+	id, file, doc, err := inv.idAndFile(args)
 	if err != nil {
 		return err
 	}
 	if !json.Valid(doc) {
-		return fmt.Errorf("%s is not JSON", pos[1])
+		return fmt.Errorf("%s is not JSON", file)
 	}
-	body, err := json.Marshal(map[string]any{"id": pos[0], "schema": json.RawMessage(doc)})
+	body, err := json.Marshal(map[string]any{"id": id, "schema": json.RawMessage(doc)})
 	if err != nil {
 		return err
 	}
-	return adminShow(inv, http.MethodPost, "/v1/admin/schemas", body, []string{"id", "version", "created_at", "updated_at"})
+	return inv.adminCall(http.MethodPost, schemasPath, body, fields("id", "version", "created_at", "updated_at"))
 }
 
-func schemasList(inv *invocation, args []string) error {
-	fs := inv.flagSet()
-	inv.jsonFlag(fs)
-	if _, err := inv.parse(fs, args, 0, 0); err != nil {
-		return err
-	}
-	c, err := newAdminClient()
-	if err != nil {
-		return err
-	}
-	data, err := c.call(http.MethodGet, "/v1/admin/schemas", nil)
-	if err != nil {
-		return err
-	}
-	return inv.render(data, func(data []byte) error {
-		rows, _, err := list(data, "schemas")
-		if err != nil {
-			return err
-		}
-		printTable(inv.stdout, rows, []string{"ID", "VERSION", "UPDATED"}, []string{"id", "version", "updated_at"})
-		return nil
-	})
-}
+const schemasPath = "/v1/admin/schemas"
 
-func schemasShow(inv *invocation, args []string) error {
-	fs := inv.flagSet()
-	inv.jsonFlag(fs)
-	pos, err := inv.parse(fs, args, 1, 1)
-	if err != nil {
-		return err
-	}
-	c, err := newAdminClient()
-	if err != nil {
-		return err
-	}
-	data, err := c.call(http.MethodGet, "/v1/admin/schemas/"+url.PathEscape(pos[0]), nil)
-	if err != nil {
-		return err
-	}
+var (
+	schemasList = adminList(schemasPath, listing{member: "schemas",
+		header: []string{"ID", "VERSION", "UPDATED"}, keys: []string{"id", "version", "updated_at"}})
 	// The document alone by default: it is what schemas add takes back.
-	return inv.render(data, func(data []byte) error {
-		var rec struct {
-			Schema json.RawMessage `json:"schema"`
-		}
-		if err := json.Unmarshal(data, &rec); err != nil {
-			return fmt.Errorf("the gateway's answer is not a schema record: %w", err)
-		}
-		printJSON(inv.stdout, rec.Schema)
-		return nil
-	})
+	schemasShow = adminAction(http.MethodGet, schemasPath, "", printSchemaDocument)
+)
+
+func printSchemaDocument(inv *invocation, data []byte) error {
+	var rec struct {
+		Schema json.RawMessage `json:"schema"`
+	}
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return fmt.Errorf("the gateway's answer is not a schema record: %w", err)
+	}
+	printJSON(inv.stdout, rec.Schema)
+	return nil
 }
 
 func schemasRemove(inv *invocation, args []string) error {
@@ -96,28 +58,24 @@ func schemasRemove(inv *invocation, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := newAdminClient()
+	return inv.adminCall(http.MethodDelete, schemasPath+"/"+url.PathEscape(pos[0]), nil, printLine("deleted", pos[0]))
+}
+
+// idAndFile parses "<id> <file|->" (and -json) and reads the file.
+func (inv *invocation) idAndFile(args []string) (id, file string, content []byte, err error) {
+	pos, err := inv.parseJSONOnly(args, 2, 2)
 	if err != nil {
-		return err
+		return "", "", nil, err
 	}
-	if _, err := c.call(http.MethodDelete, "/v1/admin/schemas/"+url.PathEscape(pos[0]), nil); err != nil {
-		return err
-	}
-	fmt.Fprintln(inv.stdout, "deleted", pos[0])
-	return nil
+	content, err = inv.readInput(pos[1])
+	return pos[0], pos[1], content, err
 }
 
 // errInvalid ends validate with exit 1 once the errors are printed.
 var errInvalid = errors.New("the payload does not match the schema")
 
 func schemasValidate(inv *invocation, args []string) error {
-	fs := inv.flagSet()
-	inv.jsonFlag(fs)
-	pos, err := inv.parse(fs, args, 2, 2)
-	if err != nil {
-		return err
-	}
-	payload, err := inv.readInput(pos[1])
+	id, _, payload, err := inv.idAndFile(args)
 	if err != nil {
 		return err
 	}
@@ -125,7 +83,7 @@ func schemasValidate(inv *invocation, args []string) error {
 	if err != nil {
 		return err
 	}
-	data, err := c.call(http.MethodPost, "/v1/admin/schemas/"+url.PathEscape(pos[0])+"/validate", payload)
+	data, err := c.call(http.MethodPost, schemasPath+"/"+url.PathEscape(id)+"/validate", payload)
 	if err != nil {
 		return err
 	}

@@ -10,9 +10,7 @@ import (
 // workflowsShow reads a workflow as its initiator (AGENTRY_API_KEY) or,
 // without an agent key, as the admin.
 func workflowsShow(inv *invocation, args []string) error {
-	fs := inv.flagSet()
-	inv.jsonFlag(fs)
-	pos, err := inv.parse(fs, args, 1, 1)
+	pos, err := inv.parseJSONOnly(args, 1, 1)
 	if err != nil {
 		return err
 	}
@@ -22,19 +20,18 @@ func workflowsShow(inv *invocation, args []string) error {
 			return err
 		}
 	}
-	data, err := c.call(http.MethodGet, "/v1/workflows/"+url.PathEscape(pos[0]), nil)
+	return inv.callWith(c, http.MethodGet, "/v1/workflows/"+url.PathEscape(pos[0]), nil, printWorkflow)
+}
+
+// printWorkflow prints a workflow's fields, then a line per participant.
+func printWorkflow(inv *invocation, data []byte) error {
+	parts, m, err := list(data, "participants")
 	if err != nil {
 		return err
 	}
-	return inv.render(data, func(data []byte) error {
-		parts, m, err := list(data, "participants")
-		if err != nil {
-			return err
-		}
-		printFields(inv.stdout, m, "workflow_id", "type", "initiator", "status", "created_at", "updated_at", "deadline", "branches")
-		fmt.Fprintln(inv.stdout)
-		printTable(inv.stdout, parts, []string{"PARTICIPANT", "STATUS", "REQUIRED", "RESPONDED", "RESPONSE", "ERROR"},
-			[]string{"address", "status", "required", "responded_at", "response", "error"})
-		return nil
-	})
+	printFields(inv.stdout, m, "workflow_id", "type", "initiator", "status", "created_at", "updated_at", "deadline", "branches")
+	fmt.Fprintln(inv.stdout)
+	printTable(inv.stdout, parts, []string{"PARTICIPANT", "STATUS", "REQUIRED", "RESPONDED", "RESPONSE", "ERROR"},
+		[]string{"address", "status", "required", "responded_at", "response", "error"})
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/agentry/agentry/internal/core/schema"
 	"github.com/agentry/agentry/internal/core/workflow"
@@ -62,7 +63,7 @@ func Exists(dir string) (bool, error) {
 func Export(dir string, r Records) error {
 	path := filepath.Join(dir, FileName)
 	bdb, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: lockTimeout})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return fmt.Errorf("open %s: locked by another process (an earlier agentry still running on this data directory?)", path)
 	}
 	if err != nil {

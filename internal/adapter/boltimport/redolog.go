@@ -72,7 +72,7 @@ func replay(path string, checkpoint uint64, v *view, r Records) error {
 	if err != nil {
 		return fmt.Errorf("open %s: %w", path, err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	info, err := f.Stat()
 	if err != nil {
 		return fmt.Errorf("open %s: %w", path, err)

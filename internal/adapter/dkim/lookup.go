@@ -28,7 +28,7 @@ func DNSLookup(server string, timeout time.Duration) LookupTXT {
 		if addr == "" {
 			conf, err := dns.ClientConfigFromFile("/etc/resolv.conf")
 			if err != nil || len(conf.Servers) == 0 {
-				return nil, fmt.Errorf("dkim: no DNS server: %v", err)
+				return nil, fmt.Errorf("dkim: no DNS server: %w", err)
 			}
 			addr = net.JoinHostPort(conf.Servers[0], conf.Port)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"testing"
 	"time"
 
@@ -68,7 +69,7 @@ func TestReplaceAgentKeyAfterConcurrentWrite(t *testing.T) {
 			_, err = s.AgentByKeyHash(ctx(t), a.APIKeyHash)
 			assert.ErrorIs(t, err, gateway.ErrNotFound, "the replaced key is gone either way")
 			got, err := s.GetAgent(ctx(t), a.Address)
-			if tc.want == gateway.ErrNotFound {
+			if errors.Is(tc.want, gateway.ErrNotFound) {
 				assert.ErrorIs(t, err, gateway.ErrNotFound, "not brought back")
 				return
 			}

@@ -75,6 +75,7 @@ type Handler struct {
 	workflows WorkflowReader
 	dir       Directory
 	dead      DeadLetterAdmin
+	hooks     WebhookAdmin
 	domain    string
 	opt       Options
 	log       *slog.Logger
@@ -97,7 +98,7 @@ func New(g Gateway, opt Options) *Handler {
 		opt.Version = "dev"
 	}
 	cfg := g.Config()
-	h := &Handler{auth: g, submit: g, read: g, inbox: g, agents: g, schemas: g, workflows: g, dir: g, dead: g, domain: cfg.Domain,
+	h := &Handler{auth: g, submit: g, read: g, inbox: g, agents: g, schemas: g, workflows: g, dir: g, dead: g, hooks: g, domain: cfg.Domain,
 		opt: opt, log: opt.Logger, mux: http.NewServeMux(), max: cfg.MaxMessageBytes}
 	if opt.BodyBudget <= 0 {
 		opt.BodyBudget = DefaultBodyBudget
@@ -125,6 +126,8 @@ func New(g Gateway, opt Options) *Handler {
 	h.route("/v1/admin/dead-letters/redrive", methods{"POST": h.redriveDeadLetters})
 	h.route("/v1/admin/dead-letters/{id}", methods{"GET": h.getDeadLetter})
 	h.route("/v1/admin/dead-letters/{id}/redrive", methods{"POST": h.redriveDeadLetter})
+	h.route("/v1/webhooks", methods{"POST": h.createWebhook, "GET": h.listWebhooks})
+	h.route("/v1/webhooks/{id}", methods{"GET": h.getWebhook, "DELETE": h.deleteWebhook})
 	h.route("/.well-known/amtp", methods{"GET": h.wellKnown})
 	h.route("/v1/openapi.json", methods{"GET": h.serveAPIDocument(loadAPIDocument())})
 	for _, p := range []string{"/healthz", "/health"} {

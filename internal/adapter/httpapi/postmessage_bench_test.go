@@ -19,6 +19,7 @@ import (
 	"github.com/agentry/agentry/internal/core/amtp"
 	"github.com/agentry/agentry/internal/core/schema"
 	"github.com/agentry/agentry/internal/usecase/gateway"
+	"github.com/stretchr/testify/assert"
 )
 
 // BenchmarkPostMessage measures POST /v1/messages as the local gateway
@@ -46,7 +47,7 @@ func BenchmarkPostMessage(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer db.Close()
+		defer func() { assert.NoError(b, db.Close()) }()
 		benchPost(b, db, schema.NewRegistry(db), true)
 	})
 }

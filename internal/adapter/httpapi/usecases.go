@@ -84,6 +84,7 @@ type Gateway interface {
 	WorkflowReader
 	Directory
 	DeadLetterAdmin
+	WebhookAdmin
 	Config() gateway.Config
 }
 

@@ -135,7 +135,7 @@ func TestRequestAndMessageCorrelatedThroughTheAPI(t *testing.T) {
 	ctx := context.Background()
 	db, err := pebblestore.Open(pebblestore.Options{Dir: t.TempDir()})
 	require.NoError(t, err)
-	defer db.Close()
+	defer func() { assert.NoError(t, db.Close()) }()
 	require.NoError(t, db.PutAgent(ctx, &gateway.Agent{Address: "bob@example.org", DeliveryMode: gateway.ModePull}))
 	var out bytes.Buffer
 	log := observe.NewLogger(&out, slog.LevelInfo)

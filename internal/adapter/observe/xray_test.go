@@ -62,7 +62,7 @@ func TestTracingEnabled(t *testing.T) {
 // invocation's trace header under the key "x-amzn-trace-id" (a plain
 // string key, which the X-Ray SDK reads too).
 func invocation(traceHeader string) context.Context {
-	return context.WithValue(context.Background(), "x-amzn-trace-id", traceHeader)
+	return context.WithValue(context.Background(), "x-amzn-trace-id", traceHeader) //nolint:staticcheck // the key aws-lambda-go and the X-Ray SDK use
 }
 
 // traceServer answers 204 and reports the trace header it received.

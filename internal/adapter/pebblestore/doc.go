@@ -95,5 +95,6 @@
 //	X time(dead) task id      → dead letter (JSON)
 //	W id                      → workflow state (JSON)
 //	C schema id               → schema record (JSON)
+//	H 1 id / H 2 owner 0x00 id → webhook subscription (JSON) / (empty)
 //	V name                    → store metadata (the import marker)
 package pebblestore

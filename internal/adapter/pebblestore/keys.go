@@ -25,6 +25,7 @@ const (
 	tWorkflow byte = 'W'
 	tSchema   byte = 'C'
 	tMeta     byte = 'V'
+	tWebhook  byte = 'H'
 )
 
 // An id in a key is self-delimiting: a canonical lower-case UUID (every id

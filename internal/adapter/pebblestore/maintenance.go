@@ -53,7 +53,7 @@ var tableNames = map[byte]string{
 	tMessage: "messages", tStatus: "statuses", tMsgTime: "message index", tIdem: "idempotency",
 	tInbox: "inbox", tInboxRef: "inbox index", tAgent: "agents", tAgentKey: "agent keys",
 	tQueue: "tasks", tTaskDue: "task index", tDead: "dead letters", tWorkflow: "workflows",
-	tSchema: "schemas", tMeta: "meta",
+	tSchema: "schemas", tMeta: "meta", tWebhook: "webhooks",
 }
 
 // ErrDamaged is returned (wrapped) by Check when the store holds damaged
@@ -166,6 +166,8 @@ func checkRecord(k, v []byte) error {
 		return json.Unmarshal(v, new(workflow.State))
 	case tSchema:
 		return json.Unmarshal(v, new(schema.Record))
+	case tWebhook:
+		return checkWebhookRecord(k, v)
 	case tMsgTime, tAgentKey, tInbox, tMeta:
 	default:
 		return errBadKey

@@ -386,7 +386,7 @@ func TestTracedAsS3(t *testing.T) {
 	const root, parent = "1-5759e988-bd862e3fe1be46a994272793", "53995c3f42cd8ad8"
 	// What aws-lambda-go hands a handler: the trace header under this
 	// plain string key.
-	invocation := context.WithValue(ctx(t), "x-amzn-trace-id", "Root="+root+";Parent="+parent+";Sampled=1")
+	invocation := context.WithValue(ctx(t), "x-amzn-trace-id", "Root="+root+";Parent="+parent+";Sampled=1") //nolint:staticcheck // the key aws-lambda-go and the X-Ray SDK use
 
 	srv, requests := fakeS3(t, ok200(""), s3Error(http.StatusNotFound, "NoSuchKey", "The specified key does not exist."))
 	cfg := endpointConfig(srv)

@@ -2,6 +2,7 @@ package ses_test
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -78,7 +79,7 @@ func TestParseNotificationRefuses(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := ses.ParseNotification([]byte(c.body))
 			require.Error(t, err)
-			assert.Equal(t, c.notNote, err == ses.ErrNotNotification, "%v", err)
+			assert.Equal(t, c.notNote, errors.Is(err, ses.ErrNotNotification), "%v", err)
 		})
 	}
 }

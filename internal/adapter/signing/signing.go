@@ -127,7 +127,7 @@ func generateLocal(cfg config.Config, path string) (*signature.Signer, error) {
 		return nil, fmt.Errorf("store signing key: %w", err)
 	}
 	if _, err := f.Write(data); err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, fmt.Errorf("store signing key: %w", err)
 	}
 	if err := f.Close(); err != nil {

@@ -113,7 +113,7 @@ func (l *Listener) ListenAndServe(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("smtp listener: %w", err)
 	}
-	stop := context.AfterFunc(ctx, func() { l.srv.Close() })
+	stop := context.AfterFunc(ctx, func() { _ = l.srv.Close() })
 	defer stop()
 	l.base = ctx
 	err = l.Serve(ln)

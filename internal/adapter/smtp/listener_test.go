@@ -66,7 +66,7 @@ func dial(t *testing.T, addr string) *gosmtp.Client {
 	t.Helper()
 	c, err := gosmtp.Dial(addr)
 	require.NoError(t, err)
-	t.Cleanup(func() { c.Close() })
+	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
 
@@ -185,7 +185,7 @@ func TestListenerSTARTTLS(t *testing.T) {
 	addr := startListener(t, smtp.ListenerConfig{Domain: "retailer.example", TLS: &tls.Config{Certificates: []tls.Certificate{cert}}, Deliver: box.deliver})
 	c, err := gosmtp.DialStartTLS(addr, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"})
 	require.NoError(t, err)
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	require.NoError(t, send(c, "orders@supplier.example", []string{"a@retailer.example"}, inboundMail))
 	require.Len(t, box.got(), 1)
 	assert.True(t, bytes.Equal([]byte(inboundMail), box.got()[0].raw))
@@ -211,7 +211,7 @@ func TestListenAndServeStops(t *testing.T) {
 		return err == nil
 	}, 5*time.Second, 10*time.Millisecond)
 	require.NoError(t, send(c, "x@y.example", []string{"a@retailer.example"}, inboundMail))
-	c.Close()
+	_ = c.Close()
 	cancel()
 	require.NoError(t, <-done)
 	assert.Len(t, box.got(), 1)
@@ -242,7 +242,7 @@ func TestListenAndServeEndsDeliveries(t *testing.T) {
 		c, err = gosmtp.Dial(addr)
 		return err == nil
 	}, 5*time.Second, 10*time.Millisecond)
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	go func() { _ = send(c, "x@y.example", []string{"a@retailer.example"}, inboundMail) }()
 	<-started
 	cancel()

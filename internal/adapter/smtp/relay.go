@@ -69,15 +69,15 @@ func (r *Relay) SendEmail(ctx context.Context, e delivery.OutboundEmail) (string
 	}
 	// go-smtp sets its own deadline per command; the context bounds the
 	// whole session by closing the connection under it.
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 	defer stop()
 
 	c, err := r.open(conn)
 	if err != nil {
-		conn.Close()
+		_ = conn.Close()
 		return "", err
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	id, err := r.transact(c, e)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -101,18 +101,18 @@ func (r *Relay) open(conn net.Conn) (*gosmtp.Client, error) {
 		}
 	}
 	if err := c.Hello(r.cfg.HelloName); err != nil {
-		c.Close()
+		_ = c.Close()
 		return nil, fmt.Errorf("smtp relay: EHLO: %w", err)
 	}
 	if r.cfg.Username == "" {
 		return c, nil
 	}
 	if _, secure := c.TLSConnectionState(); !secure && !r.cfg.AllowPlaintext {
-		c.Close()
+		_ = c.Close()
 		return nil, errors.New("smtp relay: refusing AUTH without TLS")
 	}
 	if err := c.Auth(sasl.NewPlainClient("", r.cfg.Username, r.cfg.Password)); err != nil {
-		c.Close()
+		_ = c.Close()
 		return nil, fmt.Errorf("smtp relay: AUTH: %w", err)
 	}
 	return c, nil
@@ -143,7 +143,7 @@ func (r *Relay) transact(c *gosmtp.Client, e delivery.OutboundEmail) (string, er
 		return "", classify("DATA", err)
 	}
 	if _, err := w.Write(e.Raw); err != nil {
-		w.Close()
+		_ = w.Close()
 		return "", classify("DATA", err)
 	}
 	resp, err := w.CloseWithResponse()

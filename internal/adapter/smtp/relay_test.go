@@ -177,14 +177,14 @@ func TestRelayUnreachable(t *testing.T) {
 func TestRelaySilentServer(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	t.Cleanup(func() { l.Close() })
+	t.Cleanup(func() { _ = l.Close() })
 	go func() {
 		for {
 			c, err := l.Accept()
 			if err != nil {
 				return
 			}
-			t.Cleanup(func() { c.Close() })
+			t.Cleanup(func() { _ = c.Close() })
 		}
 	}()
 	_, err = smtp.NewRelay(smtp.RelayConfig{Addr: l.Addr().String(), AllowPlaintext: true, Timeout: 200 * time.Millisecond}).

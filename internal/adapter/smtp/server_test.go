@@ -104,7 +104,7 @@ func startMailServer(t *testing.T, o serverOptions) *mailServer {
 		_ = srv.Serve(l)
 	}()
 	t.Cleanup(func() {
-		srv.Close()
+		_ = srv.Close()
 		<-done
 	})
 	return ms

@@ -52,7 +52,7 @@ type deadLetterBody struct {
 func parseTaskBody(body string) (taskBody, error) {
 	var b taskBody
 	if err := json.Unmarshal([]byte(body), &b); err != nil {
-		return b, fmt.Errorf("%w: %v", ErrMalformed, err)
+		return b, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	if b.V != FormatVersion {
 		return b, fmt.Errorf("%w: format version %d, want %d", ErrMalformed, b.V, FormatVersion)
@@ -86,7 +86,7 @@ func ParseDeadLetterRecord(body string) (gateway.Task, *gateway.DeadLetter, erro
 		DeadLetter json.RawMessage `json:"dead_letter"`
 	}
 	if err := json.Unmarshal([]byte(body), &probe); err != nil {
-		return gateway.Task{}, nil, fmt.Errorf("dead-letter record: %w: %v", ErrMalformed, err)
+		return gateway.Task{}, nil, fmt.Errorf("dead-letter record: %w: %w", ErrMalformed, err)
 	}
 	if len(probe.DeadLetter) == 0 {
 		t, err := ParseTask(body)
@@ -100,7 +100,7 @@ func ParseDeadLetterRecord(body string) (gateway.Task, *gateway.DeadLetter, erro
 	}
 	var rec deadLetterBody
 	if err := json.Unmarshal([]byte(body), &rec); err != nil {
-		return gateway.Task{}, nil, fmt.Errorf("dead-letter record: %w: %v", ErrMalformed, err)
+		return gateway.Task{}, nil, fmt.Errorf("dead-letter record: %w: %w", ErrMalformed, err)
 	}
 	if rec.DeadLetter == nil || rec.Task == nil || rec.Task.ID == "" {
 		return gateway.Task{}, nil, fmt.Errorf("dead-letter record: %w: no task or dead_letter", ErrMalformed)

@@ -132,7 +132,7 @@ func TestWithDetail(t *testing.T) {
 	e := Errorf(CodeInvalidMessageFormat, "bad")
 	got := e.WithDetail("field", "sender")
 	assert.Same(t, e, got, "WithDetail mutates and returns the receiver")
-	e.WithDetail("max", 100).WithDetail("field", "recipients")
+	assert.Same(t, e, e.WithDetail("max", 100).WithDetail("field", "recipients"))
 	assert.Equal(t, map[string]any{"field": "recipients", "max": 100}, e.Details)
 }
 
@@ -165,7 +165,7 @@ func TestAsErrorAndIsCode(t *testing.T) {
 		"nil":         nil,
 		"plain":       errors.New("INVALID_MESSAGE_FORMAT: looks like one but is not"),
 		"wrapped":     fmt.Errorf("x: %w", errors.New("y")),
-		"not %w":      fmt.Errorf("x: %v", base),
+		"not %w":      fmt.Errorf("x: %v", base), //nolint:errorlint // the case of an error not wrapped
 		"wrapped nil": fmt.Errorf("x: %w", error(nil)),
 	} {
 		t.Run("not/"+name, func(t *testing.T) {
@@ -179,7 +179,7 @@ func TestAsErrorAndIsCode(t *testing.T) {
 }
 
 func TestErrorSatisfiesErrorsAs(t *testing.T) {
-	var err error = fmt.Errorf("wrap: %w", Errorf(CodeForbidden, "relay denied"))
+	err := fmt.Errorf("wrap: %w", Errorf(CodeForbidden, "relay denied"))
 	var e *Error
 	require.True(t, errors.As(err, &e))
 	assert.Equal(t, CodeForbidden, e.Code)

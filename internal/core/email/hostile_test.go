@@ -108,7 +108,7 @@ func TestParseRefusesHostileMail(t *testing.T) {
 			assert.Nil(t, e)
 			assert.ErrorIs(t, err, c.want)
 			assert.Equal(t, c.complex, errors.Is(err, email.ErrTooComplex), "%v", err)
-			if c.want == email.ErrMalformed {
+			if errors.Is(c.want, email.ErrMalformed) {
 				assert.NotErrorIs(t, err, email.ErrTooLarge)
 			}
 		})

@@ -311,7 +311,7 @@ func (p *parser) entity(ent *message.Entity, depth int) error {
 	}
 	for {
 		part, err := mr.NextPart()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		if err != nil && (part == nil || !decodable(err)) {

@@ -67,10 +67,10 @@ var metaState struct {
 func compile(raw []byte) (*gojsonschema.Schema, error) {
 	doc, err := decodeJSON(raw)
 	if err != nil {
-		return nil, fmt.Errorf("%w: not valid JSON: %v", ErrInvalidSchema, err)
+		return nil, fmt.Errorf("%w: not valid JSON: %w", ErrInvalidSchema, err)
 	}
 	if err := checkLocal(doc); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidSchema, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalidSchema, err)
 	}
 	meta, err := metaSchema()
 	if err != nil {
@@ -96,7 +96,7 @@ func compileUnchecked(raw []byte, doc any) (*gojsonschema.Schema, error) {
 	sl.AutoDetect = false
 	s, err := sl.Compile(localOnly{decodedLoader{JSONLoader: gojsonschema.NewBytesLoader(raw), doc: doc}})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidSchema, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalidSchema, err)
 	}
 	return s, nil
 }

@@ -67,7 +67,7 @@ func (r *Registry) Put(ctx context.Context, id string, doc json.RawMessage) (rec
 	}
 	raw, err := normalize(doc)
 	if err != nil {
-		return Record{}, false, fmt.Errorf("put %s: %w: not valid JSON: %v", id, ErrInvalidSchema, err)
+		return Record{}, false, fmt.Errorf("put %s: %w: not valid JSON: %w", id, ErrInvalidSchema, err)
 	}
 	s, err := compile(raw)
 	if err != nil {

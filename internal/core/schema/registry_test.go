@@ -421,12 +421,12 @@ func TestConcurrentValidate(t *testing.T) {
 			for i := range 100 {
 				res, err := r.Validate(ctx, orderID, valid)
 				if err != nil || !res.Valid {
-					errs <- fmt.Errorf("valid payload: %v %+v", err, res)
+					errs <- fmt.Errorf("valid payload: %v %+v", err, res) //nolint:errorlint // err may be nil: a message for the log
 					return
 				}
 				res, err = r.Validate(ctx, orderID, invalid)
 				if err != nil || res.Valid || !assert.ObjectsAreEqual(wantInvalid, res.Errors) {
-					errs <- fmt.Errorf("invalid payload: %v %+v", err, res)
+					errs <- fmt.Errorf("invalid payload: %v %+v", err, res) //nolint:errorlint // err may be nil: a message for the log
 					return
 				}
 				if g%4 == 0 {

@@ -53,7 +53,7 @@ func (r *Result) AMTPError() *amtp.Error {
 		WithDetail("schema", r.Schema).
 		WithDetail("validation_errors", r.Errors)
 	if r.Truncated {
-		e.WithDetail("truncated", true)
+		e = e.WithDetail("truncated", true)
 	}
 	return e
 }
@@ -64,7 +64,7 @@ func check(s *gojsonschema.Schema, id string, payload json.RawMessage) (*Result,
 	if len(bytes.TrimSpace(payload)) > 0 {
 		var err error
 		if doc, err = decodeJSON(payload); err != nil {
-			return &Result{Schema: id, Errors: []FieldError{{Message: "payload is not valid JSON"}}}, nil
+			return &Result{Schema: id, Errors: []FieldError{{Message: "payload is not valid JSON"}}}, nil //nolint:nilerr // a payload that is not JSON is an invalid result, not a failure
 		}
 	}
 	// An absent payload is validated as null: a schema that wants an

@@ -91,7 +91,7 @@ func AlgorithmFor(pub crypto.PublicKey) (Algorithm, error) {
 		}
 		// ecdsa.Verify dereferences the point; a resolver that builds keys
 		// itself could hand over a zero one.
-		if k.X == nil || k.Y == nil {
+		if k.X == nil || k.Y == nil { //nolint:staticcheck // read, not set; k.Bytes() would dereference them
 			return "", fmt.Errorf("%w: ECDSA key has no point", ErrKeyRecord)
 		}
 		return ES256, nil

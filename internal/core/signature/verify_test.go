@@ -382,7 +382,7 @@ func TestVerifyKeyLookupFailures(t *testing.T) {
 		"Ed25519":       ed25519.PublicKey(make([]byte, 32)),
 		"wrong type":    "key",
 		"EC no point":   &ecdsa.PublicKey{Curve: elliptic.P256()},
-		"EC P-384":      &ecdsa.PublicKey{Curve: elliptic.P384(), X: big.NewInt(1), Y: big.NewInt(1)},
+		"EC P-384":      &ecdsa.PublicKey{Curve: elliptic.P384()},
 		"nil RSA":       (*rsa.PublicKey)(nil),
 		"nil EC":        (*ecdsa.PublicKey)(nil),
 		"RSA too big":   &rsa.PublicKey{N: new(big.Int).Lsh(big.NewInt(1), signature.MaxRSABits), E: 65537},

@@ -411,7 +411,7 @@ func TestApplyRefusals(t *testing.T) {
 			if tc.sentinel != nil {
 				require.ErrorIs(t, err, tc.sentinel)
 			}
-			ignored := tc.sentinel == ErrDuplicate || tc.sentinel == ErrEarlyTimeout || tc.sentinel == ErrFinished
+			ignored := errors.Is(tc.sentinel, ErrDuplicate) || errors.Is(tc.sentinel, ErrEarlyTimeout) || errors.Is(tc.sentinel, ErrFinished)
 			require.Equal(t, ignored, errors.Is(err, ErrIgnored), "only harmless cases are ErrIgnored")
 			e, isAMTP := amtp.AsError(err)
 			if tc.forbidden {

@@ -11,8 +11,6 @@ import (
 )
 
 func s(v string) types.AttributeValue   { return &types.AttributeValueMemberS{Value: v} }
-func n(v string) types.AttributeValue   { return &types.AttributeValueMemberN{Value: v} }
-func b(v []byte) types.AttributeValue   { return &types.AttributeValueMemberB{Value: v} }
 func pad(size int) types.AttributeValue { return s(strings.Repeat("x", size)) }
 
 func TestUnits(t *testing.T) {

@@ -146,7 +146,7 @@ func waitUp(ep string, within time.Duration) error {
 		last = err
 		time.Sleep(100 * time.Millisecond)
 	}
-	return fmt.Errorf("emulator at %s not reachable: %v", ep, last)
+	return fmt.Errorf("emulator at %s not reachable: %w", ep, last)
 }
 
 // Config returns an SDK configuration pointed at the emulator with dummy

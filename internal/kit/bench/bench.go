@@ -194,7 +194,7 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 	if err != nil {
 		return rep, err
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	if fs := fsType(dir); fs != "" {
 		rep.Settings["data_fs"] = fs
 		if fs == "tmpfs" || fs == "ramfs" {
@@ -207,7 +207,7 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 	if err != nil {
 		return rep, err
 	}
-	defer r.dns.Close()
+	defer func() { _ = r.dns.Close() }()
 
 	steps := map[string]func(context.Context) error{
 		Floor: r.floor, Accept: r.accept, Push: r.push, Federation: r.federation, Flood: r.flood, Memory: r.memory,
@@ -246,7 +246,7 @@ func (r *run) measure(ctx context.Context, name string, cfg load.Config, op load
 		if err != nil {
 			return load.Result{}, err
 		}
-		defer f.Close()
+		defer func() { _ = f.Close() }()
 		if err := pprof.StartCPUProfile(f); err != nil {
 			return load.Result{}, err
 		}

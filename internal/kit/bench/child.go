@@ -345,7 +345,7 @@ func startChild(kind string, env map[string]string, avoid string, log *os.File) 
 	if err != nil {
 		return nil, err
 	}
-	defer lf.Close()
+	defer func() { _ = lf.Close() }()
 	addr := l.Addr().String()
 	c := &child{url: "http://" + addr, done: make(chan error, 1)}
 	c.cmd = exec.Command(exe)
@@ -438,7 +438,7 @@ func (c *child) stop() error {
 		return nil
 	case <-time.After(45 * time.Second):
 		_ = c.cmd.Process.Kill()
-		<-c.done
+		<-c.done //nolint:errcheck // killed on purpose: its exit status says nothing
 		return errors.New("child did not stop within 45s; killed")
 	}
 }

@@ -135,7 +135,7 @@ func waitReady(base string, within time.Duration) error {
 		last = err
 		time.Sleep(20 * time.Millisecond)
 	}
-	return fmt.Errorf("not ready within %v: %v", within, last)
+	return fmt.Errorf("not ready within %v: %w", within, last)
 }
 
 // callJSON does one API call and decodes a JSON object answer.

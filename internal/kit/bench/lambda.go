@@ -370,7 +370,7 @@ func startLambda(ctx context.Context, bin, fn string, env []string) (*lambdaProc
 	if err != nil {
 		select {
 		case werr := <-p.exited:
-			err = fmt.Errorf("exited during init (%v)", werr)
+			err = fmt.Errorf("exited during init (%v)", werr) //nolint:errorlint // werr is nil when it exited 0
 		default:
 		}
 		p.stop()
@@ -385,7 +385,7 @@ func (p *lambdaProcess) stop() {
 		_ = p.cmd.Process.Kill()
 	}
 	select {
-	case <-p.exited:
+	case <-p.exited: //nolint:errcheck // killed on purpose: its exit status says nothing
 	case <-time.After(10 * time.Second):
 	}
 	_ = p.rt.Close()

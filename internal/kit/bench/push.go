@@ -111,7 +111,7 @@ func deliveryOp(client *http.Client, url, key string, msgs *messages, hook *webh
 			return 0, err
 		}
 		start := time.Now()
-		resp, err := client.Do(req.WithContext(ctx))
+		resp, err := client.Do(req.WithContext(ctx)) //nolint:bodyclose // load.CheckResponse closes it
 		if err == nil {
 			err = load.CheckResponse(resp)
 		}

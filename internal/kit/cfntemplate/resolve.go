@@ -246,7 +246,7 @@ func (r *resolver) intrinsic(fn string, arg any) (any, error) {
 	case "Ref":
 		name, ok := arg.(string)
 		if !ok {
-			return nil, fmt.Errorf("Ref: want a name, got %T", arg)
+			return nil, fmt.Errorf("the Ref function wants a name, got %T", arg)
 		}
 		return r.ref(name)
 	case "Fn::GetAtt":
@@ -368,7 +368,7 @@ func (r *resolver) ref(name string) (any, error) {
 		return p.Default, nil
 	}
 	if _, ok := r.t.Resources[name]; !ok {
-		return nil, fmt.Errorf("Ref %s: no such parameter or resource", name)
+		return nil, fmt.Errorf("the Ref to %s: no such parameter or resource", name)
 	}
 	p, err := r.predicted(name)
 	if err != nil {

@@ -101,7 +101,7 @@ func TestOversizedBodyRefusedBeforeReading(t *testing.T) {
 	before := w.a.countMessages()
 	conn, err := net.Dial("tcp", strings.TrimPrefix(w.a.url, "http://"))
 	require.NoError(t, err)
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	_, err = fmt.Fprintf(conn, "POST /v1/messages HTTP/1.1\r\nHost: a.test\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", w.alice, 11<<20)
 	require.NoError(t, err)
 	_, err = conn.Write([]byte(`{"sender":"alice@a.test","payload":"` + strings.Repeat("x", 1000)))

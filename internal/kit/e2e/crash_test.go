@@ -112,9 +112,9 @@ func TestKillDashNineAfterAcceptLosesNothing(t *testing.T) {
 	x := &gw{t: t, domain: "a.test", url: a2.url}
 	rs := x.waitStatus(alice, id, "bob@b.test", "delivered", settleWithin)
 	assert.GreaterOrEqual(t, rs["attempts"], float64(1))
-	got := b.waitInbox(bob, "bob@b.test", 1, settleWithin)
+	b.waitInbox(bob, "bob@b.test", 1, settleWithin)
 	time.Sleep(500 * time.Millisecond)
-	got = b.inbox(bob, "bob@b.test")
+	got := b.inbox(bob, "bob@b.test")
 	require.Len(t, got, 1)
 	assert.Equal(t, id, got[0]["message_id"])
 

@@ -92,7 +92,7 @@ func smtpSend(addr, rcpt string, raw []byte) error {
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	if err := c.SendMail("bob@mx.test", []string{rcpt}, bytes.NewReader(raw)); err != nil {
 		return err
 	}

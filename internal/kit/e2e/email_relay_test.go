@@ -51,7 +51,7 @@ func startRelay(t *testing.T, user, password string) *relay {
 	r.addr = l.Addr().String()
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Serve(l) }()
-	t.Cleanup(func() { srv.Close(); <-done })
+	t.Cleanup(func() { _ = srv.Close(); <-done })
 	return r
 }
 

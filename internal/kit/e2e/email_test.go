@@ -36,7 +36,7 @@ func readEmail(t *testing.T, raw []byte) bridgedEmail {
 	e := bridgedEmail{header: r.Header, parts: map[string]string{}}
 	for {
 		p, err := r.NextPart()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		require.NoError(t, err)

@@ -76,7 +76,7 @@ func rawRequest(t *testing.T, base, method, target string) rawAnswer {
 	t.Helper()
 	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
 	require.NoError(t, err)
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	_, err = fmt.Fprintf(conn, "%s %s HTTP/1.1\r\nHost: a.test\r\nAuthorization: Bearer %s\r\nConnection: close\r\n\r\n", method, target, adminKey)
 	require.NoError(t, err)
 	require.NoError(t, conn.SetReadDeadline(time.Now().Add(10*time.Second)))

@@ -59,11 +59,11 @@ func testTwoGatewaysDeliverPushAndPullExactlyOnce(t *testing.T, onAWS bool) {
 	st := w.a.status(w.alice, id)
 	assert.Equal(t, "delivered", st["status"])
 
-	inbox := w.b.waitInbox(w.bob, w.bobAddr, 1, settleWithin)
+	w.b.waitInbox(w.bob, w.bobAddr, 1, settleWithin)
 	require.Eventually(t, func() bool { return len(w.carolAgent.received()) >= 1 }, settleWithin, 20*time.Millisecond)
 	// Give any duplicate a chance to show up before counting.
 	time.Sleep(500 * time.Millisecond)
-	inbox = w.b.inbox(w.bob, w.bobAddr)
+	inbox := w.b.inbox(w.bob, w.bobAddr)
 	require.Len(t, inbox, 1, "bob must receive the message exactly once")
 	assert.Equal(t, id, inbox[0]["message_id"], "message_id is never changed in transit")
 	assert.Equal(t, map[string]any{"hello": "world"}, inbox[0]["payload"])

@@ -461,7 +461,7 @@ func indepCheckNumber(lit string, integer bool) (float64, error) {
 		if errors.As(err, &ne) && errors.Is(ne.Err, strconv.ErrRange) {
 			return 0, fmt.Errorf("number %s is outside the range of a double", lit)
 		}
-		return 0, fmt.Errorf("number %s: %v", lit, err)
+		return 0, fmt.Errorf("number %s: %w", lit, err)
 	}
 	if math.IsInf(f, 0) || math.IsNaN(f) {
 		return 0, fmt.Errorf("number %s is not finite", lit)
@@ -858,7 +858,7 @@ func indepVerify(raw []byte, pub crypto.PublicKey) (selector string, err error) 
 	}
 	sig, err := indepDecodeBase64URL(value)
 	if err != nil {
-		return "", fmt.Errorf("%w: value: %v", errIndepMalformedSignature, err)
+		return "", fmt.Errorf("%w: value: %w", errIndepMalformedSignature, err)
 	}
 	digest := sha256.Sum256(indepAppendValue(nil, indepWithout(obj, indepSignatureMember)))
 
@@ -893,7 +893,7 @@ func indepVerify(raw []byte, pub crypto.PublicKey) (selector string, err error) 
 			return "", fmt.Errorf("%w: RS256 value is %d bytes, modulus is %d", errIndepBadSignature, len(sig), (k.N.BitLen()+7)/8)
 		}
 		if err := rsa.VerifyPKCS1v15(k, crypto.SHA256, digest[:], sig); err != nil {
-			return "", fmt.Errorf("%w: %v", errIndepBadSignature, err)
+			return "", fmt.Errorf("%w: %w", errIndepBadSignature, err)
 		}
 	default:
 		return "", fmt.Errorf("%w: unsupported algorithm %q", errIndepAlgorithm, alg)
@@ -961,11 +961,11 @@ func indepParseKeyRecord(txt string) (alg string, pub crypto.PublicKey, err erro
 	}
 	der, err := base64.StdEncoding.Strict().DecodeString(p)
 	if err != nil {
-		return "", nil, fmt.Errorf("%w: p=: %v", errIndepKeyRecord, err)
+		return "", nil, fmt.Errorf("%w: p=: %w", errIndepKeyRecord, err)
 	}
 	pub, err = x509.ParsePKIXPublicKey(der)
 	if err != nil {
-		return "", nil, fmt.Errorf("%w: p=: %v", errIndepKeyRecord, err)
+		return "", nil, fmt.Errorf("%w: p=: %w", errIndepKeyRecord, err)
 	}
 	switch alg {
 	case "ES256":

@@ -46,6 +46,8 @@ type Backend struct {
 	// DeadLetters keeps the records of deliveries given up, for the
 	// admin's dead-letter API.
 	DeadLetters gateway.DeadLetterStore
+	// Webhooks keeps notification webhook subscriptions.
+	Webhooks gateway.WebhookStore
 	// Runner runs workflow steps outside the process; nil runs them in
 	// process.
 	Runner gateway.WorkflowRunner
@@ -114,14 +116,14 @@ func Gateway(cfg config.Config, b Backend) (*Assembled, error) {
 	gcfg := serviceConfig(cfg, b, res, client)
 	ports := gateway.Ports{Messages: b.Messages, Inbox: b.Inbox, Agents: b.Agents, Queue: b.Queue,
 		Discover: discovery.Gateway{Resolver: res}, Workflows: observeWorkflows(b.Workflows, b.Outcomes), Runner: b.Runner, Schemas: b.Schemas,
-		DeadLetters: b.DeadLetters}
+		DeadLetters: b.DeadLetters, Webhooks: b.Webhooks}
 	system, err := gateway.NewService(gcfg, ports)
 	if err != nil {
 		return nil, err
 	}
 	w, err := delivery.New(workerConfig(cfg, b), delivery.Deps{Messages: b.Messages, Inbox: b.Inbox, Agents: b.Agents,
 		Queue: b.Queue, Discover: ports.Discover, Reporter: system.Submission, Client: client, Signer: b.Signer, Workflows: system.Workflows,
-		Email: b.Email, MX: res})
+		Email: b.Email, MX: res, Notifier: gateway.NewNotifier(b.Webhooks, b.Queue, nil), Webhooks: b.Webhooks})
 	if err != nil {
 		return nil, fmt.Errorf("delivery worker: %w", err)
 	}

@@ -191,7 +191,7 @@ func build(ctx context.Context, cfg config.Config, awsCfg aws.Config, log *slog.
 	if err != nil {
 		return nil, err
 	}
-	b := assemble.Backend{Messages: g.Store, Inbox: g.Store, Agents: g.Store, Queue: g.Queue, Workflows: g.Store, DeadLetters: g.Store,
+	b := assemble.Backend{Messages: g.Store, Inbox: g.Store, Agents: g.Store, Queue: g.Queue, Workflows: g.Store, DeadLetters: g.Store, Webhooks: g.Store,
 		// Buckets live in the table: every Lambda instance draws on the
 		// same allowance.
 		Limiter: g.Store, Signer: signer, Logger: log, Metrics: metrics, Version: Version,

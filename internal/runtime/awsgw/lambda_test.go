@@ -30,7 +30,7 @@ func TestHandleDeadLetterMetrics(t *testing.T) {
 	ctx := context.Background()
 	db, err := pebblestore.Open(pebblestore.Options{Dir: t.TempDir()})
 	require.NoError(t, err)
-	defer db.Close()
+	defer func() { assert.NoError(t, db.Close()) }()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	svc, err := gateway.NewService(gateway.Config{Domain: "example.org", Logger: quiet},
 		gateway.Ports{Messages: db, Inbox: db, Agents: db, Queue: db})

@@ -380,7 +380,7 @@ func loadPolicy(file, inline string) (*policy.Policy, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
-		defer f.Close()
+		defer func() { _ = f.Close() }()
 		src, err = io.ReadAll(io.LimitReader(f, maxPolicyBytes+1))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)

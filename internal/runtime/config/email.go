@@ -154,7 +154,7 @@ func readSecretFile(path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	buf, err := io.ReadAll(io.LimitReader(f, maxPasswordBytes+1))
 	if err != nil {
 		return "", fmt.Errorf("read %s: %w", path, err)

@@ -66,7 +66,7 @@ func (g *Gateway) serveControl(ctx context.Context) {
 }
 
 func (g *Gateway) control(ctx context.Context, conn net.Conn) {
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	_ = conn.SetDeadline(time.Now().Add(controlTimeout))
 	line, err := bufio.NewReader(conn).ReadString('\n')
 	if err != nil {
@@ -115,9 +115,9 @@ func request(ctx context.Context, dataDir, line string) error {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", filepath.Join(dataDir, ControlSocket))
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrNoGateway, err)
+		return fmt.Errorf("%w: %w", ErrNoGateway, err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	_ = conn.SetDeadline(time.Now().Add(controlTimeout))
 	if _, err := fmt.Fprintln(conn, line); err != nil {
 		return fmt.Errorf("control request: %w", err)

@@ -19,7 +19,7 @@ import (
 func TestSMTPListenerPortInUse(t *testing.T) {
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	defer busy.Close()
+	defer func() { _ = busy.Close() }()
 	dir := t.TempDir()
 	env := map[string]string{"AGENTRY_DATA_DIR": dir, "AGENTRY_ADMIN_KEY": "local-test-admin-key-0123", "AGENTRY_SMTP_LISTEN": busy.Addr().String()}
 	cfg, err := config.FromEnv(func(k string) string { return env[k] })

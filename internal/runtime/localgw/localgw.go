@@ -108,10 +108,10 @@ func New(cfg config.Config, o Options) (*Gateway, error) {
 	g.DB = db
 	mail, err := emailTransport(cfg)
 	if err != nil {
-		db.Close()
+		_ = db.Close()
 		return nil, err
 	}
-	backend := assemble.Backend{Messages: db, Inbox: db, Agents: db, Queue: db, Workflows: db, DeadLetters: db,
+	backend := assemble.Backend{Messages: db, Inbox: db, Agents: db, Queue: db, Workflows: db, DeadLetters: db, Webhooks: db,
 		Schemas: schemas(cfg, db), Signer: signing.Signer{S: signer}, Logger: log, Version: Version,
 		// One process: its memory is where every bucket lives.
 		Limiter: policy.NewMemoryLimiter(), Email: mail, DKIM: dkimVerifier(cfg)}
@@ -121,12 +121,12 @@ func New(cfg config.Config, o Options) (*Gateway, error) {
 	}
 	a, err := assemble.Gateway(cfg, backend)
 	if err != nil {
-		db.Close()
+		_ = db.Close()
 		return nil, err
 	}
 	ident, err := authn.New(cfg, a.Client)
 	if err != nil {
-		db.Close()
+		_ = db.Close()
 		return nil, err
 	}
 	g.Service, g.Worker, g.Bridge = a.Service, a.Worker, a.Bridge

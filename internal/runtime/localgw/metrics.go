@@ -83,5 +83,5 @@ func (g *Gateway) serveMetrics(ctx context.Context) {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutdownCtx) // a scrape cut short is retried by the scraper
-	<-served
+	<-served                      //nolint:errcheck // http.ErrServerClosed, as Shutdown was called
 }

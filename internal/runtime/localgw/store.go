@@ -21,6 +21,7 @@ type Store interface {
 	gateway.TaskQueue
 	gateway.WorkflowStore
 	gateway.DeadLetterStore
+	gateway.WebhookStore
 	schema.Store
 	// The queue's gauges and /readyz's queue check (queuestats.go of
 	// each engine).

@@ -68,6 +68,7 @@ func (w *Worker) EmailBounced(ctx context.Context, b Bounce) error {
 		return fmt.Errorf("record bounce of %s for %s: %w", b.MessageID, cur.Address, err)
 	}
 	w.cfg.Metrics.DeliveryFailed(ctx, b.MessageID, cur.Address, string(cause.Code))
+	w.notifyOutcome(ctx, m, b.MessageID, []gateway.RecipientStatus{failed})
 	w.log.WarnContext(ctx, "bridged email bounced", "message_id", b.MessageID, "recipient", cur.Address, "complaint", b.Complaint, "error", cause.Message)
 	// The task id keys the report: a repeated notification yields the same
 	// report, which the accept path de-duplicates.

@@ -52,7 +52,7 @@ func TestQueuedMailForAReplacedAgent(t *testing.T) {
 			clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 			db, err := pebblestore.Open(pebblestore.Options{Dir: t.TempDir(), Now: clock})
 			require.NoError(t, err)
-			defer db.Close()
+			defer func() { assert.NoError(t, db.Close()) }()
 			quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 			svc, err := gateway.NewService(gateway.Config{Domain: "example.org", AllowInsecure: true, Now: clock, Logger: quiet},
 				gateway.Ports{Messages: db, Inbox: db, Agents: db, Queue: db})

@@ -39,7 +39,7 @@ func TestPushSendsAgentHeaders(t *testing.T) {
 	defer hook.Close()
 	db, err := pebblestore.Open(pebblestore.Options{Dir: t.TempDir()})
 	require.NoError(t, err)
-	defer db.Close()
+	defer func() { assert.NoError(t, db.Close()) }()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	gcfg := gateway.Config{Domain: "example.org", AllowInsecure: true, Logger: quiet}
 	ports := gateway.Ports{Messages: db, Inbox: db, Agents: db, Queue: db}

@@ -107,7 +107,7 @@ func TestWorkerMetrics(t *testing.T) {
 
 			db, err := pebblestore.Open(pebblestore.Options{Dir: t.TempDir()})
 			require.NoError(t, err)
-			defer db.Close()
+			defer func() { assert.NoError(t, db.Close()) }()
 
 			// One clock for both sides, moved between accept and delivery,
 			// so that the latency is known exactly.

@@ -40,7 +40,7 @@ func TestImmediateSuccessRemovesTheFallbackCopy(t *testing.T) {
 			clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 			db, err := pebblestore.Open(pebblestore.Options{Dir: t.TempDir(), Now: clock})
 			require.NoError(t, err)
-			defer db.Close()
+			defer func() { assert.NoError(t, db.Close()) }()
 			quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 			gcfg := gateway.Config{Domain: "example.org", AllowInsecure: true, Now: clock, Logger: quiet}
 			ports := gateway.Ports{Messages: db, Inbox: db, Agents: db, Queue: db}
@@ -105,7 +105,7 @@ func TestImmediatePathReadsNothingBack(t *testing.T) {
 			defer hook.Close()
 			db, err := pebblestore.Open(pebblestore.Options{Dir: t.TempDir()})
 			require.NoError(t, err)
-			defer db.Close()
+			defer func() { assert.NoError(t, db.Close()) }()
 			msgs := &countingMessages{MessageStore: db}
 			quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 			gcfg := gateway.Config{Domain: "example.org", AllowInsecure: true, Logger: quiet}

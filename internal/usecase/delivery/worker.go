@@ -52,6 +52,9 @@ type Config struct {
 	// Domains bounds the deliveries in progress per destination domain
 	// (domains.go).
 	Domains DomainLimits
+	// WebhookDisableAfter is how long a notification subscription may
+	// fail before it is disabled, default DefaultWebhookDisableAfter.
+	WebhookDisableAfter time.Duration
 }
 
 // Metrics receives the worker's delivery events, named after the metrics
@@ -106,6 +109,11 @@ type Deps struct {
 	// MX answers whether a domain with an AMTP record also receives
 	// email, for Config.Bridge.Fallback; nil makes no fallback.
 	MX MailExchangers
+	// Notifier hears of every recorded outcome (webhook subscriptions),
+	// and Webhooks holds the subscriptions notification tasks go to; nil
+	// notifies nobody, and drops notification tasks.
+	Notifier Notifier
+	Webhooks gateway.WebhookStore
 }
 
 // Workflows is the workflow driver as the worker sees it.
@@ -167,6 +175,9 @@ func New(cfg Config, d Deps) (*Worker, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = noMetrics{}
 	}
+	if cfg.WebhookDisableAfter <= 0 {
+		cfg.WebhookDisableAfter = DefaultWebhookDisableAfter
+	}
 	cfg.Domains = cfg.Domains.WithDefaults(cfg.Concurrency)
 	wk := &Worker{cfg: cfg, d: d, log: cfg.Logger, domains: newDomainSlots(cfg.Domains)}
 	if s, ok := d.Queue.(gateway.Settler); ok && any(d.Queue) == any(d.Messages) {
@@ -224,7 +235,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 	}
 	wg.Wait()
-	return nil
+	return nil //nolint:nilerr // a receive that failed as ctx ended is the stop asked for
 }
 
 // outcome of one attempt for the recipients of a task.
@@ -288,6 +299,9 @@ func (w *Worker) process(ctx context.Context, t gateway.Task, h holder) (gateway
 	ctx = logctx.WithMessageID(ctx, t.MessageID)
 	if t.Kind.IsWorkflow() {
 		return ir, w.workflowTask(ctx, t, h)
+	}
+	if t.Kind == gateway.TaskNotify {
+		return ir, w.notifyTask(ctx, t, h)
 	}
 	sm, err := w.d.Messages.GetMessage(ctx, t.MessageID)
 	if errors.Is(err, gateway.ErrNotFound) {
@@ -380,6 +394,10 @@ func (w *Worker) workflowTask(ctx context.Context, t gateway.Task, h holder) err
 // report. A task already settled is left alone.
 func (w *Worker) FailPoison(ctx context.Context, t gateway.Task, reason string) error {
 	ctx = logctx.WithMessageID(ctx, t.MessageID)
+	if t.Kind == gateway.TaskNotify {
+		w.log.WarnContext(ctx, "notification given up by the queue", "task", t.ID, "reason", reason)
+		return nil
+	}
 	if t.Kind.IsWorkflow() {
 		// Nobody to report to: the workflow's deadline still ends it.
 		w.log.ErrorContext(ctx, "workflow task given up by the queue", "task", t.ID, "kind", string(t.Kind), "reason", reason)
@@ -526,6 +544,7 @@ func (w *Worker) retryLater(ctx context.Context, j job, o outcome, now, next tim
 	// to the queue, and its next copy finds the retry already recorded and
 	// only reschedules it.
 	w.cfg.Metrics.DeliveryRetried(ctx, t.MessageID, j.attempt, string(o.transient.Code))
+	w.notifyOutcome(ctx, j.msg, t.MessageID, ups)
 	w.log.InfoContext(ctx, "delivery will be retried", "message_id", t.MessageID, "recipients", j.pending, "task", t.ID, "attempt", j.attempt, "next_retry", next,
 		"error_code", string(o.transient.Code), "error", o.transient.Message, "detail", o.detail)
 	return ir, nil
@@ -568,6 +587,7 @@ func (w *Worker) recordSettled(ctx context.Context, j job, o outcome, now time.T
 	// that follows fail, the redelivered task finds these recipients
 	// settled and counts nothing again.
 	w.recordOutcome(ctx, j.task.MessageID, j.acceptedAt, now, s.ups)
+	w.notifyOutcome(ctx, j.msg, j.task.MessageID, s.ups)
 	return s, nil
 }
 
@@ -840,7 +860,7 @@ func peerError(body []byte) *amtp.Error {
 		} `json:"error"`
 	}
 	if len(body) == 0 || json.Unmarshal(body, &e) != nil || e.Error.Code == "" {
-		return nil
+		return nil //nolint:nilerr // a body that is no AMTP error names no peer error
 	}
 	return &amtp.Error{Code: amtp.Code(sanitizeCode(e.Error.Code)), Message: e.Error.Message}
 }

@@ -92,6 +92,9 @@ type Agents struct {
 	// allowInsecure is Config.AllowInsecure: http:// and private webhook
 	// targets.
 	allowInsecure bool
+	// webhooks are the notification subscriptions a deleted agent's end
+	// with it; nil when the gateway keeps none.
+	webhooks webhookRemover
 }
 
 // RegisterAgent creates (or replaces, rotating its credentials) a local
@@ -247,6 +250,11 @@ func (s *Agents) DeleteAgent(ctx context.Context, p Principal, address string) e
 	}
 	if err != nil {
 		return amtp.Errorf(amtp.CodeNotFound, "no agent %q", address)
+	}
+	// The subscriptions first: should that fail, the agent is still there
+	// to be deleted again.
+	if err := removeWebhooks(ctx, s.webhooks, a.Key()); err != nil {
+		return s.log.unavailable("delete agent", err)
 	}
 	err = s.agents.DeleteAgent(ctx, a.Key())
 	if errors.Is(err, ErrNotFound) {

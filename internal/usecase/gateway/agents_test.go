@@ -376,7 +376,7 @@ func TestAuthenticateAdmin(t *testing.T) {
 	// No admin key configured: nothing is the admin key.
 	db, err := pebblestore.Open(pebblestore.Options{Dir: t.TempDir()})
 	require.NoError(t, err)
-	defer db.Close()
+	defer func() { assert.NoError(t, db.Close()) }()
 	none, err := gateway.NewService(gateway.Config{Domain: "example.org"}, gateway.Ports{Messages: db, Inbox: db, Agents: db, Queue: db})
 	require.NoError(t, err)
 	_, err = none.AuthenticateAdmin(ctx, "")

@@ -22,7 +22,7 @@ func TestAdminActionsAreAudited(t *testing.T) {
 	ctx := context.Background()
 	db, err := pebblestore.Open(pebblestore.Options{Dir: t.TempDir()})
 	require.NoError(t, err)
-	defer db.Close()
+	defer func() { assert.NoError(t, db.Close()) }()
 	var buf bytes.Buffer
 	log := slog.New(slog.NewJSONHandler(&buf, nil))
 	svc, err := gateway.NewService(gateway.Config{Domain: "example.org", Logger: log},

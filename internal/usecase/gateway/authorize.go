@@ -15,13 +15,13 @@ import (
 func (s *Submission) CheckEnvelope(p Principal, sender string, recipients []string) error {
 	from, err := amtp.ParseAddress(sender)
 	if err != nil || len(recipients) == 0 || len(recipients) > s.maxRecipients {
-		return nil
+		return nil //nolint:nilerr // Accept reports these with their field
 	}
 	to := make([]amtp.Address, 0, len(recipients))
 	for _, r := range recipients {
 		a, err := amtp.ParseAddress(r)
 		if err != nil {
-			return nil
+			return nil //nolint:nilerr // Accept reports it with its field
 		}
 		to = append(to, a)
 	}

@@ -22,7 +22,7 @@ func deadLetterWorld(t *testing.T) (*gateway.Service, *pebblestore.DB) {
 	t.Helper()
 	db, err := pebblestore.Open(pebblestore.Options{Dir: t.TempDir()})
 	require.NoError(t, err)
-	t.Cleanup(func() { db.Close() })
+	t.Cleanup(func() { assert.NoError(t, db.Close()) })
 	svc, err := gateway.NewService(gateway.Config{Domain: "example.org", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
 		gateway.Ports{Messages: db, Inbox: db, Agents: db, Queue: db, Workflows: db, DeadLetters: db})
 	require.NoError(t, err)

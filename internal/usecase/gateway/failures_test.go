@@ -446,7 +446,7 @@ func TestAdminKeyFromFunc(t *testing.T) {
 func TestNewServiceRefusesBadConfig(t *testing.T) {
 	db, err := pebblestore.Open(pebblestore.Options{Dir: t.TempDir()})
 	require.NoError(t, err)
-	defer db.Close()
+	defer func() { assert.NoError(t, db.Close()) }()
 	_, err = gateway.NewService(gateway.Config{Domain: "not a domain"}, gateway.Ports{Messages: db, Inbox: db, Agents: db, Queue: db})
 	require.ErrorContains(t, err, "gateway domain")
 	_, err = gateway.NewService(gateway.Config{Domain: "example.org"}, gateway.Ports{Messages: db, Inbox: db, Agents: db})

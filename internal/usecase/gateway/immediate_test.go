@@ -72,7 +72,7 @@ func TestImmediatePathEndsBeforeTheQueueCopyIsDue(t *testing.T) {
 			ctx := context.Background()
 			db, err := pebblestore.Open(pebblestore.Options{Dir: t.TempDir()})
 			require.NoError(t, err)
-			t.Cleanup(func() { db.Close() })
+			t.Cleanup(func() { assert.NoError(t, db.Close()) })
 			require.NoError(t, db.PutAgent(ctx, &gateway.Agent{Address: "alice@example.org", DeliveryMode: gateway.ModePull, APIKeyHash: gateway.HashAPIKey("key-alice")}))
 			require.NoError(t, db.PutAgent(ctx, &gateway.Agent{Address: "bob@example.org", DeliveryMode: gateway.ModePush, WebhookURL: "https://bob.example.org/hook", WebhookSecret: "whsec_c2VjcmV0"}))
 			var offset atomic.Int64

@@ -59,6 +59,7 @@ type intake struct {
 	agents        agentReader
 	immediate     ImmediateDeliverer // nil: every delivery goes to the queue
 	metrics       Metrics
+	notify        *Notifier // tells subscribers of deliveries made by the acceptance
 	site          site
 	clock         clock
 	log           opsLog
@@ -327,6 +328,7 @@ func (k *intake) announce(ctx context.Context, d *draft, statuses []RecipientSta
 			k.metrics.MessageDelivered(ctx, m.MessageID, st.Address, "inbox", 0)
 		}
 	}
+	k.notifySettled(ctx, d, statuses)
 }
 
 // deliverNow makes the inline attempt of the Immediate Path within left,

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentry/agentry/internal/adapter/pebblestore"
@@ -21,7 +22,7 @@ func localService(t *testing.T, pol *policy.Policy, names ...string) (svc *gatew
 	ctx := context.Background()
 	db, err := pebblestore.Open(pebblestore.Options{Dir: t.TempDir()})
 	require.NoError(t, err)
-	t.Cleanup(func() { db.Close() })
+	t.Cleanup(func() { assert.NoError(t, db.Close()) })
 	for _, name := range names {
 		require.NoError(t, db.PutAgent(ctx, &gateway.Agent{Address: name + "@example.org", DeliveryMode: gateway.ModePull, APIKeyHash: gateway.HashAPIKey("key-" + name)}))
 	}

@@ -59,7 +59,7 @@ func TestAcceptMetrics(t *testing.T) {
 			ctx := context.Background()
 			db, err := pebblestore.Open(pebblestore.Options{Dir: t.TempDir()})
 			require.NoError(t, err)
-			defer db.Close()
+			defer func() { assert.NoError(t, db.Close()) }()
 			for _, a := range []*gateway.Agent{
 				{Address: "push@example.org", DeliveryMode: gateway.ModePush, WebhookURL: "https://agent.example.org/hook", WebhookSecret: "whsec_c2VjcmV0"},
 				{Address: "pull@example.org", DeliveryMode: gateway.ModePull},

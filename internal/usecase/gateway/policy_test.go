@@ -68,7 +68,7 @@ rules:
 			ctx := context.Background()
 			db, err := pebblestore.Open(pebblestore.Options{Dir: t.TempDir()})
 			require.NoError(t, err)
-			defer db.Close()
+			defer func() { assert.NoError(t, db.Close()) }()
 			for _, name := range []string{"alice", "quiet", "p1", "p2", "p3"} {
 				require.NoError(t, db.PutAgent(ctx, &gateway.Agent{Address: name + "@example.org", DeliveryMode: gateway.ModePull}))
 			}

@@ -127,6 +127,9 @@ type Ports struct {
 	// DeadLetters keeps the records of deliveries given up, for the
 	// admin's dead-letter API; nil answers that API NOT_FOUND.
 	DeadLetters DeadLetterStore
+	// Webhooks keeps notification webhook subscriptions; nil answers
+	// that API NOT_FOUND.
+	Webhooks WebhookStore
 }
 
 // Service is the gateway's use cases together, for the callers that serve
@@ -144,6 +147,7 @@ type Service struct {
 	*Workflows
 	*Directory
 	*DeadLetters
+	*Webhooks
 	cfg Config
 }
 
@@ -163,10 +167,11 @@ func NewService(cfg Config, p Ports) (*Service, error) {
 		cfg.Logger.Info("access policy loaded", "rules", p.Policy.Rules())
 	}
 	here, now, log := site{domain: cfg.Domain}, clock(cfg.Now), opsLog{cfg.Logger}
-	in := &intake{messages: p.Messages, agents: p.Agents, immediate: p.Immediate, metrics: cfg.Metrics,
+	notify := NewNotifier(p.Webhooks, p.Queue, cfg.Now)
+	in := &intake{messages: p.Messages, agents: p.Agents, immediate: p.Immediate, metrics: cfg.Metrics, notify: notify,
 		site: here, clock: now, log: log, maxRecipients: cfg.MaxRecipients, window: cfg.ImmediateWindow}
 	wf := &Workflows{store: p.Workflows, runner: p.Runner, queue: p.Queue, inbox: p.Inbox, agents: p.Agents,
-		statuses: p.Messages, results: in, metrics: cfg.Metrics, site: here, clock: now, log: log}
+		statuses: p.Messages, results: in, metrics: cfg.Metrics, notify: notify, site: here, clock: now, log: log}
 	sub := &Submission{site: here, log: log, maxBytes: cfg.MaxMessageBytes, maxRecipients: cfg.MaxRecipients,
 		requirePeerMTLS: cfg.RequirePeerMTLS, inbound: cfg.Inbound, attachments: cfg.Attachments,
 		policy:  &accessPolicy{rules: p.Policy, limiter: p.Limiter, clock: now, log: log},
@@ -177,12 +182,13 @@ func NewService(cfg Config, p Ports) (*Service, error) {
 		Submission: sub,
 		Reading:    &Reading{messages: p.Messages, log: log, validating: p.Schemas != nil},
 		Mailbox:    &Mailbox{inbox: p.Inbox, site: here, log: log},
-		Agents:     &Agents{agents: p.Agents, site: here, clock: now, log: log, allowInsecure: cfg.AllowInsecure},
+		Agents:     &Agents{agents: p.Agents, site: here, clock: now, log: log, allowInsecure: cfg.AllowInsecure, webhooks: p.Webhooks},
 		Schemas:    &Schemas{registry: p.Schemas, log: log},
 		Workflows:  wf,
 		Directory: &Directory{own: Route{Domain: cfg.Domain, Found: true, Gateway: cfg.PublicURL, Auth: cfg.AuthMethods, MaxSize: cfg.MaxMessageBytes},
 			discover: p.Discover, log: log},
 		DeadLetters: &DeadLetters{letters: p.DeadLetters, messages: p.Messages, queue: p.Queue, site: here, clock: now, log: log},
+		Webhooks:    &Webhooks{store: p.Webhooks, urls: &Agents{allowInsecure: cfg.AllowInsecure}, clock: now, log: log},
 		cfg:         cfg,
 	}, nil
 }

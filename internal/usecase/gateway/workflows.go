@@ -30,6 +30,7 @@ type Workflows struct {
 	statuses statusWriter
 	results  systemSubmitter
 	metrics  Metrics
+	notify   *Notifier // tells subscribers of a workflow's end
 	site     site
 	clock    clock
 	log      opsLog
@@ -253,6 +254,11 @@ func (s *Workflows) submitResult(ctx context.Context, st workflow.State) error {
 	// conflict says just that: the result was submitted before.
 	if _, err := s.results.SubmitSystem(ctx, msg); err != nil && !amtp.IsCode(err, amtp.CodeIdempotencyConflict) {
 		return fmt.Errorf("workflow %s: submit result: %w", st.WorkflowID, err)
+	}
+	// After the result, so that a failure here repeats both: the result's
+	// submission is idempotent and the notification's task id is fixed.
+	if err := s.notify.Notify(ctx, st.Initiator, WorkflowNotification(st)); err != nil {
+		return fmt.Errorf("workflow %s: %w", st.WorkflowID, err)
 	}
 	return nil
 }

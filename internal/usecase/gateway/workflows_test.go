@@ -69,7 +69,7 @@ func newRunnerWorld(t *testing.T) runnerWorld {
 	ctx := context.Background()
 	db, err := pebblestore.Open(pebblestore.Options{Dir: t.TempDir()})
 	require.NoError(t, err)
-	t.Cleanup(func() { db.Close() })
+	t.Cleanup(func() { assert.NoError(t, db.Close()) })
 	for _, name := range []string{"boss", "a", "b"} {
 		require.NoError(t, db.PutAgent(ctx, &gateway.Agent{Address: name + "@example.org", DeliveryMode: gateway.ModePull, APIKeyHash: gateway.HashAPIKey("key-" + name)}))
 	}

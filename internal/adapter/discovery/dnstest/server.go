@@ -315,7 +315,7 @@ func escapeTXT(raw string) string {
 			b.WriteByte('\\')
 			b.WriteByte(c)
 		case c < ' ' || c > '~':
-			b.WriteString(fmt.Sprintf("\\%03d", c))
+			fmt.Fprintf(&b, "\\%03d", c)
 		default:
 			b.WriteByte(c)
 		}
